@@ -1,0 +1,212 @@
+/*
+ * blockd: the daemon's entry point and command line.
+ *
+ * The command line is qemu-storage-daemon's; options are processed in the
+ * order given.  --plugin-dir is the exception: it is read before anything
+ * else, because every other option may need a plugin.
+ */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <glib-unix.h>
+#include <glib.h>
+
+#include "blockd-config.h"
+#include "plugin-list.h"
+#include "plugin-loader.h"
+
+enum {
+    OPT_BLOCKDEV = 256,
+    OPT_CHARDEV,
+    OPT_DAEMONIZE,
+    OPT_EXPORT,
+    OPT_MONITOR,
+    OPT_NBD_SERVER,
+    OPT_OBJECT,
+    OPT_PIDFILE,
+    OPT_PLUGIN_DIR,
+    OPT_LIST_PLUGINS,
+};
+
+static const struct option long_options[] = {
+    { "help", no_argument, NULL, 'h' },
+    { "version", no_argument, NULL, 'V' },
+    { "trace", required_argument, NULL, 'T' },
+    { "blockdev", required_argument, NULL, OPT_BLOCKDEV },
+    { "chardev", required_argument, NULL, OPT_CHARDEV },
+    { "daemonize", no_argument, NULL, OPT_DAEMONIZE },
+    { "export", required_argument, NULL, OPT_EXPORT },
+    { "monitor", required_argument, NULL, OPT_MONITOR },
+    { "nbd-server", required_argument, NULL, OPT_NBD_SERVER },
+    { "object", required_argument, NULL, OPT_OBJECT },
+    { "pidfile", required_argument, NULL, OPT_PIDFILE },
+    { "plugin-dir", required_argument, NULL, OPT_PLUGIN_DIR },
+    { "list-plugins", no_argument, NULL, OPT_LIST_PLUGINS },
+    { NULL, 0, NULL, 0 },
+};
+
+static const char short_options[] = "-hVT:";
+
+static void print_help(const char *prog)
+{
+    printf(
+"Usage: %s [options]\n"
+"blockd: a storage daemon for disk images, a drop-in replacement for\n"
+"qemu-storage-daemon built from a small core and loadable plugins\n"
+"\n"
+"  -h, --help             print this help and exit\n"
+"  -T, --trace [[enable=]<pattern>][,events=<file>][,file=<file>]\n"
+"                         enable trace points\n"
+"  -V, --version          print the version and exit\n"
+"\n"
+"  --blockdev [driver=]<driver>[,node-name=<N>][,discard=ignore|unmap]\n"
+"             [,cache.direct=on|off][,cache.no-flush=on|off]\n"
+"             [,read-only=on|off][,auto-read-only=on|off]\n"
+"             [,force-share=on|off][,detect-zeroes=on|off|unmap]\n"
+"             [,driver specific parameters...]\n"
+"                         add a block node\n"
+"  --chardev <options>    add a character device (a socket for --monitor)\n"
+"  --daemonize            run in the background; the parent exits once\n"
+"                         start-up has completed\n"
+"  --export [type=]<type>,id=<id>,node-name=<node-name>[,...]\n"
+"                         export a block node (nbd, fuse, vhost-user-blk,\n"
+"                         vduse-blk, or a type a plugin adds)\n"
+"  --monitor [chardev=]<name>[,mode=control][,pretty[=on|off]]\n"
+"                         serve QMP on a character device\n"
+"  --nbd-server addr.type=inet,addr.host=<host>,addr.port=<port>\n"
+"               [,tls-creds=<id>][,tls-authz=<id>][,max-connections=<n>]\n"
+"  --nbd-server addr.type=unix,addr.path=<path>\n"
+"               [,tls-creds=<id>][,tls-authz=<id>][,max-connections=<n>]\n"
+"  --nbd-server addr.type=fd,addr.str=<fd>\n"
+"               [,tls-creds=<id>][,tls-authz=<id>][,max-connections=<n>]\n"
+"                         start the NBD server\n"
+"  --object help          list the object types\n"
+"  --object <type>,help   list the properties of an object type\n"
+"  --object <type>[,<property>=<value>...]\n"
+"                         create an object (secret, tls-creds-*, authz-*,\n"
+"                         iothread, throttle-group, ...)\n"
+"  --pidfile <path>       write the process id to <path> once ready\n"
+"\n"
+"  --plugin-dir <dir>[:<dir>...]\n"
+"                         load plugins from these directories instead of\n"
+"                         $BLOCKD_PLUGIN_DIR or %s\n"
+"  --list-plugins         list the plugins found, what they provide, and\n"
+"                         why any of them cannot be used, then exit\n"
+"\n"
+"The --blockdev, --export, --object, --nbd-server, --chardev and --monitor\n"
+"arguments follow QMP's blockdev-add, block-export-add, object-add,\n"
+"nbd-server-start, chardev-add and the monitor's options; see\n"
+"blockd(8) and blockd-qmp-ref(7).\n",
+        prog, BLOCKD_PLUGIN_DIR);
+}
+
+static void print_version(void)
+{
+    printf("blockd version %s\n"
+           "Compatible with qemu-storage-daemon %s: QMP reports QEMU "
+           "version %s.\n",
+           BLOCKD_VERSION, BLOCKD_QEMU_COMPAT_SERIES,
+           BLOCKD_QEMU_COMPAT_VERSION);
+}
+
+/*
+ * Find --plugin-dir before the real parse, so that options processed in
+ * order can use plugins whatever their position.
+ */
+static const char *prescan_plugin_dir(int argc, char **argv)
+{
+    const char *dir = NULL;
+
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--") == 0) {
+            break;
+        }
+        if (strcmp(argv[i], "--plugin-dir") == 0 && i + 1 < argc) {
+            dir = argv[++i];
+        } else if (g_str_has_prefix(argv[i], "--plugin-dir=")) {
+            dir = argv[i] + strlen("--plugin-dir=");
+        }
+    }
+    return dir;
+}
+
+static gboolean on_terminate(gpointer loop)
+{
+    g_main_loop_quit(loop);
+    return G_SOURCE_CONTINUE;
+}
+
+static const char *option_name(int c)
+{
+    for (const struct option *o = long_options; o->name; o++) {
+        if (o->val == c) {
+            return o->name;
+        }
+    }
+    return "?";
+}
+
+int main(int argc, char **argv)
+{
+    const char *prog = "blockd";
+    bool list_plugins = false;
+    int c;
+
+    /* getopt_long names the program by argv[0] in its messages */
+    argv[0] = (char *)prog;
+
+    g_auto(GStrv) dirs = bd_plugin_dirs(prescan_plugin_dir(argc, argv));
+    bd_plugins_discover(dirs);
+
+    /* Processed in order, like qemu-storage-daemon. */
+    optind = 1;
+    while ((c = getopt_long(argc, argv, short_options, long_options,
+                            NULL)) != -1) {
+        switch (c) {
+        case 'h':
+            print_help(prog);
+            return EXIT_SUCCESS;
+        case 'V':
+            print_version();
+            return EXIT_SUCCESS;
+        case OPT_PLUGIN_DIR:
+            /* already applied by prescan_plugin_dir() */
+            break;
+        case OPT_LIST_PLUGINS:
+            list_plugins = true;
+            break;
+        case 1:
+            fprintf(stderr, "%s: Unexpected argument: %s\n", prog, optarg);
+            return EXIT_FAILURE;
+        case '?':
+            /* getopt_long has printed the one-line reason */
+            return EXIT_FAILURE;
+        case 'T':
+            fprintf(stderr, "%s: --trace is not supported yet\n", prog);
+            return EXIT_FAILURE;
+        default:
+            fprintf(stderr, "%s: --%s is not supported yet\n", prog,
+                    option_name(c));
+            return EXIT_FAILURE;
+        }
+    }
+
+    if (list_plugins) {
+        bd_plugins_load_all();
+        bd_plugins_print(stdout);
+        return EXIT_SUCCESS;
+    }
+
+    bd_plugins_warn_failed(stderr, prog);
+
+    GMainLoop *loop = g_main_loop_new(NULL, false);
+    g_unix_signal_add(SIGINT, on_terminate, loop);
+    g_unix_signal_add(SIGTERM, on_terminate, loop);
+    g_unix_signal_add(SIGHUP, on_terminate, loop);
+    g_main_loop_run(loop);
+    g_main_loop_unref(loop);
+    bd_plugins_reset();
+    return EXIT_SUCCESS;
+}

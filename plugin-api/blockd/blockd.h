@@ -1,0 +1,16 @@
+/*
+ * blockd plugin ABI: everything a plugin may use, in one include.
+ */
+#ifndef BLOCKD_BLOCKD_H
+#define BLOCKD_BLOCKD_H
+
+#include <blockd/plugin.h>
+#include <blockd/registry.h>
+#include <blockd/error.h>
+#include <blockd/block-driver.h>
+#include <blockd/export.h>
+#include <blockd/object.h>
+#include <blockd/job.h>
+#include <blockd/qmp.h>
+
+#endif /* BLOCKD_BLOCKD_H */
