@@ -9,6 +9,7 @@
  * a lookup of something it provides fails, with that reason.
  */
 #include <dirent.h>
+#include <dlfcn.h>
 #include <errno.h>
 #include <limits.h>
 #include <stdarg.h>
@@ -277,6 +278,25 @@ static bool check_descriptor(BdPlugin *plugin, const void *symbol,
     return true;
 }
 
+/*
+ * libltdl reports every failure of lt_dlopenadvise() as "file not found",
+ * which hides the system loader's reason (a bad ELF header, a missing
+ * library, an undefined symbol).  Ask the system loader for it.  Returns
+ * NULL if it, unlike libltdl, can open @path.
+ */
+static char *load_failure_reason(const char *path)
+{
+    void *handle = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+    const char *reason;
+
+    if (handle) {
+        dlclose(handle);
+        return NULL;
+    }
+    reason = dlerror();
+    return reason ? g_strdup(reason) : NULL;
+}
+
 /* Load the code of @plugin and run its init().  Idempotent. */
 static bool plugin_load(BdPlugin *plugin)
 {
@@ -293,7 +313,9 @@ static bool plugin_load(BdPlugin *plugin)
     lt_dlhandle handle = lt_dlopenadvise(plugin->path, advise);
     lt_dladvise_destroy(&advise);
     if (!handle) {
-        bd_plugin_fail(plugin, "failed to load: %s", lt_dlerror());
+        g_autofree char *reason = load_failure_reason(plugin->path);
+        bd_plugin_fail(plugin, "failed to load: %s",
+                       reason ? reason : lt_dlerror());
         return false;
     }
     plugin->handle = handle;
