@@ -1,0 +1,13 @@
+/* A plugin whose init() fails with a message. */
+#include <blockd/blockd.h>
+
+static bool init_fails_init(BdRegistry *reg, GError **errp)
+{
+    g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
+                "the frobnicator of %s is missing",
+                bd_registry_plugin_name(reg));
+    return false;
+}
+
+BD_PLUGIN_DEFINE("block-init-fails", "1.0", "init always fails", "MIT", NULL,
+                 init_fails_init);
