@@ -5,6 +5,7 @@ Python 3 standard library only.
 """
 import os
 import re
+import shlex
 import shutil
 import signal
 import subprocess
@@ -191,7 +192,6 @@ def staged_cflags(pkg_config, stage, pc_dir, libs=False):
     dependencies.  The stage holds only blockd, so the dependencies' header
     directories are linked into it from the host; blockd's own headers
     must be the staged files."""
-    import shlex
     query = ['--cflags', '--libs'] if libs else ['--cflags']
     flags = shlex.split(run_ok([pkg_config] + query + ['blockd-plugin'],
                                env=pkg_config_env(stage, pc_dir)))
