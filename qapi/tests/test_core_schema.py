@@ -298,9 +298,27 @@ class CoreSchemaTest(unittest.TestCase):
 
     def test_manual_generates(self):
         core = qapi_doc.load_schema(TOP, 'core')
-        text = qapi_doc.Manual().render(core, [])
+        frag = os.path.join(QAPI_DIR, '..', 'plugins', 'block-null',
+                            'block-null.json')
+        text = qapi_doc.Manual().render(
+            core, [('block-null', qapi_doc.load_schema(frag, 'block-null'))])
         for name in CORE_COMMANDS:
             self.assertIn('Command %s\n' % name, text)
+        # The plugin's values appear under the core enum and union.
+        driver = text[text.index('Enum BlockdevDriver\n'):]
+        driver = driver[:driver.index('\nEnum ')]
+        self.assertIn('``null-co``', driver)
+        self.assertIn('plugin block-null', driver)
+        self.assertIn('Object BlockdevOptionsNull\n', text)
+
+    def test_doc_parser_rejects_bad_layout(self):
+        block = ['@T:', '', 'A type.', '', '@m: first line',
+                 '  misaligned continuation']
+        with self.assertRaises(qapi_doc.DocError):
+            qapi_doc.parse_def_doc(block, 'x.json:1', strict=True)
+        doc = qapi_doc.parse_def_doc(block, 'x.json:1')
+        self.assertEqual(doc.member('m'),
+                         ['first line', 'misaligned continuation'])
 
 
 @unittest.skipUnless(os.path.isdir(REFERENCE_DIR),
