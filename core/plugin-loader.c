@@ -446,10 +446,13 @@ static void discover_file(const char *dir, const char *file)
         bd_plugin_fail(plugin, "%s", err->message);
         return;
     }
-    if (!check_abi(plugin, plugin->abi_major, plugin->abi_minor)) {
-        return;
+    /*
+     * Claim the names even for a plugin refused on its ABI, so that using
+     * one of them reports why the plugin cannot serve it.
+     */
+    if (claim_manifest(plugin)) {
+        check_abi(plugin, plugin->abi_major, plugin->abi_minor);
     }
-    claim_manifest(plugin);
 }
 
 static int compare_strings(const void *a, const void *b)

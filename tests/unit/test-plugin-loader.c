@@ -247,6 +247,16 @@ static void test_manifest_bad_abi(Fixture *f, gconstpointer data)
     g_assert_cmpstr(plugin->error, ==, want);
     /* Refused from the manifest: the code was never loaded. */
     g_assert_null(plugin->handle);
+
+    /* Using what it provides says which plugin and why. */
+    g_autoptr(GError) err = NULL;
+    g_autofree char *lookup_want = g_strdup_printf(
+        "block driver 'null-co' is provided by plugin block-null, which "
+        "failed to load: block-null.so: %s", want);
+    g_assert_null(bd_plugins_lookup(BD_PROVIDE_BLOCK_DRIVER, "null-co",
+                                    &err));
+    g_assert_cmpstr(err->message, ==, lookup_want);
+    g_assert_null(plugin->handle);
 }
 
 static void test_manifest_name_mismatch(Fixture *f, gconstpointer data)
