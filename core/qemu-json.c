@@ -63,17 +63,6 @@ static bool in_string_range(unsigned char c)
     return c >= 0x20 && c <= 0xfd;
 }
 
-/*
- * After a number or keyword, any ASCII character (or the end of the
- * text) ends the token; a byte >= 0x80 is an error and part of the
- * error token.  Returns the error token length, or 0 if @p[@len] ends
- * the token.
- */
-static size_t terminal_error_len(const char *p, size_t len)
-{
-    return (unsigned char)p[len] >= 0x80 ? len + 1 : 0;
-}
-
 /* Length of the number at @p, or 0 with *@error_len set on error. */
 static size_t lex_number(const char *p, bool *is_float, size_t *error_len)
 {
@@ -123,8 +112,8 @@ static size_t lex_number(const char *p, bool *is_float, size_t *error_len)
             i++;
         }
     }
-    *error_len = terminal_error_len(p, i);
-    return *error_len ? 0 : i;
+    /* Whatever follows ends the number and is lexed on its own */
+    return i;
 }
 
 /* Length of the quoted string at @p, or 0 with *@error_len set. */
@@ -208,7 +197,6 @@ static LexResult lex_next(const char **pp, Token *tok, char **error_text)
         while (p[len] >= 'a' && p[len] <= 'z') {
             len++;
         }
-        error_len = terminal_error_len(p, len);
         break;
     default:
         error_len = 1;

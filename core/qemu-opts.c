@@ -64,7 +64,7 @@ static const char *read_element(const char *s, const char *implied_name,
         s = read_value(s, &e->value);
     } else {
         e->is_flag = true;
-        if (strncmp(s, "no", 2) == 0 && len >= 2) {
+        if (strncmp(s, "no", 2) == 0) {
             e->name = g_strndup(s + 2, len - 2);
             e->value = g_strdup("off");
             e->negated = true;

@@ -13,6 +13,7 @@
 #include <json-glib/json-glib.h>
 
 #include "keyval.h"
+#include "qemu-json.h"
 
 /* help: HELP_NULL passes no help pointer; else the expected *help */
 enum { HELP_NULL = -1, HELP_NO = 0, HELP_YES = 1 };
@@ -57,6 +58,8 @@ static const ParseCase keyval_cases[] = {
     { NULL, "__com.redhat_x.y=1,a.__com.redhat_b.c=2", HELP_NULL,
       "{\"__com.redhat_x\":{\"y\":\"1\"},"
       "\"a\":{\"__com.redhat_b\":{\"c\":\"2\"}}}", NULL },
+    { NULL, "__com-x_y=1", HELP_NULL, "{\"__com-x_y\":\"1\"}", NULL },
+    { "driver", "abcd", HELP_NULL, "{\"driver\":\"abcd\"}", NULL },
     { NULL, "_a=1", HELP_NULL, NULL, "Invalid parameter '_a'" },
     { NULL, "__a=1", HELP_NULL, NULL, "Invalid parameter '__a'" },
     { NULL, "0=x", HELP_NULL, NULL, "Invalid parameter '0'" },
@@ -250,6 +253,63 @@ static const ParseCase json_cases[] = {
     { "driver", "{\"a\":%d}", HELP_NO, NULL, "JSON parse error, stray '%'" },
     { "driver", "{\"driver\":\"null-co\",\"driver\":\"x\"}", HELP_NO, NULL,
       "JSON parse error, duplicate key" },
+    { "driver", "{\"a\":1,\"a\":{\"b\":1", HELP_NO, NULL,
+      "JSON parse error, premature EOI" },
+    /* more of QEMU's lexer and string rules */
+    { "driver", "{\"a\":\"\xc3\xa9\",\"b\":\"\xf0\x9f\x98\x80\"}", HELP_NO,
+      "{\"a\":\"\xc3\xa9\",\"b\":\"\xf0\x9f\x98\x80\"}", NULL },
+    { "driver", "{\t\"a\"\r\n:1}", HELP_NO, "{\"a\":1}", NULL },
+    { "driver", "{\"a\":1e+5,\"b\":2E-3,\"c\":0.5e1,\"d\":-0}", HELP_NO,
+      NULL, NULL },
+    { "driver", "{\"a\":\"\xc3(\"}", HELP_NO, NULL,
+      "JSON parse error, invalid UTF-8 sequence in string" },
+    { "driver", "{\"a\":\"\x80\"}", HELP_NO, NULL,
+      "JSON parse error, invalid UTF-8 sequence in string" },
+    { "driver", "{\"a\":\"\xc0\xaf\"}", HELP_NO, NULL,
+      "JSON parse error, invalid UTF-8 sequence in string" },
+    { "driver", "{\"a\":\"\xc3\"}", HELP_NO, NULL,
+      "JSON parse error, invalid UTF-8 sequence in string" },
+    { "driver", "{\"a\":\"\xf4\x90\x80\x80\"}", HELP_NO, NULL,
+      "JSON parse error, invalid UTF-8 sequence in string" },
+    { "driver", "{\"a\":\"\xed\xa0\x80\"}", HELP_NO, NULL,
+      "JSON parse error, invalid UTF-8 sequence in string" },
+    { "driver", "{\"a\":\"\xfe\"}", HELP_NO, NULL,
+      "JSON parse error, stray '\"\xfe'" },
+    { "driver", "{\"a\":\"\\ufdd0\"}", HELP_NO, NULL,
+      "JSON parse error, \\ufdd0 is not a valid Unicode character" },
+    { "driver", "{\"a\":\"\\uffff\"}", HELP_NO, NULL,
+      "JSON parse error, \\uffff is not a valid Unicode character" },
+    { "driver", "{\"a\":\"\\uzzzz\"}", HELP_NO, NULL,
+      "JSON parse error, \\uzzzz is not a valid Unicode character" },
+    { "driver", "{\"a\":\"\\ud800\\u0041\"}", HELP_NO, NULL,
+      "JSON parse error, \\ud800 is not a valid Unicode character" },
+    { "driver", "{\"a\":\"\\udc00\"}", HELP_NO, NULL,
+      "JSON parse error, \\udc00 is not a valid Unicode character" },
+    { "driver", "{\"a\":\"x\\", HELP_NO, NULL,
+      "JSON parse error, stray '\"x\\'" },
+    { "driver", "{\"a\":1e}", HELP_NO, NULL, "JSON parse error, stray '1e}'" },
+    { "driver", "{\"a\":1e+}", HELP_NO, NULL,
+      "JSON parse error, stray '1e+}'" },
+    { "driver", "{\"a\":-01}", HELP_NO, NULL,
+      "JSON parse error, stray '-01'" },
+    /* a byte >= 0x80 ends a number or keyword and is a token of its own */
+    { "driver", "{\"a\":1\xc3\xa9}", HELP_NO, NULL,
+      "JSON parse error, stray '\xc3'" },
+    { "driver", "{\"a\":true\xc3\xa9}", HELP_NO, NULL,
+      "JSON parse error, stray '\xc3'" },
+    { "driver", "{\"a\":[]", HELP_NO, NULL,
+      "JSON parse error, premature EOI" },
+    { "driver", "{\"a\":[1,", HELP_NO, NULL,
+      "JSON parse error, premature EOI" },
+    { "driver", "{\"a\":[1", HELP_NO, NULL,
+      "JSON parse error, premature EOI" },
+    { "driver", "{\"a\"", HELP_NO, NULL, "JSON parse error, premature EOI" },
+    { "driver", "{\"a\":", HELP_NO, NULL, "JSON parse error, premature EOI" },
+    { "driver", "{{}:1}", HELP_NO, NULL,
+      "JSON parse error, key is not a string in object" },
+    { "driver", "{,}", HELP_NO, NULL, "JSON parse error, expecting value" },
+    { "driver", "{\"a\":nul}", HELP_NO, NULL,
+      "JSON parse error, invalid keyword 'nul'" },
 };
 
 static void check_result(const ParseCase *c, JsonObject *obj, GError **errp)
@@ -343,6 +403,30 @@ static void test_json_values(void)
     node = json_object_get_member(obj, "u");
     g_assert_cmpint(json_node_get_value_type(node), ==, G_TYPE_DOUBLE);
     g_assert_cmpfloat(json_node_get_double(node), ==, 1e20);
+    json_object_unref(obj);
+
+    /* raw C0 80 is QEMU's own spelling of U+0000, so it is accepted */
+    obj = bd_cli_parse_option("{\"a\":\"\xc0\x80\"}", NULL, NULL, NULL, &err);
+    g_assert_no_error(err);
+    g_assert_cmpstr(json_object_get_string_member(obj, "a"), ==, "\xc0\x80");
+    json_object_unref(obj);
+
+    /* the reader alone takes any value, but exactly one */
+    node = bd_qemu_json_parse(" [1, \"x\"] ", &err);
+    g_assert_no_error(err);
+    g_assert_true(JSON_NODE_HOLDS_ARRAY(node));
+    json_node_unref(node);
+    g_assert_null(bd_qemu_json_parse(" \t", &err));
+    g_assert_cmpstr(err->message, ==, "Expecting a JSON value");
+    g_clear_error(&err);
+    g_assert_null(bd_qemu_json_parse("1 2", &err));
+    g_assert_cmpstr(err->message, ==, "Expecting at most one JSON value");
+    g_clear_error(&err);
+
+    /* is_json may be NULL for keyval too */
+    obj = bd_cli_parse_option("a=1", NULL, NULL, NULL, &err);
+    g_assert_no_error(err);
+    g_assert_cmpstr(json_object_get_string_member(obj, "a"), ==, "1");
     json_object_unref(obj);
 
     /* nesting is limited to 1024 levels */
