@@ -170,7 +170,7 @@ class Checker:
             if key not in allowed:
                 raise SchemaError(info, "%s '%s' has unknown key '%s'"
                                   % (meta, expr[meta], key))
-        for key in required:
+        for key in sorted(required):
             if key not in expr:
                 raise SchemaError(info, "%s '%s' lacks key '%s'"
                                   % (meta, expr[meta], key))
