@@ -10,6 +10,7 @@
 
 #include <blockd/error.h>
 
+#include "plugin-loader.h"
 #include "schema.h"
 #include "schema-test-qsd72.h"
 #include "schema-test-ext-base.h"
@@ -59,6 +60,35 @@ static void test_core(void)
     g_assert_false(bd_schema_check_command_args("nope", NULL, &out, &err));
     g_assert_error(err, BD_ERROR, BD_ERROR_COMMAND_NOT_FOUND);
     g_assert_cmpstr(err->message, ==, "The command nope has not been found");
+    g_clear_error(&err);
+
+    /* The built plugins' fragments (from their manifests) fit the core. */
+    {
+        g_auto(GStrv) dirs = bd_plugin_dirs(NULL);
+        GPtrArray *plugins;
+        guint with_schema = 0;
+
+        bd_plugins_discover(dirs);
+        plugins = bd_plugins_all();
+        for (guint i = 0; i < plugins->len; i++) {
+            BdPlugin *p = plugins->pdata[i];
+            if (p->schema) {
+                g_assert_true(bd_schema_add(p->schema, &err));
+                g_assert_no_error(err);
+                with_schema++;
+            }
+        }
+        g_assert_cmpuint(with_schema, >, 0);
+        bd_plugins_reset();
+    }
+    {
+        g_autoptr(JsonNode) in = parse_json(
+            "{\"driver\":\"null-co\",\"node-name\":\"n\",\"size\":\"1\"}");
+        g_autoptr(JsonNode) opts = bd_schema_check_type("BlockdevOptions",
+                                                        in, true, &err);
+        g_assert_no_error(err);
+        g_assert_nonnull(opts);
+    }
     bd_schema_reset();
 }
 
