@@ -99,7 +99,7 @@ def main():
 
         with open(manifest, encoding='utf-8') as f:
             text = f.read()
-        t.check('x-hello' in text and "'command'" in text,
+        t.check('"command":"x-hello"' in text,
                 'the manifest lacks the embedded schema:\n' + text)
 
     t.finish()
