@@ -109,6 +109,11 @@ void bd_plugin_fail(BdPlugin *plugin, const char *fmt, ...)
     va_end(ap);
 }
 
+void bd_plugin_refuse(BdPlugin *plugin, const char *reason)
+{
+    bd_plugin_fail(plugin, "%s", reason);
+}
+
 static void plugins_init(void)
 {
     if (!all_plugins) {

@@ -108,6 +108,13 @@ bool bd_plugins_provides(BdProvideKind kind, const char *name);
 bool bd_plugin_write_manifest(const BdPlugin *plugin, const char *out_path,
                               GError **errp);
 
+/*
+ * Refuse @plugin for a reason found outside the loader (e.g. its schema
+ * conflicts with another's): it becomes failed, and lookups of what it
+ * provides report @reason.
+ */
+void bd_plugin_refuse(BdPlugin *plugin, const char *reason);
+
 /* Drop all state (for tests). */
 void bd_plugins_reset(void);
 

@@ -12,6 +12,8 @@
 
 #include "blockd-config.h"
 #include "plugin-loader.h"
+#include "plugin-schema.h"
+#include "schema.h"
 
 /* A private directory holding copies of block-null's files. */
 typedef struct Fixture {
@@ -361,6 +363,43 @@ static void test_lookup_manifest_mismatch(Fixture *f, gconstpointer data)
     g_assert_cmpstr(err->message, ==, want);
 }
 
+/*
+ * Two plugins whose fragments add the same union branch: the second is
+ * refused when the schemas are joined, before any code of either runs,
+ * and using what it provides says why.
+ */
+static void test_schema_conflict(Fixture *f, gconstpointer data)
+{
+    g_autoptr(GError) err = NULL;
+
+    add_block_null(f, "block-null");
+    add_block_null(f, "block-zero");
+    edit_file(f, "block-zero.plugin", "\nName=block-null\n",
+              "\nName=block-zero\n");
+    edit_file(f, "block-zero.plugin", "\nBlockDrivers=null-co;null-aio;\n",
+              "\nBlockDrivers=zero;\n");
+    edit_file(f, "block-zero.plugin", "{\"origin\":\"block-null\"",
+              "{\"origin\":\"block-zero\"");
+    discover_fixture(f);
+    g_assert_true(bd_plugin_schemas_load(&err));
+    g_assert_no_error(err);
+
+    BdPlugin *null = find_plugin("block-null.so");
+    BdPlugin *zero = find_plugin("block-zero.so");
+    g_assert_cmpint(null->state, ==, BD_PLUGIN_AVAILABLE);
+    g_assert_cmpint(zero->state, ==, BD_PLUGIN_FAILED);
+    g_assert_true(g_str_has_prefix(zero->error, "schema refused: "));
+    g_assert_nonnull(strstr(zero->error, "block-zero"));
+    g_assert_nonnull(strstr(zero->error, "already provided by plugin "
+                                         "block-null"));
+    g_assert_null(zero->handle);
+    g_assert_true(bd_schema_has_command("query-plugins"));
+
+    g_assert_null(bd_plugins_lookup(BD_PROVIDE_BLOCK_DRIVER, "zero", &err));
+    g_assert_nonnull(strstr(err->message, "schema refused"));
+    bd_schema_reset();
+}
+
 static void add_fixture_test(const char *path,
                              void (*fn)(Fixture *, gconstpointer))
 {
@@ -382,6 +421,7 @@ int main(int argc, char **argv)
                      test_manifest_duplicate_claim);
     add_fixture_test("/plugin-loader/lookup/failed-load",
                      test_lookup_failed_load);
+    add_fixture_test("/plugin-loader/schema/conflict", test_schema_conflict);
     add_fixture_test("/plugin-loader/lookup/manifest-mismatch",
                      test_lookup_manifest_mismatch);
     return g_test_run();
