@@ -178,7 +178,7 @@ int main(int argc, char **argv)
             list_plugins = true;
             break;
         case 1:
-            fprintf(stderr, "%s: Unexpected argument: %s\n", prog, optarg);
+            fprintf(stderr, "%s: %s: Unexpected argument\n", prog, optarg);
             return EXIT_FAILURE;
         case '?':
             /* getopt_long has printed the one-line reason */

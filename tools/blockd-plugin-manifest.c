@@ -23,7 +23,12 @@ int main(int argc, char **argv)
         fprintf(stderr, "Usage: %s PLUGIN.so OUTPUT.plugin\n", argv[0]);
         return EXIT_FAILURE;
     }
-    BdPlugin *plugin = bd_plugins_load_file(argv[1]);
+    /*
+     * libltdl searches its path for a bare file name; an absolute path
+     * makes "block-x.so" mean the file in the current directory.
+     */
+    g_autofree char *path = g_canonicalize_filename(argv[1], NULL);
+    BdPlugin *plugin = bd_plugins_load_file(path);
     if (!bd_plugin_write_manifest(plugin, argv[2], &err)) {
         fprintf(stderr, "%s: %s\n", argv[0], err->message);
         return EXIT_FAILURE;

@@ -127,11 +127,6 @@ class BadArguments(h.TestCase):
         self.assert_one_line_error(peer, 'stray-argument')
         self.assert_one_line_error(ours, 'stray-argument')
 
-    # qemu-storage-daemon 7.2 says "qemu-storage-daemon: stray-argument:
-    # Unexpected argument"; blockd words it "blockd: Unexpected argument:
-    # stray-argument".  Kept as a known difference until core/main.c
-    # follows the peer; this test then passes and the marker must go.
-    @unittest.expectedFailure
     def test_positional_argument_message_like_peer(self):
         ours, peer = self.run_both(['stray-argument'])
         self.assertEqual(
