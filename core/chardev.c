@@ -101,7 +101,8 @@ GPtrArray *bd_chardev_ids(void)
 {
     GPtrArray *ids = g_ptr_array_new_with_free_func(g_free);
 
-    for (guint i = 0; chardevs && i < chardevs->len; i++) {
+    /* newest first, as qemu-storage-daemon lists them */
+    for (guint i = chardevs ? chardevs->len : 0; i-- > 0;) {
         BdChardev *chr = g_ptr_array_index(chardevs, i);
 
         g_ptr_array_add(ids, g_strdup(chr->id));
@@ -674,12 +675,12 @@ BdChardev *bd_chardev_new(const char *id, JsonObject *backend, GError **errp)
     if (!type) {
         return NULL;
     }
-    if (strcmp(type, "socket") == 0 || strcmp(type, "stdio") == 0) {
-        data = obj_member(backend, "data", "backend.", true, errp);
-        if (!data) {
-            return NULL;
-        }
-    } else {
+    /* every branch of the legacy ChardevBackend union wraps 'data' */
+    data = obj_member(backend, "data", "backend.", true, errp);
+    if (!data) {
+        return NULL;
+    }
+    if (strcmp(type, "socket") != 0 && strcmp(type, "stdio") != 0) {
         for (size_t i = 0; i < G_N_ELEMENTS(known); i++) {
             if (strcmp(type, known[i]) == 0) {
                 g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,

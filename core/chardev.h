@@ -103,7 +103,7 @@ void bd_chardev_disconnect(BdChardev *chr);
 bool bd_chardev_remove(const char *id, GError **errp);
 
 /*
- * Every chardev id in creation order (free with g_ptr_array_unref; the
+ * Every chardev id, newest first (free with g_ptr_array_unref; the
  * strings are owned by the array).
  */
 GPtrArray *bd_chardev_ids(void);
