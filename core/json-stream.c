@@ -27,8 +27,7 @@ typedef enum LexState {
     LX_START,
     LX_RECOVERY,        /* after an error: skipping to a sync point */
     LX_STRING,          /* inside "..." or '...' (quote in s->quote) */
-    LX_STRING_ESC,      /* after a backslash */
-    LX_STRING_HEX,      /* in the four digits of \uXXXX */
+    LX_STRING_ESC,      /* after a backslash (the parser checks it) */
     LX_ZERO,            /* "0" or "-0": no more digits may follow */
     LX_DIGITS,          /* integer part after a non-zero digit */
     LX_SIGN,            /* after a leading '-' */
@@ -53,7 +52,6 @@ struct BdJsonStream {
     /* lexer */
     LexState state;
     char quote;
-    int hex_digits;
     GString *token;
 
     /* splitter: the tokens of the value being collected */
@@ -195,11 +193,18 @@ static void G_GNUC_PRINTF(2, 3) parse_error(Parser *p, const char *fmt, ...)
 
 static JsonNode *parse_value(Parser *p);
 
-static unsigned hex4(const char *s)
+/* The value of four hex digits at @s, or -1 (stops at a non-digit). */
+static long hex4(const char *s)
 {
-    char buf[5] = { s[0], s[1], s[2], s[3], 0 };
+    long v = 0;
 
-    return (unsigned)strtoul(buf, NULL, 16);
+    for (int i = 0; i < 4; i++) {
+        if (!g_ascii_isxdigit(s[i])) {
+            return -1;
+        }
+        v = (v << 4) | g_ascii_xdigit_value(s[i]);
+    }
+    return v;
 }
 
 static JsonNode *parse_string(Parser *p, const Token *t)
@@ -235,6 +240,12 @@ static JsonNode *parse_string(Parser *p, const Token *t)
                 break;
             case 'u':
                 cp = hex4(ptr);
+                if (cp < 0) {
+                    /* quote what there is of the escape, up to 6 bytes */
+                    parse_error(p, "%.*s is not a valid Unicode character",
+                                (int)strnlen(beg, 6), beg);
+                    return NULL;
+                }
                 ptr += 4;
                 if (cp >= 0xD800 && cp <= 0xDBFF &&
                     ptr[0] == '\\' && ptr[1] == 'u') {
@@ -254,7 +265,6 @@ static JsonNode *parse_string(Parser *p, const Token *t)
                 }
                 break;
             default:
-                /* the lexer lets no other escape through */
                 parse_error(p, "invalid escape sequence in string");
                 return NULL;
             }
@@ -659,23 +669,12 @@ static bool lex_char(BdJsonStream *s, unsigned char c)
         return true;
 
     case LX_STRING_ESC:
+        /* any printable byte; the parser rejects unknown escapes */
         g_string_append_c(s->token, (char)c);
-        if (c == 'u') {
-            s->hex_digits = 0;
-            s->state = LX_STRING_HEX;
-        } else if (c != '\0' && strchr("\"'\\/bfnrt", c)) {
+        if (c >= 0x20 && c < 0xFE) {
             s->state = LX_STRING;
         } else {
             lex_error(s);
-        }
-        return true;
-
-    case LX_STRING_HEX:
-        g_string_append_c(s->token, (char)c);
-        if (!g_ascii_isxdigit(c)) {
-            lex_error(s);
-        } else if (++s->hex_digits == 4) {
-            s->state = LX_STRING;
         }
         return true;
 
