@@ -164,7 +164,7 @@ class Daemon:
         return data
 
     def greeting(self):
-        return self.read_until(b'}\r\n')
+        return self.read_until(b'\r\n}\r\n' if self.pretty else b'\r\n')
 
     def exchange(self, request):
         """Send @request, then a sync command; return what came before
@@ -260,7 +260,8 @@ def record(path):
             'pretty': name == 'pretty',
             'greeting': to_text(replies[0]),
             'exchanges': [
-                {'request': to_text(req), 'reply': to_text(rep),
+                {'request': to_text(req), 'request-hex': req.hex(),
+                 'reply': to_text(rep),
                  'needs-schema': needs_schema(rep)}
                 for req, rep in zip(requests, replies[1:])],
             'quit': to_text(replies[len(requests) + 1]),
