@@ -10,12 +10,17 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <glib-unix.h>
 #include <glib.h>
 
+#include <blockd/error.h>
+
 #include "blockd-config.h"
+#include "chardev.h"
+#include "main-loop.h"
+#include "monitor.h"
 #include "plugin-list.h"
 #include "plugin-loader.h"
+#include "qmp-commands.h"
 
 enum {
     OPT_BLOCKDEV = 256,
@@ -132,12 +137,6 @@ static const char *prescan_plugin_dir(int argc, char **argv)
     return dir;
 }
 
-static gboolean on_terminate(gpointer loop)
-{
-    g_main_loop_quit(loop);
-    return G_SOURCE_CONTINUE;
-}
-
 static const char *option_name(int c)
 {
     for (const struct option *o = long_options; o->name; o++) {
@@ -146,6 +145,89 @@ static const char *option_name(int c)
         }
     }
     return "?";
+}
+
+/* ---- QMP wiring: --chardev and --monitor ---- */
+
+/*
+ * TEMPORARY: splits "[implied=]value,key=value,..." (',,' is a literal
+ * comma) into a flat object of strings.  It is replaced by
+ * bd_qemu_opts_parse() (core/keyval.h) once the keyval parser is merged.
+ */
+static JsonObject *split_opts_temporary(const char *params,
+                                        const char *implied_key,
+                                        GError **errp)
+{
+    g_autoptr(JsonObject) opts = json_object_new();
+    const char *p = params;
+    bool first = true;
+
+    while (*p) {
+        g_autoptr(GString) key = g_string_new(NULL);
+        g_autoptr(GString) value = g_string_new(NULL);
+        bool has_eq = false;
+
+        for (; *p; p++) {
+            if (*p == ',') {
+                if (p[1] != ',') {
+                    break;
+                }
+                p++;            /* ",," is a literal comma */
+            } else if (*p == '=' && !has_eq) {
+                has_eq = true;
+                continue;
+            }
+            g_string_append_c(has_eq ? value : key, *p);
+        }
+        if (*p == ',') {
+            p++;
+        }
+        if (!has_eq) {
+            if (!first || !implied_key) {
+                g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
+                            "Invalid parameter '%s'", key->str);
+                return NULL;
+            }
+            json_object_set_string_member(opts, implied_key, key->str);
+        } else {
+            json_object_set_string_member(opts, key->str, value->str);
+        }
+        first = false;
+    }
+    return g_steal_pointer(&opts);
+}
+
+/* Process one --chardev or --monitor; prints the error and fails. */
+static bool qmp_option(const char *prog, int opt, const char *arg)
+{
+    g_autoptr(GError) err = NULL;
+    bool chardev = opt == OPT_CHARDEV;
+    g_autoptr(JsonObject) opts = split_opts_temporary(
+        arg, chardev ? "backend" : "chardev", &err);
+
+    if (opts) {
+        if (chardev) {
+            bd_chardev_new_from_opts(opts, &err);
+        } else {
+            bd_monitor_new_from_opts(opts, &err);
+        }
+    }
+    if (err) {
+        fprintf(stderr, "%s: --%s %s: %s\n", prog, option_name(opt), arg,
+                err->message);
+        return false;
+    }
+    return true;
+}
+
+/* Serve QMP until 'quit' or a signal, then let the last replies out. */
+static void qmp_run(void)
+{
+    bd_main_loop_handle_signals();
+    bd_main_loop_run();
+    bd_monitors_flush(1000);
+    bd_monitors_free_all();
+    bd_chardev_remove_all();
 }
 
 int main(int argc, char **argv)
@@ -159,6 +241,8 @@ int main(int argc, char **argv)
 
     g_auto(GStrv) dirs = bd_plugin_dirs(prescan_plugin_dir(argc, argv));
     bd_plugins_discover(dirs);
+    bd_main_loop_init();
+    bd_qmp_register_core_commands();
 
     /* Processed in order, like qemu-storage-daemon. */
     optind = 1;
@@ -176,6 +260,14 @@ int main(int argc, char **argv)
             break;
         case OPT_LIST_PLUGINS:
             list_plugins = true;
+            break;
+        case OPT_CHARDEV:
+        case OPT_MONITOR:
+            if (!qmp_option(prog, c, optarg)) {
+                bd_monitors_free_all();
+                bd_chardev_remove_all();
+                return EXIT_FAILURE;
+            }
             break;
         case 1:
             fprintf(stderr, "%s: %s: Unexpected argument\n", prog, optarg);
@@ -201,12 +293,7 @@ int main(int argc, char **argv)
 
     bd_plugins_warn_failed(stderr, prog);
 
-    GMainLoop *loop = g_main_loop_new(NULL, false);
-    g_unix_signal_add(SIGINT, on_terminate, loop);
-    g_unix_signal_add(SIGTERM, on_terminate, loop);
-    g_unix_signal_add(SIGHUP, on_terminate, loop);
-    g_main_loop_run(loop);
-    g_main_loop_unref(loop);
+    qmp_run();
     bd_plugins_reset();
     return EXIT_SUCCESS;
 }

@@ -1,0 +1,23 @@
+/*
+ * QMP events (see qmp-event.h).
+ */
+#include "monitor.h"
+#include "qmp-event.h"
+
+void bd_qmp_event_emit(const char *name, JsonObject *data)
+{
+    g_autoptr(JsonObject) event = json_object_new();
+    JsonObject *ts = json_object_new();
+    gint64 now = g_get_real_time();
+
+    /* the order QEMU fills an event in */
+    json_object_set_string_member(event, "event", name);
+    json_object_set_int_member(ts, "seconds", now / G_USEC_PER_SEC);
+    json_object_set_int_member(ts, "microseconds", now % G_USEC_PER_SEC);
+    json_object_set_object_member(event, "timestamp", ts);
+    if (data) {
+        json_object_set_object_member(event, "data",
+                                      json_object_ref(data));
+    }
+    bd_monitors_broadcast(event);
+}

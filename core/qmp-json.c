@@ -1,0 +1,257 @@
+/*
+ * QEMU-compatible JSON output (see qmp-json.h).
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "qmp-json.h"
+
+/* The number of hash buckets of QEMU's QDict. */
+#define QDICT_BUCKETS 512
+
+/* The hash QEMU's QDict uses to pick a key's bucket. */
+static unsigned qdict_bucket(const char *key)
+{
+    const unsigned char *p = (const unsigned char *)key;
+    guint32 h = 0x238F13AFu * (guint32)strlen(key);
+
+    for (unsigned i = 0; p[i]; i++) {
+        h += (guint32)p[i] << (i * 5 % 24);
+    }
+    return (1103515243u * h + 12345u) % QDICT_BUCKETS;
+}
+
+typedef struct Member {
+    const char *name;
+    unsigned bucket;
+    unsigned index;
+} Member;
+
+static gint member_cmp(gconstpointer a, gconstpointer b)
+{
+    const Member *x = a, *y = b;
+
+    if (x->bucket != y->bucket) {
+        return x->bucket < y->bucket ? -1 : 1;
+    }
+    /* QDict puts new entries at the head of their bucket */
+    return x->index > y->index ? -1 : (x->index < y->index ? 1 : 0);
+}
+
+GList *bd_qmp_json_member_order(JsonObject *obj)
+{
+    g_autoptr(GList) names = json_object_get_members(obj);
+    guint n = g_list_length(names);
+    g_autofree Member *m = g_new(Member, n ? n : 1);
+    GList *out = NULL;
+    guint i = 0;
+
+    for (GList *l = names; l; l = l->next, i++) {
+        m[i].name = l->data;
+        m[i].bucket = qdict_bucket(l->data);
+        m[i].index = i;
+    }
+    qsort(m, n, sizeof(*m), member_cmp);
+    for (i = n; i-- > 0;) {
+        out = g_list_prepend(out, (gpointer)m[i].name);
+    }
+    return out;
+}
+
+/* Decode one UTF-8 (or QEMU modified UTF-8) code point; -1 if invalid. */
+static long next_codepoint(const char *s, const char **end)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    unsigned first = *p++;
+    unsigned len = 0;
+    long cp;
+
+    if (first < 0x80) {
+        *end = (const char *)p;
+        return first;
+    }
+    if (first >= 0xFE || !(first & 0x40)) {
+        *end = (const char *)p;
+        return -1;
+    }
+    for (unsigned mask = 0x80; first & mask; mask >>= 1) {
+        len++;
+    }
+    cp = first & ((1u << (7 - len)) - 1);
+    for (unsigned i = 1; i < len; i++) {
+        if ((*p & 0xC0) != 0x80) {
+            *end = (const char *)p;
+            return -1;
+        }
+        cp = (cp << 6) | (*p++ & 0x3F);
+    }
+    *end = (const char *)p;
+    static const long shortest[] = { 0x80, 0x800, 0x10000, 0x200000,
+                                     0x4000000 };
+    if (cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF) ||
+        (cp >= 0xFDD0 && cp <= 0xFDEF) || (cp & 0xFFFE) == 0xFFFE ||
+        (cp < shortest[len - 2] && !(cp == 0 && len == 2))) {
+        return -1;
+    }
+    return cp;
+}
+
+static void append_string(GString *out, const char *str)
+{
+    const char *end;
+
+    g_string_append_c(out, '"');
+    for (const char *p = str; *p; p = end) {
+        long cp = next_codepoint(p, &end);
+
+        switch (cp) {
+        case '"':
+            g_string_append(out, "\\\"");
+            break;
+        case '\\':
+            g_string_append(out, "\\\\");
+            break;
+        case '\b':
+            g_string_append(out, "\\b");
+            break;
+        case '\f':
+            g_string_append(out, "\\f");
+            break;
+        case '\n':
+            g_string_append(out, "\\n");
+            break;
+        case '\r':
+            g_string_append(out, "\\r");
+            break;
+        case '\t':
+            g_string_append(out, "\\t");
+            break;
+        default:
+            if (cp < 0) {
+                cp = 0xFFFD;
+            }
+            if (cp > 0xFFFF) {
+                g_string_append_printf(out, "\\u%04lX\\u%04lX",
+                                       0xD800 + ((cp - 0x10000) >> 10),
+                                       0xDC00 + ((cp - 0x10000) & 0x3FF));
+            } else if (cp < 0x20 || cp >= 0x7F) {
+                g_string_append_printf(out, "\\u%04lX", cp);
+            } else {
+                g_string_append_c(out, (char)cp);
+            }
+        }
+    }
+    g_string_append_c(out, '"');
+}
+
+static void newline(GString *out, bool pretty, int level)
+{
+    if (pretty) {
+        g_string_append_c(out, '\n');
+        for (int i = 0; i < level; i++) {
+            g_string_append(out, "    ");
+        }
+    }
+}
+
+static void append_node(GString *out, JsonNode *node, bool pretty, int level);
+
+static void append_object(GString *out, JsonObject *obj, bool pretty,
+                          int level)
+{
+    g_autoptr(GList) order = bd_qmp_json_member_order(obj);
+
+    g_string_append_c(out, '{');
+    for (GList *l = order; l; l = l->next) {
+        if (l != order) {
+            g_string_append(out, pretty ? "," : ", ");
+        }
+        newline(out, pretty, level + 1);
+        append_string(out, l->data);
+        g_string_append(out, ": ");
+        append_node(out, json_object_get_member(obj, l->data), pretty,
+                    level + 1);
+    }
+    newline(out, pretty, level);
+    g_string_append_c(out, '}');
+}
+
+static void append_array(GString *out, JsonArray *arr, bool pretty,
+                         int level)
+{
+    guint n = json_array_get_length(arr);
+
+    g_string_append_c(out, '[');
+    for (guint i = 0; i < n; i++) {
+        if (i) {
+            g_string_append(out, pretty ? "," : ", ");
+        }
+        newline(out, pretty, level + 1);
+        append_node(out, json_array_get_element(arr, i), pretty, level + 1);
+    }
+    newline(out, pretty, level);
+    g_string_append_c(out, ']');
+}
+
+static void append_node(GString *out, JsonNode *node, bool pretty, int level)
+{
+    char buf[G_ASCII_DTOSTR_BUF_SIZE];
+
+    if (!node) {
+        g_string_append(out, "null");
+        return;
+    }
+    switch (json_node_get_node_type(node)) {
+    case JSON_NODE_OBJECT:
+        append_object(out, json_node_get_object(node), pretty, level);
+        return;
+    case JSON_NODE_ARRAY:
+        append_array(out, json_node_get_array(node), pretty, level);
+        return;
+    case JSON_NODE_NULL:
+        g_string_append(out, "null");
+        return;
+    case JSON_NODE_VALUE:
+        break;
+    }
+    switch (json_node_get_value_type(node)) {
+    case G_TYPE_BOOLEAN:
+        g_string_append(out, json_node_get_boolean(node) ? "true" : "false");
+        break;
+    case G_TYPE_INT64:
+        g_string_append_printf(out, "%" G_GINT64_FORMAT,
+                               json_node_get_int(node));
+        break;
+    case G_TYPE_DOUBLE:
+        g_string_append(out, g_ascii_formatd(buf, sizeof(buf), "%.17g",
+                                             json_node_get_double(node)));
+        break;
+    case G_TYPE_STRING:
+        append_string(out, json_node_get_string(node));
+        break;
+    default:
+        g_string_append(out, "null");
+        break;
+    }
+}
+
+void bd_qmp_json_append(GString *out, JsonNode *node, bool pretty)
+{
+    append_node(out, node, pretty, 0);
+}
+
+char *bd_qmp_json_format(JsonNode *node, bool pretty)
+{
+    GString *out = g_string_new(NULL);
+
+    append_node(out, node, pretty, 0);
+    return g_string_free(out, false);
+}
+
+char *bd_qmp_json_format_object(JsonObject *obj, bool pretty)
+{
+    GString *out = g_string_new(NULL);
+
+    append_object(out, obj, pretty, 0);
+    return g_string_free(out, false);
+}
