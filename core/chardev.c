@@ -913,3 +913,10 @@ BdChardev *bd_chardev_new_from_opts(JsonObject *opts, GError **errp)
     }
     return bd_chardev_new(id, backend, errp);
 }
+
+const char *const *bd_chardev_backend_types(void)
+{
+    static const char *const types[] = { "socket", "stdio", NULL };
+
+    return types;
+}

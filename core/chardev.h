@@ -61,6 +61,12 @@ BdChardev *bd_chardev_new(const char *id, JsonObject *backend,
 JsonObject *bd_chardev_opts_to_backend(JsonObject *opts, char **id_out,
                                        GError **errp);
 
+/*
+ * The backend types blockd implements, in the order qemu-storage-daemon's
+ * "--chardev help" lists them.  NULL-terminated, static.
+ */
+const char *const *bd_chardev_backend_types(void);
+
 /* Both steps: create a chardev from flat --chardev options. */
 BdChardev *bd_chardev_new_from_opts(JsonObject *opts, GError **errp);
 

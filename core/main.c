@@ -19,8 +19,12 @@
 #include "main-loop.h"
 #include "monitor.h"
 #include "plugin-list.h"
+#include "keyval.h"
 #include "plugin-loader.h"
+#include "plugin-schema.h"
 #include "qmp-commands.h"
+#include "qmp-dispatch.h"
+#include "schema.h"
 
 enum {
     OPT_BLOCKDEV = 256,
@@ -149,72 +153,70 @@ static const char *option_name(int c)
 
 /* ---- QMP wiring: --chardev and --monitor ---- */
 
-/*
- * TEMPORARY: splits "[implied=]value,key=value,..." (',,' is a literal
- * comma) into a flat object of strings.  It is replaced by
- * bd_qemu_opts_parse() (core/keyval.h) once the keyval parser is merged.
- */
-static JsonObject *split_opts_temporary(const char *params,
-                                        const char *implied_key,
-                                        GError **errp)
+static void print_option_error(const char *prog, int opt, const char *arg,
+                               const GError *err)
 {
-    g_autoptr(JsonObject) opts = json_object_new();
-    const char *p = params;
-    bool first = true;
-
-    while (*p) {
-        g_autoptr(GString) key = g_string_new(NULL);
-        g_autoptr(GString) value = g_string_new(NULL);
-        bool has_eq = false;
-
-        for (; *p; p++) {
-            if (*p == ',') {
-                if (p[1] != ',') {
-                    break;
-                }
-                p++;            /* ",," is a literal comma */
-            } else if (*p == '=' && !has_eq) {
-                has_eq = true;
-                continue;
-            }
-            g_string_append_c(has_eq ? value : key, *p);
-        }
-        if (*p == ',') {
-            p++;
-        }
-        if (!has_eq) {
-            if (!first || !implied_key) {
-                g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
-                            "Invalid parameter '%s'", key->str);
-                return NULL;
-            }
-            json_object_set_string_member(opts, implied_key, key->str);
-        } else {
-            json_object_set_string_member(opts, key->str, value->str);
-        }
-        first = false;
-    }
-    return g_steal_pointer(&opts);
+    fprintf(stderr, "%s: --%s %s: %s\n", prog, option_name(opt), arg,
+            err->message);
 }
 
-/* Process one --chardev or --monitor; prints the error and fails. */
-static bool qmp_option(const char *prog, int opt, const char *arg)
+/* --chardev, in QemuOpts syntax like qemu-storage-daemon's. */
+static bool chardev_option(const char *prog, const char *arg, bool *exit_now)
 {
     g_autoptr(GError) err = NULL;
-    bool chardev = opt == OPT_CHARDEV;
-    g_autoptr(JsonObject) opts = split_opts_temporary(
-        arg, chardev ? "backend" : "chardev", &err);
+    g_autoptr(GPtrArray) warnings = g_ptr_array_new_with_free_func(g_free);
+    bool help = false;
+    g_autoptr(JsonObject) opts =
+        bd_qemu_opts_parse_full(arg, "backend", &help, warnings, &err);
+
+    for (guint i = 0; i < warnings->len; i++) {
+        fprintf(stderr, "%s: warning: %s\n", prog,
+                (char *)warnings->pdata[i]);
+    }
+    if (opts && (help || g_strcmp0(json_object_get_string_member_with_default(
+                                       opts, "backend", NULL), "help") == 0)) {
+        printf("Available chardev backend types: \n");
+        for (const char *const *t = bd_chardev_backend_types(); *t; t++) {
+            printf("  %s\n", *t);
+        }
+        *exit_now = true;
+        return true;
+    }
+    if (!opts || !bd_chardev_new_from_opts(opts, &err)) {
+        print_option_error(prog, OPT_CHARDEV, arg, err);
+        return false;
+    }
+    return true;
+}
+
+/* --monitor, keyval syntax checked against MonitorOptions. */
+static bool monitor_option(const char *prog, const char *arg)
+{
+    g_autoptr(GError) err = NULL;
+    g_autoptr(JsonObject) opts = bd_keyval_parse(arg, "chardev", NULL, &err);
+    g_autoptr(JsonNode) in = NULL;
+    g_autoptr(JsonNode) checked = NULL;
 
     if (opts) {
-        if (chardev) {
-            bd_chardev_new_from_opts(opts, &err);
+        in = json_node_init_object(json_node_alloc(), opts);
+        checked = bd_schema_check_type("MonitorOptions", in, true, &err);
+    }
+    if (checked) {
+        JsonObject *o = json_node_get_object(checked);
+        const char *mode = json_object_get_string_member_with_default(
+            o, "mode", "control");
+
+        if (strcmp(mode, "control") != 0) {
+            g_set_error(&err, BD_ERROR, BD_ERROR_GENERIC,
+                        "Only QMP is supported");
         } else {
-            bd_monitor_new_from_opts(opts, &err);
+            bd_monitor_new(json_object_get_string_member(o, "chardev"),
+                           json_object_get_boolean_member_with_default(
+                               o, "pretty", false), &err);
         }
     }
     if (err) {
-        fprintf(stderr, "%s: --%s %s: %s\n", prog, option_name(opt), arg,
-                err->message);
+        print_option_error(prog, OPT_MONITOR, arg, err);
         return false;
     }
     return true;
@@ -234,6 +236,7 @@ int main(int argc, char **argv)
 {
     const char *prog = "blockd";
     bool list_plugins = false;
+    g_autoptr(GError) err = NULL;
     int c;
 
     /* getopt_long names the program by argv[0] in its messages */
@@ -241,8 +244,14 @@ int main(int argc, char **argv)
 
     g_auto(GStrv) dirs = bd_plugin_dirs(prescan_plugin_dir(argc, argv));
     bd_plugins_discover(dirs);
+    if (!bd_plugin_schemas_load(&err)) {
+        fprintf(stderr, "%s: %s\n", prog, err->message);
+        return EXIT_FAILURE;
+    }
     bd_main_loop_init();
     bd_qmp_register_core_commands();
+    bd_schema_register_qmp_commands();
+    bd_qmp_set_argument_checker(bd_schema_check_command_args);
 
     /* Processed in order, like qemu-storage-daemon. */
     optind = 1;
@@ -262,13 +271,18 @@ int main(int argc, char **argv)
             list_plugins = true;
             break;
         case OPT_CHARDEV:
-        case OPT_MONITOR:
-            if (!qmp_option(prog, c, optarg)) {
+        case OPT_MONITOR: {
+            bool exit_now = false;
+            bool ok = c == OPT_CHARDEV
+                ? chardev_option(prog, optarg, &exit_now)
+                : monitor_option(prog, optarg);
+            if (!ok || exit_now) {
                 bd_monitors_free_all();
                 bd_chardev_remove_all();
-                return EXIT_FAILURE;
+                return ok ? EXIT_SUCCESS : EXIT_FAILURE;
             }
             break;
+        }
         case 1:
             fprintf(stderr, "%s: %s: Unexpected argument\n", prog, optarg);
             return EXIT_FAILURE;

@@ -83,4 +83,7 @@ JsonNode *bd_schema_introspect(void);
  */
 GPtrArray *bd_schema_command_names(void);
 
+/* Register the schema's QMP commands (query-qmp-schema).  Main thread. */
+void bd_schema_register_qmp_commands(void);
+
 #endif /* BLOCKD_CORE_SCHEMA_H */
