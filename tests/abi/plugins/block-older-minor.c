@@ -36,8 +36,11 @@ static bool older_init(BdRegistry *reg, GError **errp)
            bd_registry_add_qmp_command(reg, &older_command, errp);
 }
 
+/* The embedded (canonical JSON) form blockd-qapi-embed.py writes. */
 static const char older_schema[] =
-    "{ 'command': 'x-older' }\n";
+    "{\"origin\":\"block-older-minor\",\"exprs\":["
+    "{\"expr\":{\"command\":\"x-older\"},\"doc\":null,"
+    "\"info\":\"block-older-minor.c\"}]}";
 
 BD_PLUGIN_EXPORT const BdPluginDescriptor BD_PLUGIN_SYMBOL = {
     .magic = BD_PLUGIN_MAGIC,
