@@ -131,6 +131,7 @@ bool bd_aio_bh_poll(BdAioContext *ctx)
 
     for (;;) {
         BdAioBH *bh;
+        bool oneshot;
 
         if (bd_aio_link_empty(&batch)) {
             break;
@@ -138,10 +139,12 @@ bool bd_aio_bh_poll(BdAioContext *ctx)
         bh = (BdAioBH *)batch.next;
         bd_aio_link_unlink(&bh->link);
         bh->scheduled = false;
+        oneshot = bh->oneshot;
         g_mutex_unlock(&ctx->lock);
 
+        /* A reusable BH may delete itself in its callback. */
         bh->cb(bh->opaque);
-        if (bh->oneshot) {
+        if (oneshot) {
             g_free(bh);
         }
         progress = true;
