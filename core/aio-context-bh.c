@@ -102,6 +102,15 @@ void bd_aio_bh_delete(BdAioBH *bh)
     g_free(bh);
 }
 
+static void aio_wait_kick_cb(void *opaque)
+{
+}
+
+void bd_aio_wait_kick(BdAioContext *ctx)
+{
+    bd_aio_bh_schedule_oneshot(ctx, aio_wait_kick_cb, NULL);
+}
+
 bool bd_aio_bh_pending(BdAioContext *ctx)
 {
     bool pending;

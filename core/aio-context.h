@@ -101,8 +101,20 @@ bool bd_aio_context_in_home_thread(BdAioContext *ctx);
  */
 bool bd_aio_poll(BdAioContext *ctx, bool blocking);
 
-/* Wake @ctx's loop if it is waiting in bd_aio_poll().  Any thread. */
+/*
+ * Wake @ctx's loop if it is waiting in bd_aio_poll() now.  Any thread.
+ * Not enough to make a loop re-check a condition (the wake-up may come
+ * just before it waits): use bd_aio_wait_kick() for that.
+ */
 void bd_aio_notify(BdAioContext *ctx);
+
+/*
+ * Make the next (or current) bd_aio_poll(@ctx, true) return, by scheduling
+ * an empty BH.  For code in another thread that changed a condition a
+ * loop of @ctx waits for ("while (!cond) bd_aio_poll(ctx, true);").
+ * Any thread.
+ */
+void bd_aio_wait_kick(BdAioContext *ctx);
 
 /*
  * Set (replace) the handlers of @fd in @ctx: @io_read/@io_write are called
