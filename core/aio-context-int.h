@@ -47,12 +47,14 @@ struct BdAioContext {
     AioHandler *handlers;   /* newest first; published atomically */
     unsigned walking;       /* iterations of the list in progress */
     unsigned poll_handlers; /* handlers with io_poll */
+    unsigned nonpoll_handlers;  /* handlers without: polling is off */
 
     /*
      * notify_me: bit 0 set while the GSource may be waiting in
      * g_main_context's poll, +2 per bd_aio_poll() about to block; only
-     * then must bd_aio_notify() write the eventfd.  notified: the eventfd
-     * was written and not yet accepted (avoids redundant writes).
+     * then must bd_aio_notify() write the eventfd.  notified: set after
+     * such a write, cleared by the poller after waiting; lets the busy-poll
+     * loop see notifications without reading the eventfd.
      */
     int notify_me;
     int notified;

@@ -201,6 +201,8 @@ static void handler_remove_locked(BdAioContext *ctx, AioHandler *h)
     __atomic_store_n(&h->deleted, true, __ATOMIC_RELEASE);
     if (h->io_poll) {
         ctx->poll_handlers--;
+    } else {
+        ctx->nonpoll_handlers--;
     }
     if (ctx->walking == 0) {
         AioHandler **p = &ctx->handlers;
@@ -264,6 +266,8 @@ void bd_aio_set_fd_handler(BdAioContext *ctx, int fd,
     }
     if (io_poll) {
         ctx->poll_handlers++;
+    } else {
+        ctx->nonpoll_handlers++;
     }
     h->next = ctx->handlers;
     /* Lock-free readers (the poll loop) walk from the head. */
@@ -281,14 +285,19 @@ void bd_aio_notify(BdAioContext *ctx)
     /* Pairs with the fence after raising notify_me in the poller. */
     __atomic_thread_fence(__ATOMIC_SEQ_CST);
     if (__atomic_load_n(&ctx->notify_me, __ATOMIC_RELAXED)) {
-        if (!__atomic_exchange_n(&ctx->notified, 1, __ATOMIC_SEQ_CST)) {
-            uint64_t one = 1;
-            ssize_t r;
+        uint64_t one = 1;
+        ssize_t r;
 
-            do {
-                r = write(ctx->notify_fd, &one, sizeof(one));
-            } while (r < 0 && errno == EINTR);
-        }
+        /*
+         * Always write, as QEMU does: skipping the write because an
+         * earlier notification is still flagged would lose a wake-up when
+         * the poller consumed that earlier write after clearing the flag.
+         */
+        do {
+            r = write(ctx->notify_fd, &one, sizeof(one));
+        } while (r < 0 && errno == EINTR);
+        /* For the busy-poll loop, which does not read the eventfd. */
+        __atomic_store_n(&ctx->notified, 1, __ATOMIC_RELEASE);
     }
 }
 
@@ -352,8 +361,9 @@ static bool run_poll_handlers_once(BdAioContext *ctx)
 
 /*
  * Busy-poll until a poll handler made progress, another thread notified
- * us, a timer is due or @max_ns passed.  Handlers without io_poll are only
- * looked at afterwards, by epoll.
+ * us (a BH, a scheduled coroutine), a timer is due or @max_ns passed.
+ * As in QEMU, this is only done while every fd handler has an io_poll
+ * callback: an fd only epoll can see would wait out the whole window.
  */
 static bool run_poll_handlers(BdAioContext *ctx, int64_t max_ns)
 {
@@ -428,7 +438,10 @@ bool bd_aio_poll(BdAioContext *ctx, bool blocking)
         max_ns = __atomic_load_n(&ctx->poll_max_ns, __ATOMIC_RELAXED);
         if (max_ns) {
             start = bd_clock_ns();
-            if (ctx->poll_ns && ctx->poll_handlers &&
+            bool pollable = !__atomic_load_n(&ctx->nonpoll_handlers,
+                                             __ATOMIC_RELAXED);
+
+            if (ctx->poll_ns && pollable &&
                 run_poll_handlers(ctx, ctx->poll_ns)) {
                 progress = true;    /* at least a poll handler or wake-up */
                 timeout = 0;

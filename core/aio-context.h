@@ -138,7 +138,9 @@ void bd_aio_set_fd_handler(BdAioContext *ctx, int fd,
  * when a wait ended within @max_ns but after the window, the window grows
  * (times @grow; 0 means 2; from 0 it starts at 4 us); when a wait took
  * longer than @max_ns it shrinks (divided by @shrink; 0 means reset to 0).
- * @max_ns 0 disables polling.  Negative values fail.  Any thread.
+ * @max_ns 0 disables polling.  Polling (which also watches for BHs,
+ * scheduled coroutines and due timers) only happens while every fd handler
+ * of @ctx has an io_poll callback.  Negative values fail.  Any thread.
  */
 bool bd_aio_context_set_poll_params(BdAioContext *ctx, int64_t max_ns,
                                     int64_t grow, int64_t shrink,

@@ -133,8 +133,8 @@ void bd_aio_coroutine_enter(BdAioContext *ctx, BdCoroutine *co)
             break;
         case BD_CO_ACTION_TERMINATE:
             if (to->locks_held) {
-                fprintf(stderr, "blockd: coroutine terminated holding %u co-lock "
-                        "lock(s)\n", to->locks_held);
+                fprintf(stderr, "blockd: coroutine terminated holding %u "
+                        "co-lock(s)\n", to->locks_held);
                 abort();
             }
             co_release(to);
