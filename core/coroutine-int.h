@@ -41,7 +41,10 @@ struct BdCoroutine {
     size_t map_size;
     unsigned valgrind_stack_id;
     void *asan_fake_stack;  /* ASan's fake stack while switched out */
-    sigjmp_buf *creator_env;    /* only during creation */
+    /* Only during creation: where to return, and (ASan) the stack there. */
+    sigjmp_buf *creator_env;
+    const void *creator_stack;
+    size_t creator_stack_size;
 };
 
 /*

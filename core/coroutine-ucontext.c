@@ -100,34 +100,30 @@ void start_switch_fiber(void **fake_stack_save, const void *bottom,
 }
 
 /*
- * Tell ASan we arrived; learn the stack we came from.  The very first
- * switch in a thread always comes from its own stack, which is how the
- * leader learns its bounds (needed to switch back to it).
+ * Tell ASan we arrived.  The very first switch in a thread always comes
+ * from its own stack, which is how the leader learns its bounds (needed to
+ * switch back to it).
+ *
+ * No address-taken locals here or in the switch function: with
+ * detect_stack_use_after_return those would live on the coroutine's fake
+ * stack, which ASan discards when the coroutine terminates, while a pooled
+ * coroutine resumes in these very frames when it is reused.
  */
 static inline __attribute__((always_inline))
-void finish_switch_fiber(void *fake_stack_save, const void **bottom_old,
-                         size_t *size_old)
+void finish_switch_fiber(void *fake_stack_save)
 {
 #ifdef BD_CO_ASAN
     BdCoroutine *leader = get_leader();
-    const void *bottom;
-    size_t size;
 
-    __sanitizer_finish_switch_fiber(fake_stack_save, &bottom, &size);
     if (!leader->stack) {
-        leader->stack = (void *)bottom;
-        leader->stack_size = size;
-    }
-    if (bottom_old) {
-        *bottom_old = bottom;
-        *size_old = size;
+        __sanitizer_finish_switch_fiber(fake_stack_save,
+                                        (const void **)&leader->stack,
+                                        &leader->stack_size);
+    } else {
+        __sanitizer_finish_switch_fiber(fake_stack_save, NULL, NULL);
     }
 #else
     (void)fake_stack_save;
-    if (bottom_old) {
-        *bottom_old = NULL;
-        *size_old = 0;
-    }
 #endif
 }
 
@@ -139,8 +135,6 @@ static void co_trampoline(int lo, int hi)
 {
     uintptr_t p = (uintptr_t)(unsigned int)lo;
     BdCoroutine *co;
-    const void *creator_bottom;
-    size_t creator_size;
 
 #if UINTPTR_MAX > UINT32_MAX
     p |= (uintptr_t)(unsigned int)hi << 32;
@@ -149,14 +143,26 @@ static void co_trampoline(int lo, int hi)
 #endif
     co = (BdCoroutine *)p;
 
-    finish_switch_fiber(NULL, &creator_bottom, &creator_size);
+#ifdef BD_CO_ASAN
+    {
+        BdCoroutine *leader = get_leader();
+
+        /* Learn the creator's stack, to switch back to it. */
+        __sanitizer_finish_switch_fiber(NULL, &co->creator_stack,
+                                        &co->creator_stack_size);
+        if (!leader->stack) {
+            leader->stack = (void *)co->creator_stack;
+            leader->stack_size = co->creator_stack_size;
+        }
+    }
+#endif
     /* Park here; the creator gets control back until the first enter. */
     if (!sigsetjmp(co->env, 0)) {
-        start_switch_fiber(&co->asan_fake_stack, creator_bottom,
-                           creator_size);
+        start_switch_fiber(&co->asan_fake_stack, co->creator_stack,
+                           co->creator_stack_size);
         siglongjmp(*co->creator_env, 1);
     }
-    finish_switch_fiber(co->asan_fake_stack, NULL, NULL);
+    finish_switch_fiber(co->asan_fake_stack);
 
     for (;;) {
         co->entry(co->entry_arg);
@@ -226,7 +232,7 @@ BdCoroutine *bd_co_backend_new(void)
                            co->stack_size);
         swapcontext(&old_uc, &uc);
     }
-    finish_switch_fiber(self->asan_fake_stack, NULL, NULL);
+    finish_switch_fiber(self->asan_fake_stack);
     co->creator_env = NULL;
     return co;
 }
@@ -263,6 +269,6 @@ BdCoroutineAction bd_co_backend_switch(BdCoroutine *from, BdCoroutine *to,
                            to->stack, to->stack_size);
         siglongjmp(to->env, action);
     }
-    finish_switch_fiber(from->asan_fake_stack, NULL, NULL);
+    finish_switch_fiber(from->asan_fake_stack);
     return (BdCoroutineAction)ret;
 }
