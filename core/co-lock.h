@@ -1,0 +1,121 @@
+/*
+ * Locks and wait queues for coroutines: CoQueue, CoMutex, CoRwLock.
+ *
+ * They suspend the calling coroutine instead of blocking its thread, and
+ * wake waiters with bd_aio_co_wake(), so each waiter resumes in its own
+ * AioContext (the locks work across IOThreads).  Every waiting function is
+ * coroutine_fn: call it only from a coroutine.  Initialise statically with
+ * zeroes or with the _init functions; there is nothing to destroy, but a
+ * lock must not be freed while held or waited for.
+ */
+#ifndef BLOCKD_CORE_CO_LOCK_H
+#define BLOCKD_CORE_CO_LOCK_H
+
+#include <stdbool.h>
+
+#include <glib.h>
+
+#include "coroutine.h"
+
+/* A waiting coroutine; lives on the waiter's stack. */
+typedef struct BdCoWaiter BdCoWaiter;
+
+/*
+ * A FIFO of coroutines waiting for a condition.  Not thread-safe by
+ * itself: callers serialize its use with a CoMutex (the one passed to
+ * bd_co_queue_wait()) or by using it in one AioContext only.
+ */
+typedef struct BdCoQueue {
+    BdCoWaiter *head;
+    BdCoWaiter **tail;
+} BdCoQueue;
+
+/*
+ * A fair mutex: waiters get the lock in arrival order, the lock is handed
+ * to the next waiter at unlock (no barging), and the waiter resumes in its
+ * own context.  Not recursive.  Thread-safe.
+ */
+typedef struct BdCoMutex {
+    GMutex lock;            /* protects the fields below, never held long */
+    bool locked;
+    BdCoroutine *holder;
+    BdAioContext *holder_ctx;
+    BdCoWaiter *head;
+    BdCoWaiter **tail;
+} BdCoMutex;
+
+/*
+ * A fair readers-writer lock: any number of readers or one writer; a
+ * waiting writer makes later readers wait (no writer starvation), and
+ * waiters are granted the lock in arrival order.  Thread-safe.
+ */
+typedef struct BdCoRwLock {
+    GMutex lock;
+    int readers;
+    bool writer;
+    BdCoWaiter *head;
+    BdCoWaiter **tail;
+} BdCoRwLock;
+
+/* Initialise @q empty. */
+void bd_co_queue_init(BdCoQueue *q);
+
+/*
+ * coroutine_fn: wait in @q until woken by bd_co_queue_next() or
+ * bd_co_queue_restart_all().  If @mutex is given (the caller must hold it)
+ * it is released while waiting and held again on return; use it so a
+ * condition checked under @mutex cannot be signalled between the check
+ * and the wait.  Wake-ups may be spurious with respect to the caller's
+ * condition: re-check it in a loop.
+ */
+void bd_co_queue_wait(BdCoQueue *q, BdCoMutex *mutex);
+
+/*
+ * Wake the first waiter of @q; returns false if there was none.  The
+ * waiter runs later (after the caller yields, or in its own context's
+ * thread), not inside this call.  Any coroutine or thread, serialized as
+ * the queue requires.
+ */
+bool bd_co_queue_next(BdCoQueue *q);
+
+/* Wake every waiter of @q, in order.  Same rules as bd_co_queue_next(). */
+void bd_co_queue_restart_all(BdCoQueue *q);
+
+/* True if nobody waits in @q. */
+bool bd_co_queue_empty(BdCoQueue *q);
+
+/* Initialise @m unlocked. */
+void bd_co_mutex_init(BdCoMutex *m);
+
+/* coroutine_fn: take @m, waiting in line if it is held. */
+void bd_co_mutex_lock(BdCoMutex *m);
+
+/*
+ * coroutine_fn (does not yield): release @m, which the calling coroutine
+ * holds; hands it to the first waiter, if any.  Aborts if @m is not held
+ * by the calling coroutine.
+ */
+void bd_co_mutex_unlock(BdCoMutex *m);
+
+/* The holder of @m and its context (NULL if unlocked); for assertions. */
+BdCoroutine *bd_co_mutex_holder(BdCoMutex *m, BdAioContext **ctx);
+
+/* Initialise @l unlocked. */
+void bd_co_rwlock_init(BdCoRwLock *l);
+
+/* coroutine_fn: take @l shared. */
+void bd_co_rwlock_rdlock(BdCoRwLock *l);
+
+/* coroutine_fn: take @l exclusive. */
+void bd_co_rwlock_wrlock(BdCoRwLock *l);
+
+/*
+ * coroutine_fn (does not yield): turn the calling coroutine's exclusive
+ * hold of @l into a shared one, letting waiting readers in.
+ */
+void bd_co_rwlock_downgrade(BdCoRwLock *l);
+
+/* coroutine_fn (does not yield): release a shared or exclusive hold. */
+void bd_co_rwlock_unlock(BdCoRwLock *l);
+
+#endif /* BLOCKD_CORE_CO_LOCK_H */
