@@ -19,6 +19,7 @@ from blockd_harness import BLOCKD, TestCase, find_qsd, stop_pid
 EXAMPLE = '''\
 #!/usr/bin/env python3
 import subprocess
+import socket
 
 sock_path = '/var/run/qmp.sock'
 
