@@ -16,8 +16,11 @@
 
 #include "blockd-config.h"
 #include "chardev.h"
+#include "cli-help.h"
 #include "main-loop.h"
 #include "monitor.h"
+#include "object-cli.h"
+#include "object.h"
 #include "plugin-list.h"
 #include "keyval.h"
 #include "plugin-loader.h"
@@ -230,6 +233,7 @@ static void qmp_run(void)
     bd_monitors_flush(1000);
     bd_monitors_free_all();
     bd_chardev_remove_all();
+    bd_objects_delete_all();
 }
 
 int main(int argc, char **argv)
@@ -251,6 +255,7 @@ int main(int argc, char **argv)
     bd_main_loop_init();
     bd_qmp_register_core_commands();
     bd_schema_register_qmp_commands();
+    bd_object_register_qmp_commands();
     bd_qmp_set_argument_checker(bd_schema_check_command_args);
 
     /* Processed in order, like qemu-storage-daemon. */
@@ -279,6 +284,24 @@ int main(int argc, char **argv)
             if (!ok || exit_now) {
                 bd_monitors_free_all();
                 bd_chardev_remove_all();
+                return ok ? EXIT_SUCCESS : EXIT_FAILURE;
+            }
+            break;
+        }
+        case OPT_OBJECT:
+        case OPT_BLOCKDEV:
+        case OPT_EXPORT: {
+            /* --object; --blockdev and --export answer only help yet */
+            bool exit_now = false;
+            bool ok = c == OPT_OBJECT
+                ? bd_object_cli_option(prog, optarg, &exit_now)
+                : c == OPT_BLOCKDEV
+                ? bd_cli_blockdev_option(prog, optarg, &exit_now)
+                : bd_cli_export_option(prog, optarg, &exit_now);
+            if (!ok || exit_now) {
+                bd_monitors_free_all();
+                bd_chardev_remove_all();
+                bd_objects_delete_all();
                 return ok ? EXIT_SUCCESS : EXIT_FAILURE;
             }
             break;

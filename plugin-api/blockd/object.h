@@ -1,14 +1,28 @@
 /*
- * blockd plugin ABI: user-creatable object types.
+ * blockd plugin ABI: user-creatable object types and the objects made
+ * from them (object-add, object-del, --object).
  *
- * The callbacks that create and run a user-creatable object type are added to this structure
- * by later ABI minors; a field added later reads as NULL/0 for a plugin
- * built before it.
+ * The core owns the objects: it checks the options against the plugin's
+ * schema fragment (ObjectOptions' branch for the type), refuses bad and
+ * duplicate ids, keeps the table of objects by id, and calls the type's
+ * callbacks at each step of an object's life:
+ *
+ *   object-add:  allocate instance data -> create(props) -> (now findable
+ *                by id) -> complete()
+ *   object-del:  can_be_deleted()? -> unparent() -> destroy()
+ *
+ * A failure of create() calls destroy(); a failure of complete() calls
+ * unparent() then destroy().  All callbacks run in the main thread.
  */
 #ifndef BLOCKD_OBJECT_H
 #define BLOCKD_OBJECT_H
 
+#include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
+
+#include <glib.h>
+#include <json-glib/json-glib.h>
 
 #include <blockd/registry.h>
 
@@ -16,17 +30,89 @@
 extern "C" {
 #endif
 
+/* One object made with object-add or --object; owned by the daemon. */
+typedef struct BdObject BdObject;
+
 /*
  * BdObjectType (since ABI 1.0):
  * @struct_size: sizeof(BdObjectType).
- * @name: the value of ObjectOptions' 'qom-type', e.g. "iothread".
+ * @name: the value of ObjectOptions' 'qom-type', e.g. "iothread".  The
+ *        plugin's schema fragment must add it with a branch of
+ *        ObjectOptions whose members are the type's properties.
  * @description: one line for listings and help.
+ *
+ * Appended fields; each reads as zero/NULL in a provider that does not set
+ * it, which means what its description says:
+ * @parent: the QOM parent type name that qom-list-types reports and that
+ *        bd_object_find() also matches, e.g. "tls-creds" for
+ *        "tls-creds-x509".  NULL: "object".
+ * @instance_size: bytes of zeroed instance data the daemon allocates for
+ *        each object before create() and frees after destroy(); reach it
+ *        with bd_object_get_opaque().  0: none (the opaque pointer starts
+ *        NULL).
+ * @create: build the object from @props, the validated properties (the
+ *        members of the type's ObjectOptions branch that were given, with
+ *        their schema types; 'qom-type' and 'id' are not in it; the
+ *        object is borrowed for the call).  Returns false with @errp set
+ *        to refuse the object.  The object is not yet findable by id.
+ *        NULL: every set of properties is accepted and nothing is done.
+ * @complete: the object is now in the table (findable with
+ *        bd_object_find()); finish setting it up, for example resolve
+ *        references to other objects.  Returns false with @errp set to
+ *        fail object-add, which then removes the object again.
+ *        NULL: nothing to do.
+ * @can_be_deleted: whether object-del may delete the object now; false
+ *        makes object-del fail with "object 'ID' is in use, can not be
+ *        deleted".  NULL: always deletable.
+ * @unparent: the object is being removed from the table (object-del, a
+ *        failed complete(), daemon exit): drop references to other
+ *        objects.  NULL: nothing to do.
+ * @destroy: free what the object holds (not the instance data the daemon
+ *        allocated; the daemon frees that afterwards).  Called exactly once
+ *        for every object whose create() was called.  NULL: nothing to do.
  */
 struct BdObjectType {
     uint32_t struct_size;
     const char *name;
     const char *description;
+    const char *parent;
+    size_t instance_size;
+    bool (*create)(BdObject *obj, JsonObject *props, GError **errp);
+    bool (*complete)(BdObject *obj, GError **errp);
+    bool (*can_be_deleted)(BdObject *obj);
+    void (*unparent)(BdObject *obj);
+    void (*destroy)(BdObject *obj);
 };
+
+/* The object's id as given to object-add.  Never NULL; owned by @obj. */
+const char *bd_object_get_id(BdObject *obj);
+
+/* The object's type name ('qom-type').  Never NULL; static. */
+const char *bd_object_get_type_name(BdObject *obj);
+
+/*
+ * The object's opaque pointer: the instance data (BdObjectType's
+ * @instance_size) until the plugin sets another with
+ * bd_object_set_opaque(), NULL when there is neither.
+ */
+void *bd_object_get_opaque(BdObject *obj);
+
+/*
+ * Replace the opaque pointer.  The daemon never frees what is set here;
+ * the type's destroy() does.  The instance data, if any, is still freed by
+ * the daemon.
+ */
+void bd_object_set_opaque(BdObject *obj, void *opaque);
+
+/*
+ * The object called @id whose type is @type_name or has it as @parent
+ * (any type when @type_name is NULL), or NULL when there is none.  Use it
+ * in complete() or later to follow references by id (e.g. a 'tls-creds'
+ * option); the result stays valid until the object is deleted, which
+ * can_be_deleted() lets a plugin prevent while it holds one.  Main thread
+ * only.
+ */
+BdObject *bd_object_find(const char *id, const char *type_name);
 
 #ifdef __cplusplus
 }
