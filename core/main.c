@@ -192,29 +192,32 @@ static bool chardev_option(const char *prog, const char *arg, bool *exit_now)
     return true;
 }
 
-/* --monitor, keyval syntax checked against MonitorOptions. */
+/* --monitor, keyval or JSON, checked against MonitorOptions. */
 static bool monitor_option(const char *prog, const char *arg)
 {
     g_autoptr(GError) err = NULL;
-    g_autoptr(JsonObject) opts = bd_keyval_parse(arg, "chardev", NULL, &err);
+    bool is_json = false;
+    g_autoptr(JsonObject) opts =
+        bd_cli_parse_option(arg, "chardev", NULL, &is_json, &err);
     g_autoptr(JsonNode) in = NULL;
     g_autoptr(JsonNode) checked = NULL;
 
     if (opts) {
         in = json_node_init_object(json_node_alloc(), opts);
-        checked = bd_schema_check_type("MonitorOptions", in, true, &err);
+        checked = bd_schema_check_type("MonitorOptions", in, !is_json, &err);
     }
     if (checked) {
         JsonObject *o = json_node_get_object(checked);
+        const char *chardev = json_object_get_string_member(o, "chardev");
         const char *mode = json_object_get_string_member_with_default(
             o, "mode", "control");
 
-        if (strcmp(mode, "control") != 0) {
+        /* like qemu-storage-daemon: a missing chardev is reported first */
+        if (strcmp(mode, "control") != 0 && bd_chardev_find(chardev)) {
             g_set_error(&err, BD_ERROR, BD_ERROR_GENERIC,
                         "Only QMP is supported");
         } else {
-            bd_monitor_new(json_object_get_string_member(o, "chardev"),
-                           json_object_get_boolean_member_with_default(
+            bd_monitor_new(chardev, json_object_get_boolean_member_with_default(
                                o, "pretty", false), &err);
         }
     }

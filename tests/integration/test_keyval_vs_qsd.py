@@ -85,10 +85,9 @@ TABLE = [
     ('nbd-server', 'addr.type=fd,addr.str=x,tls-creds=nosuch'),
 ]
 
-# Known differences, run as expected failures until fixed in core/main.c's
-# --monitor: it reads keyval only (qsd also takes JSON), and checks the
-# mode before it looks the chardev up.
-KNOWN_DIFFERENT = [
+# --monitor cases that once differed from qsd: JSON input, and a missing
+# chardev reported before an unsupported mode.
+MONITOR_CASES = [
     ('monitor', '{"chardev":1}'),
     ('monitor', 'chardev=nosuch,mode=readline'),
 ]
@@ -127,13 +126,11 @@ class KeyvalTests(TestCase):
             with self.subTest(option=option, arg=arg):
                 self.compare(option, arg)
 
-    @unittest.expectedFailure
     def test_monitor_json(self):
-        self.compare(*KNOWN_DIFFERENT[0])
+        self.compare(*MONITOR_CASES[0])
 
-    @unittest.expectedFailure
     def test_monitor_mode_after_chardev(self):
-        self.compare(*KNOWN_DIFFERENT[1])
+        self.compare(*MONITOR_CASES[1])
 
 
 if __name__ == '__main__':
