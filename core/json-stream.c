@@ -9,6 +9,7 @@
 #include <blockd/error.h>
 
 #include "json-stream.h"
+#include "mod-utf8.h"
 
 typedef enum TokenType {
     TK_LCURLY,
@@ -61,89 +62,6 @@ struct BdJsonStream {
     int brace_count;
     int bracket_count;
 };
-
-/* ---- modified UTF-8, as QEMU's JSON code uses it ---- */
-
-static bool codepoint_is_valid(long cp)
-{
-    if (cp < 0 || cp > 0x10FFFF) {
-        return false;
-    }
-    if ((cp >= 0xFDD0 && cp <= 0xFDEF) || (cp & 0xFFFE) == 0xFFFE) {
-        return false;           /* noncharacters */
-    }
-    if (cp >= 0xD800 && cp <= 0xDFFF) {
-        return false;           /* surrogates never stand alone */
-    }
-    return true;
-}
-
-/*
- * Decode one code point from the NUL-terminated @s; *@end is set past
- * the bytes examined.  Returns -1 for anything but a valid, shortest-form
- * sequence (the two-byte C0 80 for U+0000 is accepted).
- */
-static long mod_utf8_decode(const char *s, const char **end)
-{
-    const unsigned char *p = (const unsigned char *)s;
-    unsigned first = *p++;
-    unsigned len = 0;
-    long cp;
-
-    if (first < 0x80) {
-        *end = (const char *)p;
-        return first;
-    }
-    if (first >= 0xFE || !(first & 0x40)) {
-        *end = (const char *)p;
-        return -1;              /* 0xFE/0xFF or a stray continuation */
-    }
-    for (unsigned mask = 0x80; first & mask; mask >>= 1) {
-        len++;
-    }
-    cp = first & ((1u << (7 - len)) - 1);
-    for (unsigned i = 1; i < len; i++) {
-        if ((*p & 0xC0) != 0x80) {
-            *end = (const char *)p;
-            return -1;
-        }
-        cp = (cp << 6) | (*p++ & 0x3F);
-    }
-    *end = (const char *)p;
-    if (!codepoint_is_valid(cp)) {
-        return -1;
-    }
-    static const long shortest[] = { 0x80, 0x800, 0x10000, 0x200000,
-                                     0x4000000 };
-    if (cp < shortest[len - 2] && !(cp == 0 && len == 2)) {
-        return -1;              /* overlong */
-    }
-    return cp;
-}
-
-/* Append @cp to @out; U+0000 becomes C0 80.  False if @cp is invalid. */
-static bool mod_utf8_append(GString *out, long cp)
-{
-    if (!codepoint_is_valid(cp)) {
-        return false;
-    }
-    if (cp > 0 && cp < 0x80) {
-        g_string_append_c(out, (char)cp);
-    } else if (cp < 0x800) {
-        g_string_append_c(out, (char)(0xC0 | (cp >> 6)));
-        g_string_append_c(out, (char)(0x80 | (cp & 0x3F)));
-    } else if (cp < 0x10000) {
-        g_string_append_c(out, (char)(0xE0 | (cp >> 12)));
-        g_string_append_c(out, (char)(0x80 | ((cp >> 6) & 0x3F)));
-        g_string_append_c(out, (char)(0x80 | (cp & 0x3F)));
-    } else {
-        g_string_append_c(out, (char)(0xF0 | (cp >> 18)));
-        g_string_append_c(out, (char)(0x80 | ((cp >> 12) & 0x3F)));
-        g_string_append_c(out, (char)(0x80 | ((cp >> 6) & 0x3F)));
-        g_string_append_c(out, (char)(0x80 | (cp & 0x3F)));
-    }
-    return true;
-}
 
 /* ---- parser over one complete token sequence ---- */
 
@@ -258,7 +176,7 @@ static JsonNode *parse_string(Parser *p, const Token *t)
                         cp = -1;
                     }
                 }
-                if (!mod_utf8_append(out, cp)) {
+                if (!bd_mod_utf8_append(out, cp)) {
                     parse_error(p, "%.*s is not a valid Unicode character",
                                 (int)(ptr - beg), beg);
                     return NULL;
@@ -270,14 +188,14 @@ static JsonNode *parse_string(Parser *p, const Token *t)
             }
         } else {
             const char *end;
-            long cp = mod_utf8_decode(ptr, &end);
+            long cp = bd_mod_utf8_decode(ptr, &end);
 
             if (cp < 0) {
                 parse_error(p, "invalid UTF-8 sequence in string");
                 return NULL;
             }
             ptr = end;
-            mod_utf8_append(out, cp);
+            bd_mod_utf8_append(out, cp);
         }
     }
 
