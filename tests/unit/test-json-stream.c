@@ -190,6 +190,13 @@ static void test_parse_one(void)
     g_clear_error(&err);
     g_assert_null(bd_json_parse("[1,", &err));
     g_assert_cmpstr(err->message, ==, "JSON parse error, premature EOI");
+    g_clear_error(&err);
+    /* as qsd's --blockdev: the first message decides */
+    g_assert_null(bd_json_parse("{\"a\":@} {}", &err));
+    g_assert_cmpstr(err->message, ==, "JSON parse error, stray '@'");
+    g_clear_error(&err);
+    g_assert_null(bd_json_parse("{\"a\":1} {", &err));
+    g_assert_cmpstr(err->message, ==, "Expecting at most one JSON value");
 }
 
 static void test_writer_order(void)
