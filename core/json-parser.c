@@ -12,6 +12,9 @@
 #include "json-int.h"
 #include "mod-utf8.h"
 
+/* How much of an error's detail QEMU keeps. */
+#define PARSE_ERROR_DETAIL_MAX 1023
+
 typedef struct Parser {
     const BdJsonToken *tokens;
     guint n;
@@ -40,7 +43,11 @@ static const char *token_text(Parser *p, const BdJsonToken *t)
     return p->text + t->offset;
 }
 
-/* Only the first error of a value is reported, as QEMU does. */
+/*
+ * Only the first error of a value is reported, as QEMU does; QEMU formats
+ * the detail into a buffer of 1024 bytes, so it is cut at 1023 bytes
+ * (which a long invalid keyword reaches).
+ */
 static void G_GNUC_PRINTF(2, 3) parse_error(Parser *p, const char *fmt, ...)
 {
     va_list ap;
@@ -51,8 +58,8 @@ static void G_GNUC_PRINTF(2, 3) parse_error(Parser *p, const char *fmt, ...)
     va_start(ap, fmt);
     g_autofree char *msg = g_strdup_vprintf(fmt, ap);
     va_end(ap);
-    p->err = g_error_new(BD_ERROR, BD_ERROR_GENERIC, "JSON parse error, %s",
-                         msg);
+    p->err = g_error_new(BD_ERROR, BD_ERROR_GENERIC, "JSON parse error, %.*s",
+                         PARSE_ERROR_DETAIL_MAX, msg);
 }
 
 static JsonNode *parse_value(Parser *p);
