@@ -5,8 +5,8 @@
  */
 #include <blockd/error.h>
 
+#include "json-stream.h"
 #include "keyval.h"
-#include "qemu-json.h"
 
 JsonObject *bd_cli_parse_option(const char *arg, const char *implied_key,
                                 bool *help, bool *is_json, GError **errp)
@@ -28,7 +28,7 @@ JsonObject *bd_cli_parse_option(const char *arg, const char *implied_key,
         *help = false;
     }
     /* Starting with '{', a single value that parses is an object */
-    node = bd_qemu_json_parse(arg, errp);
+    node = bd_json_parse(arg, errp);
     if (!node) {
         return NULL;
     }

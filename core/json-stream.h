@@ -1,27 +1,29 @@
 /*
- * Incremental JSON message splitting and parsing, as QMP needs it.
+ * Reading JSON text the way QEMU reads it, for QMP (a stream of messages)
+ * and for the command line (one value), so that users see the same
+ * behaviour from blockd as from qemu-storage-daemon.
  *
- * A QMP peer sends a stream of JSON values with no framing; this module
- * cuts the stream into values the way QEMU's monitor does, so that clients
- * see the same behaviour from blockd as from qemu-storage-daemon:
- *
- * - a lexer turns bytes into tokens; besides standard JSON it accepts
- *   single-quoted strings and the escape \' in both kinds of string;
- * - a value is complete when the count of open braces and brackets drops
- *   back to zero (or below zero, or a scalar arrives at the top level);
+ * A QMP peer sends a stream of JSON values with no framing; it is cut
+ * into messages the way QEMU's monitor does:
+ * - besides standard JSON, strings may be single-quoted and the escape
+ *   \' is accepted in both kinds of string;
+ * - a message is complete when the count of open braces and brackets
+ *   drops back to zero (or below zero, or a scalar arrives at the top
+ *   level);
  * - a byte that cannot start or continue a token is reported as
- *   "JSON parse error, stray '...'" and the lexer skips input until a
+ *   "JSON parse error, stray '...'" and input is skipped up to a
  *   structural character ({ } [ ] : ,), a control character other than
  *   tab, or a byte 0xFE/0xFF, so the connection continues;
  * - limits bound the memory one peer can make us hold: 64 MiB of token
  *   text and 2 Mi tokens per value, nesting depth 1024.
  *
- * Complete token sequences are parsed into json-glib nodes with QEMU's
- * error messages ("JSON parse error, expecting value", ...).  Strings are
- * kept in QEMU's modified UTF-8 (U+0000 is the two bytes C0 80), which
- * bd_qmp_json_format() writes back as \u0000.
+ * Complete messages are parsed with QEMU's error messages ("JSON parse
+ * error, expecting value", ...).  Strings are kept in QEMU's modified
+ * UTF-8 (U+0000 is the two bytes C0 80), which bd_qmp_json_format()
+ * writes back as \u0000.  Integers that fit in int64 become int nodes,
+ * other numbers double nodes; member order follows the text.
  *
- * Single-threaded: one stream belongs to one connection.
+ * A stream belongs to one thread at a time; bd_json_parse() is pure.
  */
 #ifndef BLOCKD_CORE_JSON_STREAM_H
 #define BLOCKD_CORE_JSON_STREAM_H
@@ -31,11 +33,6 @@
 
 #include <glib.h>
 #include <json-glib/json-glib.h>
-
-/* QEMU's limits, kept so that a peer sees the same errors. */
-#define BD_JSON_MAX_TOKEN_SIZE (64u << 20)
-#define BD_JSON_MAX_TOKEN_COUNT (2u << 20)
-#define BD_JSON_MAX_NESTING 1024
 
 typedef struct BdJsonStream BdJsonStream;
 
@@ -67,9 +64,12 @@ void bd_json_stream_flush(BdJsonStream *s);
 void bd_json_stream_free(BdJsonStream *s);
 
 /*
- * Parse @text (NUL-terminated) as exactly one JSON value with the same
- * rules as the stream.  Returns a new node, or NULL with @errp set (also
- * when @text holds no value or more than one).
+ * Parse @text (NUL-terminated) as exactly one JSON value, whitespace
+ * around it allowed, the way QEMU reads a JSON command-line argument: the
+ * first message of the stream decides.  Returns a new node, or NULL with
+ * @errp set (BD_ERROR, BD_ERROR_GENERIC): the first message's error, or
+ * "Expecting at most one JSON value" when anything follows the value,
+ * or "Expecting a JSON value" when @text holds none.
  */
 JsonNode *bd_json_parse(const char *text, GError **errp);
 

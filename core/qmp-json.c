@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "mod-utf8.h"
 #include "qmp-json.h"
 
 /* The number of hash buckets of QEMU's QDict. */
@@ -58,51 +59,13 @@ GList *bd_qmp_json_member_order(JsonObject *obj)
     return out;
 }
 
-/* Decode one UTF-8 (or QEMU modified UTF-8) code point; -1 if invalid. */
-static long next_codepoint(const char *s, const char **end)
-{
-    const unsigned char *p = (const unsigned char *)s;
-    unsigned first = *p++;
-    unsigned len = 0;
-    long cp;
-
-    if (first < 0x80) {
-        *end = (const char *)p;
-        return first;
-    }
-    if (first >= 0xFE || !(first & 0x40)) {
-        *end = (const char *)p;
-        return -1;
-    }
-    for (unsigned mask = 0x80; first & mask; mask >>= 1) {
-        len++;
-    }
-    cp = first & ((1u << (7 - len)) - 1);
-    for (unsigned i = 1; i < len; i++) {
-        if ((*p & 0xC0) != 0x80) {
-            *end = (const char *)p;
-            return -1;
-        }
-        cp = (cp << 6) | (*p++ & 0x3F);
-    }
-    *end = (const char *)p;
-    static const long shortest[] = { 0x80, 0x800, 0x10000, 0x200000,
-                                     0x4000000 };
-    if (cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF) ||
-        (cp >= 0xFDD0 && cp <= 0xFDEF) || (cp & 0xFFFE) == 0xFFFE ||
-        (cp < shortest[len - 2] && !(cp == 0 && len == 2))) {
-        return -1;
-    }
-    return cp;
-}
-
 static void append_string(GString *out, const char *str)
 {
     const char *end;
 
     g_string_append_c(out, '"');
     for (const char *p = str; *p; p = end) {
-        long cp = next_codepoint(p, &end);
+        long cp = bd_mod_utf8_decode(p, &end);
 
         switch (cp) {
         case '"':

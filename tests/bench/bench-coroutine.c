@@ -10,10 +10,9 @@
 #include <glib.h>
 
 #include "aio-context.h"
+#include "aio-test-util.h"
 #include "coroutine.h"
 #include "thread-pool.h"
-
-static BdAioContext *main_ctx;
 
 static void report(const char *what, long n, int64_t ns)
 {
@@ -34,52 +33,6 @@ static void nothing(void *opaque)
 static void bh_count(void *opaque)
 {
     (*(long *)opaque)++;
-}
-
-typedef struct PingPong {
-    BdCoroutine *main_co, *io_co;
-    long rounds;
-    bool ready, done;
-} PingPong;
-
-static void pp_io(void *opaque)
-{
-    PingPong *p = opaque;
-    long i;
-
-    bd_coroutine_yield();
-    for (i = 0; i < p->rounds; i++) {
-        bd_aio_co_wake(p->main_co);
-        if (i + 1 < p->rounds) {
-            bd_coroutine_yield();
-        }
-    }
-}
-
-static void pp_ready(void *opaque)
-{
-    ((PingPong *)opaque)->ready = true;
-}
-
-static void pp_start(void *opaque)
-{
-    PingPong *p = opaque;
-
-    p->io_co = bd_coroutine_create(pp_io, p);
-    bd_coroutine_enter(p->io_co);
-    bd_aio_bh_schedule_oneshot(main_ctx, pp_ready, p);
-}
-
-static void pp_main(void *opaque)
-{
-    PingPong *p = opaque;
-    long i;
-
-    for (i = 0; i < p->rounds; i++) {
-        bd_aio_co_wake(p->io_co);
-        bd_coroutine_yield();
-    }
-    p->done = true;
 }
 
 static int pool_nop(void *opaque)
@@ -144,26 +97,16 @@ int main(int argc, char **argv)
         BdIOThread *iot = bd_iothread_new("bench",
                                           poll ? BD_AIO_POLL_MAX_NS_DEFAULT
                                                : 0, 0, 0, &err);
-        PingPong p = { .rounds = n / 100 };
+        AioTestPingPong p;
 
         if (!iot) {
             fprintf(stderr, "%s\n", err->message);
             return 1;
         }
-        bd_aio_bh_schedule_oneshot(bd_iothread_get_aio_context(iot),
-                                   pp_start, &p);
-        while (!p.ready) {
-            bd_aio_poll(main_ctx, true);
-        }
-        p.main_co = bd_coroutine_create(pp_main, &p);
-        start = bd_clock_ns();
-        bd_coroutine_enter(p.main_co);
-        while (!p.done) {
-            bd_aio_poll(main_ctx, true);
-        }
+        p = aio_test_ping_pong(iot, (int)(n / 100));
         report(poll ? "cross-thread wake round trip (poll 32us)"
                     : "cross-thread wake round trip (no poll)",
-               p.rounds, bd_clock_ns() - start);
+               p.main_count, p.elapsed_ns);
         bd_iothread_destroy(iot);
     }
 
@@ -172,9 +115,7 @@ int main(int argc, char **argv)
 
         start = bd_clock_ns();
         bd_coroutine_enter(bd_coroutine_create(pool_submitter, &left));
-        while (left >= 0) {
-            bd_aio_poll(main_ctx, true);
-        }
+        WAIT_FOR(left < 0);
         report("thread pool submit_co round trip", rounds,
                bd_clock_ns() - start);
     }

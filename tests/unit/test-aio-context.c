@@ -9,16 +9,9 @@
 #include <glib.h>
 
 #include "aio-context.h"
+#include "aio-test-util.h"
 #include "coroutine.h"
 
-static BdAioContext *main_ctx;
-
-#define WAIT_FOR(cond)                                                  \
-    do {                                                                \
-        while (!(cond)) {                                               \
-            bd_aio_poll(main_ctx, true);                                \
-        }                                                               \
-    } while (0)
 
 /* --- fd handlers -------------------------------------------------------- */
 
@@ -382,90 +375,22 @@ static void test_gsource(void)
 
 /* --- IOThreads and cross-thread wake-ups -------------------------------- */
 
-typedef struct PingPong {
-    BdIOThread *iot;
-    GThread *io_thread;
-    BdCoroutine *main_co, *io_co;
-    int rounds;
-    int main_count, io_count;
-    bool ready, done;
-    bool wrong_thread;
-} PingPong;
-
-static void pp_set_ready(void *opaque)
-{
-    PingPong *p = opaque;
-
-    p->ready = true;
-}
-
-static void pp_io(void *opaque)
-{
-    PingPong *p = opaque;
-
-    p->io_thread = g_thread_self();
-    bd_coroutine_yield();               /* parked until the first ping */
-    for (;;) {
-        if (g_thread_self() != p->io_thread ||
-            bd_aio_current_context() !=
-                bd_iothread_get_aio_context(p->iot)) {
-            p->wrong_thread = true;
-        }
-        p->io_count++;
-        bd_aio_co_wake(p->main_co);     /* main thread, through its ctx */
-        if (p->io_count == p->rounds) {
-            return;
-        }
-        bd_coroutine_yield();
-    }
-}
-
-static void pp_start_io(void *opaque)
-{
-    PingPong *p = opaque;
-
-    p->io_co = bd_coroutine_create(pp_io, p);
-    bd_coroutine_enter(p->io_co);
-    bd_aio_bh_schedule_oneshot(main_ctx, pp_set_ready, p);
-}
-
-static void pp_main(void *opaque)
-{
-    PingPong *p = opaque;
-    int i;
-
-    for (i = 0; i < p->rounds; i++) {
-        bd_aio_co_wake(p->io_co);       /* IOThread, through its ctx */
-        bd_coroutine_yield();
-        if (bd_aio_current_context() != main_ctx) {
-            p->wrong_thread = true;
-        }
-        p->main_count++;
-    }
-    p->done = true;
-}
-
 static void test_cross_thread_wake(void)
 {
     g_autoptr(GError) err = NULL;
-    PingPong p = { .rounds = 10000 };
+    BdIOThread *iot;
+    AioTestPingPong p;
 
-    p.iot = bd_iothread_new("pp", BD_AIO_POLL_MAX_NS_DEFAULT, 0, 0, &err);
+    iot = bd_iothread_new("pp", BD_AIO_POLL_MAX_NS_DEFAULT, 0, 0, &err);
     g_assert_no_error(err);
-    g_assert_cmpint(bd_iothread_get_thread_id(p.iot), >, 0);
-    g_assert_cmpstr(bd_iothread_get_id(p.iot), ==, "pp");
+    g_assert_cmpint(bd_iothread_get_thread_id(iot), >, 0);
+    g_assert_cmpstr(bd_iothread_get_id(iot), ==, "pp");
 
-    bd_aio_bh_schedule_oneshot(bd_iothread_get_aio_context(p.iot),
-                               pp_start_io, &p);
-    WAIT_FOR(p.ready);
-    p.main_co = bd_coroutine_create(pp_main, &p);
-    bd_coroutine_enter(p.main_co);
-    WAIT_FOR(p.done);
-
-    g_assert_cmpint(p.main_count, ==, p.rounds);
-    g_assert_cmpint(p.io_count, ==, p.rounds);
+    p = aio_test_ping_pong(iot, 10000);
+    g_assert_cmpint(p.main_count, ==, 10000);
+    g_assert_cmpint(p.io_count, ==, 10000);
     g_assert_false(p.wrong_thread);
-    bd_iothread_destroy(p.iot);
+    bd_iothread_destroy(iot);
 }
 
 /* A coroutine hopping between the main context and an IOThread. */

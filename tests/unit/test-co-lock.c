@@ -4,17 +4,10 @@
 #include <glib.h>
 
 #include "aio-context.h"
+#include "aio-test-util.h"
 #include "co-lock.h"
 #include "coroutine.h"
 
-static BdAioContext *main_ctx;
-
-#define WAIT_FOR(cond)                                                  \
-    do {                                                                \
-        while (!(cond)) {                                               \
-            bd_aio_poll(main_ctx, true);                                \
-        }                                                               \
-    } while (0)
 
 /* Give other coroutines of this context a turn: go round the loop once. */
 static void co_yield_to_loop(void)
@@ -138,44 +131,17 @@ static void test_mutex_fairness(void)
 }
 
 /* Coroutines in the main thread and two IOThreads share one CoMutex. */
-typedef struct SpawnArg {
-    MutexState *s;
-    int count;
-} SpawnArg;
-
-static void spawn_workers_bh(void *opaque)
-{
-    SpawnArg *a = opaque;
-    int i;
-
-    for (i = 0; i < a->count; i++) {
-        bd_coroutine_enter(bd_coroutine_create(mutex_worker, a->s));
-    }
-}
-
 static void test_mutex_threads(void)
 {
     enum { PER_CTX = 30, ITER = 50 };
-    g_autoptr(GError) err = NULL;
-    BdIOThread *iot[2];
     MutexState s = { .iterations = ITER };
-    SpawnArg arg = { .s = &s, .count = PER_CTX };
-    int i;
+    AioTestSpawn sp = { .entry = mutex_worker, .args = &s, .count = PER_CTX };
+    AioTestSpawn everywhere[3] = { sp, sp, sp };
 
     bd_co_mutex_init(&s.mutex);
-    for (i = 0; i < 2; i++) {
-        iot[i] = bd_iothread_new(i ? "m1" : "m0", 0, 0, 0, &err);
-        g_assert_no_error(err);
-        bd_aio_bh_schedule_oneshot(bd_iothread_get_aio_context(iot[i]),
-                                   spawn_workers_bh, &arg);
-    }
-    spawn_workers_bh(&arg);
-    WAIT_FOR(__atomic_load_n(&s.finished, __ATOMIC_SEQ_CST) == 3 * PER_CTX);
+    aio_test_spawn_everywhere("m", 2, everywhere, &s.finished, 3 * PER_CTX);
     g_assert_false(s.overlap);
     g_assert_cmpint(s.counter, ==, 3 * PER_CTX * ITER);
-    for (i = 0; i < 2; i++) {
-        bd_iothread_destroy(iot[i]);
-    }
 }
 
 /* --- CoRwLock ----------------------------------------------------------- */

@@ -190,6 +190,35 @@ static void test_parse_one(void)
     g_clear_error(&err);
     g_assert_null(bd_json_parse("[1,", &err));
     g_assert_cmpstr(err->message, ==, "JSON parse error, premature EOI");
+    g_clear_error(&err);
+    /* as qsd's --blockdev: the first message decides */
+    g_assert_null(bd_json_parse("{\"a\":@} {}", &err));
+    g_assert_cmpstr(err->message, ==, "JSON parse error, stray '@'");
+    g_clear_error(&err);
+    g_assert_null(bd_json_parse("{\"a\":1} {", &err));
+    g_assert_cmpstr(err->message, ==, "Expecting at most one JSON value");
+}
+
+/* QEMU cuts an error's detail at 1023 bytes (QMP and command line alike) */
+static void test_long_error(void)
+{
+    g_autoptr(GString) in = g_string_new("{\"execute\":");
+    g_autoptr(GString) want = g_string_new("JSON parse error, "
+                                           "invalid keyword '");
+    g_autoptr(GError) err = NULL;
+
+    for (int i = 0; i < 2000; i++) {
+        g_string_append_c(in, 'a');
+    }
+    g_string_append_c(in, '}');
+    for (int i = 0; i < 1023 - 17; i++) {
+        g_string_append_c(want, 'a');
+    }
+    g_autoptr(GPtrArray) out = run(in->str, in->len, NULL);
+    g_assert_cmpuint(out->len, ==, 1);
+    g_assert_cmpstr((char *)g_ptr_array_index(out, 0) + 2, ==, want->str);
+    g_assert_null(bd_json_parse(in->str, &err));
+    g_assert_cmpstr(err->message, ==, want->str);
 }
 
 static void test_writer_order(void)
@@ -220,6 +249,7 @@ int main(int argc, char **argv)
     g_test_add_func("/json-stream/nesting", test_nesting);
     g_test_add_func("/json-stream/garbage", test_garbage);
     g_test_add_func("/json-stream/parse-one", test_parse_one);
+    g_test_add_func("/json-stream/long-error", test_long_error);
     g_test_add_func("/qmp-json/order", test_writer_order);
     return g_test_run();
 }

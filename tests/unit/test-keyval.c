@@ -12,8 +12,8 @@
 #include <glib.h>
 #include <json-glib/json-glib.h>
 
+#include "json-stream.h"
 #include "keyval.h"
-#include "qemu-json.h"
 
 /* help: HELP_NULL passes no help pointer; else the expected *help */
 enum { HELP_NULL = -1, HELP_NO = 0, HELP_YES = 1 };
@@ -412,14 +412,14 @@ static void test_json_values(void)
     json_object_unref(obj);
 
     /* the reader alone takes any value, but exactly one */
-    node = bd_qemu_json_parse(" [1, \"x\"] ", &err);
+    node = bd_json_parse(" [1, \"x\"] ", &err);
     g_assert_no_error(err);
     g_assert_true(JSON_NODE_HOLDS_ARRAY(node));
     json_node_unref(node);
-    g_assert_null(bd_qemu_json_parse(" \t", &err));
+    g_assert_null(bd_json_parse(" \t", &err));
     g_assert_cmpstr(err->message, ==, "Expecting a JSON value");
     g_clear_error(&err);
-    g_assert_null(bd_qemu_json_parse("1 2", &err));
+    g_assert_null(bd_json_parse("1 2", &err));
     g_assert_cmpstr(err->message, ==, "Expecting at most one JSON value");
     g_clear_error(&err);
 

@@ -5,17 +5,10 @@
 #include <glib.h>
 
 #include "aio-context.h"
+#include "aio-test-util.h"
 #include "coroutine.h"
 #include "thread-pool.h"
 
-static BdAioContext *main_ctx;
-
-#define WAIT_FOR(cond)                                                  \
-    do {                                                                \
-        while (!(cond)) {                                               \
-            bd_aio_poll(main_ctx, true);                                \
-        }                                                               \
-    } while (0)
 
 typedef struct LoadState {
     int jobs_per_co;
@@ -65,6 +58,9 @@ static void submitter(void *opaque)
     CoArg *a = opaque;
     int i;
 
+    /* completions must come back here */
+    a->home = bd_aio_current_context();
+    a->home_thread = g_thread_self();
     for (i = 0; i < a->s->jobs_per_co; i++) {
         Job j = { .s = a->s, .input = i };
         int ret = bd_thread_pool_submit_co(NULL, job_fn, &j);
@@ -92,36 +88,20 @@ static void load_state_clear(LoadState *s)
     g_mutex_clear(&s->lock);
 }
 
-typedef struct Spawn {
-    CoArg *args;
-    int count;
-} Spawn;
-
-static void spawn_bh(void *opaque)
-{
-    Spawn *sp = opaque;
-    int i;
-
-    for (i = 0; i < sp->count; i++) {
-        sp->args[i].home = bd_aio_current_context();
-        sp->args[i].home_thread = g_thread_self();
-        bd_coroutine_enter(bd_coroutine_create(submitter, &sp->args[i]));
-    }
-}
-
 static void test_main_context(void)
 {
     enum { COS = 100, JOBS = 50 };
     LoadState s;
     CoArg args[COS];
-    Spawn sp = { .args = args, .count = COS };
+    AioTestSpawn sp = { .entry = submitter, .args = args,
+                        .arg_size = sizeof(CoArg), .count = COS };
     int i;
 
     load_state_init(&s, JOBS, 0);
     for (i = 0; i < COS; i++) {
         args[i].s = &s;
     }
-    spawn_bh(&sp);
+    aio_test_spawn_bh(&sp);
     WAIT_FOR(s.finished == COS);
     g_assert_false(s.bad);
     g_assert_cmpuint(g_hash_table_size(s.workers), <=,
@@ -135,11 +115,9 @@ static void test_main_context(void)
 static void test_iothreads_under_load(void)
 {
     enum { COS = 40, JOBS = 100 };
-    g_autoptr(GError) err = NULL;
-    BdIOThread *iot[2];
     LoadState s;
     CoArg args[3][COS];
-    Spawn sp[3];
+    AioTestSpawn sp[3];
     int i, k;
 
     load_state_init(&s, JOBS, 0);
@@ -147,20 +125,12 @@ static void test_iothreads_under_load(void)
         for (i = 0; i < COS; i++) {
             args[k][i].s = &s;
         }
-        sp[k] = (Spawn) { .args = args[k], .count = COS };
+        sp[k] = (AioTestSpawn) { .entry = submitter, .args = args[k],
+                                 .arg_size = sizeof(CoArg), .count = COS };
     }
-    for (k = 0; k < 2; k++) {
-        iot[k] = bd_iothread_new(k ? "tp1" : "tp0", 0, 0, 0, &err);
-        g_assert_no_error(err);
-        bd_aio_bh_schedule_oneshot(bd_iothread_get_aio_context(iot[k]),
-                                   spawn_bh, &sp[k]);
-    }
-    spawn_bh(&sp[2]);
-    WAIT_FOR(__atomic_load_n(&s.finished, __ATOMIC_SEQ_CST) == 3 * COS);
+    /* destroying the IOThreads also stops their pools */
+    aio_test_spawn_everywhere("tp", 2, sp, &s.finished, 3 * COS);
     g_assert_false(s.bad);
-    for (k = 0; k < 2; k++) {
-        bd_iothread_destroy(iot[k]);    /* also stops its pool */
-    }
     load_state_clear(&s);
 }
 
@@ -171,7 +141,8 @@ static void test_bounded(void)
     BdAioContext *ctx = bd_aio_context_new(&err);
     LoadState s;
     CoArg args[COS];
-    Spawn sp = { .args = args, .count = COS };
+    AioTestSpawn sp = { .entry = submitter, .args = args,
+                        .arg_size = sizeof(CoArg), .count = COS };
     int i;
 
     /* A private context run by this thread for the length of the test. */
@@ -184,7 +155,7 @@ static void test_bounded(void)
         args[i].s = &s;
     }
     bd_aio_context_set_home_thread(ctx);
-    spawn_bh(&sp);
+    aio_test_spawn_bh(&sp);
     while (s.finished < COS) {
         bd_aio_poll(ctx, true);
     }
