@@ -232,7 +232,17 @@ class QmpClient:
         self._sock.settimeout(timeout)
         self._buf = b''
         try:
-            self._sock.connect(path)
+            # A server's socket file exists from bind() on but refuses
+            # connections until listen(): retry that short window.
+            deadline = time.monotonic() + timeout
+            while True:
+                try:
+                    self._sock.connect(path)
+                    break
+                except ConnectionRefusedError:
+                    if time.monotonic() > deadline:
+                        raise
+                    time.sleep(0.01)
             self.greeting = self.receive()
             if 'QMP' not in self.greeting:
                 raise ValueError(f'not a QMP greeting: {self.greeting!r}')
