@@ -318,7 +318,6 @@ BdChild *bd_node_open_child(BdNode *parent, JsonObject *options,
 
 /* ---- opening ---- */
 
-void bd_block_register_test_driver(const BdBlockDriver *drv);
 void bd_block_register_test_driver(const BdBlockDriver *drv)
 {
     if (!test_drivers) {

@@ -106,6 +106,12 @@ BdNode *bd_node_open(JsonObject *options, bool top, GError **errp);
 BdNode *bd_node_open_driver(const BdBlockDriver *drv, const char *node_name,
                             JsonObject *options, GError **errp);
 
+/*
+ * Make @drv available by name to bd_node_open() before any plugin's
+ * (in-process drivers of tests).  Main loop.
+ */
+void bd_block_register_test_driver(const BdBlockDriver *drv);
+
 /* Find a node by name; NULL if none.  Main loop. */
 BdNode *bd_node_find(const char *node_name);
 
