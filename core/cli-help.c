@@ -67,7 +67,7 @@ static const HelpTopic export_topic = {
 };
 
 static bool help_option(const HelpTopic *topic, const char *prog,
-                        const char *arg, bool *exit_now)
+                        const char *arg, bool *was_help)
 {
     g_autoptr(GError) err = NULL;
     bool help = false;
@@ -82,10 +82,9 @@ static bool help_option(const HelpTopic *topic, const char *prog,
                 err->message);
         return false;
     }
+    *was_help = help;
     if (!help) {
-        fprintf(stderr, "%s: --%s is not supported yet\n", prog,
-                topic->option);
-        return false;
+        return true;
     }
 
     which = json_object_get_member(opts, topic->implied_key);
@@ -104,18 +103,15 @@ static bool help_option(const HelpTopic *topic, const char *prog,
         g_ptr_array_sort(values, compare_lines);
         bd_cli_print_names(stdout, topic->heading, values);
     }
-    *exit_now = true;
     return true;
 }
 
-bool bd_cli_blockdev_option(const char *prog, const char *arg,
-                            bool *exit_now)
+bool bd_cli_blockdev_help(const char *prog, const char *arg, bool *was_help)
 {
-    return help_option(&blockdev_topic, prog, arg, exit_now);
+    return help_option(&blockdev_topic, prog, arg, was_help);
 }
 
-bool bd_cli_export_option(const char *prog, const char *arg,
-                          bool *exit_now)
+bool bd_cli_export_help(const char *prog, const char *arg, bool *was_help)
 {
-    return help_option(&export_topic, prog, arg, exit_now);
+    return help_option(&export_topic, prog, arg, was_help);
 }

@@ -27,16 +27,14 @@ void bd_cli_print_names(FILE *out, const char *heading, GPtrArray *names);
 void bd_cli_print_options(FILE *out, const char *name, GPtrArray *members);
 
 /*
- * --blockdev @arg and --export @arg.  A help request ("help", "?", or
- * "driver=X,help" / "type=X,help") prints the block drivers / export types
- * the schema knows, or the options of X when it is one of them, sets
- * *@exit_now and returns true.  A syntax error is printed as
- * "@prog: --blockdev ARG: message"; anything else as "@prog: --blockdev is
- * not supported yet"; both return false.
+ * The help part of --blockdev @arg and --export @arg.  A help request
+ * ("help", "?", or "driver=X,help" / "type=X,help") prints the block
+ * drivers / export types the schema knows, or the options of X when it is
+ * one of them, and sets *@was_help.  Anything else only sets *@was_help to
+ * false: the caller processes the option.  A syntax error is printed as
+ * "@prog: --blockdev ARG: message" and returns false.
  */
-bool bd_cli_blockdev_option(const char *prog, const char *arg,
-                            bool *exit_now);
-bool bd_cli_export_option(const char *prog, const char *arg,
-                          bool *exit_now);
+bool bd_cli_blockdev_help(const char *prog, const char *arg, bool *was_help);
+bool bd_cli_export_help(const char *prog, const char *arg, bool *was_help);
 
 #endif /* BLOCKD_CORE_CLI_HELP_H */

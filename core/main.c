@@ -15,6 +15,7 @@
 #include <blockd/error.h>
 
 #include "blockd-config.h"
+#include "block-qmp.h"
 #include "chardev.h"
 #include "cli-help.h"
 #include "main-loop.h"
@@ -256,6 +257,7 @@ int main(int argc, char **argv)
         return EXIT_FAILURE;
     }
     bd_main_loop_init();
+    bd_block_init();
     bd_qmp_register_core_commands();
     bd_schema_register_qmp_commands();
     bd_object_register_qmp_commands();
@@ -291,17 +293,34 @@ int main(int argc, char **argv)
             }
             break;
         }
-        case OPT_OBJECT:
+        case OPT_OBJECT: {
+            bool exit_now = false;
+            bool ok = bd_object_cli_option(prog, optarg, &exit_now);
+            if (!ok || exit_now) {
+                bd_monitors_free_all();
+                bd_chardev_remove_all();
+                bd_objects_delete_all();
+                return ok ? EXIT_SUCCESS : EXIT_FAILURE;
+            }
+            break;
+        }
         case OPT_BLOCKDEV:
         case OPT_EXPORT: {
-            /* --object; --blockdev and --export answer only help yet */
-            bool exit_now = false;
-            bool ok = c == OPT_OBJECT
-                ? bd_object_cli_option(prog, optarg, &exit_now)
-                : c == OPT_BLOCKDEV
-                ? bd_cli_blockdev_option(prog, optarg, &exit_now)
-                : bd_cli_export_option(prog, optarg, &exit_now);
-            if (!ok || exit_now) {
+            bool was_help = false;
+            bool ok = c == OPT_BLOCKDEV
+                ? bd_cli_blockdev_help(prog, optarg, &was_help)
+                : bd_cli_export_help(prog, optarg, &was_help);
+            if (ok && !was_help) {
+                if (c == OPT_EXPORT) {
+                    fprintf(stderr, "%s: --export is not supported yet\n",
+                            prog);
+                    ok = false;
+                } else if (!bd_blockdev_option(optarg, &err)) {
+                    print_option_error(prog, c, optarg, err);
+                    ok = false;
+                }
+            }
+            if (!ok || was_help) {
                 bd_monitors_free_all();
                 bd_chardev_remove_all();
                 bd_objects_delete_all();

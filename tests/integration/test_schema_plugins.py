@@ -168,10 +168,10 @@ class SchemaPluginTests(TestCase):
         res = self.run_blockd(['--plugin-dir', plugins, '--export', 'help'])
         self.assertEqual(res.returncode, 0, res.stderr)
         self.assertEqual(res.stdout.splitlines()[0], 'List of export types:')
-        # not help: still refused until the block layer exists
-        res = self.run_blockd(['--blockdev', 'null-co,node-name=n'])
+        # not help: refused until the export layer exists
+        res = self.run_blockd(['--export', 'nbd,id=e,node-name=n'])
         self.assertEqual((res.returncode, res.stderr),
-                         (1, 'blockd: --blockdev is not supported yet\n'))
+                         (1, 'blockd: --export is not supported yet\n'))
 
 
 if __name__ == '__main__':
