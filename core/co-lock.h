@@ -15,35 +15,14 @@
 
 #include <glib.h>
 
+#include <blockd/coroutine.h>
+
 #include "coroutine.h"
 
-/* A waiting coroutine; lives on the waiter's stack. */
-typedef struct BdCoWaiter BdCoWaiter;
-
 /*
- * A FIFO of coroutines waiting for a condition.  Not thread-safe by
- * itself: callers serialize its use with a CoMutex (the one passed to
- * bd_co_queue_wait()) or by using it in one AioContext only.
+ * BdCoWaiter, BdCoQueue and BdCoMutex are defined by the plugin ABI
+ * (<blockd/coroutine.h>), where drivers embed them in their state.
  */
-typedef struct BdCoQueue {
-    BdCoWaiter *head;
-    BdCoWaiter **tail;
-} BdCoQueue;
-
-/*
- * A fair mutex: waiters get the lock in arrival order, the lock is handed
- * to the next waiter at unlock (no barging), and the waiter resumes in its
- * own context.  Not recursive.  Thread-safe.
- */
-typedef struct BdCoMutex {
-    GMutex lock;            /* protects the fields below, never held long */
-    bool locked;
-    BdCoroutine *holder;
-    BdAioContext *holder_ctx;
-    BdCoWaiter *head;
-    BdCoWaiter **tail;
-} BdCoMutex;
-
 /*
  * A fair readers-writer lock: any number of readers or one writer; a
  * waiting writer makes later readers wait (no writer starvation), and

@@ -7,6 +7,9 @@
 #include <blockd/plugin.h>
 #include <blockd/registry.h>
 #include <blockd/error.h>
+#include <blockd/coroutine.h>
+#include <blockd/aio.h>
+#include <blockd/block.h>
 #include <blockd/block-driver.h>
 #include <blockd/export.h>
 #include <blockd/object.h>
