@@ -118,7 +118,8 @@ static struct io_uring_sqe *uring_get_sqe(UringAio *s)
         sqe = io_uring_get_sqe(&s->ring);
         if (!sqe) {
             /* The kernel took nothing: wait for a completion. */
-            bd_aio_co_reschedule_self(s->common.ctx);
+            bd_aio_co_schedule(s->common.ctx, bd_coroutine_self());
+            bd_coroutine_yield();
             sqe = io_uring_get_sqe(&s->ring);
         }
     }

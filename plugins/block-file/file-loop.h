@@ -10,8 +10,7 @@
 #ifndef BLOCK_FILE_LOOP_H
 #define BLOCK_FILE_LOOP_H
 
-#include "aio-context.h"     /* until the block ABI exports them */
-#include "coroutine.h"
-#include "thread-pool.h"
+#include <blockd/aio.h>
+#include <blockd/coroutine.h>
 
 #endif /* BLOCK_FILE_LOOP_H */

@@ -2,7 +2,8 @@
  * block-file's I/O engines, run in-process on a private temporary file:
  * data goes to the file and comes back, short reads at end of file read as
  * zeroes, errors come back as -errno, and the batching engines submit the
- * requests of one loop iteration together.
+ * requests of one loop iteration together.  Lock bytes conflict between
+ * open file descriptions as QEMU's do, and with qemu-io/qemu-img for real.
  */
 #define _GNU_SOURCE 1
 #include <errno.h>
@@ -10,11 +11,14 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <sys/wait.h>
 
 #include <glib.h>
 #include <glib/gstdio.h>
 
+#include "aio-context.h"
 #include "file-aio.h"
+#include "file-lock.h"
 
 static BdAioContext *main_ctx;
 
@@ -284,6 +288,247 @@ static void test_batching(Fixture *f, gconstpointer data)
     free(buf);
 }
 
+
+/* --- lock bytes ---------------------------------------------------------- */
+
+#define PERM_READ 0x1u
+#define PERM_WRITE 0x2u
+#define PERM_WRITE_UNCHANGED 0x4u
+#define PERM_RESIZE 0x8u
+#define PERM_ALL 0xfu
+
+typedef struct LockFixture {
+    char *dir;
+    char *path;
+} LockFixture;
+
+static void lock_setup(LockFixture *f, gconstpointer data)
+{
+    GError *err = NULL;
+    int fd;
+
+    f->dir = g_dir_make_tmp("blockd-test-lock-XXXXXX", &err);
+    g_assert_no_error(err);
+    f->path = g_build_filename(f->dir, "img", NULL);
+    fd = open(f->path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    g_assert_cmpint(fd, >=, 0);
+    g_assert_cmpint(ftruncate(fd, FILE_SIZE), ==, 0);
+    close(fd);
+}
+
+static void lock_teardown(LockFixture *f, gconstpointer data)
+{
+    g_autofree char *qcow2 = g_strconcat(f->path, ".qcow2", NULL);
+
+    g_unlink(qcow2);
+    g_unlink(f->path);
+    g_rmdir(f->dir);
+    g_free(f->path);
+    g_free(f->dir);
+}
+
+static int open_rw(const char *path)
+{
+    int fd = open(path, O_RDWR | O_CLOEXEC);
+
+    g_assert_cmpint(fd, >=, 0);
+    return fd;
+}
+
+/* What QEMU's permission update does: take, check, then commit/undo. */
+static bool take_perms(int fd, FileLockState *held, uint64_t perm,
+                       uint64_t shared, GError **errp)
+{
+    FileLockState old = *held;
+
+    if (file_lock_apply(fd, held, old.perm | perm,
+                        old.unshared | (~shared & PERM_ALL), false, errp) &&
+        file_lock_check(fd, perm, shared, errp)) {
+        return file_lock_apply(fd, held, perm, ~shared & PERM_ALL, true,
+                               errp);
+    }
+    file_lock_apply(fd, held, old.perm, old.unshared, true, NULL);
+    return false;
+}
+
+/* Two descriptors of one process: a writer that shares nothing keeps a
+ * second writer and a reader out, with QEMU's messages. */
+static void test_lock_conflicts(LockFixture *f, gconstpointer data)
+{
+    int a = open_rw(f->path), b = open_rw(f->path);
+    FileLockState ha = { 0 }, hb = { 0 };
+    GError *err = NULL;
+
+    g_assert_true(take_perms(a, &ha, PERM_READ | PERM_WRITE,
+                             PERM_READ | PERM_WRITE_UNCHANGED, &err));
+    g_assert_no_error(err);
+    g_assert_cmphex(ha.perm, ==, PERM_READ | PERM_WRITE);
+    g_assert_cmphex(ha.unshared, ==, PERM_WRITE | PERM_RESIZE);
+
+    /* b wants to write: a does not share write. */
+    g_assert_false(take_perms(b, &hb, PERM_READ | PERM_WRITE, PERM_ALL,
+                              &err));
+    g_assert_cmpstr(err->message, ==, "Failed to get \"write\" lock");
+    g_clear_error(&err);
+    g_assert_cmphex(hb.perm | hb.unshared, ==, 0);  /* undone */
+
+    /* b only reads but does not share write: a writes. */
+    g_assert_false(take_perms(b, &hb, PERM_READ,
+                              PERM_ALL & ~PERM_WRITE, &err));
+    g_assert_cmpstr(err->message, ==, "Failed to get shared \"write\" lock");
+    g_clear_error(&err);
+
+    /* b reads and shares everything: fine. */
+    g_assert_true(take_perms(b, &hb, PERM_READ, PERM_ALL, &err));
+    g_assert_no_error(err);
+
+    /* Once a drops write and shares everything, b may write. */
+    g_assert_true(take_perms(a, &ha, PERM_READ, PERM_ALL, &err));
+    g_assert_no_error(err);
+    g_assert_true(take_perms(b, &hb, PERM_READ | PERM_WRITE, PERM_ALL,
+                             &err));
+    g_assert_no_error(err);
+
+    /* The same descriptor never conflicts with itself. */
+    g_assert_true(take_perms(b, &hb, PERM_READ | PERM_WRITE | PERM_RESIZE,
+                             PERM_READ, &err));
+    g_assert_no_error(err);
+    close(a);
+    close(b);
+}
+
+/* Run @argv; returns its exit status, stderr in *@err_out. */
+static int run_tool(const char *const *argv, char **err_out)
+{
+    g_autofree char *out = NULL;
+    GError *err = NULL;
+    int status = -1;
+
+    /* stdout is kept too: it must not mix with the TAP output. */
+    if (!g_spawn_sync(NULL, (char **)argv, NULL, G_SPAWN_SEARCH_PATH,
+                      NULL, NULL, &out, err_out, &status, &err)) {
+        g_error("%s: %s", argv[0], err->message);
+    }
+    return status;
+}
+
+static bool have_tool(const char *name)
+{
+    g_autofree char *path = g_find_program_in_path(name);
+
+    if (!path) {
+        g_autofree char *msg = g_strdup_printf("%s is not installed", name);
+        g_test_skip(msg);
+    }
+    return path != NULL;
+}
+
+/*
+ * Our bytes as qemu-img sees them: holding write without sharing it, as a
+ * blockd writer does, makes "qemu-img info" of a qcow2 image (which does
+ * not share write) fail exactly as it does against QEMU.
+ */
+static void test_lock_qemu_img_sees_us(LockFixture *f, gconstpointer data)
+{
+    g_autofree char *qcow2 = g_strconcat(f->path, ".qcow2", NULL);
+    const char *create[] = { "qemu-img", "create", "-q", "-f", "qcow2",
+                             qcow2, "1M", NULL };
+    const char *info[] = { "qemu-img", "info", qcow2, NULL };
+    g_autofree char *expected = NULL;
+    char *errout = NULL;
+    FileLockState held = { 0 };
+    GError *err = NULL;
+    int fd;
+
+    if (!have_tool("qemu-img")) {
+        return;
+    }
+    g_assert_cmpint(run_tool(create, &errout), ==, 0);
+    g_free(errout);
+    fd = open_rw(qcow2);
+    /* What an NBD export's writer takes on a file node. */
+    g_assert_true(take_perms(fd, &held, PERM_READ | PERM_WRITE,
+                             PERM_ALL & ~PERM_RESIZE, &err));
+    g_assert_no_error(err);
+    g_assert_cmpint(run_tool(info, &errout), !=, 0);
+    expected = g_strdup_printf("qemu-img: Could not open '%s': Failed to "
+                               "get shared \"write\" lock\nIs another "
+                               "process using the image [%s]?\n",
+                               qcow2, qcow2);
+    g_assert_cmpstr(errout, ==, expected);
+    g_free(errout);
+
+    /* Released: qemu-img opens it again. */
+    g_assert_true(file_lock_apply(fd, &held, 0, 0, true, &err));
+    g_assert_cmpint(run_tool(info, &errout), ==, 0);
+    g_free(errout);
+    close(fd);
+}
+
+/*
+ * qemu-io's bytes as we see them: while qemu-io holds a qcow2 image for
+ * writing (using write and resize, sharing neither), we cannot take write
+ * nor refuse to share it.
+ */
+static void test_lock_we_see_qemu_io(LockFixture *f, gconstpointer data)
+{
+    g_autofree char *qcow2 = g_strconcat(f->path, ".qcow2", NULL);
+    const char *create[] = { "qemu-img", "create", "-q", "-f", "qcow2",
+                             qcow2, "1M", NULL };
+    const char *qemu_io[] = { "qemu-io", "-f", "qcow2", qcow2, NULL };
+    char *errout = NULL;
+    GError *err = NULL;
+    GPid pid;
+    int in_fd, fd;
+    FileLockState held = { 0 };
+    int64_t deadline;
+
+    if (!have_tool("qemu-img") || !have_tool("qemu-io")) {
+        return;
+    }
+    g_assert_cmpint(run_tool(create, &errout), ==, 0);
+    g_free(errout);
+    /* qemu-io waits for commands on stdin, holding the image. */
+    g_assert_true(g_spawn_async_with_pipes(NULL, (char **)qemu_io, NULL,
+                                           G_SPAWN_SEARCH_PATH |
+                                           G_SPAWN_DO_NOT_REAP_CHILD |
+                                           G_SPAWN_STDOUT_TO_DEV_NULL |
+                                           G_SPAWN_STDERR_TO_DEV_NULL,
+                                           NULL, NULL, &pid, &in_fd, NULL,
+                                           NULL, &err));
+    g_assert_no_error(err);
+    fd = open_rw(qcow2);
+    /* Wait until qemu-io has its locks. */
+    deadline = g_get_monotonic_time() + 10 * G_USEC_PER_SEC;
+    while (file_lock_check(fd, PERM_WRITE, PERM_ALL, NULL)) {
+        g_assert_cmpint(g_get_monotonic_time(), <, deadline);
+        g_usleep(10000);
+    }
+    g_assert_false(take_perms(fd, &held, PERM_READ | PERM_WRITE, PERM_ALL,
+                              &err));
+    g_assert_cmpstr(err->message, ==, "Failed to get \"write\" lock");
+    g_clear_error(&err);
+    g_assert_false(take_perms(fd, &held, PERM_READ,
+                              PERM_ALL & ~PERM_WRITE, &err));
+    g_assert_cmpstr(err->message, ==, "Failed to get shared \"write\" lock");
+    g_clear_error(&err);
+    g_assert_false(take_perms(fd, &held, PERM_READ | PERM_RESIZE, PERM_ALL,
+                              &err));
+    g_assert_cmpstr(err->message, ==, "Failed to get \"resize\" lock");
+    g_clear_error(&err);
+    /* Reading while sharing everything is what qemu-io allows. */
+    g_assert_true(take_perms(fd, &held, PERM_READ, PERM_ALL, &err));
+    g_assert_no_error(err);
+
+    close(in_fd);       /* EOF: qemu-io quits */
+    g_assert_cmpint(waitpid(pid, NULL, 0), ==, pid);
+    g_spawn_close_pid(pid);
+    g_assert_true(take_perms(fd, &held, PERM_READ | PERM_WRITE, PERM_READ,
+                             &err));
+    g_assert_no_error(err);
+    close(fd);
+}
+
 static const struct {
     const char *name;
     EngineCase ec;
@@ -326,5 +571,11 @@ int main(int argc, char **argv)
                        tests[t].fn, fixture_teardown);
         }
     }
+    g_test_add("/block-file/lock/conflicts", LockFixture, NULL, lock_setup,
+               test_lock_conflicts, lock_teardown);
+    g_test_add("/block-file/lock/qemu-img-sees-us", LockFixture, NULL,
+               lock_setup, test_lock_qemu_img_sees_us, lock_teardown);
+    g_test_add("/block-file/lock/we-see-qemu-io", LockFixture, NULL,
+               lock_setup, test_lock_we_see_qemu_io, lock_teardown);
     return g_test_run();
 }
