@@ -26,6 +26,7 @@
 
 #include <blockd/error.h>
 
+#include "block-file-config.h"
 #include "file-loop.h"
 
 typedef enum FileAioMode {
