@@ -15,6 +15,7 @@
 #include <blockd/error.h>
 
 #include "blockd-config.h"
+#include "block-qmp.h"
 #include "chardev.h"
 #include "main-loop.h"
 #include "monitor.h"
@@ -249,6 +250,7 @@ int main(int argc, char **argv)
         return EXIT_FAILURE;
     }
     bd_main_loop_init();
+    bd_block_init();
     bd_qmp_register_core_commands();
     bd_schema_register_qmp_commands();
     bd_qmp_set_argument_checker(bd_schema_check_command_args);
@@ -283,6 +285,12 @@ int main(int argc, char **argv)
             }
             break;
         }
+        case OPT_BLOCKDEV:
+            if (!bd_blockdev_option(optarg, &err)) {
+                print_option_error(prog, c, optarg, err);
+                return EXIT_FAILURE;
+            }
+            break;
         case 1:
             fprintf(stderr, "%s: %s: Unexpected argument\n", prog, optarg);
             return EXIT_FAILURE;
