@@ -150,7 +150,9 @@ class ListPlugins(h.TestCase):
             out, r'(?m)^block-null ' + re.escape(h.BLOCKD_VERSION) +
             r' \(ABI 1\.0\): (available|loaded)$')
         self.assertIn(f'file: {plugin_dir}/block-null.so', out)
-        drivers = re.search(r'(?m)^  block drivers: (.*)$', out)
+        # the drivers line of block-null's own entry
+        drivers = re.search(r'(?m)^block-null .*\n(?:  .*\n)*?'
+                            r'  block drivers: (.*)$', out)
         self.assertIsNotNone(drivers, out)
         self.assertEqual(sorted(drivers.group(1).split(', ')),
                          ['null-aio', 'null-co'])

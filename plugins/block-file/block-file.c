@@ -1,0 +1,357 @@
+/*
+ * block-file: the file and host_device drivers, as QEMU's file-posix
+ * defines them: an image file (or a block or character device) opened
+ * with open(2), I/O through one of three engines (aio=threads, native,
+ * io_uring), and QEMU's byte-range locks on the file.
+ *
+ * This file is the glue: options, open/close, limits, permissions
+ * (locking) and AioContext moves.  The I/O callbacks are in file-io.c,
+ * the engines in file-aio-*.c, the lock bytes in file-lock.c.
+ */
+#define _GNU_SOURCE 1
+#include <errno.h>
+#include <fcntl.h>
+#include <string.h>
+#include <unistd.h>
+#include <sys/stat.h>
+
+#include <blockd/blockd.h>
+
+#include "block-file-schema.h"
+#include "file-state.h"
+
+/* --- options -------------------------------------------------------------- */
+
+static const char *opt_str(JsonObject *o, const char *name, const char *def)
+{
+    return json_object_has_member(o, name)
+           ? json_object_get_string_member(o, name) : def;
+}
+
+static bool opt_bool(JsonObject *o, const char *name, bool def)
+{
+    return json_object_has_member(o, name)
+           ? json_object_get_boolean_member(o, name) : def;
+}
+
+static int64_t opt_int(JsonObject *o, const char *name, int64_t def)
+{
+    return json_object_has_member(o, name)
+           ? json_object_get_int_member(o, name) : def;
+}
+
+/* Can this descriptor take OFD locks?  (Linux has them since 3.15.) */
+static bool have_ofd_locks(int fd)
+{
+    struct flock fl = {
+        .l_whence = SEEK_SET, .l_start = 0, .l_len = 0, .l_type = F_RDLCK,
+    };
+
+    return fcntl(fd, F_OFD_GETLK, &fl) == 0 || errno != EINVAL;
+}
+
+static bool select_engine(FileState *s, const char *aio, unsigned open_flags,
+                          GError **errp)
+{
+    FileAioMode mode;
+
+    if (!strcmp(aio, "native")) {
+        mode = FILE_AIO_NATIVE;
+        if (!(open_flags & BD_OPEN_CACHE_DIRECT)) {
+            g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
+                        "aio=native was specified, but it requires "
+                        "cache.direct=on, which was not specified.");
+            return false;
+        }
+    } else if (!strcmp(aio, "io_uring")) {
+        mode = FILE_AIO_IO_URING;
+    } else {
+        mode = FILE_AIO_THREADS;
+    }
+    s->engine = file_aio_engine(mode);
+    if (!s->engine) {
+        g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
+                    "aio=%s was specified, but is not supported in this "
+                    "build.", aio);
+        return false;
+    }
+    return true;
+}
+
+static bool file_open_common(BdNode *node, JsonObject *options,
+                             unsigned open_flags, bool device,
+                             GError **errp)
+{
+    FileState *s = bd_node_get_opaque(node);
+    const char *filename = json_object_get_string_member(options, "filename");
+    const char *locking = opt_str(options, "locking", "auto");
+    int64_t max_batch = opt_int(options, "aio-max-batch", 0);
+    bool rdwr = open_flags & BD_OPEN_RDWR;
+    struct stat st;
+
+    s->fd = -1;
+    if (json_object_has_member(options, "pr-manager")) {
+        g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
+                    "No persistent reservation manager with id '%s' "
+                    "(blockd does not support pr-manager)",
+                    json_object_get_string_member(options, "pr-manager"));
+        return false;
+    }
+    if (!select_engine(s, opt_str(options, "aio", "threads"), open_flags,
+                       errp)) {
+        return false;
+    }
+    s->max_batch = max_batch > 0 ? MIN(max_batch, UINT32_MAX) : 0;
+    s->drop_cache = opt_bool(options, "drop-cache", true);
+    s->check_cache_dropped = opt_bool(options, "x-check-cache-dropped",
+                                      false);
+
+    s->open_flags = (rdwr ? O_RDWR : O_RDONLY) | O_CLOEXEC |
+                    ((open_flags & BD_OPEN_CACHE_DIRECT) ? O_DIRECT : 0);
+    s->fd = open(filename, s->open_flags);
+    if (s->fd < 0 && rdwr && (errno == EACCES || errno == EROFS ||
+                              errno == EPERM)) {
+        g_autofree char *msg = g_strdup_printf("Could not open '%s'",
+                                               filename);
+        int err = errno;
+
+        /* auto-read-only: go on read-only; otherwise QEMU's message. */
+        errno = err;
+        if (!bd_node_apply_auto_read_only(node, msg, errp)) {
+            return false;
+        }
+        s->open_flags = (s->open_flags & ~O_RDWR) | O_RDONLY;
+        s->fd = open(filename, s->open_flags);
+    }
+    if (s->fd < 0) {
+        g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
+                    "Could not open '%s': %s", filename, g_strerror(errno));
+        return false;
+    }
+    if (fstat(s->fd, &st) < 0) {
+        g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
+                    "Could not stat file: %s", g_strerror(errno));
+        goto fail;
+    }
+    if (!device && !S_ISREG(st.st_mode)) {
+        g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
+                    "'%s' driver requires '%s' to be a regular file",
+                    bd_node_get_driver_name(node), filename);
+        goto fail;
+    }
+    if (device && !S_ISCHR(st.st_mode) && !S_ISBLK(st.st_mode)) {
+        g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
+                    "'%s' driver requires '%s' to be either a character "
+                    "or block device", bd_node_get_driver_name(node),
+                    filename);
+        goto fail;
+    }
+    s->filename = g_strdup(filename);
+    s->is_device = device;
+    s->is_blk = S_ISBLK(st.st_mode);
+    s->has_discard = true;
+    s->has_write_zeroes = true;
+    s->has_fallocate = !device;
+    s->perm = 0;
+    s->shared = BD_PERM_ALL;
+
+    if (!strcmp(locking, "off")) {
+        s->use_lock = false;
+    } else if (have_ofd_locks(s->fd)) {
+        s->use_lock = true;
+    } else if (!strcmp(locking, "on")) {
+        g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
+                    "File lock requested but OFD locking syscall is "
+                    "unavailable");
+        goto fail;
+    }
+
+    if (!file_probe_alignment(s, errp)) {
+        goto fail;
+    }
+    s->aio = file_aio_open(s->engine, bd_node_get_aio_context(node),
+                           s->max_batch, errp);
+    if (!s->aio) {
+        goto fail;
+    }
+    return true;
+
+fail:
+    close(s->fd);
+    s->fd = -1;
+    g_free(s->filename);
+    s->filename = NULL;
+    return false;
+}
+
+static bool file_open(BdNode *node, JsonObject *options, unsigned open_flags,
+                      GError **errp)
+{
+    return file_open_common(node, options, open_flags, false, errp);
+}
+
+static bool hdev_open(BdNode *node, JsonObject *options, unsigned open_flags,
+                      GError **errp)
+{
+    return file_open_common(node, options, open_flags, true, errp);
+}
+
+static void file_close(BdNode *node)
+{
+    FileState *s = bd_node_get_opaque(node);
+
+    file_aio_close(s->aio);
+    s->aio = NULL;
+    if (s->fd >= 0) {
+        close(s->fd);       /* releases the OFD locks with it */
+        s->fd = -1;
+    }
+    g_free(s->filename);
+    s->filename = NULL;
+}
+
+static bool file_refresh_limits(BdNode *node, BdBlockLimits *limits,
+                                GError **errp)
+{
+    FileState *s = bd_node_get_opaque(node);
+    long page = sysconf(_SC_PAGESIZE);
+
+    limits->request_alignment = s->request_alignment;
+    if (s->buf_align > 1) {
+        limits->min_mem_alignment = s->buf_align;
+        limits->opt_mem_alignment = MAX(s->buf_align, (uint32_t)page);
+    }
+    limits->supported_zero_flags = BD_REQ_MAY_UNMAP | BD_REQ_NO_FALLBACK;
+    return true;
+}
+
+/* --- permissions and locks ------------------------------------------------ */
+
+/*
+ * As QEMU does: first take the bytes for the union of the old and new
+ * permissions, then check others' bytes against the new ones; commit
+ * releases what is no longer needed, abort goes back to the old set.
+ */
+static bool file_check_perm(BdNode *node, uint64_t perm, uint64_t shared,
+                            GError **errp)
+{
+    FileState *s = bd_node_get_opaque(node);
+    uint64_t mask = (1u << FILE_LOCK_NPERMS) - 1;
+
+    if (!s->use_lock) {
+        return true;
+    }
+    if (!file_lock_apply(s->fd, &s->locks, (s->perm | perm) & mask,
+                         (~s->shared | ~shared) & mask, false, errp)) {
+        goto undo;
+    }
+    if (bd_node_get_open_flags(node) & BD_OPEN_FORCE_SHARE) {
+        return true;
+    }
+    if (file_lock_check(s->fd, perm & mask, shared | ~mask, errp)) {
+        return true;
+    }
+undo:
+    file_lock_apply(s->fd, &s->locks, s->perm & mask, ~s->shared & mask,
+                    true, NULL);
+    return false;
+}
+
+static void file_set_perm(BdNode *node, uint64_t perm, uint64_t shared)
+{
+    FileState *s = bd_node_get_opaque(node);
+    uint64_t mask = (1u << FILE_LOCK_NPERMS) - 1;
+
+    s->perm = perm;
+    s->shared = shared;
+    if (s->use_lock) {
+        /* Releasing a lock does not fail in a way we could act on. */
+        file_lock_apply(s->fd, &s->locks, perm & mask, ~shared & mask, true,
+                        NULL);
+    }
+}
+
+static void file_abort_perm(BdNode *node)
+{
+    FileState *s = bd_node_get_opaque(node);
+    uint64_t mask = (1u << FILE_LOCK_NPERMS) - 1;
+
+    if (s->use_lock) {
+        file_lock_apply(s->fd, &s->locks, s->perm & mask, ~s->shared & mask,
+                        true, NULL);
+    }
+}
+
+/* --- AioContext moves ----------------------------------------------------- */
+
+static void file_detach_aio_context(BdNode *node)
+{
+    FileState *s = bd_node_get_opaque(node);
+
+    file_aio_close(s->aio);
+    s->aio = NULL;
+}
+
+static void file_attach_aio_context(BdNode *node, BdAioContext *new_ctx)
+{
+    FileState *s = bd_node_get_opaque(node);
+    GError *err = NULL;
+
+    s->aio = file_aio_open(s->engine, new_ctx, s->max_batch, &err);
+    if (!s->aio) {
+        /*
+         * The kernel refused a new ring in this context (limits on
+         * io_uring or AIO contexts); the thread pool always works.
+         */
+        g_warning("%s: %s; using aio=threads", s->filename, err->message);
+        g_error_free(err);
+        s->engine = &file_aio_threads;
+        s->aio = file_aio_open(s->engine, new_ctx, s->max_batch, NULL);
+    }
+}
+
+/* --- the drivers ---------------------------------------------------------- */
+
+#define FILE_DRIVER_COMMON                                              \
+    .struct_size = sizeof(BdBlockDriver),                               \
+    .instance_size = sizeof(FileState),                                 \
+    .flags = BD_DRIVER_PROTOCOL,                                        \
+    .close = file_close,                                                \
+    .refresh_limits = file_refresh_limits,                              \
+    .co_getlength = file_co_getlength,                                  \
+    .co_preadv = file_co_preadv,                                        \
+    .co_pwritev = file_co_pwritev,                                      \
+    .co_pwrite_zeroes = file_co_pwrite_zeroes,                          \
+    .co_pdiscard = file_co_pdiscard,                                    \
+    .co_flush = file_co_flush,                                          \
+    .co_block_status = file_co_block_status,                            \
+    .co_truncate = file_co_truncate,                                    \
+    .check_perm = file_check_perm,                                      \
+    .set_perm = file_set_perm,                                          \
+    .abort_perm = file_abort_perm,                                      \
+    .detach_aio_context = file_detach_aio_context,                      \
+    .attach_aio_context = file_attach_aio_context
+
+static const BdBlockDriver file_driver = {
+    FILE_DRIVER_COMMON,
+    .name = "file",
+    .description = "image files (aio=threads, native, io_uring)",
+    .open = file_open,
+};
+
+static const BdBlockDriver hdev_driver = {
+    FILE_DRIVER_COMMON,
+    .name = "host_device",
+    .description = "host block and character devices",
+    .open = hdev_open,
+};
+
+static bool block_file_init(BdRegistry *reg, GError **errp)
+{
+    return bd_registry_add_block_driver(reg, &file_driver, errp) &&
+           bd_registry_add_block_driver(reg, &hdev_driver, errp);
+}
+
+BD_PLUGIN_DEFINE("block-file", BLOCKD_PLUGIN_VERSION,
+                 "file and host_device block drivers",
+                 "GPL-2.0-or-later", block_file_schema, block_file_init);

@@ -1,0 +1,173 @@
+#!/usr/bin/python3
+"""The file and host_device drivers over QMP, side by side with
+qemu-storage-daemon 7.2.
+
+- blockdev-add of file nodes with each aio mode (threads, native with
+  cache.direct=on, io_uring) and each locking mode succeeds, and
+  blockdev-del takes them away;
+- bad options fail with qemu-storage-daemon's error class and text (a
+  missing file, a directory, aio=native without cache.direct, a bad
+  locking value, host_device on a regular file, file on a device);
+  pr-manager is refused with QEMU's words plus why;
+- image locking interoperates with QEMU's tools both ways: while
+  qemu-io holds a qcow2 image for writing, blockd cannot take the
+  image's "resize" lock (block_resize fails as with qsd, once blockd has
+  block_resize).  The other direction (qemu-img reading blockd's lock
+  bytes) needs a writer on a node (an export), so for now it is tested in
+  tests/unit/test-block-file.c on the lock bytes themselves.
+"""
+
+import json
+import os
+import subprocess
+import time
+
+import blockd_harness as h
+
+
+def daemon_args(sock):
+    return ['--chardev', f'socket,id=qmp0,path={sock},server=on,wait=off',
+            '--monitor', 'chardev=qmp0']
+
+
+class BlockFile(h.TestCase):
+
+    def setUp(self):
+        super().setUp()
+        self.img = os.path.join(self.tmpdir, 'img.raw')
+        with open(self.img, 'wb') as f:
+            f.truncate(1 << 20)
+
+    def start(self, qsd=False):
+        """A QmpClient on a fresh blockd (or qemu-storage-daemon)."""
+        name = 'qsd' if qsd else 'blockd'
+        sock = os.path.join(self.tmpdir, f'{name}-{time.monotonic_ns()}.sock')
+        if qsd:
+            d = self.start_qsd(daemon_args(sock))
+        else:
+            d = self.start_daemon(daemon_args(sock))
+        d.wait_for_socket_file(sock)
+        return self.qmp(sock)
+
+    def both(self):
+        """[(name, client)] for blockd and, when installed, qsd."""
+        pairs = [('blockd', self.start())]
+        if h.find_qsd():
+            pairs.append(('qsd', self.start(qsd=True)))
+        return pairs
+
+    def test_aio_and_locking_modes(self):
+        cases = [
+            {'aio': 'threads'},
+            {'aio': 'native', 'cache': {'direct': True}},
+            {'aio': 'io_uring'},
+            {'aio': 'io_uring', 'cache': {'direct': True}},
+            {'aio': 'threads', 'aio-max-batch': 16},
+            {'locking': 'on'}, {'locking': 'off'}, {'locking': 'auto'},
+            {'drop-cache': False, 'x-check-cache-dropped': True},
+        ]
+        for name, qmp in self.both():
+            for i, extra in enumerate(cases):
+                args = {'driver': 'file', 'node-name': f'n{i}',
+                        'filename': self.img}
+                args.update(extra)
+                with self.subTest(daemon=name, options=extra):
+                    self.assertEqual(qmp.execute('blockdev-add', args),
+                                     {'return': {}})
+                    self.assertEqual(
+                        qmp.execute('blockdev-del', {'node-name': f'n{i}'}),
+                        {'return': {}})
+
+    def test_errors_as_qsd(self):
+        missing = os.path.join(self.tmpdir, 'nope')
+        cases = [
+            {'driver': 'file', 'filename': missing},
+            {'driver': 'file', 'filename': self.tmpdir, 'read-only': True},
+            {'driver': 'file', 'filename': self.tmpdir},
+            {'driver': 'file', 'filename': self.img, 'aio': 'native'},
+            {'driver': 'file', 'filename': self.img, 'locking': 'maybe'},
+            {'driver': 'file', 'filename': self.img, 'aio': 'posix'},
+            {'driver': 'host_device', 'filename': self.img},
+            {'driver': 'file', 'filename': '/dev/null'},
+            {'driver': 'file'},
+        ]
+        clients = dict(self.both())
+        for i, args in enumerate(cases):
+            args = dict(args, **{'node-name': f'e{i}'})
+            with self.subTest(args=args):
+                got = clients['blockd'].execute('blockdev-add', args)
+                self.assertIn('error', got)
+                if 'qsd' in clients:
+                    want = clients['qsd'].execute('blockdev-add', args)
+                    self.assertEqual(got, want)
+        expected = f"Could not open '{missing}': No such file or directory"
+        got = clients['blockd'].execute(
+            'blockdev-add', {'driver': 'file', 'node-name': 'm',
+                             'filename': missing})
+        self.assertEqual(got['error'],
+                         {'class': 'GenericError', 'desc': expected})
+
+    def test_pr_manager_refused(self):
+        qmp = self.start()
+        got = qmp.execute('blockdev-add', {'driver': 'file', 'node-name': 'p',
+                                           'filename': self.img,
+                                           'pr-manager': 'pr0'})
+        self.assertEqual(got['error']['class'], 'GenericError')
+        self.assertTrue(got['error']['desc'].startswith(
+            "No persistent reservation manager with id 'pr0'"))
+        self.assertIn('not support', got['error']['desc'])
+
+    def qemu_io_holding(self, image):
+        """Start qemu-io holding `image` (qcow2) for writing; stopped at
+        cleanup.  Returns once its lock bytes are visible."""
+        proc = subprocess.Popen(['qemu-io', '-f', 'qcow2', image],
+                                stdin=subprocess.PIPE,
+                                stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL)
+
+        def stop():
+            proc.stdin.close()
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        self.addCleanup(stop)
+        ino = os.stat(image).st_ino
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            with open('/proc/locks') as f:
+                if any(f':{ino} ' in line for line in f):
+                    return proc
+            time.sleep(0.02)
+        self.fail('qemu-io took no locks')
+
+    def test_qemu_io_holds_image(self):
+        for tool in ('qemu-img', 'qemu-io'):
+            if not h.shutil.which(tool):
+                self.skipTest(f'{tool} is not installed')
+        image = os.path.join(self.tmpdir, 'held.qcow2')
+        subprocess.run(['qemu-img', 'create', '-q', '-f', 'qcow2', image,
+                        '1M'], check=True)
+        self.qemu_io_holding(image)
+        for name, qmp in self.both():
+            with self.subTest(daemon=name):
+                # Opening takes no permission, so it works as in QEMU...
+                self.assertEqual(
+                    qmp.execute('blockdev-add', {'driver': 'file',
+                                                 'node-name': 'f',
+                                                 'filename': image}),
+                    {'return': {}})
+                # ...but resizing needs "resize", which qemu-io does not
+                # share.
+                got = qmp.execute('block_resize', {'node-name': 'f',
+                                                   'size': 2 << 20})
+                if got.get('error', {}).get('class') == 'CommandNotFound':
+                    continue    # blockd has no block_resize yet
+                self.assertEqual(got, {'error': {
+                    'class': 'GenericError',
+                    'desc': 'Failed to get "resize" lock'}})
+
+
+if __name__ == '__main__':
+    h.main()
