@@ -2,8 +2,10 @@
  * blockd: the daemon's entry point and command line.
  *
  * The command line is qemu-storage-daemon's; options are processed in the
- * order given.  --plugin-dir is the exception: it is read before anything
- * else, because every other option may need a plugin.
+ * order given.  The exceptions: -h, -V and --daemonize act before all
+ * others, as in qemu-storage-daemon (see prepass()), and --plugin-dir is
+ * read before anything else, because every other option may need a
+ * plugin.
  */
 #include <getopt.h>
 #include <stdio.h>
