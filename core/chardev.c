@@ -21,6 +21,8 @@
 #include <blockd/error.h>
 
 #include "chardev.h"
+#include "daemonize.h"
+#include "systemd.h"
 
 typedef enum ChardevKind {
     CHARDEV_SOCKET,
@@ -47,6 +49,8 @@ struct BdChardev {
     guint listen_source;
     int conn_fd;
     bool created_path;      /* we bound @path: remove it at the end */
+    char *abs_path;         /* @path made absolute when bound: removal
+                               must work after --daemonize's chdir("/") */
     dev_t path_dev;
     ino_t path_ino;
 
@@ -293,6 +297,7 @@ static int listen_unix(BdChardev *chr, GError **errp)
     }
     if (stat(chr->path, &st) == 0) {
         chr->created_path = true;
+        chr->abs_path = g_canonicalize_filename(chr->path, NULL);
         chr->path_dev = st.st_dev;
         chr->path_ino = st.st_ino;
     }
@@ -359,13 +364,18 @@ static int listen_fd_param(BdChardev *chr, GError **errp)
     int accepting = 0;
     socklen_t len = sizeof(accepting);
 
-    errno = 0;
-    fd = strtol(chr->fd_str, &end, 10);
-    if (errno || end == chr->fd_str || *end || fd < 0 || fd > INT32_MAX) {
-        g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
-                    "File descriptor named '%s' has not been found",
-                    chr->fd_str);
-        return -1;
+    /* a name from systemd's LISTEN_FDNAMES, else a number */
+    fd = bd_socket_activation_fd(chr->fd_str);
+    if (fd < 0) {
+        errno = 0;
+        fd = strtol(chr->fd_str, &end, 10);
+        if (errno || end == chr->fd_str || *end || fd < 0 ||
+            fd > INT32_MAX) {
+            g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
+                        "File descriptor named '%s' has not been found",
+                        chr->fd_str);
+            return -1;
+        }
     }
     if (getsockopt((int)fd, SOL_SOCKET, SO_ACCEPTCONN, &accepting,
                    &len) < 0 || !accepting) {
@@ -421,13 +431,14 @@ static void chardev_free(BdChardev *chr)
         struct stat st;
 
         /* only if the file is still the socket we bound */
-        if (stat(chr->path, &st) == 0 && S_ISSOCK(st.st_mode) &&
+        if (stat(chr->abs_path, &st) == 0 && S_ISSOCK(st.st_mode) &&
             st.st_dev == chr->path_dev && st.st_ino == chr->path_ino) {
-            unlink(chr->path);
+            unlink(chr->abs_path);
         }
     }
     g_free(chr->id);
     g_free(chr->path);
+    g_free(chr->abs_path);
     g_free(chr->host);
     g_free(chr->port);
     g_free(chr->fd_str);
@@ -629,6 +640,11 @@ static bool open_stdio(BdChardev *chr, JsonObject *data, GError **errp)
 {
     bool sig = true;
 
+    if (bd_daemonize_active()) {
+        g_set_error_literal(errp, BD_ERROR, BD_ERROR_GENERIC,
+                            "cannot use stdio with -daemonize");
+        return false;
+    }
     for (guint i = 0; i < chardevs->len; i++) {
         BdChardev *other = g_ptr_array_index(chardevs, i);
 

@@ -3,7 +3,9 @@
  * qemu-storage-daemon 7.2 provides them for --chardev and chardev-add.
  *
  * Supported backends: "socket" in server mode (a UNIX path, a TCP
- * host/port, or fd=N, an inherited listening socket) and "stdio".
+ * host/port, or fd=N, an inherited listening socket given by number or
+ * by its systemd socket-activation name, see systemd.h) and "stdio"
+ * (refused under --daemonize).
  * Client-mode sockets and every other backend are refused with a message
  * saying so.
  *
@@ -15,8 +17,10 @@
  * only while a frontend (a monitor) is attached.
  *
  * A UNIX socket file is removed when its chardev goes away, and only if
- * blockd created it (and it is still the same file); an existing path is
- * never unlinked, so binding over it fails with EADDRINUSE.
+ * blockd created it (and it is still the same file; a relative path is
+ * resolved when bound, so --daemonize's chdir does not matter); an
+ * existing path is never unlinked, so binding over it fails with
+ * EADDRINUSE.
  *
  * Main thread only.
  */

@@ -57,3 +57,48 @@ bool bd_main_loop_exit_requested(void)
 {
     return exit_requested;
 }
+
+typedef struct ShutdownNotifier {
+    BdShutdownFn *fn;
+    void *opaque;
+} ShutdownNotifier;
+
+static GArray *shutdown_notifiers;     /* of ShutdownNotifier, oldest first */
+
+void bd_shutdown_add_notifier(BdShutdownFn *fn, void *opaque)
+{
+    ShutdownNotifier n = { fn, opaque };
+
+    if (!shutdown_notifiers) {
+        shutdown_notifiers = g_array_new(false, false,
+                                         sizeof(ShutdownNotifier));
+    }
+    g_array_append_val(shutdown_notifiers, n);
+}
+
+void bd_shutdown_remove_notifier(BdShutdownFn *fn, void *opaque)
+{
+    for (guint i = 0; shutdown_notifiers && i < shutdown_notifiers->len;
+         i++) {
+        ShutdownNotifier *n = &g_array_index(shutdown_notifiers,
+                                             ShutdownNotifier, i);
+
+        if (n->fn == fn && n->opaque == opaque) {
+            g_array_remove_index(shutdown_notifiers, i);
+            return;
+        }
+    }
+}
+
+void bd_shutdown_run_notifiers(void)
+{
+    /* take the newest each time: a notifier may change the list */
+    while (shutdown_notifiers && shutdown_notifiers->len) {
+        guint last = shutdown_notifiers->len - 1;
+        ShutdownNotifier n = g_array_index(shutdown_notifiers,
+                                           ShutdownNotifier, last);
+
+        g_array_remove_index(shutdown_notifiers, last);
+        n.fn(n.opaque);
+    }
+}

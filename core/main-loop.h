@@ -35,4 +35,30 @@ void bd_main_loop_quit(void);
 /* Whether an exit has been requested. */
 bool bd_main_loop_exit_requested(void);
 
+/*
+ * Shutdown notifiers: how subsystems (exports, jobs, servers) learn that
+ * the daemon is terminating, after the main loop has ended for good and
+ * before monitors, chardevs and the pid file go.  A notifier finishes or
+ * cancels its subsystem's work and closes what it opened; it may run the
+ * main context (e.g. to let in-flight requests complete) but must not
+ * wait for new clients.
+ */
+typedef void BdShutdownFn(void *opaque);
+
+/*
+ * Call @fn(@opaque) at shutdown.  Notifiers run newest first (what was
+ * set up last goes first), each once.
+ */
+void bd_shutdown_add_notifier(BdShutdownFn *fn, void *opaque);
+
+/* Withdraw a notifier added with the same @fn and @opaque, if any. */
+void bd_shutdown_remove_notifier(BdShutdownFn *fn, void *opaque);
+
+/*
+ * Run and forget every notifier (newest first).  A notifier may add or
+ * remove others; those added meanwhile run too.  Called by main on every
+ * way out after set-up began, including failed start-ups.
+ */
+void bd_shutdown_run_notifiers(void);
+
 #endif /* BLOCKD_CORE_MAIN_LOOP_H */

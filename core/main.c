@@ -2,13 +2,16 @@
  * blockd: the daemon's entry point and command line.
  *
  * The command line is qemu-storage-daemon's; options are processed in the
- * order given.  --plugin-dir is the exception: it is read before anything
- * else, because every other option may need a plugin.
+ * order given.  The exceptions: -h, -V and --daemonize act before all
+ * others, as in qemu-storage-daemon (see prepass()), and --plugin-dir is
+ * read before anything else, because every other option may need a
+ * plugin.
  */
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <glib.h>
 
@@ -18,6 +21,7 @@
 #include "block-qmp.h"
 #include "chardev.h"
 #include "cli-help.h"
+#include "daemonize.h"
 #include "main-loop.h"
 #include "monitor.h"
 #include "object-cli.h"
@@ -26,9 +30,13 @@
 #include "keyval.h"
 #include "plugin-loader.h"
 #include "plugin-schema.h"
+#include "pidfile.h"
 #include "qmp-commands.h"
 #include "qmp-dispatch.h"
 #include "schema.h"
+#include "systemd.h"
+#include "trace-points.h"
+#include "trace.h"
 
 enum {
     OPT_BLOCKDEV = 256,
@@ -229,28 +237,97 @@ static bool monitor_option(const char *prog, const char *arg)
     return true;
 }
 
-/* Serve QMP until 'quit' or a signal, then let the last replies out. */
-static void qmp_run(void)
+/*
+ * The pre-pass, as qemu-storage-daemon does it: -h, -V, --daemonize and
+ * the mistakes getopt itself finds (unknown options, missing arguments)
+ * are handled before every other option, wherever they are.  So help and
+ * version create nothing, a typo is reported before anything is set up,
+ * and --daemonize forks before the first option takes effect.
+ */
+typedef enum PrepassResult {
+    PREPASS_GO_ON,
+    PREPASS_EXIT_SUCCESS,
+    PREPASS_FAIL,
+} PrepassResult;
+
+static PrepassResult prepass(const char *prog, int argc, char **argv,
+                             bool *daemonize)
 {
-    bd_main_loop_handle_signals();
-    bd_main_loop_run();
-    bd_monitors_flush(1000);
+    int c;
+
+    optind = 0;         /* glibc: start a new scan from scratch */
+    opterr = 1;
+    while ((c = getopt_long(argc, argv, short_options, long_options,
+                            NULL)) != -1) {
+        switch (c) {
+        case 'h':
+            print_help(prog);
+            return PREPASS_EXIT_SUCCESS;
+        case 'V':
+            print_version();
+            return PREPASS_EXIT_SUCCESS;
+        case OPT_DAEMONIZE:
+            *daemonize = true;
+            break;
+        case '?':
+            /* getopt_long has printed the one-line reason */
+            return PREPASS_FAIL;
+        default:
+            break;
+        }
+    }
+    return PREPASS_GO_ON;
+}
+
+/*
+ * Everything set up goes, newest first: subsystems (their shutdown
+ * notifiers), monitors, chardevs (and the socket files blockd created),
+ * the pid file.  Used on every way out, so that a failed start-up leaves
+ * nothing behind either.
+ */
+static void tear_down(void)
+{
+    bd_shutdown_run_notifiers();
     bd_monitors_free_all();
     bd_chardev_remove_all();
     bd_objects_delete_all();
+    bd_pidfile_remove();
+    bd_plugins_reset();
 }
 
 int main(int argc, char **argv)
 {
     const char *prog = "blockd";
+    bool daemonize = false;
     bool list_plugins = false;
+    const char *pidfile = NULL;
     g_autoptr(GError) err = NULL;
+    g_auto(GStrv) dirs = NULL;
+    int status = EXIT_FAILURE;
     int c;
 
     /* getopt_long names the program by argv[0] in its messages */
     argv[0] = (char *)prog;
 
-    g_auto(GStrv) dirs = bd_plugin_dirs(prescan_plugin_dir(argc, argv));
+    bd_trace_register_core();
+    /* before any fork: LISTEN_PID names the process systemd started */
+    bd_socket_activation_init();
+
+    switch (prepass(prog, argc, argv, &daemonize)) {
+    case PREPASS_EXIT_SUCCESS:
+        return EXIT_SUCCESS;
+    case PREPASS_FAIL:
+        return EXIT_FAILURE;
+    case PREPASS_GO_ON:
+        break;
+    }
+    /* errors from here on still reach the caller's stderr */
+    if (daemonize && !bd_daemonize_start(&err)) {
+        fprintf(stderr, "%s: %s\n", prog, err->message);
+        return EXIT_FAILURE;
+    }
+
+    dirs = bd_plugin_dirs(prescan_plugin_dir(argc, argv));
     bd_plugins_discover(dirs);
     if (!bd_plugin_schemas_load(&err)) {
         fprintf(stderr, "%s: %s\n", prog, err->message);
@@ -264,21 +341,36 @@ int main(int argc, char **argv)
     bd_qmp_set_argument_checker(bd_schema_check_command_args);
 
     /* Processed in order, like qemu-storage-daemon. */
-    optind = 1;
+    optind = 0;
+    opterr = 0;         /* the pre-pass has reported any getopt error */
     while ((c = getopt_long(argc, argv, short_options, long_options,
                             NULL)) != -1) {
         switch (c) {
         case 'h':
-            print_help(prog);
-            return EXIT_SUCCESS;
         case 'V':
-            print_version();
-            return EXIT_SUCCESS;
+        case OPT_DAEMONIZE:
+            /* done by the pre-pass */
+            break;
         case OPT_PLUGIN_DIR:
             /* already applied by prescan_plugin_dir() */
             break;
         case OPT_LIST_PLUGINS:
             list_plugins = true;
+            break;
+        case 'T':
+            switch (bd_trace_option(prog, optarg)) {
+            case BD_TRACE_OPTION_OK:
+                break;
+            case BD_TRACE_OPTION_EXIT:
+                status = EXIT_SUCCESS;
+                goto out;
+            case BD_TRACE_OPTION_FAILED:
+                goto out;
+            }
+            break;
+        case OPT_PIDFILE:
+            /* the last one counts; written once set-up is complete */
+            pidfile = optarg;
             break;
         case OPT_CHARDEV:
         case OPT_MONITOR: {
@@ -287,9 +379,8 @@ int main(int argc, char **argv)
                 ? chardev_option(prog, optarg, &exit_now)
                 : monitor_option(prog, optarg);
             if (!ok || exit_now) {
-                bd_monitors_free_all();
-                bd_chardev_remove_all();
-                return ok ? EXIT_SUCCESS : EXIT_FAILURE;
+                status = ok ? EXIT_SUCCESS : EXIT_FAILURE;
+                goto out;
             }
             break;
         }
@@ -297,10 +388,8 @@ int main(int argc, char **argv)
             bool exit_now = false;
             bool ok = bd_object_cli_option(prog, optarg, &exit_now);
             if (!ok || exit_now) {
-                bd_monitors_free_all();
-                bd_chardev_remove_all();
-                bd_objects_delete_all();
-                return ok ? EXIT_SUCCESS : EXIT_FAILURE;
+                status = ok ? EXIT_SUCCESS : EXIT_FAILURE;
+                goto out;
             }
             break;
         }
@@ -321,38 +410,59 @@ int main(int argc, char **argv)
                 }
             }
             if (!ok || was_help) {
-                bd_monitors_free_all();
-                bd_chardev_remove_all();
-                bd_objects_delete_all();
-                return ok ? EXIT_SUCCESS : EXIT_FAILURE;
+                status = ok ? EXIT_SUCCESS : EXIT_FAILURE;
+                goto out;
             }
             break;
         }
         case 1:
             fprintf(stderr, "%s: %s: Unexpected argument\n", prog, optarg);
-            return EXIT_FAILURE;
+            goto out;
         case '?':
-            /* getopt_long has printed the one-line reason */
-            return EXIT_FAILURE;
-        case 'T':
-            fprintf(stderr, "%s: --trace is not supported yet\n", prog);
-            return EXIT_FAILURE;
+            goto out;
         default:
             fprintf(stderr, "%s: --%s is not supported yet\n", prog,
                     option_name(c));
-            return EXIT_FAILURE;
+            goto out;
         }
     }
 
     if (list_plugins) {
         bd_plugins_load_all();
         bd_plugins_print(stdout);
-        return EXIT_SUCCESS;
+        status = EXIT_SUCCESS;
+        goto out;
     }
 
     bd_plugins_warn_failed(stderr, prog);
 
-    qmp_run();
-    bd_plugins_reset();
-    return EXIT_SUCCESS;
+    /*
+     * Set-up is complete.  Signals end the daemon cleanly from here on;
+     * then the pid file says it is ready, before any connection is
+     * accepted (the main loop has not run yet).
+     */
+    bd_main_loop_handle_signals();
+    if (pidfile && !bd_pidfile_write(pidfile, &err)) {
+        fprintf(stderr, "%s: cannot create PID file: %s\n", prog,
+                err->message);
+        goto out;
+    }
+    BD_TRACE(&bd_tp_daemon_state, "state ready pid %d", (int)getpid());
+    bd_systemd_notify("READY=1");
+    if (!bd_daemonize_finish(&err)) {
+        fprintf(stderr, "%s: %s\n", prog, err->message);
+        goto out;
+    }
+
+    bd_main_loop_run();
+
+    BD_TRACE(&bd_tp_daemon_state, "state stopping");
+    bd_systemd_notify("STOPPING=1");
+    /* replies to the requests already handled still go out */
+    bd_monitors_flush(1000);
+    status = EXIT_SUCCESS;
+
+out:
+    tear_down();
+    return status;
 }

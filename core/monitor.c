@@ -15,6 +15,7 @@
 #include "qmp-commands.h"
 #include "qmp-dispatch.h"
 #include "qmp-json.h"
+#include "trace-points.h"
 
 #define READ_CHUNK 65536
 
@@ -45,6 +46,8 @@ static void client_queue(BdMonitor *mon, JsonObject *obj)
 {
     g_autofree char *text = bd_qmp_json_format_object(obj, mon->pretty);
 
+    BD_TRACE(&bd_tp_qmp_reply, "chardev %s resp: %s",
+             bd_chardev_id(mon->chr), text);
     for (const char *p = text; *p; p++) {
         if (*p == '\n') {
             g_string_append_c(mon->outbuf, '\r');
@@ -142,6 +145,13 @@ static void client_message(void *opaque, JsonNode *value, GError *err)
     g_autoptr(JsonObject) rsp = NULL;
 
     if (!mon->dead) {
+        if (BD_TRACE_ENABLED(&bd_tp_qmp_command)) {
+            g_autofree char *req = value ? json_to_string(value, false)
+                                         : g_strdup(err->message);
+
+            bd_trace_emit(&bd_tp_qmp_command, "chardev %s req: %s",
+                          bd_chardev_id(mon->chr), req);
+        }
         rsp = bd_qmp_dispatch(&mon->session, value, err);
         if (rsp) {
             client_queue(mon, rsp);
@@ -208,6 +218,7 @@ static void client_open(void *opaque, int in_fd, int out_fd)
     BdMonitor *mon = opaque;
     g_autoptr(JsonObject) hello = greeting();
 
+    BD_TRACE(&bd_tp_monitor_accept, "chardev %s", bd_chardev_id(mon->chr));
     mon->has_client = true;
     mon->in_fd = in_fd;
     mon->out_fd = out_fd;
@@ -224,6 +235,7 @@ static void client_close(BdMonitor *mon)
     if (!mon->has_client) {
         return;
     }
+    BD_TRACE(&bd_tp_monitor_close, "chardev %s", bd_chardev_id(mon->chr));
     if (mon->in_source) {
         g_source_remove(mon->in_source);
         mon->in_source = 0;

@@ -24,6 +24,7 @@
 
 #include "blockd-config.h"
 #include "plugin-internal.h"
+#include "trace-points.h"
 
 static GPtrArray *all_plugins;      /* of BdPlugin *, discovery order */
 static GHashTable *plugins_by_name; /* name -> BdPlugin * (first found) */
@@ -107,6 +108,8 @@ void bd_plugin_fail(BdPlugin *plugin, const char *fmt, ...)
     va_start(ap, fmt);
     plugin->error = g_strdup_vprintf(fmt, ap);
     va_end(ap);
+    BD_TRACE(&bd_tp_plugin_load_failed, "plugin %s error %s", plugin->name,
+             plugin->error);
 }
 
 void bd_plugin_refuse(BdPlugin *plugin, const char *reason)
@@ -312,6 +315,8 @@ static bool plugin_load(BdPlugin *plugin)
         return plugin->state == BD_PLUGIN_LOADED;
     }
 
+    BD_TRACE(&bd_tp_plugin_load, "plugin %s path %s", plugin->name,
+             plugin->path);
     lt_dladvise advise;
     lt_dladvise_init(&advise);
     lt_dladvise_local(&advise);
@@ -376,6 +381,7 @@ static bool plugin_load(BdPlugin *plugin)
         }
     }
     plugin->state = BD_PLUGIN_LOADED;
+    BD_TRACE(&bd_tp_plugin_loaded, "plugin %s", plugin->name);
     return true;
 }
 

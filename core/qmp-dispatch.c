@@ -8,6 +8,7 @@
 #include "plugin-loader.h"
 #include "qmp-dispatch.h"
 #include "qmp-json.h"
+#include "trace-points.h"
 
 typedef struct CoreCommand {
     char *name;
@@ -262,6 +263,7 @@ static JsonNode *run_command(BdQmpSession *session, JsonObject *req,
     BdQmpSession *outer = current_session;
     bool ok;
 
+    BD_TRACE(&bd_tp_qmp_dispatch, "command %s", name);
     current_session = session;
     ok = handler(args, &ret, errp);
     current_session = outer;
@@ -270,6 +272,11 @@ static JsonNode *run_command(BdQmpSession *session, JsonObject *req,
         if (errp && !*errp) {
             g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
                         "The command %s failed", name);
+        }
+        if (errp) {
+            BD_TRACE(&bd_tp_qmp_dispatch_error, "command %s class %s desc %s",
+                     name, bd_error_class_name((*errp)->code),
+                     (*errp)->message);
         }
         return NULL;
     }

@@ -3,12 +3,15 @@
  */
 #include "monitor.h"
 #include "qmp-event.h"
+#include "trace-points.h"
 
 void bd_qmp_event_emit(const char *name, JsonObject *data)
 {
     g_autoptr(JsonObject) event = json_object_new();
     JsonObject *ts = json_object_new();
     gint64 now = g_get_real_time();
+
+    BD_TRACE(&bd_tp_qmp_event, "event %s", name);
 
     /* the order QEMU fills an event in */
     json_object_set_string_member(event, "event", name);

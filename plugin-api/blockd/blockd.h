@@ -15,5 +15,6 @@
 #include <blockd/object.h>
 #include <blockd/job.h>
 #include <blockd/qmp.h>
+#include <blockd/trace.h>
 
 #endif /* BLOCKD_BLOCKD_H */

@@ -147,8 +147,13 @@ static const BdBlockDriver null_aio_driver =
     NULL_DRIVER("null-aio", "reads return zeroes, writes are discarded "
                 "(callback completion)");
 
+BD_TRACE_DEFINE(tp_block_null_init, "block_null_init");
+
 static bool block_null_init(BdRegistry *reg, GError **errp)
 {
+    bd_trace_register(&tp_block_null_init);
+    BD_TRACE(&tp_block_null_init, "plugin %s drivers null-co null-aio",
+             bd_registry_plugin_name(reg));
     return bd_registry_add_block_driver(reg, &null_co_driver, errp) &&
            bd_registry_add_block_driver(reg, &null_aio_driver, errp);
 }
