@@ -37,8 +37,10 @@ static bool null_open(BdNode *node, JsonObject *opts, unsigned flags,
     s->latency_ns = json_object_get_int_member_with_default(opts,
                                                             "latency-ns", 0);
     if (s->latency_ns < 0) {
-        /* uint64 in the schema: values above INT64_MAX wrap */
-        s->latency_ns = INT64_MAX;
+        /* uint64 in the schema: values above INT64_MAX read as negative */
+        g_set_error_literal(errp, BD_ERROR, BD_ERROR_GENERIC,
+                            "latency-ns is invalid");
+        return false;
     }
     s->read_zeroes = json_object_get_boolean_member_with_default(
         opts, "read-zeroes", false);

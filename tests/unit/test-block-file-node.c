@@ -348,7 +348,9 @@ static void test_locking(Fixture *f, gconstpointer data)
      * A qcow2 image held the same way: qemu-img info (which does not share
      * write for qcow2) refuses it exactly as it refuses a QEMU writer.
      */
-    if (g_find_program_in_path("qemu-img")) {
+    g_autofree char *qemu_img = g_find_program_in_path("qemu-img");
+    g_assert_nonnull(qemu_img);     /* the test command installs it */
+    {
         g_autofree char *qcow2 = g_build_filename(f->dir, "q.qcow2", NULL);
         g_autofree char *expected = g_strdup_printf(
             "qemu-img: Could not open '%s': Failed to get shared \"write\" "
