@@ -2,12 +2,38 @@
  * block-file: aio=threads.  Each request is one preadv/pwritev (or
  * fdatasync) in a worker of the context's thread pool; its completion BH
  * wakes the submitting coroutine.
+ *
+ * The hop to a worker and back costs tens of microseconds, far more than
+ * a read the page cache can answer.  So requests that cannot wait for a
+ * device are done inline, in the loop's thread:
+ *  - on tmpfs and ramfs every read and write (memory only; the worst case
+ *    is reclaim, never a device queue);
+ *  - elsewhere, without O_DIRECT, a read is first tried with RWF_NOWAIT,
+ *    which the kernel answers from the page cache or refuses with EAGAIN
+ *    (then the read goes to a worker as before).
  */
 #define _GNU_SOURCE 1
 #include <errno.h>
+#include <fcntl.h>
+#include <linux/magic.h>
+#include <sys/uio.h>
+#include <sys/vfs.h>
 #include <unistd.h>
 
 #include "file-aio.h"
+
+typedef enum InlinePolicy {
+    INLINE_UNKNOWN = 0,
+    INLINE_NEVER,           /* O_DIRECT, or RWF_NOWAIT not supported */
+    INLINE_NOWAIT_READS,    /* try reads with RWF_NOWAIT first */
+    INLINE_ALWAYS,          /* memory-backed file system */
+} InlinePolicy;
+
+typedef struct ThreadsAio {
+    FileAio common;
+    int policy_fd;          /* the fd the policy was decided for */
+    InlinePolicy policy;
+} ThreadsAio;
 
 typedef struct ThreadsRequest {
     int fd;
@@ -35,12 +61,55 @@ static int threads_rw_fn(void *opaque)
     return 0;
 }
 
+static InlinePolicy decide_policy(int fd)
+{
+    struct statfs fs;
+    int flags = fcntl(fd, F_GETFL);
+
+    if (flags < 0 || (flags & O_DIRECT)) {
+        return INLINE_NEVER;
+    }
+    if (fstatfs(fd, &fs) == 0 &&
+        (fs.f_type == TMPFS_MAGIC || fs.f_type == RAMFS_MAGIC)) {
+        return INLINE_ALWAYS;
+    }
+    return INLINE_NOWAIT_READS;
+}
+
 static ssize_t threads_co_rw(FileAio *aio, int fd, uint64_t offset,
                              const struct iovec *iov, int niov, bool write)
 {
+    ThreadsAio *t = (ThreadsAio *)aio;
     ThreadsRequest req = {
         .fd = fd, .offset = offset, .iov = iov, .niov = niov, .write = write,
     };
+
+    if (t->policy == INLINE_UNKNOWN || t->policy_fd != fd) {
+        t->policy = decide_policy(fd);
+        t->policy_fd = fd;
+    }
+    if (t->policy == INLINE_ALWAYS) {
+        threads_rw_fn(&req);
+        return req.ret;
+    }
+    if (t->policy == INLINE_NOWAIT_READS && !write) {
+        ssize_t n;
+
+        do {
+            n = preadv2(fd, iov, niov, offset, RWF_NOWAIT);
+        } while (n < 0 && errno == EINTR);
+        if (n >= 0) {
+            /*
+             * A short read may mean "the rest is not cached": the caller
+             * continues short transfers, and the rest comes back here.
+             */
+            return n;
+        }
+        if (errno == EOPNOTSUPP || errno == EINVAL) {
+            t->policy = INLINE_NEVER;
+        }
+        /* EAGAIN: not in the page cache; wait in a worker */
+    }
 
     aio->submits++;
     bd_thread_pool_submit_co(aio->ctx, threads_rw_fn, &req);
@@ -49,7 +118,10 @@ static ssize_t threads_co_rw(FileAio *aio, int fd, uint64_t offset,
 
 static FileAio *threads_open(BdAioContext *ctx, GError **errp)
 {
-    return g_new0(FileAio, 1);
+    ThreadsAio *t = g_new0(ThreadsAio, 1);
+
+    t->policy_fd = -1;
+    return &t->common;
 }
 
 static void threads_close(FileAio *aio)
