@@ -64,7 +64,7 @@ CORE_COMMANDS = {
     'query-qmp-schema', 'object-add', 'object-del', 'qom-list-types',
     'qom-list-properties', 'chardev-add', 'chardev-remove',
     'query-chardev', 'query-chardev-backends', 'query-plugins',
-    'blockdev-add', 'blockdev-del',
+    'blockdev-add', 'blockdev-del', 'x-blockdev-set-iothread',
 }
 # Conditions true for qemu-storage-daemon 7.2 on Linux as Debian builds it
 # (checked against its query-qmp-schema), for the definitions blockd has.
