@@ -73,6 +73,8 @@ struct BdAioContext {
     int64_t poll_max_ns;    /* atomic */
     int64_t poll_grow;      /* atomic */
     int64_t poll_shrink;    /* atomic */
+    int64_t aio_max_batch;  /* atomic; 0: the engines' default */
+    unsigned users;         /* atomic; nodes and exports placed here */
 
     BdThreadPool *thread_pool;  /* created on first use */
     GMutex thread_pool_lock;

@@ -1,10 +1,14 @@
 /*
- * IOThreads: a thread that runs its own AioContext until destroyed.  The
- * object-iothread plugin wraps these in QOM-like objects; here is only the
- * thread and its loop.
+ * IOThreads: a thread that runs its own AioContext until destroyed, found
+ * by id (the id of the object that owns it), plus the per-context settings
+ * and user counts that objects and nodes in IOThreads need.
  */
+#include <inttypes.h>
 #include <sys/syscall.h>
 #include <unistd.h>
+
+#include <blockd/error.h>
+#include <blockd/iothread.h>
 
 #include "aio-context-int.h"
 
@@ -18,6 +22,9 @@ struct BdIOThread {
     int thread_id;
     bool running;           /* read and cleared in the IOThread only */
 };
+
+/* IOThreads by id, for bd_iothread_find().  Main thread. */
+static GHashTable *iothreads_by_id;
 
 static gpointer iothread_run(gpointer opaque)
 {
@@ -80,7 +87,17 @@ BdIOThread *bd_iothread_new(const char *id, int64_t poll_max_ns,
         g_cond_wait(&iot->started_cond, &iot->lock);
     }
     g_mutex_unlock(&iot->lock);
+
+    if (!iothreads_by_id) {
+        iothreads_by_id = g_hash_table_new(g_str_hash, g_str_equal);
+    }
+    g_hash_table_insert(iothreads_by_id, iot->id, iot);
     return iot;
+}
+
+BdIOThread *bd_iothread_find(const char *id)
+{
+    return iothreads_by_id ? g_hash_table_lookup(iothreads_by_id, id) : NULL;
 }
 
 BdAioContext *bd_iothread_get_aio_context(BdIOThread *iot)
@@ -110,6 +127,10 @@ void bd_iothread_destroy(BdIOThread *iot)
     if (!iot) {
         return;
     }
+    if (iothreads_by_id &&
+        g_hash_table_lookup(iothreads_by_id, iot->id) == iot) {
+        g_hash_table_remove(iothreads_by_id, iot->id);
+    }
     /* A BH, so what was scheduled before runs first and the loop wakes. */
     bd_aio_bh_schedule_oneshot(iot->ctx, iothread_stop_bh, iot);
     g_thread_join(iot->thread);
@@ -119,4 +140,41 @@ void bd_iothread_destroy(BdIOThread *iot)
     g_cond_clear(&iot->started_cond);
     g_free(iot->id);
     g_free(iot);
+}
+
+/* ---- parameters and users, for iothread objects ---- */
+
+bool bd_aio_context_set_aio_params(BdAioContext *ctx, int64_t max_batch,
+                                   GError **errp)
+{
+    if (max_batch < 0) {
+        g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
+                    "aio-max-batch value must be in range [0, %" PRId64 "]",
+                    INT64_MAX);
+        return false;
+    }
+    __atomic_store_n(&ctx->aio_max_batch, max_batch, __ATOMIC_RELAXED);
+    return true;
+}
+
+int64_t bd_aio_context_get_aio_max_batch(BdAioContext *ctx)
+{
+    return __atomic_load_n(&ctx->aio_max_batch, __ATOMIC_RELAXED);
+}
+
+void bd_aio_context_add_user(BdAioContext *ctx)
+{
+    __atomic_add_fetch(&ctx->users, 1, __ATOMIC_RELAXED);
+}
+
+void bd_aio_context_remove_user(BdAioContext *ctx)
+{
+    unsigned old = __atomic_fetch_sub(&ctx->users, 1, __ATOMIC_RELAXED);
+
+    g_assert(old > 0);
+}
+
+unsigned bd_aio_context_get_users(BdAioContext *ctx)
+{
+    return __atomic_load_n(&ctx->users, __ATOMIC_RELAXED);
 }

@@ -432,6 +432,7 @@ static void node_free(BdNode *node)
         json_object_unref(node->options);
     }
     g_free(node->node_name);
+    bd_node_release_aio_context(node);
     g_free(node);
 }
 
@@ -463,6 +464,15 @@ static BdNode *node_open_common(const BdBlockDriver *drv, const char *name,
     }
     if (!refresh_limits(node, errp)) {
         goto fail_close;
+    }
+    /* Children opened in an IOThread pull their new parent in there. */
+    for (guint i = 0; i < node->children->len; i++) {
+        BdNode *child = ((BdChild *)node->children->pdata[i])->node;
+
+        if (child->ctx != node->ctx &&
+            !bd_node_set_aio_context(node, child->ctx, NULL, errp)) {
+            goto fail_close;
+        }
     }
     int ret = bd_node_refresh_total_bytes(node);
     if (ret < 0) {
@@ -569,7 +579,7 @@ bool bd_node_delete_by_monitor(const char *node_name, GError **errp)
 
 static bool subtree_busy(BdNode *node)
 {
-    if (node->in_flight) {
+    if (__atomic_load_n(&node->in_flight, __ATOMIC_SEQ_CST)) {
         return true;
     }
     for (guint i = 0; i < node->children->len; i++) {
@@ -582,7 +592,7 @@ static bool subtree_busy(BdNode *node)
 
 static void quiesce(BdNode *node, int delta)
 {
-    node->quiesce_counter += delta;
+    __atomic_add_fetch(&node->quiesce_counter, delta, __ATOMIC_SEQ_CST);
     for (guint i = 0; i < node->children->len; i++) {
         quiesce(((BdChild *)node->children->pdata[i])->node, delta);
     }
@@ -590,9 +600,19 @@ static void quiesce(BdNode *node, int delta)
 
 void bd_node_drained_begin(BdNode *node)
 {
+    BdAioContext *ctx = node->ctx;
+
     quiesce(node, 1);
+    /*
+     * Requests of a node in an IOThread complete in that thread, which
+     * kicks the main loop when a drained node goes idle (tracked_end()):
+     * wait in our own loop then.
+     */
+    if (!bd_aio_context_in_home_thread(ctx)) {
+        ctx = bd_aio_current_context();
+    }
     while (subtree_busy(node)) {
-        bd_aio_poll(node->ctx, true);
+        bd_aio_poll(ctx, true);
     }
 }
 

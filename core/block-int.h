@@ -3,8 +3,8 @@
  * permission model, drained sections and the request layer.
  *
  * Graph changes (open, attach, detach, delete, permission updates) happen
- * in the main loop.  Requests run in coroutines of the node's AioContext
- * (the main context for now: IOThreads are not wired to nodes yet).
+ * in the main loop.  Requests run in coroutines of the node's AioContext:
+ * the main context, or an IOThread's after bd_node_set_aio_context().
  */
 #ifndef BLOCKD_CORE_BLOCK_INT_H
 #define BLOCKD_CORE_BLOCK_INT_H
@@ -84,8 +84,8 @@ struct BdNode {
     /* requests */
     BdTrackedRequest *tracked;  /* list of requests in flight */
     unsigned serialising_in_flight;
-    unsigned in_flight;
-    unsigned quiesce_counter;
+    unsigned in_flight;         /* atomic: read by drains in the main loop */
+    unsigned quiesce_counter;   /* atomic: read by requests in IOThreads */
     BdBlockStats stats;
 };
 
@@ -152,6 +152,24 @@ char *bd_perm_names(uint64_t perm);
  */
 void bd_node_drained_begin(BdNode *node);
 void bd_node_drained_end(BdNode *node);
+
+/* ---- AioContexts of nodes (block-aio-move.c) ---- */
+
+/*
+ * Move @node, with every node connected to it that is not in @ctx yet, into
+ * @ctx: drained, with the drivers' detach_aio_context/attach_aio_context.
+ * Refused (nothing moves) when a BlockBackend other than @allowed_blk uses
+ * one of them: the caller of a move that includes @allowed_blk moves that
+ * backend's user itself.  Main loop.
+ */
+bool bd_node_set_aio_context(BdNode *node, BdAioContext *ctx,
+                             BdBlockBackend *allowed_blk, GError **errp);
+
+/* A node is being freed: it no longer counts as a user of its context. */
+void bd_node_release_aio_context(BdNode *node);
+
+/* Register x-blockdev-set-iothread.  Main loop, once. */
+void bd_block_aio_move_init(void);
 
 /* Run @entry(@opaque) in a coroutine of the main context and wait. */
 void bd_run_co(BdCoroutineEntry *entry, void *opaque);

@@ -48,7 +48,7 @@ static void tracked_begin(BdTrackedRequest *req, BdNode *node,
         node->tracked->prev = req;
     }
     node->tracked = req;
-    node->in_flight++;
+    __atomic_add_fetch(&node->in_flight, 1, __ATOMIC_SEQ_CST);
     node->serialising_in_flight += serialising;
 }
 
@@ -64,8 +64,13 @@ static void tracked_end(BdTrackedRequest *req)
     if (req->next) {
         req->next->prev = req->prev;
     }
-    node->in_flight--;
     node->serialising_in_flight -= req->serialising;
+    /* A drain in the main loop waits for this node to go idle. */
+    if (__atomic_sub_fetch(&node->in_flight, 1, __ATOMIC_SEQ_CST) == 0 &&
+        __atomic_load_n(&node->quiesce_counter, __ATOMIC_SEQ_CST) &&
+        !bd_aio_context_in_home_thread(bd_aio_main_context())) {
+        bd_aio_wait_kick(bd_aio_main_context());
+    }
     if (req->wait_queue.head) {
         bd_co_queue_restart_all(&req->wait_queue);
     }

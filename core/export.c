@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include <blockd/error.h>
+#include <blockd/iothread.h>
 
 #include "block-int.h"
 #include "export.h"
@@ -300,20 +301,12 @@ static BdExport *export_add(JsonObject *opts, GError **errp)
                     "Cannot export read-only node as writable");
         return NULL;
     }
+    BdIOThread *iot = NULL;
     if (iothread) {
-        if (!bd_object_find(iothread, "iothread")) {
+        iot = bd_iothread_find(iothread);
+        if (!iot) {
             g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
                         "iothread \"%s\" not found", iothread);
-            return NULL;
-        }
-        /*
-         * Nodes cannot change AioContext yet.  QEMU ignores a failed move
-         * unless fixed-iothread is set; do the same.
-         */
-        if (fixed_iothread) {
-            g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
-                        "Cannot move node '%s' to iothread '%s': nodes "
-                        "cannot change threads yet", node_name, iothread);
             return NULL;
         }
     }
@@ -326,6 +319,22 @@ static BdExport *export_add(JsonObject *opts, GError **errp)
         return NULL;
     }
     bd_blk_set_write_through(blk, writethrough);
+
+    /*
+     * Into the iothread with the node (and its subtree), as QEMU does: a
+     * node that cannot move (another user holds it) keeps its context,
+     * unless fixed-iothread demands the move.
+     */
+    if (iot) {
+        g_autoptr(GError) move_err = NULL;
+
+        if (!bd_node_set_aio_context(node, bd_iothread_get_aio_context(iot),
+                                     blk, &move_err) && fixed_iothread) {
+            g_propagate_error(errp, g_steal_pointer(&move_err));
+            bd_blk_unref(blk);
+            return NULL;
+        }
+    }
 
     exp = g_new0(BdExport, 1);
     exp->type = type;

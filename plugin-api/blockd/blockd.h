@@ -9,6 +9,7 @@
 #include <blockd/error.h>
 #include <blockd/coroutine.h>
 #include <blockd/aio.h>
+#include <blockd/iothread.h>
 #include <blockd/block.h>
 #include <blockd/block-driver.h>
 #include <blockd/block-backend.h>

@@ -129,8 +129,7 @@ static struct io_uring_sqe *uring_get_sqe(UringAio *s)
 static void uring_queue(UringAio *s, struct io_uring_sqe *sqe,
                         FileAioWaiter *w)
 {
-    unsigned max = s->common.max_batch ? s->common.max_batch
-                                       : URING_ENTRIES;
+    unsigned max = file_aio_max_batch(&s->common, URING_ENTRIES);
 
     io_uring_sqe_set_data(sqe, w);
     s->unsubmitted++;

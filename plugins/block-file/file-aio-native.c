@@ -189,8 +189,7 @@ static bool native_poll_cb(void *opaque)
 
 static unsigned native_max_batch(NativeAio *s)
 {
-    unsigned max = s->common.max_batch ? s->common.max_batch
-                                       : NATIVE_DEFAULT_MAX_BATCH;
+    unsigned max = file_aio_max_batch(&s->common, NATIVE_DEFAULT_MAX_BATCH);
 
     return MIN(max, NATIVE_MAX_EVENTS);
 }

@@ -4,8 +4,11 @@
  */
 #define _GNU_SOURCE 1
 #include <errno.h>
+#include <limits.h>
 #include <string.h>
 #include <unistd.h>
+
+#include <blockd/iothread.h>
 
 #include "file-aio.h"
 
@@ -189,4 +192,16 @@ int file_aio_co_flush(FileAio *aio, int fd)
 int file_aio_co_run(int (*fn)(void *opaque), void *opaque)
 {
     return bd_thread_pool_submit_co(NULL, fn, opaque);
+}
+
+unsigned file_aio_max_batch(FileAio *aio, unsigned engine_default)
+{
+    int64_t ctx_max = bd_aio_context_get_aio_max_batch(aio->ctx);
+    unsigned max = ctx_max > 0 ? (unsigned)MIN(ctx_max, UINT_MAX)
+                               : engine_default;
+
+    if (aio->max_batch && aio->max_batch < max) {
+        max = aio->max_batch;
+    }
+    return max;
 }

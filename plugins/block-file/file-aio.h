@@ -85,6 +85,13 @@ extern const FileAioEngine file_aio_io_uring;
 const FileAioEngine *file_aio_engine(FileAioMode mode);
 
 /*
+ * How many requests an engine gathers before it submits, as QEMU decides
+ * it: the AioContext's aio-max-batch (an iothread property) or the
+ * engine's @engine_default, capped by the node's own aio-max-batch.
+ */
+unsigned file_aio_max_batch(FileAio *aio, unsigned engine_default);
+
+/*
  * Open an instance of @engine for @ctx, with @max_batch (0: default).
  * NULL with @errp set on failure.
  */

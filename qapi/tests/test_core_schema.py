@@ -64,7 +64,7 @@ CORE_COMMANDS = {
     'query-qmp-schema', 'object-add', 'object-del', 'qom-list-types',
     'qom-list-properties', 'chardev-add', 'chardev-remove',
     'query-chardev', 'query-chardev-backends', 'query-plugins',
-    'blockdev-add', 'blockdev-del',
+    'blockdev-add', 'blockdev-del', 'x-blockdev-set-iothread',
     'block-export-add', 'block-export-del', 'query-block-exports',
 }
 CORE_EVENTS = ['BLOCK_EXPORT_DELETED']

@@ -122,6 +122,30 @@ class Exports(h.TestCase):
         self.assertEqual([e['id'] for e in
                           qmp.command('query-block-exports')], ['r', 'w'])
 
+    def test_export_in_iothread(self):
+        """iothread= moves the node into the IOThread; I/O works there, and
+        the iothread cannot go while the export's node runs in it."""
+        img = os.path.join(self.tmpdir, 'img')
+        with open(img, 'wb') as f:
+            f.truncate(65536)
+        d, qmp = self.start(['--object', 'iothread,id=io0', '--blockdev',
+                             'file,node-name=f0,filename=%s' % img])
+        qmp.command('block-export-add', type='testexp', id='w',
+                    **{'node-name': 'f0'}, writable=True, pattern=0x33,
+                    iothread='io0', **{'fixed-iothread': True})
+        self.assertEqual(qmp.command('testexp-info', id='w')['first-byte'],
+                         0x33)
+        with open(img, 'rb') as f:
+            self.assertEqual(f.read(1), b'\x33')
+        reply = qmp.execute('object-del', {'id': 'io0'})
+        self.assertEqual(reply['error']['desc'],
+                         "object 'io0' is in use, can not be deleted")
+        qmp.command('block-export-del', id='w')
+        qmp.command('x-blockdev-set-iothread', **{'node-name': 'f0'},
+                    iothread=None)
+        qmp.command('blockdev-del', **{'node-name': 'f0'})
+        self.assertEqual(qmp.command('object-del', id='io0'), {})
+
     def test_safe_and_hard_deletion(self):
         d, qmp = self.start()
         qmp.command('block-export-add', type='testexp', id='e',

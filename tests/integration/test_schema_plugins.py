@@ -138,7 +138,8 @@ class SchemaPluginTests(TestCase):
         self.assertEqual(res.returncode, 0, res.stderr)
         self.assertIn('  testobj', res.stdout.splitlines())
 
-        plugins = self.private_plugins(drop=['object-testobj'])
+        plugins = self.private_plugins(drop=['object-testobj',
+                                             'object-iothread'])
         client = self.client(plugins)
         self.assertNotIn('testobj', [t['name'] for t in
                                      client.command('qom-list-types')])

@@ -17,6 +17,8 @@
 #include <glib/gstdio.h>
 
 #include "aio-context.h"
+#include <blockd/iothread.h>
+
 #include "file-aio.h"
 #include "file-lock.h"
 
@@ -295,6 +297,19 @@ static void test_batching(Fixture *f, gconstpointer data)
         g_assert_cmpuint(submits, ==, N / ec->max_batch);
     } else {
         g_assert_cmpuint(submits, ==, 1);
+    }
+
+    /* an iothread's aio-max-batch applies to nodes that set none */
+    if (ec->mode != FILE_AIO_THREADS && !ec->max_batch) {
+        g_assert_true(bd_aio_context_set_aio_params(main_ctx, 4, NULL));
+        done = 0;
+        before = f->aio->submits;
+        for (int i = 0; i < N; i++) {
+            bd_coroutine_enter(bd_coroutine_create(op_entry, &ops[i]));
+        }
+        WAIT_FOR(done == N);
+        g_assert_true(bd_aio_context_set_aio_params(main_ctx, 0, NULL));
+        g_assert_cmpuint(f->aio->submits - before, ==, N / 4);
     }
     free(buf);
 }

@@ -28,7 +28,7 @@ typedef struct Probe {
     uint8_t pattern;
     Testexp *t;
     int ret;
-    bool done;
+    gint done;          /* set by the probe, maybe in another thread */
 } Probe;
 
 /* The I/O of create(): length, a write when asked, the first byte. */
@@ -72,7 +72,9 @@ static void probe_co(void *opaque)
     }
     p->t->first_byte = buf[0];
 out:
-    p->done = true;
+    /* the probe may run in an IOThread: wake the waiting main loop */
+    g_atomic_int_set(&p->done, true);
+    g_main_context_wakeup(NULL);
 }
 
 static bool testexp_create(BdExport *exp, JsonObject *opts, GError **errp)
@@ -104,7 +106,7 @@ static bool testexp_create(BdExport *exp, JsonObject *opts, GError **errp)
         opts, "keep-clients", false);
 
     bd_aio_co_enter(ctx, bd_coroutine_create(probe_co, &p));
-    while (!p.done) {
+    while (!g_atomic_int_get(&p.done)) {
         g_main_context_iteration(NULL, TRUE);
     }
     if (p.ret < 0) {

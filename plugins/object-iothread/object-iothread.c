@@ -1,0 +1,151 @@
+/*
+ * object-iothread: the 'iothread' object type (an event-loop thread that
+ * nodes and exports can be placed in) and the query-iothreads command.
+ *
+ * Each object owns a BdIOThread created with the object's id, which is how
+ * the daemon's bd_iothread_find() hands the thread's context to exports
+ * and x-blockdev-set-iothread.
+ */
+#include <limits.h>
+
+#include <blockd/blockd.h>
+
+#include "object-iothread-schema.h"
+
+/* QEMU's defaults for an iothread's event loop. */
+#define POLL_MAX_NS_DEFAULT 32768
+#define THREAD_POOL_MAX_DEFAULT 64
+
+typedef struct IOThreadObject {
+    BdObject *obj;
+    BdIOThread *iot;
+    int64_t poll_max_ns, poll_grow, poll_shrink;
+    int64_t aio_max_batch;
+    int64_t thread_pool_min, thread_pool_max;
+} IOThreadObject;
+
+/* The objects in creation order, for query-iothreads.  Main thread. */
+static GPtrArray *iothreads;
+
+/* An optional non-negative integer property, checked as QEMU checks it. */
+static bool get_param(JsonObject *props, const char *name, int64_t def,
+                      int64_t *value, GError **errp)
+{
+    *value = json_object_get_int_member_with_default(props, name, def);
+    if (*value < 0) {
+        g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
+                    "%s value must be in range [0, %" G_GINT64_FORMAT "]",
+                    name, G_MAXINT64);
+        return false;
+    }
+    return true;
+}
+
+static bool iothread_create(BdObject *obj, JsonObject *props, GError **errp)
+{
+    IOThreadObject *t = bd_object_get_opaque(obj);
+    BdAioContext *ctx;
+
+    t->obj = obj;
+    if (!get_param(props, "aio-max-batch", 0, &t->aio_max_batch, errp) ||
+        !get_param(props, "thread-pool-min", 0, &t->thread_pool_min, errp) ||
+        !get_param(props, "thread-pool-max", THREAD_POOL_MAX_DEFAULT,
+                   &t->thread_pool_max, errp) ||
+        !get_param(props, "poll-max-ns", POLL_MAX_NS_DEFAULT,
+                   &t->poll_max_ns, errp) ||
+        !get_param(props, "poll-grow", 0, &t->poll_grow, errp) ||
+        !get_param(props, "poll-shrink", 0, &t->poll_shrink, errp)) {
+        return false;
+    }
+    if (t->thread_pool_min > t->thread_pool_max || !t->thread_pool_max ||
+        t->thread_pool_min > INT_MAX || t->thread_pool_max > INT_MAX) {
+        g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
+                    "bad thread-pool-min/thread-pool-max values");
+        return false;
+    }
+
+    t->iot = bd_iothread_new(bd_object_get_id(obj), t->poll_max_ns,
+                             t->poll_grow, t->poll_shrink, errp);
+    if (!t->iot) {
+        return false;
+    }
+    ctx = bd_iothread_get_aio_context(t->iot);
+    if (!bd_aio_context_set_aio_params(ctx, t->aio_max_batch, errp) ||
+        !bd_thread_pool_set_params(ctx, t->thread_pool_min,
+                                   t->thread_pool_max, errp)) {
+        return false;
+    }
+    if (!iothreads) {
+        iothreads = g_ptr_array_new();
+    }
+    g_ptr_array_add(iothreads, t);
+    return true;
+}
+
+static bool iothread_can_be_deleted(BdObject *obj)
+{
+    IOThreadObject *t = bd_object_get_opaque(obj);
+
+    return bd_aio_context_get_users(bd_iothread_get_aio_context(t->iot)) == 0;
+}
+
+static void iothread_destroy(BdObject *obj)
+{
+    IOThreadObject *t = bd_object_get_opaque(obj);
+
+    if (iothreads) {
+        g_ptr_array_remove(iothreads, t);
+    }
+    bd_iothread_destroy(t->iot);
+    t->iot = NULL;
+}
+
+static const BdObjectType iothread_type = {
+    .struct_size = sizeof(BdObjectType),
+    .name = "iothread",
+    .description = "an event-loop thread for block nodes and exports",
+    .instance_size = sizeof(IOThreadObject),
+    .create = iothread_create,
+    .can_be_deleted = iothread_can_be_deleted,
+    .destroy = iothread_destroy,
+};
+
+static bool qmp_query_iothreads(JsonObject *args, JsonNode **ret,
+                                GError **errp)
+{
+    JsonArray *list = json_array_new();
+
+    for (guint i = 0; iothreads && i < iothreads->len; i++) {
+        IOThreadObject *t = iothreads->pdata[i];
+        JsonObject *info = json_object_new();
+
+        json_object_set_string_member(info, "id", bd_object_get_id(t->obj));
+        json_object_set_int_member(info, "thread-id",
+                                   bd_iothread_get_thread_id(t->iot));
+        json_object_set_int_member(info, "poll-max-ns", t->poll_max_ns);
+        json_object_set_int_member(info, "poll-grow", t->poll_grow);
+        json_object_set_int_member(info, "poll-shrink", t->poll_shrink);
+        json_object_set_int_member(info, "aio-max-batch", t->aio_max_batch);
+        json_array_add_object_element(list, info);
+    }
+    *ret = json_node_init_array(json_node_alloc(), list);
+    json_array_unref(list);
+    return true;
+}
+
+static const BdQmpCommand query_iothreads_cmd = {
+    .struct_size = sizeof(BdQmpCommand),
+    .name = "query-iothreads",
+    .handler = qmp_query_iothreads,
+};
+
+static bool object_iothread_init(BdRegistry *reg, GError **errp)
+{
+    return bd_registry_add_object_type(reg, &iothread_type, errp) &&
+           bd_registry_add_qmp_command(reg, &query_iothreads_cmd, errp);
+}
+
+BD_PLUGIN_DEFINE("object-iothread", "0.1.0",
+                 "the iothread object type and query-iothreads",
+                 "GPL-2.0-or-later", object_iothread_schema,
+                 object_iothread_init);
