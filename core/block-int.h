@@ -87,6 +87,7 @@ struct BdNode {
     unsigned in_flight;
     unsigned quiesce_counter;
     BdBlockStats stats;
+    uint64_t write_threshold;   /* 0: none (block-threshold.c) */
 };
 
 /* ---- graph (block-graph.c) ---- */

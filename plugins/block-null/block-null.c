@@ -48,6 +48,36 @@ static bool null_open(BdNode *node, JsonObject *opts, unsigned flags,
     return true;
 }
 
+/*
+ * Reopen: the common options (read-only, cache, ...) change nothing here;
+ * the driver's own options stay what they are, as in QEMU.
+ */
+static bool null_reopen_prepare(BdNode *node, JsonObject *opts,
+                                void **state, GError **errp)
+{
+    NullState *s = bd_node_get_opaque(node);
+    const char *changed = NULL;
+
+    if (json_object_has_member(opts, "size") &&
+        json_object_get_int_member(opts, "size") != s->length) {
+        changed = "size";
+    } else if (json_object_has_member(opts, "latency-ns") &&
+               json_object_get_int_member(opts, "latency-ns") !=
+               s->latency_ns) {
+        changed = "latency-ns";
+    } else if (json_object_has_member(opts, "read-zeroes") &&
+               json_object_get_boolean_member(opts, "read-zeroes") !=
+               s->read_zeroes) {
+        changed = "read-zeroes";
+    }
+    if (changed) {
+        g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
+                    "Cannot change the option '%s'", changed);
+        return false;
+    }
+    return true;
+}
+
 static bool null_refresh_limits(BdNode *node, BdBlockLimits *bl,
                                 GError **errp)
 {
@@ -139,6 +169,7 @@ static int null_co_block_status(BdNode *node, bool want_zero, int64_t offset,
         .co_pwrite_zeroes = null_co_pwrite_zeroes,      \
         .co_flush = null_co_flush,                      \
         .co_block_status = null_co_block_status,        \
+        .reopen_prepare = null_reopen_prepare,          \
     }
 
 static const BdBlockDriver null_co_driver =
