@@ -9,7 +9,6 @@
  */
 #include <errno.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include <blockd/error.h>
 
@@ -17,34 +16,9 @@
 #include "qmp-dispatch.h"
 #include "qmp-json.h"
 
-/*
- * The options that change what a node shows ("strong" options in QEMU's
- * words): a node that has none of them set can be reopened from its file
- * name alone.  The block driver ABI has no field for them yet, so the
- * core knows the drivers blockd ships; a driver not listed has none.
- */
-typedef struct StrongOptions {
-    const char *driver;
-    const char *const *names;
-} StrongOptions;
-
-static const char *const null_strong[] = { "size", "read-zeroes", NULL };
-static const char *const raw_strong[] = { "offset", "size", NULL };
-
-static const StrongOptions strong_options[] = {
-    { "null-co", null_strong },
-    { "null-aio", null_strong },
-    { "raw", raw_strong },
-};
-
 static const char *const *strong_names(BdNode *node)
 {
-    for (size_t i = 0; i < G_N_ELEMENTS(strong_options); i++) {
-        if (strcmp(strong_options[i].driver, node->drv->name) == 0) {
-            return strong_options[i].names;
-        }
-    }
-    return NULL;
+    return node->drv->strong_options;
 }
 
 static bool has_strong_options(BdNode *node)
@@ -57,18 +31,6 @@ static bool has_strong_options(BdNode *node)
         }
     }
     return false;
-}
-
-static bool is_file_driver(BdNode *node)
-{
-    return strcmp(node->drv->name, "file") == 0 ||
-           strcmp(node->drv->name, "host_device") == 0;
-}
-
-static bool is_null_driver(BdNode *node)
-{
-    return strcmp(node->drv->name, "null-co") == 0 ||
-           strcmp(node->drv->name, "null-aio") == 0;
 }
 
 static const char *option_string(BdNode *node, const char *name)
@@ -114,12 +76,8 @@ static char *exact_filename(BdNode *node)
 {
     BdChild *file;
 
-    if (is_null_driver(node)) {
-        return has_strong_options(node) ?
-            NULL : g_strdup_printf("%s://", node->drv->name);
-    }
-    if (is_file_driver(node)) {
-        return g_strdup(option_string(node, "filename"));
+    if (node->drv->exact_filename) {
+        return node->drv->exact_filename(node);
     }
     file = bd_node_get_file(node);
     /*
@@ -148,20 +106,11 @@ char *bd_node_filename(BdNode *node)
     return g_strconcat("json:", json, NULL);
 }
 
-/*
- * Whether the driver answers QEMU's "get info" (and so reports
- * dirty-flag): the file drivers do, raw asks its file child.
- */
-static bool has_image_info(BdNode *node)
+int bd_node_get_info(BdNode *node, bool *is_dirty)
 {
-    BdChild *file;
-
-    if (is_file_driver(node)) {
-        return true;
-    }
-    file = bd_node_get_file(node);
-    return strcmp(node->drv->name, "raw") == 0 && file &&
-           has_image_info(file->node);
+    *is_dirty = false;
+    return node->drv->get_info ? node->drv->get_info(node, is_dirty)
+                               : -ENOTSUP;
 }
 
 /* Bytes allocated on the host, or a negative errno when unknown. */
@@ -169,17 +118,8 @@ static int64_t allocated_size(BdNode *node)
 {
     int64_t sum = 0;
 
-    if (is_null_driver(node)) {
-        return 0;
-    }
-    if (is_file_driver(node)) {
-        const char *path = option_string(node, "filename");
-        struct stat st;
-
-        if (!path || stat(path, &st) < 0) {
-            return -errno;
-        }
-        return (int64_t)st.st_blocks * 512;
+    if (node->drv->get_allocated_file_size) {
+        return node->drv->get_allocated_file_size(node);
     }
     if (!(node->drv->flags & (BD_DRIVER_FORMAT | BD_DRIVER_FILTER))) {
         return -ENOTSUP;
@@ -207,12 +147,12 @@ static JsonObject *image_info(BdNode *node)
     JsonObject *o = json_object_new();
     int64_t actual = allocated_size(node);
     g_autofree char *filename = bd_node_filename(node);
+    bool dirty;
 
     json_object_set_string_member(o, "filename", filename);
     json_object_set_string_member(o, "format", node->drv->name);
-    if (has_image_info(node)) {
-        /* no driver here keeps an "image in use" flag */
-        json_object_set_boolean_member(o, "dirty-flag", false);
+    if (bd_node_get_info(node, &dirty) == 0) {
+        json_object_set_boolean_member(o, "dirty-flag", dirty);
     }
     if (actual >= 0) {
         json_object_set_int_member(o, "actual-size", actual);
