@@ -87,6 +87,7 @@ struct BdNode {
     unsigned in_flight;         /* atomic: read by drains in the main loop */
     unsigned quiesce_counter;   /* atomic: read by requests in IOThreads */
     BdBlockStats stats;
+    uint64_t write_threshold;   /* 0: none (block-threshold.c) */
 };
 
 /* ---- graph (block-graph.c) ---- */

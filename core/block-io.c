@@ -20,6 +20,7 @@
 #include <blockd/error.h>
 
 #include "block-int.h"
+#include "block-query.h"
 #include "block-iovec.h"
 
 #define STACK_IOV 16
@@ -376,6 +377,9 @@ int bd_node_co_pwritev(BdNode *node, int64_t offset, int64_t bytes,
     aligned = is_aligned(node, offset, bytes);
     tracked_begin(&req, node, offset, bytes, !aligned);
     wait_serialising(&req);
+    if (G_UNLIKELY(node->write_threshold)) {
+        bd_node_write_threshold_check(node, offset, bytes);
+    }
     fua = (flags & BD_REQ_FUA) &&
           !(node->bl.supported_write_flags & BD_REQ_FUA);
     flags &= node->bl.supported_write_flags;
@@ -513,6 +517,9 @@ int bd_node_co_pwrite_zeroes(BdNode *node, int64_t offset, int64_t bytes,
     }
     tracked_begin(&req, node, offset, bytes, false);
     wait_serialising(&req);
+    if (G_UNLIKELY(node->write_threshold)) {
+        bd_node_write_threshold_check(node, offset, bytes);
+    }
     ret = bytes ? zeroes_locked(node, offset, bytes, flags) : 0;
     if (ret == 0) {
         node->stats.zero_ops++;

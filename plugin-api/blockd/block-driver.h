@@ -188,6 +188,23 @@ typedef struct BdBlockLimits {
  *     refuse.  NULL: reopen refused for any change of driver options.
  * @reopen_commit: main loop.  Apply the prepared change.  NULL: nothing.
  * @reopen_abort: main loop.  Drop the prepared change.  NULL: nothing.
+ *
+ * Describing nodes (query-named-block-nodes, json: file names), as
+ * QEMU 7.2 does:
+ * @strong_options: NULL-terminated names of the driver's options that
+ *     change what the node shows (QEMU's "strong" runtime options): when
+ *     one is given, the node's file name is "json:{...}" with them.
+ *     NULL: none.
+ * @exact_filename: main loop.  The plain file name that reopens the node
+ *     as it is ("null-co://", a path), newly allocated, or NULL when
+ *     there is none.  NULL: formats use their protocol child's name when
+ *     they have no strong option given; others have none.
+ * @get_allocated_file_size: main loop.  Bytes the node occupies on the
+ *     host, or a negative errno.  NULL: protocols -ENOTSUP; formats and
+ *     filters the sum over their data children.
+ * @get_info: main loop.  0 with *@is_dirty set when the driver keeps
+ *     image information (whether the image was left in use), or a
+ *     negative errno.  NULL: -ENOTSUP.
  */
 struct BdBlockDriver {
     uint32_t struct_size;
@@ -235,6 +252,11 @@ struct BdBlockDriver {
                            GError **errp);
     void (*reopen_commit)(BdNode *node, void *state);
     void (*reopen_abort)(BdNode *node, void *state);
+
+    const char *const *strong_options;
+    char *(*exact_filename)(BdNode *node);
+    int64_t (*get_allocated_file_size)(BdNode *node);
+    int (*get_info)(BdNode *node, bool *is_dirty);
 };
 
 /*

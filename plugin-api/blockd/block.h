@@ -238,6 +238,14 @@ BdChild *bd_node_get_file(BdNode *node);
 BdChild *bd_node_get_backing(BdNode *node);
 
 /*
+ * The driver's get_info for @node (see BdBlockDriver): 0 with *@is_dirty
+ * set, or a negative errno (-ENOTSUP when the driver keeps no image
+ * information).  Formats that show their file as it is pass it on.
+ * Main loop.
+ */
+int bd_node_get_info(BdNode *node, bool *is_dirty);
+
+/*
  * Memory of @size bytes aligned for I/O on @node (its opt_mem_alignment);
  * NULL if out of memory.  Free with free().  Any thread.
  */

@@ -312,6 +312,33 @@ static void file_attach_aio_context(BdNode *node, BdAioContext *new_ctx)
 
 /* --- the drivers ---------------------------------------------------------- */
 
+/* A file node is named by its path. */
+static char *file_exact_filename(BdNode *node)
+{
+    FileState *s = bd_node_get_opaque(node);
+
+    return g_strdup(s->filename);
+}
+
+/* What the file occupies on the host (holes do not count). */
+static int64_t file_allocated_file_size(BdNode *node)
+{
+    FileState *s = bd_node_get_opaque(node);
+    struct stat st;
+
+    if (fstat(s->fd, &st) < 0) {
+        return -errno;
+    }
+    return (int64_t)st.st_blocks * 512;
+}
+
+/* Files keep no "in use" mark: never dirty. */
+static int file_get_info(BdNode *node, bool *is_dirty)
+{
+    *is_dirty = false;
+    return 0;
+}
+
 #define FILE_DRIVER_COMMON                                              \
     .struct_size = sizeof(BdBlockDriver),                               \
     .instance_size = sizeof(FileState),                                 \
@@ -330,7 +357,10 @@ static void file_attach_aio_context(BdNode *node, BdAioContext *new_ctx)
     .set_perm = file_set_perm,                                          \
     .abort_perm = file_abort_perm,                                      \
     .detach_aio_context = file_detach_aio_context,                      \
-    .attach_aio_context = file_attach_aio_context
+    .attach_aio_context = file_attach_aio_context,                      \
+    .exact_filename = file_exact_filename,                              \
+    .get_allocated_file_size = file_allocated_file_size,                \
+    .get_info = file_get_info
 
 static const BdBlockDriver file_driver = {
     FILE_DRIVER_COMMON,

@@ -19,6 +19,7 @@ typedef struct NullState {
     int64_t latency_ns;
     bool read_zeroes;
     bool aio;
+    bool strong;                /* size or read-zeroes given */
 } NullState;
 
 static bool null_open(BdNode *node, JsonObject *opts, unsigned flags,
@@ -45,6 +46,58 @@ static bool null_open(BdNode *node, JsonObject *opts, unsigned flags,
     s->read_zeroes = json_object_get_boolean_member_with_default(
         opts, "read-zeroes", false);
     s->aio = strcmp(bd_node_get_driver_name(node), "null-aio") == 0;
+    s->strong = json_object_has_member(opts, "size") ||
+                json_object_has_member(opts, "read-zeroes");
+    return true;
+}
+
+/* The options that change what the node shows (QEMU's list). */
+static const char *const null_strong_options[] = {
+    "size", "read-zeroes", NULL
+};
+
+/* "null-co://" names the node unless an option changed it. */
+static char *null_exact_filename(BdNode *node)
+{
+    NullState *s = bd_node_get_opaque(node);
+
+    return s->strong ? NULL :
+        g_strdup_printf("%s://", bd_node_get_driver_name(node));
+}
+
+/* Nothing is stored anywhere. */
+static int64_t null_allocated_file_size(BdNode *node)
+{
+    return 0;
+}
+
+/*
+ * Reopen: the common options (read-only, cache, ...) change nothing here;
+ * the driver's own options stay what they are, as in QEMU.
+ */
+static bool null_reopen_prepare(BdNode *node, JsonObject *opts,
+                                void **state, GError **errp)
+{
+    NullState *s = bd_node_get_opaque(node);
+    const char *changed = NULL;
+
+    if (json_object_has_member(opts, "size") &&
+        json_object_get_int_member(opts, "size") != s->length) {
+        changed = "size";
+    } else if (json_object_has_member(opts, "latency-ns") &&
+               json_object_get_int_member(opts, "latency-ns") !=
+               s->latency_ns) {
+        changed = "latency-ns";
+    } else if (json_object_has_member(opts, "read-zeroes") &&
+               json_object_get_boolean_member(opts, "read-zeroes") !=
+               s->read_zeroes) {
+        changed = "read-zeroes";
+    }
+    if (changed) {
+        g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
+                    "Cannot change the option '%s'", changed);
+        return false;
+    }
     return true;
 }
 
@@ -139,6 +192,10 @@ static int null_co_block_status(BdNode *node, bool want_zero, int64_t offset,
         .co_pwrite_zeroes = null_co_pwrite_zeroes,      \
         .co_flush = null_co_flush,                      \
         .co_block_status = null_co_block_status,        \
+        .reopen_prepare = null_reopen_prepare,          \
+        .strong_options = null_strong_options,          \
+        .exact_filename = null_exact_filename,          \
+        .get_allocated_file_size = null_allocated_file_size, \
     }
 
 static const BdBlockDriver null_co_driver =

@@ -195,6 +195,18 @@ static void raw_child_perm(BdNode *node, BdChild *child, BdChildRole role,
     *nperm |= perm & (BD_PERM_WRITE | BD_PERM_RESIZE);
 }
 
+/* The options that change what the node shows (QEMU's list). */
+static const char *const raw_strong_options[] = { "offset", "size", NULL };
+
+/* The file's image information is the node's. */
+static int raw_get_info(BdNode *node, bool *is_dirty)
+{
+    BdChild *file = bd_node_get_file(node);
+
+    return file ? bd_node_get_info(bd_child_get_node(file), is_dirty)
+                : -ENOMEDIUM;
+}
+
 static const BdBlockDriver raw_driver = {
     .struct_size = sizeof(BdBlockDriver),
     .name = "raw",
@@ -205,6 +217,8 @@ static const BdBlockDriver raw_driver = {
     .open = raw_open,
     .refresh_limits = raw_refresh_limits,
     .co_getlength = raw_co_getlength,
+    .strong_options = raw_strong_options,
+    .get_info = raw_get_info,
     .co_preadv = raw_co_preadv,
     .co_pwritev = raw_co_pwritev,
     .co_pwrite_zeroes = raw_co_pwrite_zeroes,
