@@ -26,8 +26,6 @@
 /* Splitting of discard and write-zeroes ranges (QEMU's request limit). */
 #define FUSE_MAX_CHUNK ((int64_t)1 << 30)
 
-/* The largest read one request may ask (max_read); larger is refused. */
-#define FUSE_MAX_READ_REQ (64 * 1024 * 1024)
 
 typedef struct FuseExport {
     BdExport *exp;
@@ -116,7 +114,13 @@ static int fuse_co_grow(FuseExport *fe, int64_t end, BdPreallocMode prealloc)
     return ret;
 }
 
-/* --- lookup, getattr, setattr, open --------------------------------------- */
+/* --- init, lookup, getattr, setattr, open --------------------------------------- */
+
+static void fuse_op_init(void *userdata, struct fuse_conn_info *conn)
+{
+    /* libfuse insists that this matches the max_read mount option. */
+    conn->max_read = FUSE_MOUNT_MAX_READ;
+}
 
 static void fuse_op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
@@ -263,7 +267,7 @@ static void fuse_op_read(fuse_req_t req, fuse_ino_t ino, size_t size,
     FuseExport *fe = fuse_req_userdata(req);
     FuseRw *rw;
 
-    if (size > FUSE_MAX_READ_REQ) {
+    if (size > FUSE_MOUNT_MAX_READ) {
         fuse_reply_err(req, EINVAL);
         return;
     }
@@ -509,6 +513,7 @@ static void fuse_op_lseek(fuse_req_t req, fuse_ino_t ino, off_t off,
 }
 
 static const struct fuse_lowlevel_ops fuse_export_ops = {
+    .init = fuse_op_init,
     .lookup = fuse_op_lookup,
     .getattr = fuse_op_getattr,
     .setattr = fuse_op_setattr,

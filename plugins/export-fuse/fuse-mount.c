@@ -12,13 +12,6 @@
 
 #include <blockd/blockd.h>
 
-/*
- * The kernel may send reads of up to max_read bytes; each is served from
- * one bounce buffer, so keep it at QEMU's 64 MiB (also what clients of
- * qemu-storage-daemon see in /proc/mounts).
- */
-#define FUSE_MAX_READ (64 * 1024 * 1024)
-
 /* Requests read per fd-handler call before the loop gets a turn again. */
 #define FUSE_RECEIVE_BATCH 16
 
@@ -177,7 +170,7 @@ static bool fuse_mount_try(FuseMount *m, const struct fuse_lowlevel_ops *ops,
                            void *userdata, bool allow_other, GError **errp)
 {
     g_autofree char *opts = g_strdup_printf(
-        "max_read=%d,default_permissions%s", FUSE_MAX_READ,
+        "max_read=%d,default_permissions%s", FUSE_MOUNT_MAX_READ,
         allow_other ? ",allow_other" : "");
     char *argv[] = { (char *)"", (char *)"-o", opts, NULL };
     struct fuse_args args = FUSE_ARGS_INIT(3, argv);

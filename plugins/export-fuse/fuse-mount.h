@@ -22,6 +22,13 @@
 
 typedef struct FuseMount FuseMount;
 
+/*
+ * The largest read the kernel may send (the max_read mount option, which
+ * the operations' init() must also set in conn->max_read).  QEMU's value,
+ * also what clients see in /proc/mounts.
+ */
+#define FUSE_MOUNT_MAX_READ (64 * 1024 * 1024)
+
 /* Values of FuseExportAllowOther, in the schema's order. */
 typedef enum FuseAllowOther {
     FUSE_ALLOW_OTHER_OFF,
