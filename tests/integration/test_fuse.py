@@ -415,6 +415,54 @@ class Fuse(h.TestCase):
             self.assertIn('Cannot export read-only node as writable',
                           r.stderr)
 
+    def test_allow_other_unprivileged(self):
+        """As a user (nobody) without user_allow_other in fuse.conf, each
+        allow-other mode ends as with qsd: on fails; auto and off mount
+        without allow_other where an unprivileged mount is possible at
+        all (where /dev/fuse is root's only, as in the CI container,
+        libfuse cannot mount and all three fail the same way)."""
+        with open('/etc/fuse.conf') as f:
+            conf = [line.strip() for line in f]
+        self.assertNotIn('user_allow_other', conf)
+        os.chown(self.tmpdir, 65534, 65534)
+        img = self.image()
+        os.chown(img, 65534, 65534)
+        drop = ['setpriv', '--reuid=65534', '--regid=65534',
+                '--clear-groups']
+        results = {}
+        for q in (True, False):
+            binary = h.find_qsd() if q else h.BLOCKD
+            for mode in ('on', 'auto', 'off'):
+                mp = self.mountpoint(name=f'mp-{q}-{mode}')
+                os.chown(mp, 65534, 65534)
+                argv = drop + [binary] + self.export_args(
+                    img, mp, f',writable=on,allow-other={mode}',
+                    ',locking=off')
+                if not q:
+                    argv += ['--plugin-dir', os.environ['BLOCKD_PLUGIN_DIR']]
+                p = subprocess.Popen(argv, cwd=self.tmpdir,
+                                     stdout=subprocess.PIPE,
+                                     stderr=subprocess.PIPE, text=True)
+                self.addCleanup(p.kill)
+                try:
+                    _, err = p.communicate(timeout=1.5)
+                    line = err.strip().splitlines()[-1]
+                    results[(q, mode)] = ('exit', p.returncode,
+                                          line.split(': ')[-1])
+                except subprocess.TimeoutExpired:
+                    entry = mount_entry(mp)
+                    self.assertIsNotNone(entry)
+                    results[(q, mode)] = ('mounted',
+                                          'allow_other' in entry)
+                    p.terminate()
+                    p.communicate(timeout=10)
+                    self.assertIsNone(mount_entry(mp))
+        for mode in ('on', 'auto', 'off'):
+            self.assertEqual(results[(False, mode)], results[(True, mode)])
+        self.assertEqual(results[(False, 'on')][:2], ('exit', 1))
+        self.assertIn(results[(False, 'auto')], [
+            ('mounted', False), results[(False, 'off')]])
+
     # --- concurrency and deletion while busy ---------------------------------
 
     def test_concurrent_processes(self):
