@@ -1,0 +1,91 @@
+/*
+ * export-fuse: a FUSE session on a regular file, served by an AioContext.
+ *
+ * This part knows nothing about block nodes: it checks the mount point,
+ * mounts a libfuse low-level session on it, reads the kernel's requests
+ * from the session's fd in an fd handler of the export's AioContext and
+ * hands each one to libfuse, which calls the operations table given by
+ * the caller.  Operations that wait start a coroutine with
+ * fuse_mount_spawn(), so that many requests are in flight at once.
+ */
+#ifndef EXPORT_FUSE_MOUNT_H
+#define EXPORT_FUSE_MOUNT_H
+
+#define FUSE_USE_VERSION 31
+
+#include <stdbool.h>
+
+#include <fuse_lowlevel.h>
+#include <glib.h>
+
+#include <blockd/aio.h>
+
+typedef struct FuseMount FuseMount;
+
+/*
+ * The largest read the kernel may send (the max_read mount option, which
+ * the operations' init() must also set in conn->max_read).  QEMU's value,
+ * also what clients see in /proc/mounts.
+ */
+#define FUSE_MOUNT_MAX_READ (64 * 1024 * 1024)
+
+/* Values of FuseExportAllowOther, in the schema's order. */
+typedef enum FuseAllowOther {
+    FUSE_ALLOW_OTHER_OFF,
+    FUSE_ALLOW_OTHER_ON,
+    FUSE_ALLOW_OTHER_AUTO,
+} FuseAllowOther;
+
+/*
+ * Parse the schema's FuseExportAllowOther string (NULL: the default,
+ * auto).  Returns false for an unknown value (the schema has checked it).
+ */
+bool fuse_allow_other_parse(const char *str, FuseAllowOther *out);
+
+/*
+ * Mount a session on @mountpoint, which must be an existing regular file
+ * not already used by another export of this process, and serve it in
+ * @ctx (the calling thread's context) with @ops; fuse_req_userdata()
+ * returns @userdata.  With FUSE_ALLOW_OTHER_AUTO, allow_other is tried
+ * first and dropped if the mount fails.  Nothing is left mounted on
+ * failure.  Main thread.
+ */
+FuseMount *fuse_mount_new(const char *mountpoint, FuseAllowOther allow_other,
+                          BdAioContext *ctx,
+                          const struct fuse_lowlevel_ops *ops,
+                          void *userdata, GError **errp);
+
+/* Whether the mount was made with allow_other. */
+bool fuse_mount_allows_other(FuseMount *m);
+
+/*
+ * Stop reading requests (the fd handler is removed and the mount point
+ * may be used by a new export).  Requests already started still run and
+ * reply.  Idempotent.
+ */
+void fuse_mount_stop(FuseMount *m);
+
+/* The number of requests started with fuse_mount_spawn() not finished. */
+unsigned fuse_mount_in_flight(FuseMount *m);
+
+/*
+ * Call @done(@opaque) in the main loop once no request is in flight any
+ * more (at once if none is).  Replaces an earlier callback; NULL clears.
+ */
+void fuse_mount_set_idle_cb(FuseMount *m, void (*done)(void *opaque),
+                            void *opaque);
+
+/* Stop, unmount and free @m; no request may be in flight.  NULL is a no-op. */
+void fuse_mount_free(FuseMount *m);
+
+/*
+ * From an operation of @m: run fn(@req, @arg) in a new coroutine of the
+ * mount's context.  @fn must reply to @req exactly once and free @arg.
+ * Anything @arg points into libfuse's request buffer must be copied
+ * first: the buffer is reused once the operation returns.
+ */
+typedef void FuseRequestFunc(fuse_req_t req, void *arg);
+void fuse_mount_spawn(fuse_req_t req, FuseMount *m, FuseRequestFunc *fn,
+                      void *arg);
+
+#endif /* EXPORT_FUSE_MOUNT_H */
