@@ -36,46 +36,6 @@ typedef struct BdCoRwLock {
     BdCoWaiter **tail;
 } BdCoRwLock;
 
-/* Initialise @q empty. */
-void bd_co_queue_init(BdCoQueue *q);
-
-/*
- * coroutine_fn: wait in @q until woken by bd_co_queue_next() or
- * bd_co_queue_restart_all().  If @mutex is given (the caller must hold it)
- * it is released while waiting and held again on return; use it so a
- * condition checked under @mutex cannot be signalled between the check
- * and the wait.  Wake-ups may be spurious with respect to the caller's
- * condition: re-check it in a loop.
- */
-void bd_co_queue_wait(BdCoQueue *q, BdCoMutex *mutex);
-
-/*
- * Wake the first waiter of @q; returns false if there was none.  The
- * waiter runs later (after the caller yields, or in its own context's
- * thread), not inside this call.  Any coroutine or thread, serialized as
- * the queue requires.
- */
-bool bd_co_queue_next(BdCoQueue *q);
-
-/* Wake every waiter of @q, in order.  Same rules as bd_co_queue_next(). */
-void bd_co_queue_restart_all(BdCoQueue *q);
-
-/* True if nobody waits in @q. */
-bool bd_co_queue_empty(BdCoQueue *q);
-
-/* Initialise @m unlocked. */
-void bd_co_mutex_init(BdCoMutex *m);
-
-/* coroutine_fn: take @m, waiting in line if it is held. */
-void bd_co_mutex_lock(BdCoMutex *m);
-
-/*
- * coroutine_fn (does not yield): release @m, which the calling coroutine
- * holds; hands it to the first waiter, if any.  Aborts if @m is not held
- * by the calling coroutine.
- */
-void bd_co_mutex_unlock(BdCoMutex *m);
-
 /* The holder of @m and its context (NULL if unlocked); for assertions. */
 BdCoroutine *bd_co_mutex_holder(BdCoMutex *m, BdAioContext **ctx);
 

@@ -29,6 +29,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <blockd/aio.h>
+#include <blockd/coroutine.h>
+
 typedef struct BdCoroutine BdCoroutine;
 typedef struct BdAioContext BdAioContext;
 
@@ -53,13 +56,6 @@ typedef void BdCoroutineEntry(void *opaque);
 #define BD_COROUTINE_POOL_DEFAULT_MAX 128
 
 /*
- * Create a coroutine that will run entry(opaque) when first entered.  Takes
- * a stack from the calling thread's pool or maps a new one; aborts if the
- * memory cannot be mapped (like g_malloc).  Any thread.
- */
-BdCoroutine *bd_coroutine_create(BdCoroutineEntry *entry, void *opaque);
-
-/*
  * Enter @co in the calling thread's current AioContext (see
  * bd_aio_current_context(); NULL in a thread without one, and such a
  * coroutine cannot be woken with bd_aio_co_wake()).  Returns when @co
@@ -75,57 +71,8 @@ void bd_coroutine_enter(BdCoroutine *co);
  */
 void bd_aio_coroutine_enter(BdAioContext *ctx, BdCoroutine *co);
 
-/*
- * coroutine_fn: give control back to whoever entered the current
- * coroutine.  Returns when the coroutine is entered or woken again.
- * Aborts outside a coroutine.
- */
-void bd_coroutine_yield(void);
-
-/*
- * The running coroutine; outside a coroutine, a per-thread handle that
- * stands for the thread's own stack (for which bd_in_coroutine() is false).
- */
-BdCoroutine *bd_coroutine_self(void);
-
-/* True when called from inside a coroutine. */
-bool bd_in_coroutine(void);
-
 /* True if @co is running now (entered and not yet yielded). */
 bool bd_coroutine_entered(BdCoroutine *co);
-
-/* The AioContext @co was last entered in (NULL if none). */
-BdAioContext *bd_coroutine_get_aio_context(BdCoroutine *co);
-
-/*
- * coroutine_fn: sleep for @ns nanoseconds of the monotonic clock, using a
- * timer of the current coroutine's AioContext.  @ns <= 0 still yields once
- * through the loop.  Aborts outside a coroutine or without a context.
- */
-void bd_co_sleep_ns(int64_t ns);
-
-/*
- * Wake @co, which has yielded, in its own AioContext: from that context's
- * thread outside a coroutine it is entered at once; from a coroutine of
- * that context it is entered right after the caller yields or terminates;
- * from any other thread it is scheduled (bd_aio_co_schedule()).  @co must
- * be waiting for exactly this wake-up.
- */
-void bd_aio_co_wake(BdCoroutine *co);
-
-/*
- * Enter @co in @ctx: like bd_aio_co_wake() but moving @co to @ctx if it
- * belonged to another context.
- */
-void bd_aio_co_enter(BdAioContext *ctx, BdCoroutine *co);
-
-/*
- * Schedule @co, which has yielded (or is about to yield in the calling
- * thread), to be entered by @ctx's loop; @co then belongs to @ctx.  Any
- * thread.  Scheduling a coroutine that is already scheduled aborts with a
- * message naming the first scheduler.
- */
-void bd_aio_co_schedule(BdAioContext *ctx, BdCoroutine *co);
 
 /*
  * coroutine_fn: move the current coroutine to @ctx: it is scheduled there

@@ -17,6 +17,9 @@
 
 #include <glib.h>
 
+#include <blockd/aio.h>
+#include <blockd/iothread.h>
+
 #include "aio-context.h"
 
 /* The blocking work; runs in a worker thread, returns a result code. */
@@ -30,15 +33,6 @@ typedef void BdThreadPoolCompletionFunc(void *opaque, int ret);
 #define BD_THREAD_POOL_IDLE_TIMEOUT_NS (10 * G_GINT64_CONSTANT(1000000000))
 
 /*
- * coroutine_fn: run fn(opaque) in a worker of @ctx's pool (@ctx NULL: the
- * current coroutine's context) and yield until it has run; the coroutine
- * is then woken in its own context, whichever @ctx was.  Returns fn's
- * result.  Aborts outside a coroutine.
- */
-int bd_thread_pool_submit_co(BdAioContext *ctx, BdThreadPoolFunc *fn,
-                             void *opaque);
-
-/*
  * Run fn(opaque) in a worker of @ctx's pool, then cb(cb_opaque, result) in
  * @ctx's thread.  Completions are delivered in the order the work
  * finished.  Any thread; @cb may be NULL.
@@ -46,15 +40,6 @@ int bd_thread_pool_submit_co(BdAioContext *ctx, BdThreadPoolFunc *fn,
 void bd_thread_pool_submit(BdAioContext *ctx, BdThreadPoolFunc *fn,
                            void *opaque, BdThreadPoolCompletionFunc *cb,
                            void *cb_opaque);
-
-/*
- * Set @ctx's pool bounds (QEMU's thread-pool-min/-max): 0 <= @min <= @max,
- * 1 <= @max <= INT_MAX; otherwise fails with a message naming the bad
- * value.  Starts workers up to @min at once; workers above a lowered @max
- * exit as they become idle.  Any thread.
- */
-bool bd_thread_pool_set_params(BdAioContext *ctx, int64_t min, int64_t max,
-                               GError **errp);
 
 /* Number of worker threads of @ctx's pool now (diagnostics, tests). */
 unsigned bd_thread_pool_get_threads(BdAioContext *ctx);
