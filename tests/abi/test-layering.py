@@ -79,8 +79,12 @@ def check_plugins(t, src, build):
             if kind == '<':
                 continue
             here = os.path.join(os.path.dirname(path), name)
+            # generated headers sit in the plugin's build directory, or in
+            # build/plugins named after the plugin (its embedded schema)
             ok = ((os.path.exists(here) and within(here, own_dir))
                   or os.path.exists(os.path.join(own_build, name))
+                  or (name.startswith(plugin + '-') and os.path.exists(
+                      os.path.join(build, 'plugins', name)))
                   or (os.path.exists(here) and within(here, lib_dir))
                   or glob.glob(os.path.join(lib_dir, '**', name),
                                recursive=True))
