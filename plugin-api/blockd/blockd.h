@@ -11,6 +11,7 @@
 #include <blockd/aio.h>
 #include <blockd/block.h>
 #include <blockd/block-driver.h>
+#include <blockd/block-backend.h>
 #include <blockd/export.h>
 #include <blockd/object.h>
 #include <blockd/job.h>
