@@ -17,6 +17,7 @@ struct BdBlockBackend {
     uint64_t perm, shared;
     BdCoQueue queued;           /* requests waiting for drained_end */
     unsigned in_flight;
+    bool write_through;         /* every write is FUA */
 };
 
 BdBlockBackend *bd_blk_new(const char *name, uint64_t perm, uint64_t shared)
@@ -116,6 +117,9 @@ int bd_blk_co_pwritev(BdBlockBackend *blk, int64_t offset, int64_t bytes,
     if (!(blk->perm & (BD_PERM_WRITE | BD_PERM_WRITE_UNCHANGED))) {
         return -EPERM;
     }
+    if (blk->write_through) {
+        flags |= BD_REQ_FUA;
+    }
     return bd_node_co_pwritev(node, offset, bytes, qiov, flags);
 }
 
@@ -129,6 +133,9 @@ int bd_blk_co_pwrite_zeroes(BdBlockBackend *blk, int64_t offset,
     }
     if (!(blk->perm & BD_PERM_WRITE)) {
         return -EPERM;
+    }
+    if (blk->write_through) {
+        flags |= BD_REQ_FUA;
     }
     return bd_node_co_pwrite_zeroes(node, offset, bytes, flags);
 }
@@ -158,6 +165,88 @@ int64_t bd_blk_co_getlength(BdBlockBackend *blk)
     BdNode *node = blk_enter(blk);
 
     return node ? bd_node_co_getlength(node) : -ENOMEDIUM;
+}
+
+int bd_blk_co_pread(BdBlockBackend *blk, int64_t offset, int64_t bytes,
+                    void *buf, BdRequestFlags flags)
+{
+    BdIOVector qiov;
+
+    bd_iovec_init_buf(&qiov, buf, bytes);
+    return bd_blk_co_preadv(blk, offset, bytes, &qiov, flags);
+}
+
+int bd_blk_co_pwrite(BdBlockBackend *blk, int64_t offset, int64_t bytes,
+                     const void *buf, BdRequestFlags flags)
+{
+    BdIOVector qiov;
+
+    /* the vector is only read from for a write */
+    bd_iovec_init_buf(&qiov, (void *)buf, bytes);
+    return bd_blk_co_pwritev(blk, offset, bytes, &qiov, flags);
+}
+
+int bd_blk_co_block_status(BdBlockBackend *blk, bool want_zero,
+                           int64_t offset, int64_t bytes, int64_t *pnum,
+                           int64_t *map, BdNode **file)
+{
+    BdNode *node = blk_enter(blk);
+
+    return node ? bd_node_co_block_status(node, want_zero, offset, bytes,
+                                          pnum, map, file)
+                : -ENOMEDIUM;
+}
+
+int bd_blk_co_truncate(BdBlockBackend *blk, int64_t offset, bool exact,
+                       BdPreallocMode prealloc, BdRequestFlags flags,
+                       GError **errp)
+{
+    BdNode *node = blk_enter(blk);
+
+    if (!node) {
+        g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC, "No medium inserted");
+        return -ENOMEDIUM;
+    }
+    if (!(blk->perm & BD_PERM_RESIZE)) {
+        g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
+                    "The parent of node '%s' does not have the resize "
+                    "permission", node->node_name);
+        return -EPERM;
+    }
+    return bd_node_co_truncate(node, offset, exact, prealloc, flags, errp);
+}
+
+int64_t bd_blk_getlength(BdBlockBackend *blk)
+{
+    return blk->root ? blk->root->node->total_bytes : -ENOMEDIUM;
+}
+
+BdNode *bd_blk_get_node(BdBlockBackend *blk)
+{
+    return bd_blk_node(blk);
+}
+
+BdAioContext *bd_blk_get_aio_context(BdBlockBackend *blk)
+{
+    BdNode *node = bd_blk_node(blk);
+
+    return node ? bd_node_get_aio_context(node) : bd_aio_main_context();
+}
+
+bool bd_blk_is_writable(BdBlockBackend *blk)
+{
+    return blk->perm & BD_PERM_WRITE;
+}
+
+void bd_blk_get_perm(BdBlockBackend *blk, uint64_t *perm, uint64_t *shared)
+{
+    *perm = blk->perm;
+    *shared = blk->shared;
+}
+
+void bd_blk_set_write_through(BdBlockBackend *blk, bool on)
+{
+    blk->write_through = on;
 }
 
 void bd_blk_report_io_error(BdBlockBackend *blk, bool is_read, int error)

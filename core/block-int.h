@@ -15,12 +15,12 @@
 #include <glib.h>
 #include <json-glib/json-glib.h>
 
+#include <blockd/block-backend.h>
 #include <blockd/block-driver.h>
 
 #include "aio-context.h"
 #include "co-lock.h"
 
-typedef struct BdBlockBackend BdBlockBackend;
 typedef struct BdTrackedRequest BdTrackedRequest;
 
 typedef enum BdDetectZeroes {
@@ -194,16 +194,13 @@ const char *bd_blk_name(BdBlockBackend *blk);
 bool bd_blk_set_perm(BdBlockBackend *blk, uint64_t perm, uint64_t shared,
                      GError **errp);
 
-/* coroutine_fn: requests of the backend's user; -ENOMEDIUM when empty. */
-int bd_blk_co_preadv(BdBlockBackend *blk, int64_t offset, int64_t bytes,
-                     BdIOVector *qiov, BdRequestFlags flags);
-int bd_blk_co_pwritev(BdBlockBackend *blk, int64_t offset, int64_t bytes,
-                      BdIOVector *qiov, BdRequestFlags flags);
-int bd_blk_co_pwrite_zeroes(BdBlockBackend *blk, int64_t offset,
-                            int64_t bytes, BdRequestFlags flags);
-int bd_blk_co_pdiscard(BdBlockBackend *blk, int64_t offset, int64_t bytes);
-int bd_blk_co_flush(BdBlockBackend *blk);
-int64_t bd_blk_co_getlength(BdBlockBackend *blk);
+/* The I/O functions are public: <blockd/block-backend.h>. */
+
+/*
+ * Make every write through @blk FUA (an export's writethrough=on, QEMU's
+ * disabled write cache).  Main loop.
+ */
+void bd_blk_set_write_through(BdBlockBackend *blk, bool on);
 
 /*
  * Report a failed request of the backend's user as QEMU's

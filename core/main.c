@@ -22,6 +22,7 @@
 #include "chardev.h"
 #include "cli-help.h"
 #include "daemonize.h"
+#include "export.h"
 #include "main-loop.h"
 #include "monitor.h"
 #include "object-cli.h"
@@ -335,6 +336,7 @@ int main(int argc, char **argv)
     }
     bd_main_loop_init();
     bd_block_init();
+    bd_export_init();
     bd_qmp_register_core_commands();
     bd_schema_register_qmp_commands();
     bd_object_register_qmp_commands();
@@ -400,11 +402,8 @@ int main(int argc, char **argv)
                 ? bd_cli_blockdev_help(prog, optarg, &was_help)
                 : bd_cli_export_help(prog, optarg, &was_help);
             if (ok && !was_help) {
-                if (c == OPT_EXPORT) {
-                    fprintf(stderr, "%s: --export is not supported yet\n",
-                            prog);
-                    ok = false;
-                } else if (!bd_blockdev_option(optarg, &err)) {
+                if (c == OPT_EXPORT ? !bd_export_cli_option(optarg, &err)
+                                    : !bd_blockdev_option(optarg, &err)) {
                     print_option_error(prog, c, optarg, err);
                     ok = false;
                 }

@@ -65,7 +65,9 @@ CORE_COMMANDS = {
     'qom-list-properties', 'chardev-add', 'chardev-remove',
     'query-chardev', 'query-chardev-backends', 'query-plugins',
     'blockdev-add', 'blockdev-del',
+    'block-export-add', 'block-export-del', 'query-block-exports',
 }
+CORE_EVENTS = ['BLOCK_EXPORT_DELETED']
 # Conditions true for qemu-storage-daemon 7.2 on Linux as Debian builds it
 # (checked against its query-qmp-schema), for the definitions blockd has.
 TRUE_CONDITIONS = {'CONFIG_LINUX', 'CONFIG_POSIX', 'HAVE_IPPROTO_MPTCP'}
@@ -267,7 +269,7 @@ class CoreSchemaTest(unittest.TestCase):
         commands = {n for n, e in self.defs.items() if 'command' in e}
         self.assertEqual(commands, CORE_COMMANDS)
         self.assertEqual([n for n, e in self.defs.items() if 'event' in e],
-                         [])
+                         CORE_EVENTS)
 
     def test_everything_documented(self):
         problems = []

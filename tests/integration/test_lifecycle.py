@@ -333,8 +333,9 @@ class RefusedOptions(LifecycleCase):
                 ('--blockdev', 'driver=file,node-name=n,filename=no.img',
                  "blockd: --blockdev driver=file,node-name=n,filename=no.img:"
                  " Could not open 'no.img': No such file or directory\n"),
-                ('--export', 'type=nbd,id=e,node-name=n',
-                 'blockd: --export is not supported yet\n'),
+                ('--export', 'type=bogus,id=e,node-name=n',
+                 "blockd: --export type=bogus,id=e,node-name=n: Parameter "
+                 "'type' does not accept value 'bogus'\n"),
                 ('--nbd-server', 'addr.type=unix,addr.path=nbd.sock',
                  'blockd: --nbd-server is not supported yet\n')):
             with self.subTest(option=option):

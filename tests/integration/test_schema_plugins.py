@@ -168,10 +168,12 @@ class SchemaPluginTests(TestCase):
         res = self.run_blockd(['--plugin-dir', plugins, '--export', 'help'])
         self.assertEqual(res.returncode, 0, res.stderr)
         self.assertEqual(res.stdout.splitlines()[0], 'List of export types:')
-        # not help: refused until the export layer exists
-        res = self.run_blockd(['--export', 'nbd,id=e,node-name=n'])
+        # not help: an export, checked against the schema
+        res = self.run_blockd(['--export', 'bogus,id=e,node-name=n'])
         self.assertEqual((res.returncode, res.stderr),
-                         (1, 'blockd: --export is not supported yet\n'))
+                         (1, "blockd: --export bogus,id=e,node-name=n: "
+                          "Parameter 'type' does not accept value "
+                          "'bogus'\n"))
 
 
 if __name__ == '__main__':
