@@ -74,8 +74,7 @@ static bool nbd_export_create(BdExport *exp, JsonObject *opts,
     e->exp = exp;
     e->name = g_strdup(name);
     e->description = g_strdup(desc);
-    /* QEMU advertises whole sectors only */
-    e->size = (uint64_t)size & ~UINT64_C(511);
+    e->size = size;
     /*
      * Several connections see one cache only when nothing writes through
      * another; a single allowed connection makes the question moot.

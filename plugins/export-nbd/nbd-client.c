@@ -837,8 +837,9 @@ static void receive_loop(NbdClient *c)
             g_free(r);
             return;
         }
-        r->ret = nbd_check_request(&r->hdr, &lim, &payload, &fatal, &err);
-        if (r->ret < 0) {
+        if (nbd_check_request(&r->hdr, &lim, &payload, &fatal, &err) < 0) {
+            /* QEMU 7.2 answers every refused request with EINVAL */
+            r->ret = -EINVAL;
             r->errmsg = g_strdup(err->message);
         }
         if (r->ret == 0 && (r->hdr.type == NBD_CMD_READ ||
