@@ -294,6 +294,12 @@ static BdExport *export_add(JsonObject *opts, GError **errp)
                     "Cannot find device='' nor node-name='%s'", node_name);
         return NULL;
     }
+    /* before the iothread, as in QEMU */
+    if (writable && bd_node_is_read_only(node)) {
+        g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
+                    "Cannot export read-only node as writable");
+        return NULL;
+    }
     if (iothread) {
         if (!bd_object_find(iothread, "iothread")) {
             g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
@@ -310,11 +316,6 @@ static BdExport *export_add(JsonObject *opts, GError **errp)
                         "cannot change threads yet", node_name, iothread);
             return NULL;
         }
-    }
-    if (writable && bd_node_is_read_only(node)) {
-        g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
-                    "Cannot export read-only node as writable");
-        return NULL;
     }
 
     /* QEMU's export permissions: read (and write), sharing everything */
