@@ -114,7 +114,8 @@ bool nbd_parse_export_name(const uint8_t *data, uint32_t len, char **name,
                             "Bad length received");
         return false;
     }
-    *name = g_strndup((const char *)data, len);
+    /* an empty name may come without a buffer */
+    *name = len ? g_strndup((const char *)data, len) : g_strdup("");
     return true;
 }
 
