@@ -13,7 +13,8 @@ by side with qemu-storage-daemon 7.2 where the answer must be the same.
   reference kept in memory;
 - hostile clients on raw sockets (bad magic, huge lengths, unknown
   options and commands, requests past the end, a disconnect in the
-  middle of a write) end at most their own connection;
+  middle of a write) end at most their own connection, and clients that
+  never read their replies do not hold up the daemon's exit;
 - the QMP commands (nbd-server-start/-stop/-add/-remove), a listening
   socket passed as a file descriptor, and --nbd-server without the
   plugin.
@@ -448,6 +449,21 @@ class Hostile(NbdCase):
         self.assert_serving()
         with open(self.img, 'rb') as f:
             self.assertEqual(f.read(4096), b'\x55' * 4096)
+
+    def test_exit_with_clients_that_do_not_read(self):
+        # one client stuck in the handshake, one that asks for 16 reads of
+        # 32 MiB and never reads the replies: SIGTERM still ends the daemon
+        stuck = socket.socket(socket.AF_UNIX)
+        stuck.connect(self.sock)
+        self.addCleanup(stuck.close)
+        s = self.connect()
+        self.go(s)
+        for i in range(16):
+            self.request(s, 0, 0, 32 << 20, cookie=i)
+        time.sleep(0.5)
+        self.daemon.proc.terminate()
+        self.assertEqual(self.daemon.proc.wait(5), 0)
+        self.assertFalse(os.path.exists(self.sock))
 
 
 if __name__ == '__main__':
