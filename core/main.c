@@ -24,6 +24,7 @@
 #include "daemonize.h"
 #include "export.h"
 #include "main-loop.h"
+#include "nbd-server-cli.h"
 #include "monitor.h"
 #include "object-cli.h"
 #include "object.h"
@@ -414,6 +415,12 @@ int main(int argc, char **argv)
             }
             break;
         }
+        case OPT_NBD_SERVER:
+            if (!bd_nbd_server_cli_option(optarg, &err)) {
+                print_option_error(prog, c, optarg, err);
+                goto out;
+            }
+            break;
         case 1:
             fprintf(stderr, "%s: %s: Unexpected argument\n", prog, optarg);
             goto out;

@@ -131,7 +131,12 @@ def provided_names(build):
 # child, QEMU's name), and a chardev backend kind.  The core may say those
 # words; it must still not look the driver up by them, which the other
 # names and tests/integration (drivers found through the registry) cover.
-CORE_WORDS = {'file'}
+#
+# qemu-storage-daemon's command line is the core's too: its --help names
+# the 'nbd' export type, and --nbd-server is defined as the QMP command
+# nbd-server-start, which core/nbd-server-cli.c runs by name through the
+# QMP dispatcher (the registry finds whichever plugin provides it).
+CORE_WORDS = {'file', 'nbd', 'nbd-server-start'}
 # "iothread" is also the core's: it runs IOThreads itself (they are found
 # by id, never through the object-iothread plugin), and
 # x-blockdev-set-iothread's argument and the help text name them.

@@ -336,8 +336,10 @@ class RefusedOptions(LifecycleCase):
                 ('--export', 'type=bogus,id=e,node-name=n',
                  "blockd: --export type=bogus,id=e,node-name=n: Parameter "
                  "'type' does not accept value 'bogus'\n"),
-                ('--nbd-server', 'addr.type=unix,addr.path=nbd.sock',
-                 'blockd: --nbd-server is not supported yet\n')):
+                ('--nbd-server', 'addr.type=unix,addr.path=no/nbd.sock',
+                 'blockd: --nbd-server addr.type=unix,addr.path=no/nbd.sock:'
+                 ' Failed to bind socket to no/nbd.sock: No such file or '
+                 'directory\n')):
             with self.subTest(option=option):
                 self._tmpdir = self.make_tmpdir()
                 res = self.run_blockd(['--pidfile', 'd.pid'] +

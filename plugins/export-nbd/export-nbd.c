@@ -1,0 +1,135 @@
+/*
+ * export-nbd: the plugin: the 'nbd' export type and the nbd-server-*
+ * QMP commands.  The protocol is in nbd-proto.c, connections in
+ * nbd-client.c, the listening server in nbd-server.c.
+ */
+#include <string.h>
+
+#include "nbd-int.h"
+#include "nbd-proto.h"
+
+#include "export-nbd-schema.h"
+
+static bool nbd_export_create(BdExport *exp, JsonObject *opts,
+                              GError **errp)
+{
+    NbdExport *e = bd_export_get_opaque(exp);
+    BdBlockBackend *blk = bd_export_get_blk(exp);
+    const char *name = json_object_get_string_member_with_default(
+        opts, "name", bd_export_get_node_name(exp));
+    const char *desc = json_object_get_string_member_with_default(
+        opts, "description", NULL);
+    uint64_t perm, shared;
+    int64_t size;
+    bool ro;
+
+    if (!nbd_server_is_running()) {
+        g_set_error_literal(errp, BD_ERROR, BD_ERROR_GENERIC,
+                            "NBD server not running");
+        return false;
+    }
+    if (strlen(name) > NBD_MAX_STRING_SIZE) {
+        g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
+                    "export name '%s' too long", name);
+        return false;
+    }
+    if (desc && strlen(desc) > NBD_MAX_STRING_SIZE) {
+        g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
+                    "description '%s' too long", desc);
+        return false;
+    }
+    if (nbd_export_lookup(name)) {
+        g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
+                    "NBD server already has export named '%s'", name);
+        return false;
+    }
+    if (json_object_has_member(opts, "bitmaps") &&
+        json_array_get_length(json_object_get_array_member(opts,
+                                                           "bitmaps"))) {
+        g_set_error_literal(errp, BD_ERROR, BD_ERROR_GENERIC,
+                            "NBD export bitmaps are not supported yet");
+        return false;
+    }
+    if (json_object_get_boolean_member_with_default(opts, "allocation-depth",
+                                                    false)) {
+        g_set_error_literal(errp, BD_ERROR, BD_ERROR_GENERIC,
+                            "NBD export allocation-depth is not supported "
+                            "yet");
+        return false;
+    }
+    size = bd_blk_getlength(blk);
+    if (size < 0) {
+        g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
+                    "Failed to determine the NBD export's length: %s",
+                    g_strerror((int)-size));
+        return false;
+    }
+    /* the size clients see must not change under them */
+    bd_blk_get_perm(blk, &perm, &shared);
+    if (!bd_blk_set_perm(blk, perm, shared & ~BD_PERM_RESIZE, errp)) {
+        return false;
+    }
+
+    ro = !bd_export_is_writable(exp);
+    e->exp = exp;
+    e->name = g_strdup(name);
+    e->description = g_strdup(desc);
+    e->size = size;
+    /*
+     * Several connections see one cache only when nothing writes through
+     * another; a single allowed connection makes the question moot.
+     */
+    e->flags = nbd_export_flags(ro, ro && nbd_server_max_connections() != 1);
+    nbd_server_add_export(e);
+    return true;
+}
+
+static void nbd_export_request_shutdown(BdExport *exp)
+{
+    NbdExport *e = bd_export_get_opaque(exp);
+
+    nbd_server_close_clients(e);
+}
+
+static void nbd_export_destroy(BdExport *exp)
+{
+    NbdExport *e = bd_export_get_opaque(exp);
+
+    nbd_server_remove_export(e);
+    g_free(e->name);
+    g_free(e->description);
+}
+
+static const BdExportType nbd_export_type = {
+    .struct_size = sizeof(BdExportType),
+    .name = "nbd",
+    .description = "NBD server export",
+    .instance_size = sizeof(NbdExport),
+    .create = nbd_export_create,
+    .request_shutdown = nbd_export_request_shutdown,
+    .destroy = nbd_export_destroy,
+};
+
+static const BdQmpCommand nbd_commands[] = {
+    { sizeof(BdQmpCommand), "nbd-server-start", nbd_qmp_server_start, 0 },
+    { sizeof(BdQmpCommand), "nbd-server-stop", nbd_qmp_server_stop, 0 },
+    { sizeof(BdQmpCommand), "nbd-server-add", nbd_qmp_server_add, 0 },
+    { sizeof(BdQmpCommand), "nbd-server-remove", nbd_qmp_server_remove, 0 },
+};
+
+static bool export_nbd_init(BdRegistry *reg, GError **errp)
+{
+    if (!bd_registry_add_export_type(reg, &nbd_export_type, errp)) {
+        return false;
+    }
+    for (size_t i = 0; i < G_N_ELEMENTS(nbd_commands); i++) {
+        if (!bd_registry_add_qmp_command(reg, &nbd_commands[i], errp)) {
+            return false;
+        }
+    }
+    return true;
+}
+
+BD_PLUGIN_DEFINE("export-nbd", BLOCKD_PLUGIN_VERSION,
+                 "NBD server: the nbd export type and nbd-server-* commands",
+                 "GPL-2.0-or-later", export_nbd_schema, export_nbd_init);

@@ -1,0 +1,76 @@
+/*
+ * export-nbd: what the server, its exports and its connections share.
+ *
+ * Threads: the server (listening sockets, the lists of exports and
+ * clients) lives in the main loop.  A connection negotiates in the main
+ * loop, then moves to its export's AioContext for the transmission phase;
+ * from then on only the connection's own coroutines touch its state, and
+ * it goes back to the main loop (by a bottom half) to be unlinked.
+ */
+#ifndef NBD_INT_H
+#define NBD_INT_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <blockd/blockd.h>
+
+/* One 'nbd' export: the instance data of a BdExport. */
+typedef struct NbdExport {
+    BdExport *exp;
+    char *name;
+    char *description;          /* NULL when not given */
+    uint64_t size;              /* advertised size */
+    uint16_t flags;             /* transmission flags, before SEND_DF */
+} NbdExport;
+
+typedef struct NbdClient NbdClient;
+
+/* --- server (nbd-server.c), main loop ------------------------------------ */
+
+/* True between nbd-server-start and nbd-server-stop. */
+bool nbd_server_is_running(void);
+
+/* max-connections of the running server (0: unlimited). */
+uint32_t nbd_server_max_connections(void);
+
+/* The live export named @name (not shutting down), or NULL. */
+NbdExport *nbd_export_lookup(const char *name);
+
+/* Every live export, in creation order (borrowed list). */
+GList *nbd_export_list(void);
+
+/* Register / unregister an export with the server. */
+void nbd_server_add_export(NbdExport *e);
+void nbd_server_remove_export(NbdExport *e);
+
+/* A connection has ended: unlink it and accept again if at the limit. */
+void nbd_server_client_gone(NbdClient *c);
+
+/* Disconnect every client bound to @e. */
+void nbd_server_close_clients(NbdExport *e);
+
+/* The QMP commands. */
+bool nbd_qmp_server_start(JsonObject *args, JsonNode **ret, GError **errp);
+bool nbd_qmp_server_stop(JsonObject *args, JsonNode **ret, GError **errp);
+bool nbd_qmp_server_add(JsonObject *args, JsonNode **ret, GError **errp);
+bool nbd_qmp_server_remove(JsonObject *args, JsonNode **ret, GError **errp);
+
+/* --- connections (nbd-client.c) ---------------------------------------------- */
+
+/*
+ * Start serving the accepted socket @fd (non-blocking) in the main loop.
+ * Takes ownership of @fd.
+ */
+NbdClient *nbd_client_new(int fd);
+
+/* Disconnect @c: pending requests fail, the socket is shut down. */
+void nbd_client_close(NbdClient *c);
+
+/* The export @c is bound to (after NBD_OPT_GO/EXPORT_NAME), or NULL. */
+NbdExport *nbd_client_get_export(NbdClient *c);
+
+/* Free @c (main loop, after nbd_server_client_gone()). */
+void nbd_client_unref(NbdClient *c);
+
+#endif /* NBD_INT_H */
