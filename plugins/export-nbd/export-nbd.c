@@ -76,10 +76,13 @@ static bool nbd_export_create(BdExport *exp, JsonObject *opts,
     e->description = g_strdup(desc);
     e->size = size;
     /*
-     * Several connections see one cache only when nothing writes through
-     * another; a single allowed connection makes the question moot.
+     * Multi-conn is safe for writable exports too, and qemu-storage-daemon
+     * 7.2 offers it there: every connection of an export goes through the
+     * same BlockBackend, so a read sees what any connection wrote, and a
+     * FLUSH on one connection flushes the node, covering the writes every
+     * connection completed.  A single allowed connection makes it moot.
      */
-    e->flags = nbd_export_flags(ro, ro && nbd_server_max_connections() != 1);
+    e->flags = nbd_export_flags(ro, nbd_server_max_connections() != 1);
     nbd_server_add_export(e);
     return true;
 }

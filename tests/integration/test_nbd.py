@@ -5,8 +5,7 @@ by side with qemu-storage-daemon 7.2 where the answer must be the same.
 - qemu-io and qemu-img read and write through nbd+unix:// and
   nbd://127.0.0.1:PORT; nbdcopy copies the whole export byte for byte;
 - nbdinfo --list --json, --map and --can multi-conn give what qsd gives
-  for the same image (except that blockd advertises multi-conn on
-  read-only exports only);
+  for the same image, read-only and writable;
 - max-connections holds further clients before the greeting, as qsd;
 - fio's nbd engine runs a random read/write job without errors;
 - 2000 random writes through python3-libnbd leave the image equal to a
@@ -203,19 +202,12 @@ class VersusQsd(NbdCase):
                              ('--map', '--totals')):
                     ours = self.nbdinfo(s1, *args)
                     theirs = self.nbdinfo(s2, *args)
-                    if writable and '--json' in args:
-                        # qsd 7.2 claims multi-conn for writable exports
-                        # too; blockd only where it is safe (read-only)
-                        self.assertIn('"can_multi_conn": false', ours)
-                        theirs = theirs.replace('"can_multi_conn": true',
-                                                '"can_multi_conn": false')
                     self.assertEqual(ours, theirs, args)
                 ro = subprocess.DEVNULL
                 for s in (s1, s2):
                     res = subprocess.run(['nbdinfo', '--can', 'multi-conn',
                                           self.uri(s)], stdout=ro, stderr=ro)
-                    self.assertEqual(res.returncode,
-                                     2 if (writable and s == s1) else 0)
+                    self.assertEqual(res.returncode, 0)
                 d1.stop()
                 d2.stop()
 
