@@ -17,6 +17,8 @@
 
 #include <stdbool.h>
 
+#include <blockd/socket-activation.h>
+
 /*
  * Take the sockets passed by socket activation: when LISTEN_PID is this
  * process and LISTEN_FDS is N > 0, fds 3 .. 3+N-1 are recorded under the
@@ -28,12 +30,7 @@
  */
 void bd_socket_activation_init(void);
 
-/*
- * The fd passed by socket activation under @name, or -1 if there is none
- * (left).  Each fd is handed out once: the caller owns it from then on.
- * Names that repeat give their fds in order, one per call.
- */
-int bd_socket_activation_fd(const char *name);
+/* bd_socket_activation_fd() is in <blockd/socket-activation.h>. */
 
 /* How many passed fds have not been handed out yet. */
 unsigned bd_socket_activation_unused(void);

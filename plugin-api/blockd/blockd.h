@@ -17,6 +17,7 @@
 #include <blockd/object.h>
 #include <blockd/job.h>
 #include <blockd/qmp.h>
+#include <blockd/socket-activation.h>
 #include <blockd/trace.h>
 
 #endif /* BLOCKD_BLOCKD_H */

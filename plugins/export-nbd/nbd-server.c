@@ -265,11 +265,14 @@ static int listen_fd(const char *str, GError **errp)
     errno = 0;
     v = strtol(str, &end, 10);
     if (!g_ascii_isdigit(str[0]) || *end || errno || v > INT_MAX) {
-        /* named fds (monitor getfd, socket activation) need core ABI */
-        g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
-                    "addr.str '%s': only numeric file descriptors are "
-                    "supported yet", str);
-        return -1;
+        /* a name: a socket systemd passed (LISTEN_FDNAMES) */
+        v = bd_socket_activation_fd(str);
+        if (v < 0) {
+            g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
+                        "File descriptor named '%s' has not been found",
+                        str);
+            return -1;
+        }
     }
     if (getsockopt(v, SOL_SOCKET, SO_TYPE, &type, &len) < 0 ||
         type != SOCK_STREAM) {

@@ -130,6 +130,28 @@ class SocketActivation(h.TestCase):
         # the socket file belongs to the service manager: left alone
         self.assertTrue(os.path.exists(path))
 
+    def test_nbd_server_on_named_fd(self):
+        """--nbd-server addr.type=fd,addr.str=NAME takes the passed socket
+        (an NBD plugin asks the core for it by name)."""
+        proc, path = self.activate(
+            ['--blockdev', 'null-co,node-name=n,size=1048576,read-zeroes=on',
+             '--nbd-server', 'addr.type=fd,addr.str=nbd',
+             '--export', 'nbd,id=e,node-name=n,name=e'], fdnames='nbd')
+        uri = f'nbd+unix:///e?socket={path}'
+        deadline = time.monotonic() + h.START_TIMEOUT
+        while True:
+            res = subprocess.run(['nbdinfo', '--size', uri],
+                                 capture_output=True, text=True)
+            if res.returncode == 0 or time.monotonic() > deadline:
+                break
+            time.sleep(0.05)
+        self.assertEqual((res.returncode, res.stdout), (0, '1048576\n'),
+                         res.stderr + self.stderr(proc))
+        proc.send_signal(signal.SIGTERM)
+        self.assertEqual(proc.wait(h.STOP_TIMEOUT), 0, self.stderr(proc))
+        # the socket file belongs to the service manager: left alone
+        self.assertTrue(os.path.exists(path))
+
     def test_chardev_add_by_name(self):
         """chardev-add with an fd address whose str is a passed name."""
         qmp = os.path.join(self.tmpdir, 'qmp.sock')
