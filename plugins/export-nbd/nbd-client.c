@@ -586,8 +586,14 @@ static void co_sparse_read(NbdReq *r, BdBlockBackend *blk)
         bool last;
         int st;
 
-        st = bd_blk_co_block_status(blk, true, off, len - done, &pnum, NULL,
-                                    NULL);
+        /*
+         * want_zero=false, as QEMU's server asks: only what is known
+         * cheaply (an unallocated or zero-reading region), never a search
+         * for holes (lseek SEEK_DATA/SEEK_HOLE per read costs milliseconds
+         * on a large tmpfs file).
+         */
+        st = bd_blk_co_block_status(blk, false, off, len - done, &pnum,
+                                    NULL, NULL);
         if (st < 0 || pnum <= 0) {
             /* no status: just read the rest */
             st = BD_BLOCK_DATA;
