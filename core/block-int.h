@@ -193,6 +193,13 @@ int bd_node_co_truncate(BdNode *node, int64_t offset, bool exact,
                         BdPreallocMode prealloc, BdRequestFlags flags,
                         GError **errp);
 
+/*
+ * Recompute node->bl from its children's and the driver's limits (after
+ * open, and after a reopen that may have changed the alignment).  Fails
+ * when the driver fails or sets an invalid alignment.  Main loop.
+ */
+bool bd_node_refresh_limits(BdNode *node, GError **errp);
+
 /* Refresh node->total_bytes from the driver (main loop, any context). */
 int bd_node_refresh_total_bytes(BdNode *node);
 

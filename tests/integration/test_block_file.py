@@ -14,7 +14,12 @@ qemu-storage-daemon 7.2.
   image's "resize" lock (block_resize fails as with qsd, once blockd has
   block_resize).  The other direction (qemu-img reading blockd's lock
   bytes) needs a writer on a node (an export), so for now it is tested in
-  tests/unit/test-block-file.c on the lock bytes themselves.
+  tests/unit/test-block-file.c on the lock bytes themselves;
+- blockdev-reopen of a file node: read-only <-> read-write and
+  cache.direct toggle, options that cannot change, drop-cache's
+  "mutable option" rule, a writer refusing read-only: replies identical
+  to qsd's; a FUSE export added after each reopen writes to the image
+  only when the node was reopened read-write.
 """
 
 import json
@@ -106,6 +111,75 @@ class BlockFile(h.TestCase):
                              'filename': missing})
         self.assertEqual(got['error'],
                          {'class': 'GenericError', 'desc': expected})
+
+    def test_reopen_like_qsd(self):
+        mp = os.path.join(self.tmpdir, 'mnt')
+        with open(mp, 'w'):
+            pass
+        base = {'driver': 'file', 'node-name': 'f', 'filename': self.img}
+
+        def reopen(**extra):
+            return ('blockdev-reopen', {'options': [dict(base, **extra)]})
+
+        def export(writable):
+            return ('block-export-add',
+                    {'type': 'fuse', 'id': 'e', 'node-name': 'f',
+                     'mountpoint': mp, 'writable': writable})
+
+        unexport = ('block-export-del', {'id': 'e'})
+        nodrop = {'drop-cache': False}
+        steps = [
+            ('blockdev-add', dict(base, **{'read-only': True})),
+            export(True),
+            reopen(),
+            export(True), 'write', unexport,
+            reopen(**{'read-only': True}),
+            export(True),
+            reopen(cache={'direct': True}),
+            'query',
+            reopen(cache={'direct': False}, **{'read-only': True}),
+            'query',
+            reopen(locking='off'),
+            reopen(filename=self.img + '.other'),
+            reopen(aio='io_uring'),
+            reopen(**nodrop),
+            reopen(),
+            reopen(**nodrop, **{'x-check-cache-dropped': True}),
+            reopen(**nodrop),
+            export(False),
+            reopen(**nodrop, **{'read-only': True}),
+            unexport,
+            reopen(**nodrop),
+            export(True),
+            reopen(**nodrop, **{'read-only': True}),
+            unexport,
+            ('blockdev-del', {'node-name': 'f'}),
+        ]
+        replies = {}
+        for name, qmp in self.both():
+            with open(self.img, 'wb') as f:
+                f.truncate(1 << 20)
+            got = replies[name] = []
+            for i, step in enumerate(steps):
+                if step == 'write':
+                    data = f'{name}-{i}'.encode()
+                    with open(mp, 'r+b') as f:
+                        f.write(data)
+                    with open(self.img, 'rb') as f:
+                        got.append(f.read(len(data)) == data)
+                elif step == 'query':
+                    node = qmp.command('query-named-block-nodes',
+                                       {'flat': True})[0]
+                    got.append((node['ro'], node['cache']))
+                else:
+                    got.append(qmp.execute(*step))
+        self.assertIn(True, replies['blockd'])
+        self.assertIn({'return': {}}, replies['blockd'])
+        if 'qsd' in replies:
+            for i, (a, b) in enumerate(zip(replies['blockd'],
+                                           replies['qsd'])):
+                with self.subTest(step=steps[i]):
+                    self.assertEqual(a, b)
 
     def test_pr_manager_refused(self):
         qmp = self.start()
