@@ -190,7 +190,7 @@ int bd_node_refresh_total_bytes(BdNode *node)
         node->total_bytes = 0;
         return (int)l.ret;
     }
-    node->total_bytes = l.ret;
+    node->total_bytes = bd_length_in_sectors(l.ret);
     return 0;
 }
 

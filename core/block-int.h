@@ -194,6 +194,16 @@ int bd_node_co_truncate(BdNode *node, int64_t offset, bool exact,
                         GError **errp);
 
 /*
+ * A length as the core caches and reports it: QEMU counts nodes in whole
+ * 512-byte sectors, so a driver's unaligned length is rounded up (the
+ * tail reads as zeroes).  @len >= 0.
+ */
+static inline int64_t bd_length_in_sectors(int64_t len)
+{
+    return (len + 511) & ~(int64_t)511;
+}
+
+/*
  * Recompute node->bl from its children's and the driver's limits (after
  * open, and after a reopen that may have changed the alignment).  Fails
  * when the driver fails or sets an invalid alignment.  Main loop.

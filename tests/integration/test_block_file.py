@@ -19,7 +19,10 @@ qemu-storage-daemon 7.2.
   cache.direct toggle, options that cannot change, drop-cache's
   "mutable option" rule, a writer refusing read-only: replies identical
   to qsd's; a FUSE export added after each reopen writes to the image
-  only when the node was reopened read-write.
+  only when the node was reopened read-write;
+- lengths in whole 512-byte sectors, as qsd reports them: an image of
+  an unaligned size and block_resize to one show rounded up in
+  query-named-block-nodes and as the FUSE export's size.
 """
 
 import json
@@ -180,6 +183,41 @@ class BlockFile(h.TestCase):
                                            replies['qsd'])):
                 with self.subTest(step=steps[i]):
                     self.assertEqual(a, b)
+
+    def test_unaligned_lengths_like_qsd(self):
+        mp = os.path.join(self.tmpdir, 'mnt')
+        with open(mp, 'w'):
+            pass
+        replies = {}
+        for name, qmp in self.both():
+            with open(self.img, 'wb') as f:
+                f.truncate(1000)
+            got = replies[name] = []
+
+            def sizes():
+                # a fresh export: the kernel caches a mount's attributes
+                qmp.command('block-export-add',
+                            {'type': 'fuse', 'id': 'e', 'node-name': 'f',
+                             'mountpoint': mp, 'writable': True})
+                node = qmp.command('query-named-block-nodes',
+                                   {'flat': True})[0]
+                got.append((node['image']['virtual-size'],
+                            os.stat(mp).st_size))
+                qmp.command('block-export-del', {'id': 'e'})
+
+            qmp.command('blockdev-add', {'driver': 'file', 'node-name': 'f',
+                                         'filename': self.img})
+            sizes()
+            for size in (2097153, 4096, 513):
+                got.append(qmp.execute('block_resize',
+                                       {'node-name': 'f', 'size': size}))
+                sizes()
+                got.append(os.stat(self.img).st_size)
+            qmp.command('blockdev-del', {'node-name': 'f'})
+        self.assertIn((2097664, 2097664), replies['blockd'])
+        self.assertIn((1024, 1024), replies['blockd'])
+        if 'qsd' in replies:
+            self.assertEqual(replies['blockd'], replies['qsd'])
 
     def test_pr_manager_refused(self):
         qmp = self.start()
