@@ -362,7 +362,8 @@ void bd_blk_set_write_through(BdBlockBackend *blk, bool on)
     blk->write_through = on;
 }
 
-void bd_blk_report_io_error(BdBlockBackend *blk, bool is_read, int error)
+JsonObject *bd_blk_io_error_data(BdBlockBackend *blk, bool is_read,
+                                 int error)
 {
     JsonObject *data = json_object_new();
     BdNode *node = bd_blk_node(blk);
@@ -375,8 +376,18 @@ void bd_blk_report_io_error(BdBlockBackend *blk, bool is_read, int error)
     json_object_set_string_member(data, "operation",
                                   is_read ? "read" : "write");
     json_object_set_string_member(data, "action", "report");
-    json_object_set_boolean_member(data, "nospace", error == ENOSPC);
+    /*
+     * No "nospace": QEMU includes it only for backends with I/O status
+     * enabled (devices' backends), which qemu-storage-daemon's never are.
+     */
     json_object_set_string_member(data, "reason", g_strerror(error));
+    return data;
+}
+
+void bd_blk_report_io_error(BdBlockBackend *blk, bool is_read, int error)
+{
+    JsonObject *data = bd_blk_io_error_data(blk, is_read, error);
+
     bd_qmp_event_emit("BLOCK_IO_ERROR", data);
     json_object_unref(data);
 }

@@ -240,10 +240,16 @@ void bd_blk_set_write_through(BdBlockBackend *blk, bool on);
 
 /*
  * Report a failed request of the backend's user as QEMU's
- * BLOCK_IO_ERROR event (device "", the node name, "read"/"write",
- * action "report", nospace for ENOSPC, reason strerror).  Main loop.
+ * BLOCK_IO_ERROR event (device: the backend's name or "", the node
+ * name, "read"/"write", action "report", reason strerror(@error); no
+ * "nospace", as qemu-storage-daemon 7.2 whose backends never enable I/O
+ * status).  Main loop.
  */
 void bd_blk_report_io_error(BdBlockBackend *blk, bool is_read, int error);
+
+/* The event data bd_blk_report_io_error() sends (a new object). */
+JsonObject *bd_blk_io_error_data(BdBlockBackend *blk, bool is_read,
+                                 int error);
 
 /* Called by the graph when a backend's node is drained/undrained. */
 void bd_blk_drained_end_all(BdNode *node);

@@ -1,4 +1,6 @@
 /*
+ * BlockBackends.
+ *
  * Drained sections against requests from an IOThread: coroutines in an
  * IOThread send reads through a BlockBackend without pause while the main
  * loop drains and undrains the node over and over.  Once drained_begin
@@ -6,7 +8,12 @@
  * started before may, while drained_begin waits for them), and every
  * drain must return with the driver idle (the race QEMU closes with blk_inc_in_flight() before
  * blk_wait_while_drained()).
+ *
+ * BLOCK_IO_ERROR's data as qemu-storage-daemon 7.2 sends it: without
+ * "nospace", even for ENOSPC.
  */
+#include <errno.h>
+
 #include <glib.h>
 
 #include <blockd/error.h>
@@ -150,10 +157,38 @@ static void test_drain_race(void)
     bd_iothread_destroy(iot);
 }
 
+static void test_io_error_data(void)
+{
+    g_autoptr(GError) err = NULL;
+    BdNode *node = bd_node_open_driver(&race_driver, "n0", NULL, &err);
+    BdBlockBackend *blk = bd_blk_new(NULL, BD_PERM_CONSISTENT_READ,
+                                     BD_PERM_ALL);
+    g_autoptr(JsonGenerator) gen = json_generator_new();
+    g_autoptr(JsonNode) root = json_node_new(JSON_NODE_OBJECT);
+    g_autofree char *text = NULL;
+    g_autofree char *want = NULL;
+    JsonObject *data;
+
+    g_assert_no_error(err);
+    g_assert_true(bd_blk_insert(blk, node, &err));
+    data = bd_blk_io_error_data(blk, false, ENOSPC);
+    json_node_take_object(root, data);
+    json_generator_set_root(gen, root);
+    text = json_generator_to_data(gen, NULL);
+    want = g_strdup_printf("{\"device\":\"\",\"node-name\":\"n0\","
+                           "\"operation\":\"write\",\"action\":\"report\","
+                           "\"reason\":\"%s\"}", g_strerror(ENOSPC));
+    g_assert_cmpstr(text, ==, want);
+    bd_blk_unref(blk);
+    g_assert_true(bd_node_delete_by_monitor("n0", &err));
+    g_assert_no_error(err);
+}
+
 int main(int argc, char **argv)
 {
     g_test_init(&argc, &argv, NULL);
     main_ctx = bd_aio_main_context();
     g_test_add_func("/block-backend/drain-race", test_drain_race);
+    g_test_add_func("/block-backend/io-error-data", test_io_error_data);
     return g_test_run();
 }
