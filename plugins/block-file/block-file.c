@@ -107,6 +107,11 @@ static bool file_open_common(BdNode *node, JsonObject *options,
     s->check_cache_dropped = opt_bool(options, "x-check-cache-dropped",
                                       false);
 
+    /* Dynamic auto-read-only: read-write only once a writer comes. */
+    s->dynamic_ro = rdwr && (open_flags & BD_OPEN_AUTO_READ_ONLY);
+    if (s->dynamic_ro) {
+        rdwr = false;
+    }
     s->open_flags = (rdwr ? O_RDWR : O_RDONLY) | O_CLOEXEC |
                     ((open_flags & BD_OPEN_CACHE_DIRECT) ? O_DIRECT : 0);
     s->fd = open(filename, s->open_flags);
@@ -231,6 +236,58 @@ static bool file_refresh_limits(BdNode *node, BdBlockLimits *limits,
 
 /* --- permissions and locks ------------------------------------------------ */
 
+/* Permissions that need a read-write descriptor. */
+#define WRITER_PERMS (BD_PERM_WRITE | BD_PERM_WRITE_UNCHANGED | BD_PERM_RESIZE)
+
+/*
+ * Dynamic auto-read-only: when users start or stop writing, open the
+ * file again read-write or read-only (QEMU's raw_reconfigure_getfd());
+ * the new descriptor replaces the old one in set_perm.  Not while a
+ * blockdev-reopen has its own new descriptor prepared.
+ */
+static bool perm_prepare_fd(FileState *s, uint64_t perm, GError **errp)
+{
+    int want, fd;
+    FileState probe;
+
+    if (!s->dynamic_ro || s->reopen_fd >= 0) {
+        return true;
+    }
+    want = (s->open_flags & ~O_ACCMODE) |
+           ((perm & WRITER_PERMS) ? O_RDWR : O_RDONLY);
+    if (want == s->open_flags) {
+        return true;
+    }
+    fd = open(s->filename, want);
+    if (fd < 0) {
+        g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
+                    "Could not open '%s': %s", s->filename,
+                    g_strerror(errno));
+        return false;
+    }
+    probe = *s;
+    probe.fd = fd;
+    probe.open_flags = want;
+    if (!file_probe_alignment(&probe, errp)) {
+        close(fd);
+        return false;
+    }
+    s->reopen_fd = fd;
+    memset(&s->reopen_locks, 0, sizeof(s->reopen_locks));
+    s->perm_fd_pending = true;
+    s->perm_fd_flags = want;
+    return true;
+}
+
+static void perm_drop_fd(FileState *s)
+{
+    if (s->perm_fd_pending) {
+        close(s->reopen_fd);
+        s->reopen_fd = -1;
+        s->perm_fd_pending = false;
+    }
+}
+
 /*
  * As QEMU does: first take the bytes for the union of the old and new
  * permissions, then check others' bytes against the new ones; commit
@@ -242,6 +299,9 @@ static bool file_check_perm(BdNode *node, uint64_t perm, uint64_t shared,
     FileState *s = bd_node_get_opaque(node);
     uint64_t mask = (1u << FILE_LOCK_NPERMS) - 1;
 
+    if (!perm_prepare_fd(s, perm, errp)) {
+        return false;
+    }
     if (!s->use_lock) {
         return true;
     }
@@ -275,6 +335,7 @@ undo:
         file_lock_apply(s->reopen_fd, &s->reopen_locks, s->perm & mask,
                         ~s->shared & mask, true, NULL);
     }
+    perm_drop_fd(s);
     return false;
 }
 
@@ -294,6 +355,15 @@ static void file_set_perm(BdNode *node, uint64_t perm, uint64_t shared)
                             ~shared & mask, true, NULL);
         }
     }
+    if (s->perm_fd_pending) {
+        /* As QEMU does: requests submitted from now on use the new fd. */
+        close(s->fd);
+        s->fd = s->reopen_fd;
+        s->locks = s->reopen_locks;
+        s->open_flags = s->perm_fd_flags;
+        s->reopen_fd = -1;
+        s->perm_fd_pending = false;
+    }
 }
 
 static void file_abort_perm(BdNode *node)
@@ -309,6 +379,7 @@ static void file_abort_perm(BdNode *node)
                             ~s->shared & mask, true, NULL);
         }
     }
+    perm_drop_fd(s);
 }
 
 /* --- blockdev-reopen ----------------------------------------------------- */
@@ -319,6 +390,7 @@ typedef struct FileReopen {
     int open_flags;
     uint32_t request_alignment, buf_align;
     bool drop_cache, check_cache_dropped;
+    bool dynamic_ro;
 } FileReopen;
 
 /* Options of the node itself, which the core checks. */
@@ -386,6 +458,10 @@ static bool file_reopen_prepare(BdNode *node, JsonObject *options,
     }
 
     r = g_new0(FileReopen, 1);
+    r->dynamic_ro = !ro && opt_bool(options, "auto-read-only", false);
+    if (r->dynamic_ro && !(s->perm & WRITER_PERMS)) {
+        ro = true;
+    }
     r->open_flags = (ro ? O_RDONLY : O_RDWR) | O_CLOEXEC |
                     (direct ? O_DIRECT : 0);
     fd = open(s->filename, r->open_flags);
@@ -444,6 +520,7 @@ static void file_reopen_commit(BdNode *node, void *state)
     s->buf_align = r->buf_align;
     s->drop_cache = r->drop_cache;
     s->check_cache_dropped = r->check_cache_dropped;
+    s->dynamic_ro = r->dynamic_ro;
     json_object_unref(s->options);
     s->options = r->options;
     g_free(r);

@@ -50,6 +50,15 @@ typedef struct FileState {
      */
     int reopen_fd;
     FileLockState reopen_locks;
+    /*
+     * auto-read-only=on without read-only=on: fd is read-write only while
+     * some user writes or resizes (QEMU's dynamic auto-read-only).
+     * @perm_fd_pending: reopen_fd was opened by check_perm for that (not
+     * by a blockdev-reopen), set_perm swaps it in and abort_perm drops it.
+     */
+    bool dynamic_ro;
+    bool perm_fd_pending;
+    int perm_fd_flags;
 } FileState;
 
 /*

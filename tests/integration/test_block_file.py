@@ -22,7 +22,12 @@ qemu-storage-daemon 7.2.
   only when the node was reopened read-write;
 - lengths in whole 512-byte sectors, as qsd reports them: an image of
   an unaligned size and block_resize to one show rounded up in
-  query-named-block-nodes and as the FUSE export's size.
+  query-named-block-nodes and as the FUSE export's size;
+- dynamic auto-read-only: a file node with auto-read-only=on holds its
+  file read-only until a writer (a writable FUSE export) attaches, then
+  read-write, and read-only again when the writer goes; on an immutable
+  file (chattr +i) the writer fails with qsd's message while the node
+  stays usable.  The daemons' descriptors are read from /proc.
 """
 
 import json
@@ -216,6 +221,72 @@ class BlockFile(h.TestCase):
             qmp.command('blockdev-del', {'node-name': 'f'})
         self.assertIn((2097664, 2097664), replies['blockd'])
         self.assertIn((1024, 1024), replies['blockd'])
+        if 'qsd' in replies:
+            self.assertEqual(replies['blockd'], replies['qsd'])
+
+    def image_fd_modes(self, pid):
+        """'r'/'rw' for each descriptor of process `pid` on self.img."""
+        modes = []
+        for fd in os.listdir(f'/proc/{pid}/fd'):
+            try:
+                if os.readlink(f'/proc/{pid}/fd/{fd}') != self.img:
+                    continue
+                with open(f'/proc/{pid}/fdinfo/{fd}') as f:
+                    info = f.read()
+            except OSError:
+                continue
+            flags = int(info.split('flags:')[1].split()[0], 8)
+            modes.append('rw' if flags & os.O_ACCMODE == os.O_RDWR else 'r')
+        return sorted(modes)
+
+    def test_dynamic_auto_read_only_like_qsd(self):
+        mp = os.path.join(self.tmpdir, 'mnt')
+        with open(mp, 'w'):
+            pass
+        node = {'driver': 'file', 'node-name': 'f', 'filename': self.img,
+                'auto-read-only': True}
+        export = {'type': 'fuse', 'id': 'e', 'node-name': 'f',
+                  'mountpoint': mp, 'writable': True}
+        replies = {}
+        for name in ('blockd', 'qsd'):
+            sock = os.path.join(self.tmpdir, f'{name}-aro.sock')
+            if name == 'qsd':
+                if not h.find_qsd():
+                    continue
+                d = self.start_qsd(daemon_args(sock))
+            else:
+                d = self.start_daemon(daemon_args(sock))
+            d.wait_for_socket_file(sock)
+            qmp = self.qmp(sock)
+            got = replies[name] = []
+
+            def step(cmd, args):
+                got.append(qmp.execute(cmd, args))
+                got.append(self.image_fd_modes(d.pid))
+
+            step('blockdev-add', node)
+            got.append(qmp.command('query-named-block-nodes',
+                                   {'flat': True})[0]['ro'])
+            step('block-export-add', export)
+            step('block-export-del', {'id': 'e'})
+            qmp.wait_event('BLOCK_EXPORT_DELETED')
+            got.append(self.image_fd_modes(d.pid))
+            step('block-export-add', dict(export, writable=False))
+            step('block-export-del', {'id': 'e'})
+            qmp.wait_event('BLOCK_EXPORT_DELETED')
+            step('blockdev-del', {'node-name': 'f'})
+            subprocess.run(['chattr', '+i', self.img], check=True)
+            try:
+                step('blockdev-add', node)
+                step('block-export-add', export)
+                step('block-export-add', dict(export, writable=False))
+                step('block-export-del', {'id': 'e'})
+                qmp.wait_event('BLOCK_EXPORT_DELETED')
+                step('blockdev-del', {'node-name': 'f'})
+            finally:
+                subprocess.run(['chattr', '-i', self.img], check=True)
+        self.assertIn(['rw'], replies['blockd'])
+        self.assertIn(['r'], replies['blockd'])
         if 'qsd' in replies:
             self.assertEqual(replies['blockd'], replies['qsd'])
 
