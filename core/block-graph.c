@@ -151,7 +151,7 @@ static void limits_defaults(BdNode *node)
     }
 }
 
-static bool refresh_limits(BdNode *node, GError **errp)
+bool bd_node_refresh_limits(BdNode *node, GError **errp)
 {
     limits_defaults(node);
     if (node->drv->refresh_limits &&
@@ -190,7 +190,7 @@ int bd_node_refresh_total_bytes(BdNode *node)
         node->total_bytes = 0;
         return (int)l.ret;
     }
-    node->total_bytes = l.ret;
+    node->total_bytes = bd_length_in_sectors(l.ret);
     return 0;
 }
 
@@ -462,7 +462,7 @@ static BdNode *node_open_common(const BdBlockDriver *drv, const char *name,
     if (drv->open && !drv->open(node, options, node->open_flags, errp)) {
         goto fail;
     }
-    if (!refresh_limits(node, errp)) {
+    if (!bd_node_refresh_limits(node, errp)) {
         goto fail_close;
     }
     /* Children opened in an IOThread pull their new parent in there. */

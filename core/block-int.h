@@ -193,6 +193,23 @@ int bd_node_co_truncate(BdNode *node, int64_t offset, bool exact,
                         BdPreallocMode prealloc, BdRequestFlags flags,
                         GError **errp);
 
+/*
+ * A length as the core caches and reports it: QEMU counts nodes in whole
+ * 512-byte sectors, so a driver's unaligned length is rounded up (the
+ * tail reads as zeroes).  @len >= 0.
+ */
+static inline int64_t bd_length_in_sectors(int64_t len)
+{
+    return (len + 511) & ~(int64_t)511;
+}
+
+/*
+ * Recompute node->bl from its children's and the driver's limits (after
+ * open, and after a reopen that may have changed the alignment).  Fails
+ * when the driver fails or sets an invalid alignment.  Main loop.
+ */
+bool bd_node_refresh_limits(BdNode *node, GError **errp);
+
 /* Refresh node->total_bytes from the driver (main loop, any context). */
 int bd_node_refresh_total_bytes(BdNode *node);
 
@@ -223,10 +240,16 @@ void bd_blk_set_write_through(BdBlockBackend *blk, bool on);
 
 /*
  * Report a failed request of the backend's user as QEMU's
- * BLOCK_IO_ERROR event (device "", the node name, "read"/"write",
- * action "report", nospace for ENOSPC, reason strerror).  Main loop.
+ * BLOCK_IO_ERROR event (device: the backend's name or "", the node
+ * name, "read"/"write", action "report", reason strerror(@error); no
+ * "nospace", as qemu-storage-daemon 7.2 whose backends never enable I/O
+ * status).  Main loop.
  */
 void bd_blk_report_io_error(BdBlockBackend *blk, bool is_read, int error);
+
+/* The event data bd_blk_report_io_error() sends (a new object). */
+JsonObject *bd_blk_io_error_data(BdBlockBackend *blk, bool is_read,
+                                 int error);
 
 /* Called by the graph when a backend's node is drained/undrained. */
 void bd_blk_drained_end_all(BdNode *node);

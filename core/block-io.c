@@ -349,7 +349,7 @@ static void write_done(BdNode *node, int64_t offset, int64_t bytes, int ret)
         node->stats.wr_highest_offset = offset + bytes;
     }
     if (offset + bytes > node->total_bytes) {
-        node->total_bytes = offset + bytes;
+        node->total_bytes = bd_length_in_sectors(offset + bytes);
     }
 }
 
@@ -748,7 +748,7 @@ int bd_node_co_truncate(BdNode *node, int64_t offset, bool exact,
 
         node->total_bytes = -1;
         len = bd_node_co_getlength(node);
-        node->total_bytes = len < 0 ? offset : len;
+        node->total_bytes = bd_length_in_sectors(len < 0 ? offset : len);
     }
     tracked_end(&req);
     return ret;

@@ -204,6 +204,22 @@ static void apply_flags(Reopen *r, bool new)
     r->node->detect_zeroes = new ? r->detect_zeroes : r->old_detect_zeroes;
 }
 
+/*
+ * A writable node that would turn read-only under its writers: QEMU
+ * words this differently from a node that was read-only already.
+ */
+static bool check_writers(Reopen *r, GError **errp)
+{
+    if (r->read_only && !r->old_read_only &&
+        (r->node->perm & (BD_PERM_WRITE | BD_PERM_WRITE_UNCHANGED))) {
+        g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
+                    "Read-only block node '%s' cannot support read-write "
+                    "users", r->node->node_name);
+        return false;
+    }
+    return true;
+}
+
 static void reopen_free(gpointer p)
 {
     Reopen *r = p;
@@ -248,6 +264,28 @@ static bool queue_add(GPtrArray *queue, JsonObject *options, GError **errp)
     return true;
 }
 
+/*
+ * A committed driver change may change the node's alignment (a file
+ * reopened with or without O_DIRECT), and parents take their children's
+ * limits.
+ */
+static void refresh_limits_up(BdNode *node)
+{
+    g_autoptr(GError) err = NULL;
+
+    if (!bd_node_refresh_limits(node, &err)) {
+        g_warning("%s: %s", node->node_name, err->message);
+        return;
+    }
+    for (guint i = 0; i < node->parents->len; i++) {
+        BdChild *c = node->parents->pdata[i];
+
+        if (c->parent) {
+            refresh_limits_up(c->parent);
+        }
+    }
+}
+
 bool bd_qmp_blockdev_reopen(JsonObject *args, JsonNode **ret, GError **errp)
 {
     JsonArray *list = json_object_get_array_member(args, "options");
@@ -273,7 +311,8 @@ bool bd_qmp_blockdev_reopen(JsonObject *args, JsonNode **ret, GError **errp)
             apply_flags(queue->pdata[i], true);
         }
         for (guint i = 0; ok && i < queue->len; i++) {
-            ok = bd_node_refresh_perms(((Reopen *)queue->pdata[i])->node,
+            ok = check_writers(queue->pdata[i], errp) &&
+                 bd_node_refresh_perms(((Reopen *)queue->pdata[i])->node,
                                        errp);
         }
         if (!ok) {
@@ -292,6 +331,9 @@ bool bd_qmp_blockdev_reopen(JsonObject *args, JsonNode **ret, GError **errp)
         if (ok) {
             if (r->prepared && r->node->drv->reopen_commit) {
                 r->node->drv->reopen_commit(r->node, r->drv_state);
+            }
+            if (r->prepared) {
+                refresh_limits_up(r->node);
             }
             json_object_unref(r->node->options);
             r->node->options = json_object_ref(r->options);

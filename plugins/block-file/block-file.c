@@ -90,6 +90,7 @@ static bool file_open_common(BdNode *node, JsonObject *options,
     struct stat st;
 
     s->fd = -1;
+    s->reopen_fd = -1;
     if (json_object_has_member(options, "pr-manager")) {
         g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
                     "No persistent reservation manager with id '%s' "
@@ -106,6 +107,11 @@ static bool file_open_common(BdNode *node, JsonObject *options,
     s->check_cache_dropped = opt_bool(options, "x-check-cache-dropped",
                                       false);
 
+    /* Dynamic auto-read-only: read-write only once a writer comes. */
+    s->dynamic_ro = rdwr && (open_flags & BD_OPEN_AUTO_READ_ONLY);
+    if (s->dynamic_ro) {
+        rdwr = false;
+    }
     s->open_flags = (rdwr ? O_RDWR : O_RDONLY) | O_CLOEXEC |
                     ((open_flags & BD_OPEN_CACHE_DIRECT) ? O_DIRECT : 0);
     s->fd = open(filename, s->open_flags);
@@ -147,6 +153,7 @@ static bool file_open_common(BdNode *node, JsonObject *options,
         goto fail;
     }
     s->filename = g_strdup(filename);
+    s->options = json_object_ref(options);
     s->is_device = device;
     s->is_blk = S_ISBLK(st.st_mode);
     s->has_discard = true;
@@ -181,6 +188,7 @@ fail:
     s->fd = -1;
     g_free(s->filename);
     s->filename = NULL;
+    g_clear_pointer(&s->options, json_object_unref);
     return false;
 }
 
@@ -208,6 +216,7 @@ static void file_close(BdNode *node)
     }
     g_free(s->filename);
     s->filename = NULL;
+    g_clear_pointer(&s->options, json_object_unref);
 }
 
 static bool file_refresh_limits(BdNode *node, BdBlockLimits *limits,
@@ -227,6 +236,58 @@ static bool file_refresh_limits(BdNode *node, BdBlockLimits *limits,
 
 /* --- permissions and locks ------------------------------------------------ */
 
+/* Permissions that need a read-write descriptor. */
+#define WRITER_PERMS (BD_PERM_WRITE | BD_PERM_WRITE_UNCHANGED | BD_PERM_RESIZE)
+
+/*
+ * Dynamic auto-read-only: when users start or stop writing, open the
+ * file again read-write or read-only (QEMU's raw_reconfigure_getfd());
+ * the new descriptor replaces the old one in set_perm.  Not while a
+ * blockdev-reopen has its own new descriptor prepared.
+ */
+static bool perm_prepare_fd(FileState *s, uint64_t perm, GError **errp)
+{
+    int want, fd;
+    FileState probe;
+
+    if (!s->dynamic_ro || s->reopen_fd >= 0) {
+        return true;
+    }
+    want = (s->open_flags & ~O_ACCMODE) |
+           ((perm & WRITER_PERMS) ? O_RDWR : O_RDONLY);
+    if (want == s->open_flags) {
+        return true;
+    }
+    fd = open(s->filename, want);
+    if (fd < 0) {
+        g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
+                    "Could not open '%s': %s", s->filename,
+                    g_strerror(errno));
+        return false;
+    }
+    probe = *s;
+    probe.fd = fd;
+    probe.open_flags = want;
+    if (!file_probe_alignment(&probe, errp)) {
+        close(fd);
+        return false;
+    }
+    s->reopen_fd = fd;
+    memset(&s->reopen_locks, 0, sizeof(s->reopen_locks));
+    s->perm_fd_pending = true;
+    s->perm_fd_flags = want;
+    return true;
+}
+
+static void perm_drop_fd(FileState *s)
+{
+    if (s->perm_fd_pending) {
+        close(s->reopen_fd);
+        s->reopen_fd = -1;
+        s->perm_fd_pending = false;
+    }
+}
+
 /*
  * As QEMU does: first take the bytes for the union of the old and new
  * permissions, then check others' bytes against the new ones; commit
@@ -238,6 +299,9 @@ static bool file_check_perm(BdNode *node, uint64_t perm, uint64_t shared,
     FileState *s = bd_node_get_opaque(node);
     uint64_t mask = (1u << FILE_LOCK_NPERMS) - 1;
 
+    if (!perm_prepare_fd(s, perm, errp)) {
+        return false;
+    }
     if (!s->use_lock) {
         return true;
     }
@@ -246,14 +310,32 @@ static bool file_check_perm(BdNode *node, uint64_t perm, uint64_t shared,
         goto undo;
     }
     if (bd_node_get_open_flags(node) & BD_OPEN_FORCE_SHARE) {
-        return true;
+        goto copy;
     }
-    if (file_lock_check(s->fd, perm & mask, shared | ~mask, errp)) {
-        return true;
+    if (!file_lock_check(s->fd, perm & mask, shared | ~mask, errp)) {
+        goto undo;
     }
+copy:
+    /*
+     * A prepared reopen's descriptor takes the same bytes only now, after
+     * the check: its shared locks would look like another holder's to
+     * the check on the old descriptor.
+     */
+    if (s->reopen_fd >= 0 &&
+        !file_lock_apply(s->reopen_fd, &s->reopen_locks,
+                         (s->perm | perm) & mask,
+                         (~s->shared | ~shared) & mask, false, errp)) {
+        goto undo;
+    }
+    return true;
 undo:
     file_lock_apply(s->fd, &s->locks, s->perm & mask, ~s->shared & mask,
                     true, NULL);
+    if (s->reopen_fd >= 0) {
+        file_lock_apply(s->reopen_fd, &s->reopen_locks, s->perm & mask,
+                        ~s->shared & mask, true, NULL);
+    }
+    perm_drop_fd(s);
     return false;
 }
 
@@ -268,6 +350,19 @@ static void file_set_perm(BdNode *node, uint64_t perm, uint64_t shared)
         /* Releasing a lock does not fail in a way we could act on. */
         file_lock_apply(s->fd, &s->locks, perm & mask, ~shared & mask, true,
                         NULL);
+        if (s->reopen_fd >= 0) {
+            file_lock_apply(s->reopen_fd, &s->reopen_locks, perm & mask,
+                            ~shared & mask, true, NULL);
+        }
+    }
+    if (s->perm_fd_pending) {
+        /* As QEMU does: requests submitted from now on use the new fd. */
+        close(s->fd);
+        s->fd = s->reopen_fd;
+        s->locks = s->reopen_locks;
+        s->open_flags = s->perm_fd_flags;
+        s->reopen_fd = -1;
+        s->perm_fd_pending = false;
     }
 }
 
@@ -279,7 +374,167 @@ static void file_abort_perm(BdNode *node)
     if (s->use_lock) {
         file_lock_apply(s->fd, &s->locks, s->perm & mask, ~s->shared & mask,
                         true, NULL);
+        if (s->reopen_fd >= 0) {
+            file_lock_apply(s->reopen_fd, &s->reopen_locks, s->perm & mask,
+                            ~s->shared & mask, true, NULL);
+        }
     }
+    perm_drop_fd(s);
+}
+
+/* --- blockdev-reopen ----------------------------------------------------- */
+
+/* What a prepared reopen keeps until commit or abort. */
+typedef struct FileReopen {
+    JsonObject *options;
+    int open_flags;
+    uint32_t request_alignment, buf_align;
+    bool drop_cache, check_cache_dropped;
+    bool dynamic_ro;
+} FileReopen;
+
+/* Options of the node itself, which the core checks. */
+static bool is_common_option(const char *name)
+{
+    static const char *const common[] = {
+        "driver", "node-name", "discard", "cache", "read-only",
+        "auto-read-only", "force-share", "detect-zeroes",
+    };
+
+    for (size_t i = 0; i < G_N_ELEMENTS(common); i++) {
+        if (!strcmp(common[i], name)) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/*
+ * As QEMU's file driver: only drop-cache and x-check-cache-dropped may
+ * change; the read-only and cache options take a new descriptor opened
+ * with the new flags, which replaces the old one at commit.
+ */
+static bool file_reopen_prepare(BdNode *node, JsonObject *options,
+                                void **state, GError **errp)
+{
+    FileState *s = bd_node_get_opaque(node);
+    g_autoptr(GList) names = json_object_get_members(options);
+    JsonObject *cache = json_object_has_member(options, "cache")
+        ? json_object_get_object_member(options, "cache") : NULL;
+    bool ro = opt_bool(options, "read-only", false);
+    bool direct = cache && opt_bool(cache, "direct", false);
+    FileState probe;
+    FileReopen *r;
+    int fd;
+
+    for (GList *l = names; l; l = l->next) {
+        const char *name = l->data;
+        JsonNode *old = json_object_get_member(s->options, name);
+
+        if (is_common_option(name) || !strcmp(name, "drop-cache") ||
+            !strcmp(name, "x-check-cache-dropped")) {
+            continue;
+        }
+        if (!old || !json_node_equal(old,
+                                     json_object_get_member(options, name))) {
+            g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
+                        "Cannot change the option '%s'", name);
+            return false;
+        }
+    }
+    /* QEMU's "mutable" option: once given, it must be given again. */
+    if (json_object_has_member(s->options, "drop-cache") &&
+        !json_object_has_member(options, "drop-cache")) {
+        g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
+                    "Option 'drop-cache' cannot be reset to its default "
+                    "value");
+        return false;
+    }
+    if (!direct && !strcmp(s->engine->name, "native")) {
+        g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
+                    "aio=native was specified, but it requires "
+                    "cache.direct=on, which was not specified.");
+        return false;
+    }
+
+    r = g_new0(FileReopen, 1);
+    r->dynamic_ro = !ro && opt_bool(options, "auto-read-only", false);
+    if (r->dynamic_ro && !(s->perm & WRITER_PERMS)) {
+        ro = true;
+    }
+    r->open_flags = (ro ? O_RDONLY : O_RDWR) | O_CLOEXEC |
+                    (direct ? O_DIRECT : 0);
+    fd = open(s->filename, r->open_flags);
+    if (fd < 0) {
+        g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
+                    "Could not reopen file: %s", g_strerror(errno));
+        g_free(r);
+        return false;
+    }
+    probe = *s;
+    probe.fd = fd;
+    probe.open_flags = r->open_flags;
+    if (!file_probe_alignment(&probe, errp)) {
+        close(fd);
+        g_free(r);
+        return false;
+    }
+    r->request_alignment = probe.request_alignment;
+    r->buf_align = probe.buf_align;
+    r->drop_cache = opt_bool(options, "drop-cache", true);
+    r->check_cache_dropped = opt_bool(options, "x-check-cache-dropped",
+                                      false);
+    r->options = json_object_ref(options);
+    s->reopen_fd = fd;
+    memset(&s->reopen_locks, 0, sizeof(s->reopen_locks));
+    *state = r;
+    return true;
+}
+
+static void file_reopen_commit(BdNode *node, void *state)
+{
+    FileState *s = bd_node_get_opaque(node);
+    FileReopen *r = state;
+    uint64_t mask = (1u << FILE_LOCK_NPERMS) - 1;
+
+    if (s->use_lock) {
+        /*
+         * The new descriptor holds what the committed permissions need
+         * before the old one goes (shared locks never conflict with each
+         * other, so this only fails when the kernel runs out of locks).
+         */
+        g_autoptr(GError) err = NULL;
+
+        if (!file_lock_apply(s->reopen_fd, &s->reopen_locks,
+                             s->perm & mask, ~s->shared & mask, true,
+                             &err)) {
+            g_warning("%s: %s", s->filename, err->message);
+        }
+    }
+    close(s->fd);
+    s->fd = s->reopen_fd;
+    s->locks = s->reopen_locks;
+    s->reopen_fd = -1;
+    s->open_flags = r->open_flags;
+    s->request_alignment = r->request_alignment;
+    s->buf_align = r->buf_align;
+    s->drop_cache = r->drop_cache;
+    s->check_cache_dropped = r->check_cache_dropped;
+    s->dynamic_ro = r->dynamic_ro;
+    json_object_unref(s->options);
+    s->options = r->options;
+    g_free(r);
+}
+
+static void file_reopen_abort(BdNode *node, void *state)
+{
+    FileState *s = bd_node_get_opaque(node);
+    FileReopen *r = state;
+
+    close(s->reopen_fd);        /* and its lock bytes */
+    s->reopen_fd = -1;
+    json_object_unref(r->options);
+    g_free(r);
 }
 
 /* --- AioContext moves ----------------------------------------------------- */
@@ -358,6 +613,9 @@ static int file_get_info(BdNode *node, bool *is_dirty)
     .abort_perm = file_abort_perm,                                      \
     .detach_aio_context = file_detach_aio_context,                      \
     .attach_aio_context = file_attach_aio_context,                      \
+    .reopen_prepare = file_reopen_prepare,                              \
+    .reopen_commit = file_reopen_commit,                                \
+    .reopen_abort = file_reopen_abort,                                  \
     .exact_filename = file_exact_filename,                              \
     .get_allocated_file_size = file_allocated_file_size,                \
     .get_info = file_get_info

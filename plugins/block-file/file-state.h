@@ -17,6 +17,7 @@
 typedef struct FileState {
     int fd;
     char *filename;
+    JsonObject *options;        /* the BlockdevOptions fd was opened with */
     bool is_device;             /* host_device: a block or char device */
     bool is_blk;                /* S_ISBLK */
     int open_flags;             /* the open(2) flags of fd */
@@ -41,6 +42,23 @@ typedef struct FileState {
     bool has_fallocate;
     /* A failed fdatasync leaves the page cache unknown: fail flushes. */
     bool page_cache_inconsistent;
+
+    /*
+     * While a blockdev-reopen is prepared: the descriptor opened with the
+     * new flags (else -1) and the lock bytes it holds.  Permission
+     * changes in between lock bytes on both descriptors.
+     */
+    int reopen_fd;
+    FileLockState reopen_locks;
+    /*
+     * auto-read-only=on without read-only=on: fd is read-write only while
+     * some user writes or resizes (QEMU's dynamic auto-read-only).
+     * @perm_fd_pending: reopen_fd was opened by check_perm for that (not
+     * by a blockdev-reopen), set_perm swaps it in and abort_perm drops it.
+     */
+    bool dynamic_ro;
+    bool perm_fd_pending;
+    int perm_fd_flags;
 } FileState;
 
 /*

@@ -14,7 +14,20 @@ qemu-storage-daemon 7.2.
   image's "resize" lock (block_resize fails as with qsd, once blockd has
   block_resize).  The other direction (qemu-img reading blockd's lock
   bytes) needs a writer on a node (an export), so for now it is tested in
-  tests/unit/test-block-file.c on the lock bytes themselves.
+  tests/unit/test-block-file.c on the lock bytes themselves;
+- blockdev-reopen of a file node: read-only <-> read-write and
+  cache.direct toggle, options that cannot change, drop-cache's
+  "mutable option" rule, a writer refusing read-only: replies identical
+  to qsd's; a FUSE export added after each reopen writes to the image
+  only when the node was reopened read-write;
+- lengths in whole 512-byte sectors, as qsd reports them: an image of
+  an unaligned size and block_resize to one show rounded up in
+  query-named-block-nodes and as the FUSE export's size;
+- dynamic auto-read-only: a file node with auto-read-only=on holds its
+  file read-only until a writer (a writable FUSE export) attaches, then
+  read-write, and read-only again when the writer goes; on an immutable
+  file (chattr +i) the writer fails with qsd's message while the node
+  stays usable.  The daemons' descriptors are read from /proc.
 """
 
 import json
@@ -106,6 +119,176 @@ class BlockFile(h.TestCase):
                              'filename': missing})
         self.assertEqual(got['error'],
                          {'class': 'GenericError', 'desc': expected})
+
+    def test_reopen_like_qsd(self):
+        mp = os.path.join(self.tmpdir, 'mnt')
+        with open(mp, 'w'):
+            pass
+        base = {'driver': 'file', 'node-name': 'f', 'filename': self.img}
+
+        def reopen(**extra):
+            return ('blockdev-reopen', {'options': [dict(base, **extra)]})
+
+        def export(writable):
+            return ('block-export-add',
+                    {'type': 'fuse', 'id': 'e', 'node-name': 'f',
+                     'mountpoint': mp, 'writable': writable})
+
+        unexport = ('block-export-del', {'id': 'e'})
+        nodrop = {'drop-cache': False}
+        steps = [
+            ('blockdev-add', dict(base, **{'read-only': True})),
+            export(True),
+            reopen(),
+            export(True), 'write', unexport,
+            reopen(**{'read-only': True}),
+            export(True),
+            reopen(cache={'direct': True}),
+            'query',
+            reopen(cache={'direct': False}, **{'read-only': True}),
+            'query',
+            reopen(locking='off'),
+            reopen(filename=self.img + '.other'),
+            reopen(aio='io_uring'),
+            reopen(**nodrop),
+            reopen(),
+            reopen(**nodrop, **{'x-check-cache-dropped': True}),
+            reopen(**nodrop),
+            export(False),
+            reopen(**nodrop, **{'read-only': True}),
+            unexport,
+            reopen(**nodrop),
+            export(True),
+            reopen(**nodrop, **{'read-only': True}),
+            unexport,
+            ('blockdev-del', {'node-name': 'f'}),
+        ]
+        replies = {}
+        for name, qmp in self.both():
+            with open(self.img, 'wb') as f:
+                f.truncate(1 << 20)
+            got = replies[name] = []
+            for i, step in enumerate(steps):
+                if step == 'write':
+                    data = f'{name}-{i}'.encode()
+                    with open(mp, 'r+b') as f:
+                        f.write(data)
+                    with open(self.img, 'rb') as f:
+                        got.append(f.read(len(data)) == data)
+                elif step == 'query':
+                    node = qmp.command('query-named-block-nodes',
+                                       {'flat': True})[0]
+                    got.append((node['ro'], node['cache']))
+                else:
+                    got.append(qmp.execute(*step))
+        self.assertIn(True, replies['blockd'])
+        self.assertIn({'return': {}}, replies['blockd'])
+        if 'qsd' in replies:
+            for i, (a, b) in enumerate(zip(replies['blockd'],
+                                           replies['qsd'])):
+                with self.subTest(step=steps[i]):
+                    self.assertEqual(a, b)
+
+    def test_unaligned_lengths_like_qsd(self):
+        mp = os.path.join(self.tmpdir, 'mnt')
+        with open(mp, 'w'):
+            pass
+        replies = {}
+        for name, qmp in self.both():
+            with open(self.img, 'wb') as f:
+                f.truncate(1000)
+            got = replies[name] = []
+
+            def sizes():
+                # a fresh export: the kernel caches a mount's attributes
+                qmp.command('block-export-add',
+                            {'type': 'fuse', 'id': 'e', 'node-name': 'f',
+                             'mountpoint': mp, 'writable': True})
+                node = qmp.command('query-named-block-nodes',
+                                   {'flat': True})[0]
+                got.append((node['image']['virtual-size'],
+                            os.stat(mp).st_size))
+                qmp.command('block-export-del', {'id': 'e'})
+
+            qmp.command('blockdev-add', {'driver': 'file', 'node-name': 'f',
+                                         'filename': self.img})
+            sizes()
+            for size in (2097153, 4096, 513):
+                got.append(qmp.execute('block_resize',
+                                       {'node-name': 'f', 'size': size}))
+                sizes()
+                got.append(os.stat(self.img).st_size)
+            qmp.command('blockdev-del', {'node-name': 'f'})
+        self.assertIn((2097664, 2097664), replies['blockd'])
+        self.assertIn((1024, 1024), replies['blockd'])
+        if 'qsd' in replies:
+            self.assertEqual(replies['blockd'], replies['qsd'])
+
+    def image_fd_modes(self, pid):
+        """'r'/'rw' for each descriptor of process `pid` on self.img."""
+        modes = []
+        for fd in os.listdir(f'/proc/{pid}/fd'):
+            try:
+                if os.readlink(f'/proc/{pid}/fd/{fd}') != self.img:
+                    continue
+                with open(f'/proc/{pid}/fdinfo/{fd}') as f:
+                    info = f.read()
+            except OSError:
+                continue
+            flags = int(info.split('flags:')[1].split()[0], 8)
+            modes.append('rw' if flags & os.O_ACCMODE == os.O_RDWR else 'r')
+        return sorted(modes)
+
+    def test_dynamic_auto_read_only_like_qsd(self):
+        mp = os.path.join(self.tmpdir, 'mnt')
+        with open(mp, 'w'):
+            pass
+        node = {'driver': 'file', 'node-name': 'f', 'filename': self.img,
+                'auto-read-only': True}
+        export = {'type': 'fuse', 'id': 'e', 'node-name': 'f',
+                  'mountpoint': mp, 'writable': True}
+        replies = {}
+        for name in ('blockd', 'qsd'):
+            sock = os.path.join(self.tmpdir, f'{name}-aro.sock')
+            if name == 'qsd':
+                if not h.find_qsd():
+                    continue
+                d = self.start_qsd(daemon_args(sock))
+            else:
+                d = self.start_daemon(daemon_args(sock))
+            d.wait_for_socket_file(sock)
+            qmp = self.qmp(sock)
+            got = replies[name] = []
+
+            def step(cmd, args):
+                got.append(qmp.execute(cmd, args))
+                got.append(self.image_fd_modes(d.pid))
+
+            step('blockdev-add', node)
+            got.append(qmp.command('query-named-block-nodes',
+                                   {'flat': True})[0]['ro'])
+            step('block-export-add', export)
+            step('block-export-del', {'id': 'e'})
+            qmp.wait_event('BLOCK_EXPORT_DELETED')
+            got.append(self.image_fd_modes(d.pid))
+            step('block-export-add', dict(export, writable=False))
+            step('block-export-del', {'id': 'e'})
+            qmp.wait_event('BLOCK_EXPORT_DELETED')
+            step('blockdev-del', {'node-name': 'f'})
+            subprocess.run(['chattr', '+i', self.img], check=True)
+            try:
+                step('blockdev-add', node)
+                step('block-export-add', export)
+                step('block-export-add', dict(export, writable=False))
+                step('block-export-del', {'id': 'e'})
+                qmp.wait_event('BLOCK_EXPORT_DELETED')
+                step('blockdev-del', {'node-name': 'f'})
+            finally:
+                subprocess.run(['chattr', '-i', self.img], check=True)
+        self.assertIn(['rw'], replies['blockd'])
+        self.assertIn(['r'], replies['blockd'])
+        if 'qsd' in replies:
+            self.assertEqual(replies['blockd'], replies['qsd'])
 
     def test_pr_manager_refused(self):
         qmp = self.start()
