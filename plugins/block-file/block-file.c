@@ -359,6 +359,7 @@ static void file_set_perm(BdNode *node, uint64_t perm, uint64_t shared)
         /* As QEMU does: requests submitted from now on use the new fd. */
         close(s->fd);
         s->fd = s->reopen_fd;
+        file_aio_fd_changed(s->aio);
         s->locks = s->reopen_locks;
         s->open_flags = s->perm_fd_flags;
         s->reopen_fd = -1;
@@ -513,6 +514,7 @@ static void file_reopen_commit(BdNode *node, void *state)
     }
     close(s->fd);
     s->fd = s->reopen_fd;
+    file_aio_fd_changed(s->aio);
     s->locks = s->reopen_locks;
     s->reopen_fd = -1;
     s->open_flags = r->open_flags;

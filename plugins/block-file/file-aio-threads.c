@@ -116,6 +116,14 @@ static ssize_t threads_co_rw(FileAio *aio, int fd, uint64_t offset,
     return req.ret;
 }
 
+static void threads_fd_changed(FileAio *aio)
+{
+    ThreadsAio *t = (ThreadsAio *)aio;
+
+    t->policy = INLINE_UNKNOWN;
+    t->policy_fd = -1;
+}
+
 static FileAio *threads_open(BdAioContext *ctx, GError **errp)
 {
     ThreadsAio *t = g_new0(ThreadsAio, 1);
@@ -134,4 +142,5 @@ const FileAioEngine file_aio_threads = {
     .open = threads_open,
     .close = threads_close,
     .co_rw = threads_co_rw,
+    .fd_changed = threads_fd_changed,
 };

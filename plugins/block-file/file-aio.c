@@ -205,3 +205,10 @@ unsigned file_aio_max_batch(FileAio *aio, unsigned engine_default)
     }
     return max;
 }
+
+void file_aio_fd_changed(FileAio *aio)
+{
+    if (aio->engine->fd_changed) {
+        aio->engine->fd_changed(aio);
+    }
+}

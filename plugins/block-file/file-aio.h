@@ -71,6 +71,8 @@ struct FileAioEngine {
     ssize_t (*co_rw)(FileAio *aio, int fd, uint64_t offset,
                      const struct iovec *iov, int niov, bool write);
     int (*co_flush)(FileAio *aio, int fd);
+    /* optional: the node now uses another fd (after a reopen) */
+    void (*fd_changed)(FileAio *aio);
 };
 
 extern const FileAioEngine file_aio_threads;
@@ -100,6 +102,12 @@ FileAio *file_aio_open(const FileAioEngine *engine, BdAioContext *ctx,
 
 /* Close @aio (NULL is fine); nothing may be in flight. */
 void file_aio_close(FileAio *aio);
+
+/*
+ * The node's fd was replaced (a reopen): forget what the engine learnt
+ * about the old one.  The new fd may even reuse the old number.
+ */
+void file_aio_fd_changed(FileAio *aio);
 
 /*
  * coroutine_fn: read @bytes (the total of @iov) at @offset.  A read that
