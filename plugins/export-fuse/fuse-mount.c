@@ -24,7 +24,11 @@ struct FuseMount {
     bool mounted;
     bool reading;           /* fd handler installed */
     struct fuse_buf buf;    /* libfuse's receive buffer, reused */
-    unsigned in_flight;
+    /*
+     * Requests running.  Atomic: with an iothread the requests run there,
+     * while shutdown reads it from the main thread.
+     */
+    gint in_flight;
     BdAioBH *idle_bh;
     void (*idle_cb)(void *opaque);
     void *idle_opaque;
@@ -135,11 +139,12 @@ static void fuse_mount_idle_bh(void *opaque)
 {
     FuseMount *m = opaque;
 
-    if (m->in_flight == 0 && m->idle_cb) {
-        void (*cb)(void *) = m->idle_cb;
+    if (g_atomic_int_get(&m->in_flight) == 0) {
+        void (*cb)(void *) = g_atomic_pointer_exchange(&m->idle_cb, NULL);
 
-        m->idle_cb = NULL;
-        cb(m->idle_opaque);
+        if (cb) {
+            cb(m->idle_opaque);
+        }
     }
 }
 
@@ -150,7 +155,8 @@ static void fuse_co_entry(void *opaque)
 
     c->fn(c->req, c->arg);
     g_free(c);
-    if (--m->in_flight == 0 && m->idle_cb) {
+    if (g_atomic_int_dec_and_test(&m->in_flight) &&
+        g_atomic_pointer_get(&m->idle_cb)) {
         /* Not from here: the callback may free what this coroutine uses. */
         bd_aio_bh_schedule(m->idle_bh);
     }
@@ -162,7 +168,7 @@ void fuse_mount_spawn(fuse_req_t req, FuseMount *m, FuseRequestFunc *fn,
     FuseCo *c = g_new(FuseCo, 1);
 
     *c = (FuseCo) { .m = m, .req = req, .fn = fn, .arg = arg };
-    m->in_flight++;
+    g_atomic_int_inc(&m->in_flight);
     bd_aio_co_enter(m->ctx, bd_coroutine_create(fuse_co_entry, c));
 }
 
@@ -254,15 +260,16 @@ bool fuse_mount_allows_other(FuseMount *m)
 
 unsigned fuse_mount_in_flight(FuseMount *m)
 {
-    return m->in_flight;
+    return g_atomic_int_get(&m->in_flight);
 }
 
 void fuse_mount_set_idle_cb(FuseMount *m, void (*done)(void *opaque),
                             void *opaque)
 {
-    m->idle_cb = done;
+    /* opaque first: whoever sees the callback also sees its argument */
     m->idle_opaque = opaque;
-    if (done && m->in_flight == 0) {
+    g_atomic_pointer_set(&m->idle_cb, done);
+    if (done && g_atomic_int_get(&m->in_flight) == 0) {
         bd_aio_bh_schedule(m->idle_bh);
     }
 }
@@ -288,7 +295,7 @@ void fuse_mount_free(FuseMount *m)
     if (!m) {
         return;
     }
-    g_assert(m->in_flight == 0);
+    g_assert(g_atomic_int_get(&m->in_flight) == 0);
     fuse_mount_stop(m);
     if (m->se) {
         if (m->mounted) {
