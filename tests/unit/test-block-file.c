@@ -19,17 +19,10 @@
 #include "aio-context.h"
 #include <blockd/iothread.h>
 
+#include "aio-test-util.h"
 #include "file-aio.h"
 #include "file-lock.h"
 
-static BdAioContext *main_ctx;
-
-#define WAIT_FOR(cond)                                                  \
-    do {                                                                \
-        while (!(cond)) {                                               \
-            bd_aio_poll(main_ctx, true);                                \
-        }                                                               \
-    } while (0)
 
 typedef struct Fixture {
     char *dir;
