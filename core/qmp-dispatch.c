@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "plugin-loader.h"
+#include "qdict-order.h"
 #include "qmp-dispatch.h"
 #include "qmp-json.h"
 #include "trace-points.h"
@@ -138,7 +139,7 @@ JsonObject *bd_qmp_error_response(const GError *err)
 static const char *check_request(JsonObject *req, bool allow_oob,
                                  GError **errp)
 {
-    g_autoptr(GList) order = bd_qmp_json_member_order(req);
+    g_autoptr(GList) order = bd_qdict_member_order(req);
     const char *exec_key = NULL;
 
     for (GList *l = order; l; l = l->next) {

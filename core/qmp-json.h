@@ -33,10 +33,6 @@ char *bd_qmp_json_format(JsonNode *node, bool pretty);
 /* The same for an object. */
 char *bd_qmp_json_format_object(JsonObject *obj, bool pretty);
 
-/*
- * The members of @obj in the order QEMU would print them (a new list of
- * the member names, owned by @obj; free the list only).
- */
-GList *bd_qmp_json_member_order(JsonObject *obj);
+/* The member order of the output is bd_qdict_member_order()'s. */
 
 #endif /* BLOCKD_CORE_QMP_JSON_H */

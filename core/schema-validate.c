@@ -19,6 +19,7 @@
 
 #include <blockd/error.h>
 
+#include "qdict-order.h"
 #include "schema-internal.h"
 
 /* QMP_... */
@@ -90,53 +91,15 @@ static JsonNode *fail(Visit *v, const char *fmt, ...)
     return NULL;
 }
 
-/*
- * QEMU's dictionaries hash keys into 512 buckets with this function and
- * iterate bucket by bucket, newest entry first within a bucket.
- */
-static unsigned qdict_bucket(const char *key)
-{
-    unsigned value = 0x238F13AF * (unsigned)strlen(key);
-
-    for (unsigned i = 0; key[i]; i++) {
-        value = value + (((const unsigned char *)key)[i] << (i * 5 % 24));
-    }
-    return (1103515243 * value + 12345) % 512;
-}
-
-typedef struct KeyOrder {
-    const char *key;
-    unsigned bucket;
-    guint pos;
-} KeyOrder;
-
-static int key_order_cmp(gconstpointer a, gconstpointer b)
-{
-    const KeyOrder *x = a, *y = b;
-
-    if (x->bucket != y->bucket) {
-        return x->bucket < y->bucket ? -1 : 1;
-    }
-    return x->pos > y->pos ? -1 : x->pos < y->pos;
-}
-
 /* The table of unvisited members, filled in QEMU's order so that glib
  * iterates it like QEMU's does. */
 static GHashTable *unvisited_table(JsonObject *obj)
 {
-    g_autoptr(GList) names = json_object_get_members(obj);
-    guint n = g_list_length(names), i = 0;
-    g_autofree KeyOrder *keys = g_new(KeyOrder, n ? n : 1);
+    g_autoptr(GList) order = bd_qdict_member_order(obj);
     GHashTable *h = g_hash_table_new(g_str_hash, g_str_equal);
 
-    for (GList *l = names; l; l = l->next, i++) {
-        keys[i].key = l->data;
-        keys[i].bucket = qdict_bucket(l->data);
-        keys[i].pos = i;
-    }
-    qsort(keys, n, sizeof(*keys), key_order_cmp);
-    for (i = 0; i < n; i++) {
-        g_hash_table_insert(h, (gpointer)keys[i].key, NULL);
+    for (GList *l = order; l; l = l->next) {
+        g_hash_table_insert(h, l->data, NULL);
     }
     return h;
 }
