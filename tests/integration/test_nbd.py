@@ -88,7 +88,26 @@ class NbdCase(h.TestCase):
         else:
             d = self.start_daemon(args, env=env)
         d.wait_for_socket_file(qmp_sock)
+        self.wait_for_server(d, server or f'addr.path={nbd_sock}')
         return d, nbd_sock, qmp_sock
+
+    def wait_for_server(self, d, server):
+        """--nbd-server comes after the QMP chardev on the command line:
+        wait for its socket too (a unix path to exist, a TCP port to
+        accept), without taking a connection from a unix server."""
+        opts = dict(kv.split('=', 1) for kv in server.split(',') if '=' in kv)
+        if 'addr.path' in opts:
+            d.wait_for_socket_file(opts['addr.path'])
+        elif 'addr.port' in opts:
+            def accepts():
+                try:
+                    socket.create_connection(
+                        (opts.get('addr.host', '127.0.0.1'),
+                         int(opts['addr.port'])), timeout=1).close()
+                    return True
+                except OSError:
+                    return False
+            d.wait_until(accepts, 'the NBD server port', h.START_TIMEOUT)
 
     def uri(self, sock, name='disk'):
         return f'nbd+unix:///{name}?socket={sock}'
@@ -316,8 +335,17 @@ class Hostile(NbdCase):
     def connect(self, flags=3):
         s = socket.socket(socket.AF_UNIX)
         s.settimeout(10)
-        s.connect(self.sock)
         self.addCleanup(s.close)
+        # the socket file exists from bind() on, but refuses until listen()
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                s.connect(self.sock)
+                break
+            except ConnectionRefusedError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.01)
         greeting = recv_exact(s, 18)
         self.assertEqual(greeting[:16], b'NBDMAGICIHAVEOPT')
         s.sendall(struct.pack('>I', flags))
