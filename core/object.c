@@ -237,3 +237,14 @@ BdObject *bd_object_find(const char *id, const char *type_name)
     }
     return NULL;
 }
+
+const void *bd_object_get_interface(BdObject *obj, const char *name)
+{
+    for (const BdObjectInterface *i = obj->type->interfaces; i && i->name;
+         i++) {
+        if (!strcmp(i->name, name)) {
+            return i->ops;
+        }
+    }
+    return NULL;
+}

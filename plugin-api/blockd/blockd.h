@@ -15,6 +15,8 @@
 #include <blockd/block-backend.h>
 #include <blockd/export.h>
 #include <blockd/object.h>
+#include <blockd/authz.h>
+#include <blockd/secret.h>
 #include <blockd/job.h>
 #include <blockd/qmp.h>
 #include <blockd/socket-activation.h>

@@ -34,6 +34,18 @@ extern "C" {
 typedef struct BdObject BdObject;
 
 /*
+ * BdObjectInterface (since ABI 1.0): one service an object type offers to
+ * other plugins, as a table of functions whose layout a public header
+ * defines (e.g. <blockd/authz.h> for "authz").  @name says which header's
+ * table @ops points to; @ops is static and outlives the plugin's objects.
+ * A type's list of interfaces ends with an entry whose @name is NULL.
+ */
+typedef struct BdObjectInterface {
+    const char *name;
+    const void *ops;
+} BdObjectInterface;
+
+/*
  * BdObjectType (since ABI 1.0):
  * @struct_size: sizeof(BdObjectType).
  * @name: the value of ObjectOptions' 'qom-type', e.g. "iothread".  The
@@ -70,6 +82,9 @@ typedef struct BdObject BdObject;
  * @destroy: free what the object holds (not the instance data the daemon
  *        allocated; the daemon frees that afterwards).  Called exactly once
  *        for every object whose create() was called.  NULL: nothing to do.
+ * @interfaces: the services the type's objects offer to other plugins,
+ *        ended by an entry with a NULL name (see BdObjectInterface and
+ *        bd_object_get_interface()).  NULL: none.
  */
 struct BdObjectType {
     uint32_t struct_size;
@@ -82,6 +97,7 @@ struct BdObjectType {
     bool (*can_be_deleted)(BdObject *obj);
     void (*unparent)(BdObject *obj);
     void (*destroy)(BdObject *obj);
+    const BdObjectInterface *interfaces;
 };
 
 /* The object's id as given to object-add.  Never NULL; owned by @obj. */
@@ -113,6 +129,14 @@ void bd_object_set_opaque(BdObject *obj, void *opaque);
  * only.
  */
 BdObject *bd_object_find(const char *id, const char *type_name);
+
+/*
+ * The table of functions @obj's type offers as interface @name (see
+ * BdObjectInterface), or NULL when the type does not offer it.  The
+ * caller casts it to the struct the interface's header defines and
+ * passes @obj back to its functions.  Any thread.
+ */
+const void *bd_object_get_interface(BdObject *obj, const char *name);
 
 #ifdef __cplusplus
 }
