@@ -31,6 +31,9 @@ struct BdExport {
     bool user_owned;        /* the user's reference is still held */
     bool shutting_down;     /* request_shutdown() was (being) called */
     int refcount;
+    /* the contexts of a multi-threaded export's iothreads, else NULL */
+    BdAioContext **multithread;
+    size_t multithread_count;
     void *instance;         /* instance_size bytes, freed by the core */
     void *opaque;
 };
@@ -42,6 +45,13 @@ static GList *pending_delete;
 static bool delete_bh_scheduled;
 
 /* ---- accessors ---- */
+
+size_t bd_export_get_multithread_contexts(BdExport *exp,
+                                          BdAioContext *const **ctxs)
+{
+    *ctxs = exp->multithread;
+    return exp->multithread_count;
+}
 
 const char *bd_export_get_id(BdExport *exp)
 {
@@ -110,6 +120,7 @@ BdExport *bd_export_find(const char *id)
 static void export_free(BdExport *exp)
 {
     bd_blk_unref(exp->blk);
+    g_free(exp->multithread);
     g_free(exp->instance);
     g_free(exp->node_name);
     g_free(exp->id);
@@ -260,8 +271,16 @@ static BdExport *export_add(JsonObject *opts, GError **errp)
         opts, "writethrough", false);
     bool fixed_iothread = json_object_get_boolean_member_with_default(
         opts, "fixed-iothread", false);
-    const char *iothread = json_object_get_string_member_with_default(
-        opts, "iothread", NULL);
+    JsonNode *iothread_node = json_object_get_member(opts, "iothread");
+    /* BlockExportIothreads: one id moves the node, a list spreads I/O */
+    const char *iothread = iothread_node &&
+        JSON_NODE_HOLDS_VALUE(iothread_node) ?
+        json_node_get_string(iothread_node) : NULL;
+    JsonArray *iothread_list = iothread_node &&
+        JSON_NODE_HOLDS_ARRAY(iothread_node) ?
+        json_node_get_array(iothread_node) : NULL;
+    g_autofree BdAioContext **multithread = NULL;
+    size_t multithread_count = 0;
     const BdExportType *type;
     GError *lookup_err = NULL;
     BdBlockBackend *blk;
@@ -269,6 +288,11 @@ static BdExport *export_add(JsonObject *opts, GError **errp)
     BdExport *exp;
     uint64_t perm;
 
+    if (fixed_iothread && iothread_list) {
+        g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
+                    "Cannot use fixed-iothread for a multi-threaded export");
+        return NULL;
+    }
     if (!bd_object_id_wellformed(id)) {
         g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
                     "Invalid block export id");
@@ -309,6 +333,32 @@ static BdExport *export_add(JsonObject *opts, GError **errp)
                         "iothread \"%s\" not found", iothread);
             return NULL;
         }
+    } else if (iothread_list) {
+        multithread_count = json_array_get_length(iothread_list);
+        if (!multithread_count) {
+            g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
+                        "The set of I/O threads must not be empty");
+            return NULL;
+        }
+        multithread = g_new(BdAioContext *, multithread_count);
+        for (size_t i = 0; i < multithread_count; i++) {
+            const char *name = json_array_get_string_element(iothread_list,
+                                                             i);
+            BdIOThread *t = bd_iothread_find(name);
+
+            if (!t) {
+                g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
+                            "iothread \"%s\" not found", name);
+                return NULL;
+            }
+            multithread[i] = bd_iothread_get_aio_context(t);
+        }
+        if (!type->supports_multithread) {
+            g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
+                        "Export type '%s' does not support multi-threading",
+                        type->name);
+            return NULL;
+        }
     }
 
     /* QEMU's export permissions: read (and write), sharing everything */
@@ -346,6 +396,8 @@ static BdExport *export_add(JsonObject *opts, GError **errp)
     exp->writethrough = writethrough;
     exp->user_owned = true;
     exp->refcount = 1;
+    exp->multithread = g_steal_pointer(&multithread);
+    exp->multithread_count = multithread_count;
     if (type->instance_size) {
         exp->instance = g_malloc0(type->instance_size);
     }

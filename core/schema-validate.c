@@ -395,6 +395,9 @@ static BdSchemaType *alternate_branch(BdSchemaType *type, JsonNode *node)
         case BD_SCHEMA_ENUM:
             match = node_is(node, G_TYPE_STRING);
             break;
+        case BD_SCHEMA_ARRAY:
+            match = JSON_NODE_HOLDS_ARRAY(node);
+            break;
         case BD_SCHEMA_BUILTIN:
             switch (t->builtin) {
             case BD_BUILTIN_STR:

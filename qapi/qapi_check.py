@@ -376,9 +376,11 @@ class Checker:
                                   "alternate '%s'" % (case, name))
             if isinstance(t, dict):
                 t = t['type']
+            # an array branch takes a JSON array (QEMU 10.1 allows them)
+            is_array = isinstance(t, list)
             t = self._check_type(t, info, "branch '%s' of alternate '%s'"
-                                 % (case, name), allow_array=False)
-            kind = self._kind(t)
+                                 % (case, name))
+            kind = 'array' if is_array else self._kind(t)
             if kind == 'alternate':
                 raise SchemaError(info, "alternate '%s' cannot contain "
                                   "alternate '%s'" % (name, t))
@@ -389,6 +391,8 @@ class Checker:
                                       "branch of type '%s'" % (name, t))
             elif kind == 'enum':
                 json = 'string'
+            elif kind == 'array':
+                json = 'array'
             else:
                 json = 'object'
             if json in seen:

@@ -77,6 +77,12 @@ typedef struct BdExport BdExport;
  *        core frees afterwards).  Called once the last reference is gone,
  *        after request_shutdown(); the BlockBackend is still attached
  *        during the call.  NULL: nothing to do.
+ * @supports_multithread: the type can serve one export from several
+ *        iothreads at once ('iothread' given as a list): its create()
+ *        then finds their contexts with
+ *        bd_export_get_multithread_contexts() and may issue requests on
+ *        the BlockBackend from any of them.  false: the core refuses such
+ *        exports.
  */
 struct BdExportType {
     uint32_t struct_size;
@@ -86,6 +92,7 @@ struct BdExportType {
     bool (*create)(BdExport *exp, JsonObject *options, GError **errp);
     void (*request_shutdown)(BdExport *exp);
     void (*destroy)(BdExport *exp);
+    bool supports_multithread;
 };
 
 /* --- accessors: any thread, valid while the caller holds a reference ------ */
@@ -121,6 +128,17 @@ bool bd_export_is_writethrough(BdExport *exp);
  * and fd handlers belong in this context.
  */
 BdAioContext *bd_export_get_aio_context(BdExport *exp);
+
+/*
+ * The contexts of the iothreads a multi-threaded export runs in
+ * ('iothread' given as a list, in the list's order, at least one): the
+ * count, with *@ctxs pointing to the array, which the export owns.  0 and
+ * NULL for an export run in one context (bd_export_get_aio_context()).
+ * The node stays in its own context; requests may come from any of these
+ * threads.
+ */
+size_t bd_export_get_multithread_contexts(BdExport *exp,
+                                          BdAioContext *const **ctxs);
 
 /*
  * The export's opaque pointer: the instance data (@instance_size) until

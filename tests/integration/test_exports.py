@@ -146,6 +146,34 @@ class Exports(h.TestCase):
         qmp.command('blockdev-del', **{'node-name': 'f0'})
         self.assertEqual(qmp.command('object-del', id='io0'), {})
 
+    def test_multithread_refusals(self):
+        """'iothread' as a list (QEMU 10.1's multi-threaded exports): the
+        core's checks, in QEMU's order and words, before the type sees
+        it; a type that cannot serve from several threads is refused."""
+        d, qmp = self.start(['--object', 'iothread,id=io0'])
+        cases = [
+            ({'iothread': ['io0'], 'fixed-iothread': True},
+             'Cannot use fixed-iothread for a multi-threaded export'),
+            ({'iothread': []}, 'The set of I/O threads must not be empty'),
+            ({'iothread': ['io0', 'nothere']},
+             'iothread "nothere" not found'),
+            ({'iothread': ['io0']},
+             "Export type 'testexp' does not support multi-threading"),
+            ({'iothread': [1]},
+             "Invalid parameter type for 'iothread[0]', expected: string"),
+        ]
+        for extra, desc in cases:
+            reply = qmp.execute('block-export-add', dict(
+                type='testexp', id='m', **{'node-name': 'n0'}, **extra))
+            self.assertEqual(reply['error']['desc'], desc, extra)
+        self.assertEqual(qmp.command('query-block-exports'), [])
+        r = self.run_blockd(['--plugin-dir', PLUGIN_DIRS] + NODES +
+                            ['--object', 'iothread,id=io0', '--export',
+                             'testexp,id=e,node-name=n0,iothread.0=io0'])
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("Export type 'testexp' does not support "
+                      "multi-threading", r.stderr)
+
     def test_safe_and_hard_deletion(self):
         d, qmp = self.start()
         qmp.command('block-export-add', type='testexp', id='e',
