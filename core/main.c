@@ -108,7 +108,7 @@ static void print_help(const char *prog)
 "  --object help          list the object types\n"
 "  --object <type>,help   list the properties of an object type\n"
 "  --object <type>[,<property>=<value>...]\n"
-"                         create an object (secret, tls-creds-*, authz-*,\n"
+"                         create an object (secrets, tls-creds-*, authz-*,\n"
 "                         iothread, throttle-group, ...)\n"
 "  --pidfile <path>       write the process id to <path> once ready\n"
 "\n"

@@ -51,6 +51,7 @@ static bool qmp_qom_list_types(JsonObject *args, JsonNode **ret,
     bool abstract = json_object_get_boolean_member_with_default(
         args, "abstract", false);
     g_autoptr(GPtrArray) names = bd_object_type_names();
+    g_autoptr(GPtrArray) parents = g_ptr_array_new();
     JsonArray *list = json_array_new();
 
     for (guint i = 0; i < names->len; i++) {
@@ -62,12 +63,30 @@ static bool qmp_qom_list_types(JsonObject *args, JsonNode **ret,
             continue;   /* its plugin failed to load: not a usable type */
         }
         parent = type->parent ? type->parent : "object";
+        if (strcmp(parent, "object") &&
+            !g_ptr_array_find_with_equal_func(parents, parent, g_str_equal,
+                                              NULL)) {
+            g_ptr_array_add(parents, (gpointer)parent);
+        }
         if (!implements || !strcmp(implements, type->name) ||
             !strcmp(implements, parent) ||
             !strcmp(implements, USER_CREATABLE) ||
             !strcmp(implements, "object")) {
             json_array_add_object_element(
                 list, type_info(type->name, false, parent));
+        }
+    }
+    /*
+     * The parents that types name (e.g. "authz") are QEMU's abstract
+     * classes, which derive from "object".
+     */
+    for (guint i = 0; abstract && i < parents->len; i++) {
+        const char *parent = parents->pdata[i];
+
+        if (!implements || !strcmp(implements, parent) ||
+            !strcmp(implements, "object")) {
+            json_array_add_object_element(list,
+                                          type_info(parent, true, "object"));
         }
     }
     if (abstract && (!implements || !strcmp(implements, USER_CREATABLE))) {

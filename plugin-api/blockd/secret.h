@@ -5,8 +5,8 @@
  * encrypted TLS private key) so that they never appear on a command line
  * in the clear.  A type offers them as the BdObjectInterface named
  * BD_SECRET_INTERFACE whose @ops point to a BdSecretInterface, and names
- * "secret-common" as its parent type (QEMU's name) so that
- * bd_object_find(id, "secret-common") finds its objects.
+ * "secret_common" as its parent type (QEMU's name, with an underscore) so
+ * that bd_object_find(id, "secret_common") finds its objects.
  */
 #ifndef BLOCKD_SECRET_H
 #define BLOCKD_SECRET_H

@@ -139,7 +139,9 @@ class SchemaPluginTests(TestCase):
         self.assertIn('  testobj', res.stdout.splitlines())
 
         plugins = self.private_plugins(drop=['object-testobj',
-                                             'object-iothread'])
+                                             'object-iothread',
+                                             'object-secret',
+                                             'object-authz'])
         client = self.client(plugins)
         self.assertNotIn('testobj', [t['name'] for t in
                                      client.command('qom-list-types')])

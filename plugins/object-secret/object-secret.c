@@ -1,0 +1,369 @@
+/*
+ * object-secret: the 'secret' object type, which holds a password or key
+ * for other plugins (through the "secret" interface of <blockd/secret.h>)
+ * so that it never has to appear on a command line in the clear.
+ *
+ * As in QEMU, the data is loaded when the object is completed: read from
+ * 'data' or 'file', then either decrypted (when 'keyid' names the secret
+ * holding an AES-256 key; CBC mode with 'iv', PKCS#7-style padding) or,
+ * when not encrypted, base64-decoded if 'format' says so.  Encrypted data
+ * in base64 format is decoded before it is decrypted.  Every error message
+ * and the order of the checks are qemu-storage-daemon 7.2's.
+ */
+#include <string.h>
+
+#include <gnutls/crypto.h>
+#include <gnutls/gnutls.h>
+
+#include <blockd/blockd.h>
+
+#include "object-secret-schema.h"
+
+#define SECRET_PARENT "secret_common"
+#define AES256_KEY_LEN 32
+#define AES_BLOCK_LEN 16
+
+/* The characters QEMU accepts in base64 text (newlines included). */
+#define BASE64_CHARS \
+    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=\n"
+
+typedef struct SecretObject {
+    /* the properties as given */
+    char *data;
+    char *file;
+    char *keyid;
+    char *iv;
+    bool base64;
+
+    /* the plain bytes, NUL-terminated (not counted); NULL until loaded */
+    uint8_t *raw;
+    size_t raw_len;
+} SecretObject;
+
+/* Overwrite and free a buffer that held secret bytes. */
+static void wipe_free(void *buf, size_t len)
+{
+    if (buf) {
+        explicit_bzero(buf, len);
+        g_free(buf);
+    }
+}
+
+/*
+ * Decode base64 text of @len bytes (the bytes after it are not looked at)
+ * with QEMU's checks: no NUL inside, only base64 characters.  The decoder
+ * itself is glib's, as in QEMU, so that padding and trailing garbage are
+ * treated alike.
+ */
+static uint8_t *base64_decode(const char *text, size_t len, size_t *out_len,
+                              GError **errp)
+{
+    g_autofree char *copy = NULL;
+
+    *out_len = 0;
+    if (memchr(text, '\0', len)) {
+        g_set_error_literal(errp, BD_ERROR, BD_ERROR_GENERIC,
+                            "Base64 data contains embedded NUL characters");
+        return NULL;
+    }
+    if (strspn(text, BASE64_CHARS) != len) {
+        g_set_error_literal(errp, BD_ERROR, BD_ERROR_GENERIC,
+                            "Base64 data contains invalid characters");
+        return NULL;
+    }
+    copy = g_strndup(text, len);
+    return g_base64_decode(copy, out_len);
+}
+
+/* Read the undecoded bytes from 'data' or 'file'. */
+static bool secret_read_input(SecretObject *s, uint8_t **input, size_t *len,
+                              GError **errp)
+{
+    g_autoptr(GError) err = NULL;
+    char *contents;
+    gsize length;
+
+    if (s->file) {
+        if (s->data) {
+            g_set_error_literal(errp, BD_ERROR, BD_ERROR_GENERIC,
+                                "'file' and 'data' are mutually exclusive");
+            return false;
+        }
+        if (!g_file_get_contents(s->file, &contents, &length, &err)) {
+            g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
+                        "Unable to read %s: %s", s->file, err->message);
+            return false;
+        }
+        *input = (uint8_t *)contents;
+        *len = length;
+        return true;
+    }
+    if (s->data) {
+        *len = strlen(s->data);
+        *input = (uint8_t *)g_strdup(s->data);
+        return true;
+    }
+    g_set_error_literal(errp, BD_ERROR, BD_ERROR_GENERIC,
+                        "Either 'file' or 'data' must be provided");
+    return false;
+}
+
+/* The bytes of the secret called @id, for use as a key. */
+static bool secret_lookup(const char *id, uint8_t **data, size_t *len,
+                          GError **errp)
+{
+    BdObject *obj = bd_object_find(id, NULL);
+    const BdSecretInterface *ops;
+
+    if (!obj) {
+        g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
+                    "No secret with id '%s'", id);
+        return false;
+    }
+    ops = bd_object_get_interface(obj, BD_SECRET_INTERFACE);
+    if (!ops || ops->struct_size <= offsetof(BdSecretInterface, get_data) ||
+        !ops->get_data) {
+        g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
+                    "Object with id '%s' is not a secret", id);
+        return false;
+    }
+    return ops->get_data(obj, data, len, errp);
+}
+
+/*
+ * Decrypt @input (raw ciphertext, or base64 text of it) with the key of
+ * secret 'keyid' and the IV 'iv'.  On success *@out holds the plaintext
+ * without its padding, NUL-terminated.
+ */
+static bool secret_decrypt(SecretObject *s, const uint8_t *input,
+                           size_t input_len, uint8_t **out, size_t *out_len,
+                           GError **errp)
+{
+    uint8_t *key = NULL;
+    size_t key_len = 0;
+    g_autofree uint8_t *iv = NULL;
+    size_t iv_len;
+    uint8_t *decoded = NULL;
+    size_t ct_len = 0;
+    const uint8_t *ct;
+    uint8_t *plain = NULL;
+    size_t plain_len = 0;
+    gnutls_cipher_hd_t cipher = NULL;
+    gnutls_datum_t key_datum, iv_datum;
+    bool ok = false;
+    uint8_t pad;
+    int rc;
+
+    if (!secret_lookup(s->keyid, &key, &key_len, errp)) {
+        return false;
+    }
+    if (key_len != AES256_KEY_LEN) {
+        g_set_error_literal(errp, BD_ERROR, BD_ERROR_GENERIC,
+                            "Key should be 32 bytes in length");
+        goto out;
+    }
+    if (!s->iv) {
+        g_set_error_literal(errp, BD_ERROR, BD_ERROR_GENERIC,
+                            "IV is required to decrypt secret");
+        goto out;
+    }
+    iv = base64_decode(s->iv, strlen(s->iv), &iv_len, errp);
+    if (!iv) {
+        goto out;
+    }
+    if (iv_len != AES_BLOCK_LEN) {
+        g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
+                    "IV should be 16 bytes in length not %zu", iv_len);
+        goto out;
+    }
+
+    key_datum = (gnutls_datum_t){ .data = key, .size = key_len };
+    iv_datum = (gnutls_datum_t){ .data = iv, .size = iv_len };
+    rc = gnutls_cipher_init(&cipher, GNUTLS_CIPHER_AES_256_CBC, &key_datum,
+                            &iv_datum);
+    if (rc < 0) {
+        g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
+                    "Cannot initialize cipher: %s", gnutls_strerror(rc));
+        cipher = NULL;
+        goto out;
+    }
+
+    if (s->base64) {
+        decoded = base64_decode((const char *)input, input_len, &ct_len,
+                                errp);
+        if (!decoded) {
+            goto out;
+        }
+        ct = decoded;
+    } else {
+        ct = input;
+        ct_len = input_len;
+    }
+    if (ct_len % AES_BLOCK_LEN) {
+        g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
+                    "Length %zu must be a multiple of block size %d",
+                    ct_len, AES_BLOCK_LEN);
+        goto out;
+    }
+    plain = g_malloc0(ct_len + 1);
+    if (ct_len) {
+        rc = gnutls_cipher_decrypt2(cipher, ct, ct_len, plain, ct_len);
+        if (rc < 0) {
+            g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
+                        "Cannot decrypt data: %s", gnutls_strerror(rc));
+            goto out;
+        }
+        /*
+         * QEMU only checks that the count in the last byte is possible; it
+         * does not look at the other padding bytes.  Empty ciphertext (no
+         * padding byte at all) makes an empty secret.
+         */
+        pad = plain[ct_len - 1];
+        if (pad > AES_BLOCK_LEN || pad > ct_len) {
+            g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
+                        "Incorrect number of padding bytes (%d) found on "
+                        "decrypted data", (int)pad);
+            goto out;
+        }
+        plain_len = ct_len - pad;
+        explicit_bzero(plain + plain_len, pad);
+    }
+    *out = plain;
+    *out_len = plain_len;
+    plain = NULL;
+    ok = true;
+
+out:
+    if (cipher) {
+        gnutls_cipher_deinit(cipher);
+    }
+    wipe_free(plain, ct_len + 1);
+    if (decoded) {
+        wipe_free(decoded, ct_len);
+    }
+    wipe_free(key, key_len);
+    return ok;
+}
+
+static char *dup_member(JsonObject *props, const char *name)
+{
+    return g_strdup(json_object_get_string_member_with_default(props, name,
+                                                               NULL));
+}
+
+static bool secret_create(BdObject *obj, JsonObject *props, GError **errp)
+{
+    SecretObject *s = bd_object_get_opaque(obj);
+
+    /* QEMU 7.2 keeps 'loaded' in its schema but made the property
+     * read-only, so any value is refused when it is set. */
+    if (json_object_has_member(props, "loaded")) {
+        g_set_error_literal(errp, BD_ERROR, BD_ERROR_GENERIC,
+                            "Property 'secret.loaded' is not writable");
+        return false;
+    }
+    s->data = dup_member(props, "data");
+    s->file = dup_member(props, "file");
+    s->keyid = dup_member(props, "keyid");
+    s->iv = dup_member(props, "iv");
+    s->base64 = !g_strcmp0(json_object_get_string_member_with_default(
+                               props, "format", "raw"), "base64");
+    return true;
+}
+
+/* Load the data now that other secrets can be found by id. */
+static bool secret_complete(BdObject *obj, GError **errp)
+{
+    SecretObject *s = bd_object_get_opaque(obj);
+    uint8_t *input = NULL, *output = NULL;
+    size_t input_len = 0, output_len = 0;
+    bool ok;
+
+    if (!secret_read_input(s, &input, &input_len, errp)) {
+        return false;
+    }
+    if (s->keyid) {
+        ok = secret_decrypt(s, input, input_len, &output, &output_len, errp);
+    } else if (s->base64) {
+        output = base64_decode((const char *)input, input_len, &output_len,
+                               errp);
+        ok = output != NULL;
+    } else {
+        s->raw = input;
+        s->raw_len = input_len;
+        return true;
+    }
+    wipe_free(input, input_len);
+    if (!ok) {
+        return false;
+    }
+    s->raw = output;
+    s->raw_len = output_len;
+    return true;
+}
+
+static void secret_destroy(BdObject *obj)
+{
+    SecretObject *s = bd_object_get_opaque(obj);
+
+    wipe_free(s->raw, s->raw_len);
+    s->raw = NULL;
+    if (s->data) {
+        wipe_free(s->data, strlen(s->data));
+    }
+    g_free(s->file);
+    g_free(s->keyid);
+    g_free(s->iv);
+}
+
+static bool secret_get_data(BdObject *obj, uint8_t **data, size_t *len,
+                            GError **errp)
+{
+    SecretObject *s = bd_object_get_opaque(obj);
+    uint8_t *copy;
+
+    if (!s->raw) {
+        /* only while its own data is being loaded, e.g. keyid=itself */
+        g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
+                    "Secret with id '%s' has no data", bd_object_get_id(obj));
+        return false;
+    }
+    copy = g_malloc(s->raw_len + 1);
+    memcpy(copy, s->raw, s->raw_len);
+    copy[s->raw_len] = '\0';
+    *data = copy;
+    *len = s->raw_len;
+    return true;
+}
+
+static const BdSecretInterface secret_ops = {
+    .struct_size = sizeof(BdSecretInterface),
+    .get_data = secret_get_data,
+};
+
+static const BdObjectInterface secret_interfaces[] = {
+    { .name = BD_SECRET_INTERFACE, .ops = &secret_ops },
+    { .name = NULL },
+};
+
+static const BdObjectType secret_type = {
+    .struct_size = sizeof(BdObjectType),
+    .name = "secret",
+    .description = "a password or key, given inline or in a file",
+    .parent = SECRET_PARENT,
+    .instance_size = sizeof(SecretObject),
+    .create = secret_create,
+    .complete = secret_complete,
+    .destroy = secret_destroy,
+    .interfaces = secret_interfaces,
+};
+
+static bool object_secret_init(BdRegistry *reg, GError **errp)
+{
+    return bd_registry_add_object_type(reg, &secret_type, errp);
+}
+
+BD_PLUGIN_DEFINE("object-secret", "0.1.0",
+                 "the secret object type",
+                 "GPL-2.0-or-later", object_secret_schema,
+                 object_secret_init);
