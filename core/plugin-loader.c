@@ -489,7 +489,9 @@ static void discover_dir(const char *dir)
     }
     closedir(d);
     /* A stable order makes "first found wins" predictable. */
-    qsort(files->pdata, files->len, sizeof(void *), compare_strings);
+    if (files->len) {   /* pdata is NULL while the array is empty */
+        qsort(files->pdata, files->len, sizeof(void *), compare_strings);
+    }
     for (guint i = 0; i < files->len; i++) {
         discover_file(dir, files->pdata[i]);
     }
