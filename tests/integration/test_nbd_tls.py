@@ -272,6 +272,23 @@ class X509(TlsCase):
                     ['-c', 'write -P 0x3c 0 3M', '-c', 'read -P 0x3c 0 3M',
                      self.qemu_nbd_json(sock)])
 
+    def test_nbdcopy_many_requests_both_ways(self):
+        # replies and requests in flight together on one TLS session
+        _, sock, _ = self.start(self.x509_server())
+        uri = self.nbds_uri(sock, f'tls-certificates={self.tls.client}')
+        data = os.urandom(SIZE)
+        src = os.path.join(self.tmpdir, 'src.raw')
+        with open(src, 'wb') as f:
+            f.write(data)
+        self.run_ok(['nbdcopy', '--requests=32', '--request-size=65536',
+                     src, uri])
+        with open(self.img, 'rb') as f:
+            self.assertEqual(f.read(), data)
+        out = os.path.join(self.tmpdir, 'out.raw')
+        self.run_ok(['nbdcopy', '--requests=32', uri, out])
+        with open(out, 'rb') as f:
+            self.assertEqual(f.read(), data)
+
     def test_tcp_checks_the_server_name(self):
         _, port, _ = self.start(self.x509_server(), tcp=True)
         # the certificate names 127.0.0.1: qemu checks the host it dials
@@ -502,6 +519,13 @@ class Errors(TlsCase):
 
     def test_nbd_server_start(self):
         clients = self.qmp_pair()
+        for c in clients:
+            types = c.command('qom-list-types', {'implements': 'tls-creds'})
+            self.assertLessEqual({('tls-creds-anon', 'tls-creds'),
+                                  ('tls-creds-psk', 'tls-creds'),
+                                  ('tls-creds-x509', 'tls-creds')},
+                                 {(t['name'], t.get('parent'))
+                                  for t in types})
         addr = {'type': 'unix',
                 'data': {'path': os.path.join(self.tmpdir, 'n.sock')}}
         for creds in ('nosuch', 'io0', 'tlsc'):

@@ -139,7 +139,8 @@ class SchemaPluginTests(TestCase):
         self.assertIn('  testobj', res.stdout.splitlines())
 
         plugins = self.private_plugins(drop=['object-testobj',
-                                             'object-iothread'])
+                                             'object-iothread',
+                                             'object-tls-creds'])
         client = self.client(plugins)
         self.assertNotIn('testobj', [t['name'] for t in
                                      client.command('qom-list-types')])
