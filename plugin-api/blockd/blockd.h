@@ -17,6 +17,7 @@
 #include <blockd/object.h>
 #include <blockd/authz.h>
 #include <blockd/secret.h>
+#include <blockd/tls.h>
 #include <blockd/job.h>
 #include <blockd/qmp.h>
 #include <blockd/socket-activation.h>

@@ -26,6 +26,7 @@
 
 #include "nbd-int.h"
 #include "nbd-proto.h"
+#include "nbd-tls.h"
 
 /* QEMU's limit of requests in flight per connection. */
 #define NBD_MAX_REQUESTS 16
@@ -41,6 +42,8 @@ struct NbdClient {
     BdAioContext *ctx;          /* where the connection runs now */
     gint closing;               /* nbd_client_close() was called */
     bool broken;                /* a send failed: the stream is lost */
+    NbdTls *tls;                /* TLS is required (NULL: never offered) */
+    bool tls_active;            /* after STARTTLS: all traffic is TLS */
 
     BdCoroutine *recv_waiter;   /* waits for the socket to be readable */
     BdCoroutine *send_waiter;   /* waits for it to be writable */
@@ -132,7 +135,8 @@ static int co_recv(NbdClient *c, void *buf, size_t len)
     uint8_t *p = buf;
 
     while (len) {
-        ssize_t n = recv(c->fd, p, len, 0);
+        ssize_t n = G_UNLIKELY(c->tls_active) ? nbd_tls_recv(c->tls, p, len)
+                                              : recv(c->fd, p, len, 0);
 
         if (n > 0) {
             p += n;
@@ -140,7 +144,17 @@ static int co_recv(NbdClient *c, void *buf, size_t len)
         } else if (n == 0) {
             return -EPIPE;
         } else if (errno == EAGAIN || errno == EWOULDBLOCK) {
-            wait_socket(c, false);
+            /*
+             * TLS may have to write (a key update's answer) to read on; it
+             * borrows the writer's slot when that is free, and otherwise
+             * the writer's own progress flushes it.
+             */
+            int ret = wait_socket(c, c->tls_active && !c->send_waiter &&
+                                     nbd_tls_wants_write(c->tls));
+
+            if (ret < 0) {
+                return ret;
+            }
         } else if (errno != EINTR) {
             return -errno;
         }
@@ -170,7 +184,9 @@ static int co_sendv(NbdClient *c, struct iovec *iov, int cnt)
 {
     while (cnt) {
         struct msghdr msg = { .msg_iov = iov, .msg_iovlen = cnt };
-        ssize_t n = sendmsg(c->fd, &msg, MSG_NOSIGNAL);
+        ssize_t n = G_UNLIKELY(c->tls_active)
+                    ? nbd_tls_sendv(c->tls, iov, cnt)
+                    : sendmsg(c->fd, &msg, MSG_NOSIGNAL);
 
         if (n < 0) {
             if (errno == EAGAIN || errno == EWOULDBLOCK) {
@@ -242,6 +258,49 @@ static int send_info(NbdClient *c, uint32_t opt, uint16_t type,
     nbd_put16(buf, type);
     memcpy(buf + 2, data, len);
     return send_rep(c, opt, NBD_REP_INFO, buf, 2 + len);
+}
+
+/*
+ * coroutine_fn: NBD_OPT_STARTTLS, with QEMU's replies.  0: next option;
+ * negative: hang up (a bad STARTTLS before TLS, or a failed handshake).
+ */
+static int handle_starttls(NbdClient *c, uint32_t opt, uint32_t len)
+{
+    g_autoptr(GError) err = NULL;
+    int ret;
+
+    if (len) {
+        /* QEMU names the option by its short name here */
+        ret = send_rep_err(c, opt, NBD_REP_ERR_INVALID,
+                           "option 'starttls' has unexpected length");
+        /* a client that cannot even start TLS right is not kept */
+        return ret < 0 || (c->tls && !c->tls_active) ? -EINVAL : 0;
+    }
+    if (!c->tls) {
+        return send_rep_err(c, opt, NBD_REP_ERR_POLICY, "TLS not configured");
+    }
+    if (c->tls_active) {
+        return send_rep_err(c, opt, NBD_REP_ERR_INVALID,
+                            "TLS already enabled");
+    }
+    ret = send_rep(c, opt, NBD_REP_ACK, NULL, 0);
+    if (ret < 0) {
+        return ret;
+    }
+    if (!nbd_tls_start(c->tls, &err)) {
+        return -EIO;
+    }
+    while ((ret = nbd_tls_handshake(c->tls, &err)) == -EAGAIN) {
+        ret = wait_socket(c, nbd_tls_wants_write(c->tls));
+        if (ret < 0) {
+            return ret;
+        }
+    }
+    if (ret < 0) {
+        return -EIO;
+    }
+    c->tls_active = true;
+    return 0;
 }
 
 static uint16_t client_flags(NbdClient *c, NbdExport *e)
@@ -431,6 +490,20 @@ static int negotiate(NbdClient *c)
             return -ESHUTDOWN;
         }
 
+        if (c->tls && !c->tls_active && opt != NBD_OPT_STARTTLS &&
+            opt != NBD_OPT_ABORT) {
+            if (opt == NBD_OPT_EXPORT_NAME) {
+                return -EINVAL;     /* it has no error reply */
+            }
+            ret = send_rep_err(c, opt, NBD_REP_ERR_TLS_REQD,
+                               "Option 0x%" PRIx32 " not permitted before "
+                               "TLS", opt);
+            if (ret < 0) {
+                return ret;
+            }
+            continue;
+        }
+
         switch (opt) {
         case NBD_OPT_EXPORT_NAME: {
             g_autofree char *name = NULL;
@@ -486,8 +559,7 @@ static int negotiate(NbdClient *c)
             ret = handle_meta(c, opt, data, len);
             break;
         case NBD_OPT_STARTTLS:
-            ret = send_rep_err(c, opt, NBD_REP_ERR_POLICY,
-                               "TLS not configured");
+            ret = handle_starttls(c, opt, len);
             break;
         default:
             ret = send_rep_err(c, opt, NBD_REP_ERR_UNSUP,
@@ -925,12 +997,13 @@ static void client_entry(void *opaque)
     bd_aio_bh_schedule_oneshot(c->main_ctx, client_finish, c);
 }
 
-NbdClient *nbd_client_new(int fd)
+NbdClient *nbd_client_new(int fd, NbdTlsConfig *tls)
 {
     NbdClient *c = g_new0(NbdClient, 1);
 
     c->refcnt = 1;
     c->fd = fd;
+    c->tls = tls ? nbd_tls_new(tls, fd) : NULL;
     c->main_ctx = c->ctx = bd_aio_current_context();
     bd_co_mutex_init(&c->send_lock);
     bd_aio_co_enter(c->ctx, bd_coroutine_create(client_entry, c));
@@ -967,6 +1040,7 @@ NbdExport *nbd_client_get_export(NbdClient *c)
 void nbd_client_unref(NbdClient *c)
 {
     if (g_atomic_int_dec_and_test(&c->refcnt)) {
+        nbd_tls_free(c->tls);
         close(c->fd);
         g_free(c->meta_export);
         g_free(c);

@@ -15,6 +15,8 @@
 
 #include <blockd/blockd.h>
 
+#include "nbd-tls.h"
+
 /* One 'nbd' export: the instance data of a BdExport. */
 typedef struct NbdExport {
     BdExport *exp;
@@ -60,9 +62,10 @@ bool nbd_qmp_server_remove(JsonObject *args, JsonNode **ret, GError **errp);
 
 /*
  * Start serving the accepted socket @fd (non-blocking) in the main loop.
- * Takes ownership of @fd.
+ * Takes ownership of @fd.  @tls: the server's TLS settings, which the
+ * client then requires (NULL: no TLS).
  */
-NbdClient *nbd_client_new(int fd);
+NbdClient *nbd_client_new(int fd, NbdTlsConfig *tls);
 
 /* Disconnect @c: pending requests fail, the socket is shut down. */
 void nbd_client_close(NbdClient *c);

@@ -34,6 +34,7 @@ typedef struct NbdServer {
     uint32_t max_connections;
     GList *clients;             /* of NbdClient */
     unsigned nclients;
+    NbdTlsConfig *tls;          /* NULL: no TLS */
 } NbdServer;
 
 static NbdServer *server;
@@ -120,7 +121,7 @@ static void server_accept(void *opaque)
     if (fd < 0) {
         return;     /* EAGAIN, or a client that went away already */
     }
-    server->clients = g_list_prepend(server->clients, nbd_client_new(fd));
+    server->clients = g_list_prepend(server->clients, nbd_client_new(fd, server->tls));
     server->nclients++;
     server_update_watch();
 }
@@ -314,6 +315,7 @@ static void server_free(void)
         nbd_client_close(l->data);
     }
     g_list_free(server->clients);
+    nbd_tls_config_free(server->tls);
     g_clear_pointer(&server, g_free);
 }
 
@@ -324,7 +326,10 @@ bool nbd_qmp_server_start(JsonObject *args, JsonNode **ret, GError **errp)
     JsonObject *addr = json_object_get_object_member(args, "addr");
     const char *type = json_object_get_string_member(addr, "type");
     JsonObject *data = json_object_get_object_member(addr, "data");
+    const char *tls_creds = json_object_get_string_member_with_default(
+        args, "tls-creds", NULL);
     g_autofree char *created = NULL;
+    NbdTlsConfig *tls = NULL;
     int fd;
 
     if (server) {
@@ -332,12 +337,19 @@ bool nbd_qmp_server_start(JsonObject *args, JsonNode **ret, GError **errp)
                             "NBD server already running");
         return false;
     }
-    if (json_object_has_member(args, "tls-creds") ||
-        json_object_has_member(args, "tls-authz")) {
-        g_set_error_literal(errp, BD_ERROR, BD_ERROR_GENERIC,
-                            "NBD over TLS (tls-creds, tls-authz) is not "
-                            "supported yet");
-        return false;
+    /*
+     * Like QEMU, a tls-authz without tls-creds is accepted: there is then
+     * no TLS client to authorize.
+     */
+    if (tls_creds) {
+        tls = nbd_tls_config_new(
+            tls_creds,
+            json_object_get_string_member_with_default(args, "tls-authz",
+                                                       NULL),
+            errp);
+        if (!tls) {
+            return false;
+        }
     }
     if (strcmp(type, "inet") == 0) {
         fd = listen_inet(data, errp);
@@ -351,9 +363,11 @@ bool nbd_qmp_server_start(JsonObject *args, JsonNode **ret, GError **errp)
         fd = -1;
     }
     if (fd < 0) {
+        nbd_tls_config_free(tls);
         return false;
     }
     server = g_new0(NbdServer, 1);
+    server->tls = tls;
     server->ctx = bd_aio_current_context();
     server->listen_fds = g_array_new(FALSE, FALSE, sizeof(int));
     g_array_append_val(server->listen_fds, fd);

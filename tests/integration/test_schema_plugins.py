@@ -141,7 +141,8 @@ class SchemaPluginTests(TestCase):
         plugins = self.private_plugins(drop=['object-testobj',
                                              'object-iothread',
                                              'object-secret',
-                                             'object-authz'])
+                                             'object-authz',
+                                             'object-tls-creds'])
         client = self.client(plugins)
         self.assertNotIn('testobj', [t['name'] for t in
                                      client.command('qom-list-types')])
