@@ -398,8 +398,10 @@ bool nbd_qmp_server_add(JsonObject *args, JsonNode **ret, GError **errp)
         args, "writable", false);
     BdNode *node;
 
-    /* the device names a node (there are no other devices), looked up
-     * before the server is checked, as QEMU does */
+    /*
+     * The device names a node (there are no other devices here); it is
+     * looked up before the server is checked, as QEMU does.
+     */
     node = bd_node_find(device);
     if (!node) {
         g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
