@@ -332,7 +332,8 @@ static int send_meta_context(NbdClient *c, uint32_t opt, uint32_t id,
     size_t n = strlen(name);
     g_autofree uint8_t *buf = g_malloc(4 + n);
 
-    nbd_put32(buf, id);
+    /* a list selects nothing: its ids mean nothing and are 0, as QEMU's */
+    nbd_put32(buf, opt == NBD_OPT_LIST_META_CONTEXT ? 0 : id);
     memcpy(buf + 4, name, n);
     return send_rep(c, opt, NBD_REP_META_CONTEXT, buf, 4 + n);
 }
