@@ -489,7 +489,10 @@ static void discover_dir(const char *dir)
     }
     closedir(d);
     /* A stable order makes "first found wins" predictable. */
-    qsort(files->pdata, files->len, sizeof(void *), compare_strings);
+    if (files->len) {
+        /* an empty array has no storage, and qsort() wants some */
+        qsort(files->pdata, files->len, sizeof(void *), compare_strings);
+    }
     for (guint i = 0; i < files->len; i++) {
         discover_file(dir, files->pdata[i]);
     }
