@@ -306,6 +306,20 @@ int bd_blk_co_block_status(BdBlockBackend *blk, bool want_zero,
     return ret;
 }
 
+int bd_blk_co_allocation_depth(BdBlockBackend *blk, int64_t offset,
+                               int64_t bytes, int64_t *pnum)
+{
+    BdNode *node = blk_enter(blk);
+    int ret;
+
+    if (!node) {
+        return -ENOMEDIUM;
+    }
+    ret = bd_node_co_allocation_depth(node, offset, bytes, pnum);
+    blk_leave(node);
+    return ret;
+}
+
 int bd_blk_co_truncate(BdBlockBackend *blk, int64_t offset, bool exact,
                        BdPreallocMode prealloc, BdRequestFlags flags,
                        GError **errp)

@@ -708,6 +708,16 @@ BdChild *bd_node_get_file(BdNode *node)
     return find_child(node, "file");
 }
 
+uint32_t bd_node_get_request_alignment(BdNode *node)
+{
+    return node->bl.request_alignment;
+}
+
+uint32_t bd_node_get_max_transfer(BdNode *node)
+{
+    return node->bl.max_transfer;
+}
+
 BdChild *bd_node_get_backing(BdNode *node)
 {
     return find_child(node, "backing");

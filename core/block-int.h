@@ -113,8 +113,7 @@ BdNode *bd_node_open_driver(const BdBlockDriver *drv, const char *node_name,
  */
 void bd_block_register_test_driver(const BdBlockDriver *drv);
 
-/* Find a node by name; NULL if none.  Main loop. */
-BdNode *bd_node_find(const char *node_name);
+/* bd_node_find() is public: <blockd/block.h>. */
 
 /* All nodes, in creation order (borrowed).  Main loop. */
 GPtrArray *bd_node_all(void);
@@ -189,6 +188,12 @@ int bd_node_co_block_status(BdNode *node, bool want_zero, int64_t offset,
                             int64_t bytes, int64_t *pnum, int64_t *map,
                             BdNode **file);
 int64_t bd_node_co_getlength(BdNode *node);
+/*
+ * coroutine_fn: bd_blk_co_allocation_depth() on a node: the depth (0 for
+ * unallocated) of the first *@pnum bytes from @offset.
+ */
+int bd_node_co_allocation_depth(BdNode *node, int64_t offset, int64_t bytes,
+                                int64_t *pnum);
 int bd_node_co_truncate(BdNode *node, int64_t offset, bool exact,
                         BdPreallocMode prealloc, BdRequestFlags flags,
                         GError **errp);

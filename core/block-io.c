@@ -702,6 +702,65 @@ int bd_node_co_block_status(BdNode *node, bool want_zero, int64_t offset,
     return ret;
 }
 
+/*
+ * The layer below @node whose content shows through where @node defines
+ * none: its backing (copy-on-write) child, or for a filter driver the
+ * filtered child.  QEMU's bdrv_filter_or_cow_bs().
+ */
+static BdNode *layer_below(BdNode *node)
+{
+    for (guint i = 0; i < node->children->len; i++) {
+        BdChild *c = node->children->pdata[i];
+
+        if (c->role & BD_CHILD_COW) {
+            return c->node;
+        }
+    }
+    if (node->drv && (node->drv->flags & BD_DRIVER_FILTER)) {
+        BdChild *c = filtered_child(node);
+
+        return c ? c->node : NULL;
+    }
+    return NULL;
+}
+
+int bd_node_co_allocation_depth(BdNode *node, int64_t offset, int64_t bytes,
+                                int64_t *pnum)
+{
+    int depth = 0;
+
+    /*
+     * Walk down the chain, each layer narrowing the range to what it
+     * answered for, until one defines the content; QEMU counts every
+     * layer it asked, filters included.
+     */
+    *pnum = 0;
+    for (BdNode *n = node; n; n = layer_below(n)) {
+        int64_t len = bd_node_co_getlength(n), num = 0;
+        int ret;
+
+        depth++;
+        if (len >= 0 && offset >= len) {
+            /* a shorter layer below: the rest reads as unallocated */
+            break;
+        }
+        ret = bd_node_co_block_status(n, false, offset, bytes, &num, NULL,
+                                      NULL);
+        if (ret < 0) {
+            return ret;
+        }
+        if (num <= 0) {
+            break;
+        }
+        bytes = num;
+        *pnum = num;
+        if (ret & BD_BLOCK_ALLOCATED) {
+            return depth;
+        }
+    }
+    return 0;
+}
+
 int64_t bd_node_co_getlength(BdNode *node)
 {
     if (!node->drv) {

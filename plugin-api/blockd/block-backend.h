@@ -91,6 +91,20 @@ int bd_blk_co_block_status(BdBlockBackend *blk, bool want_zero,
                            int64_t offset, int64_t bytes, int64_t *pnum,
                            int64_t *map, BdNode **file);
 
+/*
+ * How deep in the backing chain the range starting at @offset (at most
+ * @bytes long) is allocated, as QEMU's bdrv_is_allocated_above() over
+ * the whole chain counts it: 0 if no layer defines its content (reads
+ * come from nowhere: a null-co node without read-zeroes), 1 if the node
+ * itself does (its status has BD_BLOCK_DATA or BD_BLOCK_ZERO), 2 and up
+ * for the first backing (or filtered) layer below that does.  The answer
+ * holds for the first *@pnum bytes (> 0 unless @offset is the end).  The
+ * status is asked without want_zero, so this is cheap.  Returns the
+ * depth or a negative errno.
+ */
+int bd_blk_co_allocation_depth(BdBlockBackend *blk, int64_t offset,
+                               int64_t bytes, int64_t *pnum);
+
 /* The node's length in bytes, or a negative errno. */
 int64_t bd_blk_co_getlength(BdBlockBackend *blk);
 

@@ -231,6 +231,28 @@ bool bd_node_apply_auto_read_only(BdNode *node, const char *errmsg,
  */
 void bd_node_get_perm(BdNode *node, uint64_t *perm, uint64_t *shared);
 
+/*
+ * Look a node up by its node name: the node, or NULL when there is none.
+ * The pointer is borrowed: valid while the node stays in the graph (the
+ * caller must not yield in between).  Main loop.
+ */
+BdNode *bd_node_find(const char *node_name);
+
+/*
+ * The node's request alignment in bytes (a power of two, at least 1):
+ * requests that are not multiples of it cost a read-modify-write in the
+ * request layer.  What QEMU calls bl.request_alignment.  Any thread.
+ */
+uint32_t bd_node_get_request_alignment(BdNode *node);
+
+/*
+ * The longest read or write the node's driver takes in one piece, in
+ * bytes; 0 when it sets no limit (the request layer splits longer
+ * requests, so this is a preference for callers, not a rule).  Any
+ * thread.
+ */
+uint32_t bd_node_get_max_transfer(BdNode *node);
+
 /* The node's "file" child, NULL if none.  Any thread. */
 BdChild *bd_node_get_file(BdNode *node);
 

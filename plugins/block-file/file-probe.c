@@ -49,18 +49,26 @@ bool file_probe_alignment(FileState *s, GError **errp)
                     "Could not find working O_DIRECT alignment");
         return false;
     }
-    if (!s->buf_align) {
-        for (size_t align = 512; align <= max_align; align <<= 1) {
-            if (io_aligned(s->fd, (char *)buf + align, max_align)) {
-                s->buf_align = align;
+    /*
+     * Sizes 1, then 512 and up, as QEMU 7.2 tries them.  A file system
+     * that takes any alignment (tmpfs, or a hole at offset 0 of an ext4
+     * file) accepts 1: QEMU then plays safe with the largest alignment,
+     * and so does blockd, so that both report the same limits.
+     */
+    if (!req) {
+        for (size_t align = 1; align <= max_align;
+             align = align == 1 ? 512 : align << 1) {
+            if (io_aligned(s->fd, buf, align)) {
+                req = align == 1 ? max_align : align;
                 break;
             }
         }
     }
-    if (!req) {
-        for (size_t align = 512; align <= max_align; align <<= 1) {
-            if (io_aligned(s->fd, buf, align)) {
-                req = align;
+    if (!s->buf_align) {
+        for (size_t align = 1; align <= max_align;
+             align = align == 1 ? 512 : align << 1) {
+            if (io_aligned(s->fd, (char *)buf + align, max_align)) {
+                s->buf_align = align == 1 ? req : align;
                 break;
             }
         }

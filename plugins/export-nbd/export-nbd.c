@@ -50,13 +50,6 @@ static bool nbd_export_create(BdExport *exp, JsonObject *opts,
                             "NBD export bitmaps are not supported yet");
         return false;
     }
-    if (json_object_get_boolean_member_with_default(opts, "allocation-depth",
-                                                    false)) {
-        g_set_error_literal(errp, BD_ERROR, BD_ERROR_GENERIC,
-                            "NBD export allocation-depth is not supported "
-                            "yet");
-        return false;
-    }
     size = bd_blk_getlength(blk);
     if (size < 0) {
         g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
@@ -75,6 +68,8 @@ static bool nbd_export_create(BdExport *exp, JsonObject *opts,
     e->name = g_strdup(name);
     e->description = g_strdup(desc);
     e->size = size;
+    e->allocation_depth = json_object_get_boolean_member_with_default(
+        opts, "allocation-depth", false);
     /*
      * Multi-conn is safe for writable exports too, and qemu-storage-daemon
      * 7.2 offers it there: every connection of an export goes through the

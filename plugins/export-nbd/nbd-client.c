@@ -32,8 +32,6 @@
 #define NBD_MAX_REQUESTS 16
 /* Payload buffers one connection may hold at a time. */
 #define NBD_MAX_QUEUED_BYTES (64u * 1024 * 1024)
-/* Most extents in one base:allocation reply (a 1 MiB payload). */
-#define NBD_MAX_EXTENTS (1024 * 1024 / 8)
 
 struct NbdClient {
     gint refcnt;
@@ -51,8 +49,10 @@ struct NbdClient {
     BdCoroutine *drain_waiter;  /* the connection, waiting for no requests */
 
     NbdExport *exp;             /* bound by GO / EXPORT_NAME */
-    bool structured;
+    bool structured;            /* structured replies (implied by extended) */
+    bool extended;              /* extended headers */
     bool base_allocation;
+    bool allocation_depth;
     char *meta_export;          /* export SET_META_CONTEXT was made for */
 
     BdCoMutex send_lock;
@@ -315,6 +315,8 @@ static int handle_info(NbdClient *c, uint32_t opt, const uint8_t *data,
     g_autoptr(GError) err = NULL;
     NbdInfoRequest req;
     NbdExport *e;
+    BdNode *node;
+    uint32_t align;
     uint8_t buf[12];
     int ret;
 
@@ -336,17 +338,37 @@ static int handle_info(NbdClient *c, uint32_t opt, const uint8_t *data,
         ret = send_info(c, opt, NBD_INFO_DESCRIPTION, e->description,
                         strlen(e->description));
     }
+    node = bd_blk_get_node(bd_export_get_blk(e->exp));
+    align = node ? bd_node_get_request_alignment(node) : 512;
     if (ret == 0) {
-        /* the minimum is 1 unless the client promised to align */
-        nbd_put32(buf, 1);
-        nbd_put32(buf + 4, NBD_PREFERRED_BLOCK_SIZE);
-        nbd_put32(buf + 8, NBD_MAX_BUFFER_SIZE);
+        uint32_t max = node ? bd_node_get_max_transfer(node) : 0;
+
+        /*
+         * As QEMU: the minimum is the node's request alignment for a
+         * client that promised to honour it (and for INFO), else 1 (the
+         * request layer aligns whatever comes); preferred at least 4 KiB;
+         * the maximum the node's transfer limit, rounded down to the
+         * alignment, at most what the server reads in one request.
+         */
+        max = max ? MIN(max, INT32_MAX) : INT32_MAX;
+        max -= max % align;
+        nbd_put32(buf, opt == NBD_OPT_INFO || req.want_block_size ? align
+                                                                   : 1);
+        nbd_put32(buf + 4, MAX(NBD_PREFERRED_BLOCK_SIZE, nbd_get32(buf)));
+        nbd_put32(buf + 8, MIN(max, NBD_MAX_BUFFER_SIZE));
         ret = send_info(c, opt, NBD_INFO_BLOCK_SIZE, buf, 12);
     }
     if (ret == 0) {
         nbd_put64(buf, e->size);
         nbd_put16(buf + 8, client_flags(c, e));
         ret = send_info(c, opt, NBD_INFO_EXPORT, buf, 10);
+    }
+    if (ret == 0 && opt == NBD_OPT_INFO && !req.want_block_size &&
+        align > 1) {
+        /* a client that ignores the alignment would be slow: say so */
+        nbd_info_request_clear(&req);
+        return send_rep_err(c, opt, NBD_REP_ERR_BLOCK_SIZE_REQD,
+                            "request NBD_INFO_BLOCK_SIZE to use this export");
     }
     nbd_info_request_clear(&req);
     if (ret == 0) {
@@ -362,13 +384,27 @@ static int handle_info(NbdClient *c, uint32_t opt, const uint8_t *data,
     return 0;
 }
 
+/* coroutine_fn: one NBD_REP_META_CONTEXT reply. */
+static int send_meta_context(NbdClient *c, uint32_t opt, uint32_t id,
+                             const char *name)
+{
+    size_t n = strlen(name);
+    g_autofree uint8_t *buf = g_malloc(4 + n);
+
+    /* a list selects nothing: its ids mean nothing and are 0, as QEMU's */
+    nbd_put32(buf, opt == NBD_OPT_LIST_META_CONTEXT ? 0 : id);
+    memcpy(buf + 4, name, n);
+    return send_rep(c, opt, NBD_REP_META_CONTEXT, buf, 4 + n);
+}
+
 static int handle_meta(NbdClient *c, uint32_t opt, const uint8_t *data,
                        uint32_t len)
 {
     g_autoptr(GError) err = NULL;
     bool list = opt == NBD_OPT_LIST_META_CONTEXT;
     NbdMetaRequest req;
-    bool selected;
+    NbdExport *e;
+    bool base, depth;
     int ret;
 
     if (!c->structured) {
@@ -379,27 +415,32 @@ static int handle_meta(NbdClient *c, uint32_t opt, const uint8_t *data,
     if (!nbd_parse_meta_request(data, len, &req, &err)) {
         return send_rep_err(c, opt, NBD_REP_ERR_INVALID, "%s", err->message);
     }
-    if (!nbd_export_lookup(req.name)) {
+    e = nbd_export_lookup(req.name);
+    if (!e) {
         ret = send_rep_err(c, opt, NBD_REP_ERR_UNKNOWN,
                            "export '%s' not present", req.name);
         nbd_meta_request_clear(&req);
         return ret;
     }
-    selected = nbd_meta_selects_base_allocation(&req, list);
+    base = nbd_meta_selects_base_allocation(&req, list);
+    depth = e->allocation_depth &&
+            nbd_meta_selects_allocation_depth(&req, list);
     if (!list) {
-        c->base_allocation = selected;
+        c->base_allocation = base;
+        c->allocation_depth = depth;
         g_free(c->meta_export);
         c->meta_export = g_strdup(req.name);
     }
     nbd_meta_request_clear(&req);
+    /* in id order, as QEMU */
     ret = 0;
-    if (selected) {
-        size_t n = strlen(NBD_META_BASE_ALLOCATION);
-        uint8_t buf[4 + sizeof(NBD_META_BASE_ALLOCATION)];
-
-        nbd_put32(buf, NBD_META_ID_BASE_ALLOCATION);
-        memcpy(buf + 4, NBD_META_BASE_ALLOCATION, n);
-        ret = send_rep(c, opt, NBD_REP_META_CONTEXT, buf, 4 + n);
+    if (base) {
+        ret = send_meta_context(c, opt, NBD_META_ID_BASE_ALLOCATION,
+                                NBD_META_BASE_ALLOCATION);
+    }
+    if (ret == 0 && depth) {
+        ret = send_meta_context(c, opt, NBD_META_ID_ALLOCATION_DEPTH,
+                                NBD_META_ALLOCATION_DEPTH);
     }
     return ret < 0 ? ret : send_rep(c, opt, NBD_REP_ACK, NULL, 0);
 }
@@ -432,6 +473,20 @@ static bool option_has_data(uint32_t opt)
     return opt == NBD_OPT_EXPORT_NAME || opt == NBD_OPT_INFO ||
            opt == NBD_OPT_GO || opt == NBD_OPT_LIST_META_CONTEXT ||
            opt == NBD_OPT_SET_META_CONTEXT;
+}
+
+/* The most payload of option @opt (option_has_data()) read into memory. */
+static uint32_t option_max_len(uint32_t opt)
+{
+    switch (opt) {
+    case NBD_OPT_EXPORT_NAME:
+        return NBD_MAX_STRING_SIZE;
+    case NBD_OPT_INFO:
+    case NBD_OPT_GO:
+        return NBD_MAX_INFO_OPTION_SIZE;
+    default:
+        return NBD_MAX_META_OPTION_SIZE;
+    }
 }
 
 /*
@@ -475,7 +530,7 @@ static int negotiate(NbdClient *c)
         if (opt == NBD_OPT_EXPORT_NAME && len > NBD_MAX_STRING_SIZE) {
             return -EINVAL;
         }
-        if (option_has_data(opt)) {
+        if (option_has_data(opt) && len <= option_max_len(opt)) {
             data = g_malloc(len ? len : 1);
             ret = co_recv(c, data, len);
         } else {
@@ -498,6 +553,20 @@ static int negotiate(NbdClient *c)
             ret = send_rep_err(c, opt, NBD_REP_ERR_TLS_REQD,
                                "Option 0x%" PRIx32 " not permitted before "
                                "TLS", opt);
+            if (ret < 0) {
+                return ret;
+            }
+            continue;
+        }
+
+        if (option_has_data(opt) && len > option_max_len(opt)) {
+            /* not stored: a valid request is never that long */
+            ret = send_rep_err(c, opt, opt == NBD_OPT_INFO ||
+                                       opt == NBD_OPT_GO
+                                       ? NBD_REP_ERR_INVALID
+                                       : NBD_REP_ERR_TOO_BIG,
+                               "option '%s' too long (%" PRIu32 " bytes)",
+                               nbd_opt_name(opt), len);
             if (ret < 0) {
                 return ret;
             }
@@ -546,10 +615,29 @@ static int negotiate(NbdClient *c)
                 ret = send_rep_err(c, opt, NBD_REP_ERR_INVALID,
                                    "option '%s' has unexpected length",
                                    nbd_opt_name(opt));
+            } else if (c->extended) {
+                /* extended headers already imply structured replies */
+                ret = send_rep_err(c, opt, NBD_REP_ERR_EXT_HEADER_REQD,
+                                   "extended headers already negotiated");
             } else if (c->structured) {
                 ret = send_rep_err(c, opt, NBD_REP_ERR_INVALID,
                                    "structured reply already negotiated");
             } else {
+                c->structured = true;
+                ret = send_rep(c, opt, NBD_REP_ACK, NULL, 0);
+            }
+            break;
+        case NBD_OPT_EXTENDED_HEADERS:
+            if (len) {
+                ret = send_rep_err(c, opt, NBD_REP_ERR_INVALID,
+                                   "option '%s' has unexpected length",
+                                   nbd_opt_name(opt));
+            } else if (c->extended) {
+                ret = send_rep_err(c, opt, NBD_REP_ERR_INVALID,
+                                   "extended headers already negotiated");
+            } else {
+                /* valid after STRUCTURED_REPLY too: it supersedes it */
+                c->extended = true;
                 c->structured = true;
                 ret = send_rep(c, opt, NBD_REP_ACK, NULL, 0);
             }
@@ -574,6 +662,7 @@ static int negotiate(NbdClient *c)
             if (c->meta_export && strcmp(c->meta_export, c->exp->name)) {
                 /* contexts were selected for another export */
                 c->base_allocation = false;
+                c->allocation_depth = false;
             }
             return 0;
         }
@@ -607,20 +696,32 @@ static void send_simple(NbdClient *c, uint64_t cookie, int err,
     send_locked(c, iov, len ? 2 : 1);
 }
 
-static void send_chunk(NbdClient *c, uint64_t cookie, uint16_t flags,
+/*
+ * One reply chunk to @req: a structured reply header or, with extended
+ * headers, an extended one (which also carries the request's offset).
+ */
+static void send_chunk(NbdClient *c, const NbdRequest *req, uint16_t flags,
                        uint16_t type, const void *head, size_t head_len,
                        void *data, size_t len)
 {
-    uint8_t hdr[NBD_CHUNK_HEADER_LEN];
+    uint8_t hdr[NBD_EXTENDED_REPLY_LEN];
     struct iovec iov[3] = {
-        { hdr, sizeof(hdr) }, { (void *)head, head_len }, { data, len },
+        { hdr, NBD_CHUNK_HEADER_LEN }, { (void *)head, head_len },
+        { data, len },
     };
 
-    nbd_build_chunk_header(hdr, flags, type, cookie, head_len + len);
+    if (c->extended) {
+        nbd_build_extended_header(hdr, flags, type, req->cookie,
+                                  req->offset, head_len + len);
+        iov[0].iov_len = NBD_EXTENDED_REPLY_LEN;
+    } else {
+        nbd_build_chunk_header(hdr, flags, type, req->cookie,
+                               head_len + len);
+    }
     send_locked(c, iov, len ? 3 : (head_len ? 2 : 1));
 }
 
-static void send_error_chunk(NbdClient *c, uint64_t cookie, int err,
+static void send_error_chunk(NbdClient *c, const NbdRequest *req, int err,
                              const char *msg)
 {
     size_t mlen = MIN(strlen(msg), NBD_MAX_STRING_SIZE);
@@ -628,18 +729,25 @@ static void send_error_chunk(NbdClient *c, uint64_t cookie, int err,
 
     nbd_put32(head, nbd_errno_to_wire(err));
     nbd_put16(head + 4, mlen);
-    send_chunk(c, cookie, NBD_REPLY_FLAG_DONE, NBD_REPLY_TYPE_ERROR, head, 6,
+    send_chunk(c, req, NBD_REPLY_FLAG_DONE, NBD_REPLY_TYPE_ERROR, head, 6,
                (void *)msg, mlen);
 }
 
-/* The reply of a command without data: QEMU's "generic reply". */
-static void send_generic(NbdClient *c, uint64_t cookie, int ret,
+/*
+ * The reply of a command without data: QEMU's "generic reply".  With
+ * extended headers there are no simple replies: success is an
+ * NBD_REPLY_TYPE_NONE chunk.
+ */
+static void send_generic(NbdClient *c, const NbdRequest *req, int ret,
                          const char *msg)
 {
     if (c->structured && ret < 0) {
-        send_error_chunk(c, cookie, ret, msg);
+        send_error_chunk(c, req, ret, msg);
+    } else if (c->extended) {
+        send_chunk(c, req, NBD_REPLY_FLAG_DONE, NBD_REPLY_TYPE_NONE, NULL, 0,
+                   NULL, 0);
     } else {
-        send_simple(c, cookie, ret, NULL, 0);
+        send_simple(c, req->cookie, ret, NULL, 0);
     }
 }
 
@@ -676,17 +784,17 @@ static void co_sparse_read(NbdReq *r, BdBlockBackend *blk)
         nbd_put64(head, off);
         if (st & BD_BLOCK_ZERO) {
             nbd_put32(head + 8, pnum);
-            send_chunk(c, r->hdr.cookie, last ? NBD_REPLY_FLAG_DONE : 0,
+            send_chunk(c, &r->hdr, last ? NBD_REPLY_FLAG_DONE : 0,
                        NBD_REPLY_TYPE_OFFSET_HOLE, head, 12, NULL, 0);
         } else {
             int ret = bd_blk_co_pread(blk, off, pnum, r->data + done, 0);
 
             if (ret < 0) {
-                send_error_chunk(c, r->hdr.cookie, ret,
+                send_error_chunk(c, &r->hdr, ret,
                                  "reading from file failed");
                 return;
             }
-            send_chunk(c, r->hdr.cookie, last ? NBD_REPLY_FLAG_DONE : 0,
+            send_chunk(c, &r->hdr, last ? NBD_REPLY_FLAG_DONE : 0,
                        NBD_REPLY_TYPE_OFFSET_DATA, head, 8, r->data + done,
                        pnum);
         }
@@ -702,7 +810,7 @@ static void co_read(NbdReq *r, BdBlockBackend *blk)
     if (r->hdr.flags & NBD_CMD_FLAG_FUA) {
         ret = bd_blk_co_flush(blk);
         if (ret < 0) {
-            send_generic(c, r->hdr.cookie, ret, "flush failed");
+            send_generic(c, &r->hdr, ret, "flush failed");
             return;
         }
     }
@@ -712,87 +820,56 @@ static void co_read(NbdReq *r, BdBlockBackend *blk)
     }
     ret = bd_blk_co_pread(blk, r->hdr.offset, r->hdr.len, r->data, 0);
     if (ret < 0) {
-        send_generic(c, r->hdr.cookie, ret, "reading from file failed");
+        send_generic(c, &r->hdr, ret, "reading from file failed");
     } else if (!c->structured) {
         send_simple(c, r->hdr.cookie, 0, r->data, r->hdr.len);
     } else if (r->hdr.len) {
         uint8_t head[8];
 
         nbd_put64(head, r->hdr.offset);
-        send_chunk(c, r->hdr.cookie, NBD_REPLY_FLAG_DONE,
+        send_chunk(c, &r->hdr, NBD_REPLY_FLAG_DONE,
                    NBD_REPLY_TYPE_OFFSET_DATA, head, 8, r->data, r->hdr.len);
     } else {
-        send_chunk(c, r->hdr.cookie, NBD_REPLY_FLAG_DONE,
+        send_chunk(c, &r->hdr, NBD_REPLY_FLAG_DONE,
                    NBD_REPLY_TYPE_NONE, NULL, 0, NULL, 0);
     }
 }
 
+/* coroutine_fn: one chunk per selected context, in id order. */
 static void co_block_status(NbdReq *r, BdBlockBackend *blk)
 {
     NbdClient *c = r->c;
-    unsigned max = (r->hdr.flags & NBD_CMD_FLAG_REQ_ONE) ? 1
-                                                          : NBD_MAX_EXTENTS;
-    GByteArray *a = g_byte_array_new();
-    uint64_t off = r->hdr.offset, end = r->hdr.offset + r->hdr.len;
-    unsigned count = 0;
-    uint32_t last_len = 0, last_flags = 0;
-    uint8_t head[4];
+    uint32_t ids[2];
+    unsigned n = 0;
+    g_autoptr(GByteArray) a = g_byte_array_new();
 
-    while (off < end) {
-        int64_t pnum = 0;
-        int st = bd_blk_co_block_status(blk, true, off, end - off, &pnum,
-                                        NULL, NULL);
-        uint32_t flags;
+    if (c->base_allocation) {
+        ids[n++] = NBD_META_ID_BASE_ALLOCATION;
+    }
+    if (c->allocation_depth) {
+        ids[n++] = NBD_META_ID_ALLOCATION_DEPTH;
+    }
+    for (unsigned i = 0; i < n; i++) {
+        int ret = nbd_meta_block_status(blk, ids[i], r->hdr.offset,
+                                        r->hdr.len,
+                                        r->hdr.flags & NBD_CMD_FLAG_REQ_ONE,
+                                        c->extended, a);
 
-        if (st < 0) {
-            send_generic(c, r->hdr.cookie, st, "can't get block status");
-            g_byte_array_unref(a);
+        if (ret < 0) {
+            send_generic(c, &r->hdr, ret, "can't get block status");
             return;
         }
-        if (pnum <= 0) {
-            break;
-        }
-        flags = (st & BD_BLOCK_DATA ? 0 : NBD_STATE_HOLE) |
-                (st & BD_BLOCK_ZERO ? NBD_STATE_ZERO : 0);
-        while (pnum > 0) {
-            uint32_t room, n;
-
-            if (count && flags == last_flags && last_len < UINT32_MAX) {
-                /* extend the previous extent, as far as 32 bits allow */
-                room = UINT32_MAX - last_len;
-                n = MIN((uint64_t)pnum, room);
-                last_len += n;
-                nbd_put32(a->data + a->len - 8, last_len);
-            } else {
-                uint8_t ext[8];
-
-                if (count == max) {
-                    goto done;
-                }
-                n = MIN((uint64_t)pnum, UINT32_MAX);
-                nbd_put32(ext, n);
-                nbd_put32(ext + 4, flags);
-                g_byte_array_append(a, ext, 8);
-                count++;
-                last_len = n;
-                last_flags = flags;
-            }
-            pnum -= n;
-            off += n;
-        }
+        send_chunk(c, &r->hdr, i + 1 == n ? NBD_REPLY_FLAG_DONE : 0,
+                   c->extended ? NBD_REPLY_TYPE_BLOCK_STATUS_EXT
+                               : NBD_REPLY_TYPE_BLOCK_STATUS,
+                   a->data, a->len, NULL, 0);
     }
-done:
-    nbd_put32(head, NBD_META_ID_BASE_ALLOCATION);
-    send_chunk(c, r->hdr.cookie, NBD_REPLY_FLAG_DONE,
-               NBD_REPLY_TYPE_BLOCK_STATUS, head, 4, a->data, a->len);
-    g_byte_array_unref(a);
 }
 
 static void co_handle(NbdReq *r)
 {
     NbdClient *c = r->c;
     BdBlockBackend *blk = bd_export_get_blk(c->exp->exp);
-    uint64_t cookie = r->hdr.cookie;
     BdRequestFlags flags = 0;
     int ret;
 
@@ -806,7 +883,7 @@ static void co_handle(NbdReq *r)
     case NBD_CMD_WRITE:
         ret = bd_blk_co_pwrite(blk, r->hdr.offset, r->hdr.len, r->data,
                                flags);
-        send_generic(c, cookie, ret, "writing to file failed");
+        send_generic(c, &r->hdr, ret, "writing to file failed");
         break;
     case NBD_CMD_WRITE_ZEROES:
         if (!(r->hdr.flags & NBD_CMD_FLAG_NO_HOLE)) {
@@ -816,29 +893,29 @@ static void co_handle(NbdReq *r)
             flags |= BD_REQ_NO_FALLBACK;
         }
         ret = bd_blk_co_pwrite_zeroes(blk, r->hdr.offset, r->hdr.len, flags);
-        send_generic(c, cookie, ret, "writing to file failed");
+        send_generic(c, &r->hdr, ret, "writing to file failed");
         break;
     case NBD_CMD_FLUSH:
         ret = bd_blk_co_flush(blk);
-        send_generic(c, cookie, ret, "flush failed");
+        send_generic(c, &r->hdr, ret, "flush failed");
         break;
     case NBD_CMD_TRIM:
         ret = bd_blk_co_pdiscard(blk, r->hdr.offset, r->hdr.len);
         if (ret >= 0 && (r->hdr.flags & NBD_CMD_FLAG_FUA)) {
             ret = bd_blk_co_flush(blk);
         }
-        send_generic(c, cookie, ret, "discard failed");
+        send_generic(c, &r->hdr, ret, "discard failed");
         break;
     case NBD_CMD_CACHE:
         /* no cache layer to fill: the data is as close as it gets */
-        send_generic(c, cookie, 0, NULL);
+        send_generic(c, &r->hdr, 0, NULL);
         break;
     case NBD_CMD_BLOCK_STATUS:
         co_block_status(r, blk);
         break;
     default:
         /* nbd_check_request() refused everything else */
-        send_generic(c, cookie, -EINVAL, "invalid request type");
+        send_generic(c, &r->hdr, -EINVAL, "invalid request type");
         break;
     }
 }
@@ -871,9 +948,9 @@ static void request_entry(void *opaque)
     }
     if (r->ret < 0) {
         if (r->hdr.type == NBD_CMD_READ && r->c->structured) {
-            send_error_chunk(r->c, r->hdr.cookie, r->ret, r->errmsg);
+            send_error_chunk(r->c, &r->hdr, r->ret, r->errmsg);
         } else {
-            send_generic(r->c, r->hdr.cookie, r->ret, r->errmsg);
+            send_generic(r->c, &r->hdr, r->ret, r->errmsg);
         }
     } else {
         co_handle(r);
@@ -888,11 +965,14 @@ static void receive_loop(NbdClient *c)
         .size = c->exp->size,
         .read_only = c->exp->flags & NBD_FLAG_READ_ONLY,
         .structured_reply = c->structured,
+        .extended = c->extended,
         .base_allocation = c->base_allocation,
+        .allocation_depth = c->allocation_depth,
     };
+    size_t hdr_len = c->extended ? NBD_EXTENDED_REQUEST_LEN : NBD_REQUEST_LEN;
 
     for (;;) {
-        uint8_t hdr[NBD_REQUEST_LEN];
+        uint8_t hdr[NBD_EXTENDED_REQUEST_LEN];
         g_autoptr(GError) err = NULL;
         uint32_t payload;
         bool fatal;
@@ -902,12 +982,12 @@ static void receive_loop(NbdClient *c)
             c->slot_waiter = bd_coroutine_self();
             bd_coroutine_yield();
         }
-        if (c->broken || co_recv(c, hdr, sizeof(hdr)) < 0) {
+        if (c->broken || co_recv(c, hdr, hdr_len) < 0) {
             return;
         }
         r = g_new0(NbdReq, 1);
         r->c = c;
-        if (!nbd_parse_request(hdr, false, &r->hdr, &err)) {
+        if (!nbd_parse_request(hdr, c->extended, &r->hdr, &err)) {
             g_free(r);
             return;
         }

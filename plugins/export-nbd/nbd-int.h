@@ -24,6 +24,7 @@ typedef struct NbdExport {
     char *description;          /* NULL when not given */
     uint64_t size;              /* advertised size */
     uint16_t flags;             /* transmission flags, before SEND_DF */
+    bool allocation_depth;      /* offers qemu:allocation-depth */
 } NbdExport;
 
 typedef struct NbdClient NbdClient;
@@ -75,5 +76,19 @@ NbdExport *nbd_client_get_export(NbdClient *c);
 
 /* Free @c (main loop, after nbd_server_client_gone()). */
 void nbd_client_unref(NbdClient *c);
+
+/* --- metadata contexts (nbd-meta.c) -------------------------------------- */
+
+/*
+ * coroutine_fn, in the export's context: the payload of one block status
+ * chunk for the context @context_id (NBD_META_ID_*) over @len bytes from
+ * @offset, into @out (replaced): the id, then with @extended the extent
+ * count and 64-bit extents, else 32-bit extents.  @req_one: a single
+ * extent (NBD_CMD_FLAG_REQ_ONE).  The extents may cover less than @len
+ * (at most 1 MiB of them).  Returns 0 or a negative errno.
+ */
+int nbd_meta_block_status(BdBlockBackend *blk, uint32_t context_id,
+                          uint64_t offset, uint64_t len, bool req_one,
+                          bool extended, GByteArray *out);
 
 #endif /* NBD_INT_H */

@@ -316,6 +316,22 @@ bool nbd_meta_selects_base_allocation(const NbdMetaRequest *req, bool list)
     return false;
 }
 
+bool nbd_meta_selects_allocation_depth(const NbdMetaRequest *req, bool list)
+{
+    if (req->queries->len == 0) {
+        return list;
+    }
+    for (guint i = 0; i < req->queries->len; i++) {
+        const char *q = g_ptr_array_index(req->queries, i);
+
+        if (strcmp(q, NBD_META_ALLOCATION_DEPTH) == 0 ||
+            (list && strcmp(q, "qemu:") == 0)) {
+            return true;
+        }
+    }
+    return false;
+}
+
 uint16_t nbd_export_flags(bool read_only, bool multi_conn)
 {
     uint16_t flags = NBD_FLAG_HAS_FLAGS | NBD_FLAG_SEND_FLUSH |
@@ -369,6 +385,22 @@ int nbd_check_request(const NbdRequest *req, const NbdRequestLimits *lim,
     if (req->type == NBD_CMD_DISC) {
         return 0;
     }
+    if (lim->extended && (req->flags & NBD_CMD_FLAG_PAYLOAD_LEN) &&
+        req->type != NBD_CMD_WRITE) {
+        /* len is the length of a payload this server takes for no command */
+        if (req->len > NBD_MAX_BUFFER_SIZE) {
+            g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
+                        "payload len (%" PRIu64 ") is larger than max len "
+                        "(%u)", req->len, NBD_MAX_BUFFER_SIZE);
+            *fatal = true;
+            return -EINVAL;
+        }
+        *payload_len = (uint32_t)req->len;
+        g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
+                    "unexpected payload for command %s",
+                    nbd_cmd_name(req->type));
+        return -EINVAL;
+    }
     if (req->type == NBD_CMD_READ || req->type == NBD_CMD_WRITE) {
         if (req->len > NBD_MAX_BUFFER_SIZE) {
             g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
@@ -399,6 +431,9 @@ int nbd_check_request(const NbdRequest *req, const NbdRequestLimits *lim,
         return (req->type == NBD_CMD_WRITE ||
                 req->type == NBD_CMD_WRITE_ZEROES) ? -ENOSPC : -EINVAL;
     }
+    if (req->type == NBD_CMD_WRITE && lim->extended) {
+        valid_flags |= NBD_CMD_FLAG_PAYLOAD_LEN;
+    }
     if (req->type == NBD_CMD_READ && lim->structured_reply) {
         valid_flags |= NBD_CMD_FLAG_DF;
     } else if (req->type == NBD_CMD_WRITE_ZEROES) {
@@ -418,7 +453,7 @@ int nbd_check_request(const NbdRequest *req, const NbdRequestLimits *lim,
                                 "need non-zero length");
             return -EINVAL;
         }
-        if (!lim->base_allocation) {
+        if (!lim->base_allocation && !lim->allocation_depth) {
             g_set_error_literal(errp, BD_ERROR, BD_ERROR_GENERIC,
                                 "CMD_BLOCK_STATUS not negotiated");
             return -EINVAL;
@@ -476,4 +511,17 @@ void nbd_build_chunk_header(uint8_t buf[NBD_CHUNK_HEADER_LEN], uint16_t flags,
     nbd_put16(buf + 6, type);
     nbd_put64(buf + 8, cookie);
     nbd_put32(buf + 16, len);
+}
+
+void nbd_build_extended_header(uint8_t buf[NBD_EXTENDED_REPLY_LEN],
+                               uint16_t flags, uint16_t type,
+                               uint64_t cookie, uint64_t offset,
+                               uint64_t len)
+{
+    nbd_put32(buf, NBD_EXTENDED_REPLY_MAGIC);
+    nbd_put16(buf + 4, flags);
+    nbd_put16(buf + 6, type);
+    nbd_put64(buf + 8, cookie);
+    nbd_put64(buf + 16, offset);
+    nbd_put64(buf + 24, len);
 }

@@ -4,9 +4,10 @@
  * is unit-tested on its own (tests/unit/test-nbd-proto.c).
  *
  * All integers on the wire are big-endian.  The server side implemented
- * here is the fixed newstyle handshake as QEMU 7.2 speaks it; constants of
- * extensions the server does not negotiate (extended headers) are defined
- * so that the parsers can name and refuse them.
+ * here is the fixed newstyle handshake as QEMU 7.2 speaks it, plus the
+ * extended headers extension (NBD_OPT_EXTENDED_HEADERS: 32-byte requests
+ * with 64-bit lengths, 32-byte reply headers, 64-bit block status
+ * extents).
  */
 #ifndef NBD_PROTO_H
 #define NBD_PROTO_H
@@ -148,6 +149,7 @@
 #define NBD_EXTENDED_REQUEST_LEN    32
 #define NBD_SIMPLE_REPLY_LEN        16
 #define NBD_CHUNK_HEADER_LEN        20
+#define NBD_EXTENDED_REPLY_LEN      32
 #define NBD_EXPORT_NAME_REPLY_LEN   10   /* size, flags (zeroes follow) */
 #define NBD_EXPORT_NAME_ZEROES      124
 
@@ -157,9 +159,23 @@
 #define NBD_MAX_STRING_SIZE         4096
 /* QEMU's preferred block size floor in NBD_INFO_BLOCK_SIZE. */
 #define NBD_PREFERRED_BLOCK_SIZE    4096
-/* The one metadata context served now, and its id. */
+/*
+ * The largest option payload read into memory for NBD_OPT_INFO/GO: a
+ * name of NBD_MAX_STRING_SIZE and 65535 info requests; anything longer
+ * is invalid and skipped without being stored.
+ */
+#define NBD_MAX_INFO_OPTION_SIZE    (4 + NBD_MAX_STRING_SIZE + 2 + 65535 * 2)
+/*
+ * The largest metadata context option payload read into memory (room
+ * for hundreds of queries); longer ones are skipped and answered
+ * NBD_REP_ERR_TOO_BIG.
+ */
+#define NBD_MAX_META_OPTION_SIZE    (64u * 1024)
+/* The metadata contexts, and their ids (QEMU's numbering). */
 #define NBD_META_BASE_ALLOCATION    "base:allocation"
 #define NBD_META_ID_BASE_ALLOCATION 0
+#define NBD_META_ALLOCATION_DEPTH   "qemu:allocation-depth"
+#define NBD_META_ID_ALLOCATION_DEPTH 1
 
 /* --- big-endian helpers ------------------------------------------------- */
 
@@ -280,6 +296,14 @@ bool nbd_parse_meta_request(const uint8_t *data, uint32_t len,
  */
 bool nbd_meta_selects_base_allocation(const NbdMetaRequest *req, bool list);
 
+/*
+ * Whether a meta request selects qemu:allocation-depth, for an export
+ * that offers it.  QEMU's rules: for LIST no queries and the query
+ * "qemu:" (the whole namespace) select it too; the exact name selects it
+ * for both.
+ */
+bool nbd_meta_selects_allocation_depth(const NbdMetaRequest *req, bool list);
+
 /* --- transmission ----------------------------------------------------------- */
 
 /*
@@ -310,8 +334,10 @@ bool nbd_parse_request(const uint8_t *buf, bool extended, NbdRequest *req,
 typedef struct NbdRequestLimits {
     uint64_t size;             /* export size */
     bool read_only;
-    bool structured_reply;
+    bool structured_reply;     /* structured replies or extended headers */
+    bool extended;             /* extended headers were negotiated */
     bool base_allocation;      /* base:allocation was selected */
+    bool allocation_depth;     /* qemu:allocation-depth was selected */
 } NbdRequestLimits;
 
 /*
@@ -320,9 +346,12 @@ typedef struct NbdRequestLimits {
  * in @errp).  *payload_len is the number of payload bytes that follow
  * the header on the wire (a WRITE's length) and that the caller must
  * read or skip before the next request.  When *fatal is set the request
- * cannot be answered and the stream resynchronised (a WRITE longer than
- * NBD_MAX_BUFFER_SIZE, whose payload will not be read): reply, then hang
- * up.  NBD_CMD_DISC returns 0; the caller closes.
+ * cannot be answered and the stream resynchronised (a payload longer than
+ * NBD_MAX_BUFFER_SIZE, which will not be read): reply, then hang up.
+ * With extended headers, NBD_CMD_FLAG_PAYLOAD_LEN is a no-op on a WRITE
+ * and makes *len* a payload length on any other command, whose payload
+ * is skipped and the request refused (NBD_FLAG_BLOCK_STAT_PAYLOAD is not
+ * offered).  NBD_CMD_DISC returns 0; the caller closes.
  */
 int nbd_check_request(const NbdRequest *req, const NbdRequestLimits *lim,
                       uint32_t *payload_len, bool *fatal, GError **errp);
@@ -337,5 +366,14 @@ void nbd_build_simple_reply(uint8_t buf[NBD_SIMPLE_REPLY_LEN], uint32_t error,
 /* Fill @buf with a structured reply chunk header. */
 void nbd_build_chunk_header(uint8_t buf[NBD_CHUNK_HEADER_LEN], uint16_t flags,
                             uint16_t type, uint64_t cookie, uint32_t len);
+
+/*
+ * Fill @buf with an extended reply header (extended headers: every reply
+ * is one or more of these).  @offset is the request's offset.
+ */
+void nbd_build_extended_header(uint8_t buf[NBD_EXTENDED_REPLY_LEN],
+                               uint16_t flags, uint16_t type,
+                               uint64_t cookie, uint64_t offset,
+                               uint64_t len);
 
 #endif /* NBD_PROTO_H */

@@ -408,7 +408,29 @@ bool nbd_qmp_server_add(JsonObject *args, JsonNode **ret, GError **errp)
     const char *name = json_object_get_string_member_with_default(args, "name",
                                                                   device);
     g_autoptr(JsonObject) opts = json_object_new();
+    bool writable = json_object_get_boolean_member_with_default(
+        args, "writable", false);
+    BdNode *node;
 
+    /*
+     * The device names a node (there are no other devices here); it is
+     * looked up before the server is checked, as QEMU does.
+     */
+    node = bd_node_find(device);
+    if (!node) {
+        g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
+                    "Cannot find device='%s' nor node-name='%s'", device,
+                    device);
+        return false;
+    }
+    /*
+     * Unlike block-export-add, the legacy command quietly exports a
+     * read-only node read-only when asked for a writable export, as QEMU
+     * 7.2 does.
+     */
+    if (bd_node_is_read_only(node)) {
+        writable = false;
+    }
     if (!server) {
         g_set_error_literal(errp, BD_ERROR, BD_ERROR_GENERIC,
                             "NBD server not running");
@@ -419,10 +441,7 @@ bool nbd_qmp_server_add(JsonObject *args, JsonNode **ret, GError **errp)
     json_object_set_string_member(opts, "id", name);
     json_object_set_string_member(opts, "node-name", device);
     json_object_set_string_member(opts, "name", name);
-    if (json_object_has_member(args, "writable")) {
-        json_object_set_boolean_member(
-            opts, "writable", json_object_get_boolean_member(args, "writable"));
-    }
+    json_object_set_boolean_member(opts, "writable", writable);
     if (json_object_has_member(args, "description")) {
         json_object_set_string_member(
             opts, "description",

@@ -474,6 +474,102 @@ static void test_names(void)
     g_assert_cmpstr(nbd_cmd_name(0xffff), ==, "unknown");
 }
 
+static void test_meta_allocation_depth(void)
+{
+    static const char *const exact[] = { "qemu:allocation-depth" };
+    static const char *const ns[] = { "qemu:" };
+    static const char *const other[] = { "qemu:dirty-bitmap:",
+                                         "base:allocation",
+                                         "qemu:allocation-depthx" };
+    NbdMetaRequest req;
+    GError *err = NULL;
+    GByteArray *a;
+
+    a = meta_payload("exp", 1, exact, 1);
+    g_assert_true(nbd_parse_meta_request(a->data, a->len, &req, &err));
+    g_assert_true(nbd_meta_selects_allocation_depth(&req, true));
+    g_assert_true(nbd_meta_selects_allocation_depth(&req, false));
+    g_assert_false(nbd_meta_selects_base_allocation(&req, true));
+    nbd_meta_request_clear(&req);
+    g_byte_array_unref(a);
+
+    /* the namespace alone lists it, but does not set it */
+    a = meta_payload("exp", 1, ns, 1);
+    g_assert_true(nbd_parse_meta_request(a->data, a->len, &req, &err));
+    g_assert_true(nbd_meta_selects_allocation_depth(&req, true));
+    g_assert_false(nbd_meta_selects_allocation_depth(&req, false));
+    nbd_meta_request_clear(&req);
+    g_byte_array_unref(a);
+
+    a = meta_payload("exp", 3, other, 3);
+    g_assert_true(nbd_parse_meta_request(a->data, a->len, &req, &err));
+    g_assert_false(nbd_meta_selects_allocation_depth(&req, true));
+    g_assert_false(nbd_meta_selects_allocation_depth(&req, false));
+    nbd_meta_request_clear(&req);
+    g_byte_array_unref(a);
+
+    a = meta_payload("exp", 0, NULL, 0);
+    g_assert_true(nbd_parse_meta_request(a->data, a->len, &req, &err));
+    g_assert_true(nbd_meta_selects_allocation_depth(&req, true));
+    g_assert_false(nbd_meta_selects_allocation_depth(&req, false));
+    nbd_meta_request_clear(&req);
+    g_byte_array_unref(a);
+}
+
+static void test_check_extended(void)
+{
+    NbdRequestLimits ext = { .size = UINT64_C(1) << 40,
+                             .structured_reply = true, .extended = true,
+                             .allocation_depth = true };
+    NbdRequestLimits compact = ext;
+    uint32_t payload;
+    bool fatal;
+
+    compact.extended = false;
+    /* 64-bit effect lengths where no payload is involved */
+    g_assert_cmpint(check(0, NBD_CMD_WRITE_ZEROES, 0, UINT64_C(1) << 40,
+                          &ext, &payload, &fatal), ==, 0);
+    g_assert_cmpint(check(0, NBD_CMD_BLOCK_STATUS, 0, UINT64_C(1) << 39,
+                          &ext, &payload, &fatal), ==, 0);
+    g_assert_cmpuint(payload, ==, 0);
+    /* PAYLOAD_LEN: a no-op on WRITE */
+    g_assert_cmpint(check(NBD_CMD_FLAG_PAYLOAD_LEN, NBD_CMD_WRITE, 0, 512,
+                          &ext, &payload, &fatal), ==, 0);
+    g_assert_cmpuint(payload, ==, 512);
+    /* ... refused elsewhere, its payload skipped, or fatal if too long */
+    g_assert_cmpint(check(NBD_CMD_FLAG_PAYLOAD_LEN, NBD_CMD_BLOCK_STATUS, 0,
+                          16, &ext, &payload, &fatal), ==, -EINVAL);
+    g_assert_cmpuint(payload, ==, 16);
+    g_assert_false(fatal);
+    g_assert_cmpint(check(NBD_CMD_FLAG_PAYLOAD_LEN, NBD_CMD_FLUSH, 0,
+                          UINT64_C(1) << 33, &ext, &payload, &fatal), ==,
+                    -EINVAL);
+    g_assert_true(fatal);
+    /* ... and an unknown flag without extended headers */
+    g_assert_cmpint(check(NBD_CMD_FLAG_PAYLOAD_LEN, NBD_CMD_WRITE, 0, 512,
+                          &compact, &payload, &fatal), ==, -EINVAL);
+    g_assert_cmpuint(payload, ==, 512);
+    /* a 64-bit write payload over the limit ends the connection */
+    g_assert_cmpint(check(0, NBD_CMD_WRITE, 0, UINT64_C(1) << 33, &ext,
+                          &payload, &fatal), ==, -EINVAL);
+    g_assert_true(fatal);
+}
+
+static void test_extended_header(void)
+{
+    uint8_t b[NBD_EXTENDED_REPLY_LEN];
+
+    nbd_build_extended_header(b, NBD_REPLY_FLAG_DONE,
+                              NBD_REPLY_TYPE_BLOCK_STATUS_EXT, 3,
+                              UINT64_C(1) << 40, UINT64_C(1) << 33);
+    g_assert_cmphex(nbd_get32(b), ==, 0x6e8a278c);
+    g_assert_cmpuint(nbd_get16(b + 4), ==, 1);
+    g_assert_cmpuint(nbd_get16(b + 6), ==, 6);
+    g_assert_cmpuint(nbd_get64(b + 8), ==, 3);
+    g_assert_cmpuint(nbd_get64(b + 16), ==, UINT64_C(1) << 40);
+    g_assert_cmpuint(nbd_get64(b + 24), ==, UINT64_C(1) << 33);
+}
+
 int main(int argc, char **argv)
 {
     g_test_init(&argc, &argv, NULL);
@@ -491,5 +587,9 @@ int main(int argc, char **argv)
     g_test_add_func("/nbd-proto/errno", test_errno_map);
     g_test_add_func("/nbd-proto/reply-headers", test_reply_headers);
     g_test_add_func("/nbd-proto/names", test_names);
+    g_test_add_func("/nbd-proto/meta-allocation-depth",
+                    test_meta_allocation_depth);
+    g_test_add_func("/nbd-proto/check-extended", test_check_extended);
+    g_test_add_func("/nbd-proto/extended-header", test_extended_header);
     return g_test_run();
 }
