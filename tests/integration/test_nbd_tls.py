@@ -170,7 +170,7 @@ class TlsCase(h.TestCase):
             f.truncate(SIZE)
             f.write(b'\x55' * (1 << 20))
 
-    def start(self, creds, qsd=False, tcp=False, extra=()):
+    def start(self, creds, qsd=False, tcp=False, extra=(), server_opts=''):
         """Start a daemon exporting self.img as 'disk' with TLS from the
         object `creds` (a --object string with id=tls0; None: no TLS).
         Returns (daemon, nbd socket path or port, qmp socket path)."""
@@ -188,7 +188,8 @@ class TlsCase(h.TestCase):
         if creds:
             args += ['--object', creds]
         args += ['--blockdev', f'driver=file,node-name=f,filename={self.img}',
-                 '--nbd-server', addr + (',tls-creds=tls0' if creds else ''),
+                 '--nbd-server', addr + (',tls-creds=tls0' if creds else '')
+                 + server_opts,
                  '--export', 'type=nbd,id=e,node-name=f,name=disk,'
                  'writable=on']
         args += list(extra)
@@ -339,6 +340,81 @@ class X509(TlsCase):
                 qmp.command('object-del', {'id': 'tls0'})
                 self.run_ok(['nbdinfo', '--size', self.nbds_uri(
                     sock, f'tls-certificates={self.tls.client}')])
+
+
+class Authz(TlsCase):
+    """tls-authz: the client certificate's distinguished name is checked
+    by an authorization object (object-authz plugin) once the handshake
+    is done; the same cases against qemu-storage-daemon 7.2."""
+
+    CLIENT_DN = 'C=GB,O=blockd test,CN=client1'
+
+    def client_allowed(self, authz_objects, qsd, authz_id='auth0'):
+        extra = []
+        for obj in authz_objects:
+            extra += ['--object', obj]
+        _, sock, _ = self.start(self.x509_server(), qsd=qsd, extra=extra,
+                                server_opts=f',tls-authz={authz_id}')
+        res = self.run_command(['nbdinfo', '--size', self.nbds_uri(
+            sock, f'tls-certificates={self.tls.client}')])
+        return res.returncode == 0
+
+    def test_authz_objects_decide_like_qsd(self):
+        glob_rules = json.dumps({
+            'qom-type': 'authz-list', 'id': 'auth0', 'policy': 'deny',
+            'rules': [{'match': '*,CN=client?', 'policy': 'allow',
+                       'format': 'glob'}]})
+        cases = [
+            ([json.dumps({'qom-type': 'authz-simple', 'id': 'auth0',
+                          'identity': self.CLIENT_DN})], True),
+            ([json.dumps({'qom-type': 'authz-simple', 'id': 'auth0',
+                          'identity': 'CN=someone-else'})], False),
+            ([glob_rules], True),
+            ([glob_rules.replace('client?', 'mallory')], False),
+            ([json.dumps({'qom-type': 'authz-list', 'id': 'auth0',
+                          'policy': 'allow',
+                          'rules': [{'match': self.CLIENT_DN,
+                                     'policy': 'deny'}]})], False),
+            ([], False),                         # no such authz object
+            (['secret,id=auth0,data=x'], False),  # not an authz object
+        ]
+        for objects, allowed in cases:
+            for qsd in (False, True):
+                with self.subTest(objects=objects, qsd=qsd):
+                    self.assertEqual(self.client_allowed(objects, qsd),
+                                     allowed)
+
+    def test_list_file_is_reread(self):
+        # qsd 7.2 cannot create this type (its schema and object model
+        # disagree on the name), so blockd alone
+        rules = os.path.join(self.tmpdir, 'rules.json')
+
+        def write_rules(policy):
+            tmp = rules + '.new'
+            with open(tmp, 'w') as f:
+                json.dump({'policy': 'deny', 'rules': [
+                    {'match': self.CLIENT_DN, 'policy': policy}]}, f)
+            os.rename(tmp, rules)
+
+        write_rules('allow')
+        _, sock, _ = self.start(
+            self.x509_server(), server_opts=',tls-authz=auth0',
+            extra=['--object', f'authz-listfile,id=auth0,filename={rules},'
+                   'refresh=on'])
+        uri = self.nbds_uri(sock, f'tls-certificates={self.tls.client}')
+        self.run_ok(['nbdinfo', '--size', uri])
+        write_rules('deny')
+        deadline = time.monotonic() + h.START_TIMEOUT
+        while self.run_command(['nbdinfo', '--size', uri]).returncode == 0:
+            self.assertLess(time.monotonic(), deadline,
+                            'the rules file was not read again')
+            time.sleep(0.05)
+        write_rules('allow')
+        deadline = time.monotonic() + h.START_TIMEOUT
+        while self.run_command(['nbdinfo', '--size', uri]).returncode != 0:
+            self.assertLess(time.monotonic(), deadline,
+                            'the rules file was not read again')
+            time.sleep(0.05)
 
 
 class PskAndAnon(TlsCase):
