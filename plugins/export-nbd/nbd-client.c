@@ -26,6 +26,7 @@
 
 #include "nbd-int.h"
 #include "nbd-proto.h"
+#include "nbd-meta.h"
 
 /* QEMU's limit of requests in flight per connection. */
 #define NBD_MAX_REQUESTS 16
@@ -50,6 +51,7 @@ struct NbdClient {
     NbdExport *exp;             /* bound by GO / EXPORT_NAME */
     bool structured;
     bool base_allocation;
+    NbdMetaBitmaps meta_bitmaps; /* qemu:dirty-bitmap contexts selected */
     char *meta_export;          /* export SET_META_CONTEXT was made for */
 
     BdCoMutex send_lock;
@@ -309,6 +311,8 @@ static int handle_meta(NbdClient *c, uint32_t opt, const uint8_t *data,
     g_autoptr(GError) err = NULL;
     bool list = opt == NBD_OPT_LIST_META_CONTEXT;
     NbdMetaRequest req;
+    NbdMetaBitmaps bitmaps;
+    NbdExport *e;
     bool selected;
     int ret;
 
@@ -320,15 +324,19 @@ static int handle_meta(NbdClient *c, uint32_t opt, const uint8_t *data,
     if (!nbd_parse_meta_request(data, len, &req, &err)) {
         return send_rep_err(c, opt, NBD_REP_ERR_INVALID, "%s", err->message);
     }
-    if (!nbd_export_lookup(req.name)) {
+    e = nbd_export_lookup(req.name);
+    if (!e) {
         ret = send_rep_err(c, opt, NBD_REP_ERR_UNKNOWN,
                            "export '%s' not present", req.name);
         nbd_meta_request_clear(&req);
         return ret;
     }
     selected = nbd_meta_selects_base_allocation(&req, list);
+    nbd_meta_select_bitmaps(e, &req, list, &bitmaps);
     if (!list) {
         c->base_allocation = selected;
+        nbd_meta_bitmaps_clear(&c->meta_bitmaps);
+        c->meta_bitmaps = bitmaps;
         g_free(c->meta_export);
         c->meta_export = g_strdup(req.name);
     }
@@ -341,6 +349,24 @@ static int handle_meta(NbdClient *c, uint32_t opt, const uint8_t *data,
         nbd_put32(buf, NBD_META_ID_BASE_ALLOCATION);
         memcpy(buf + 4, NBD_META_BASE_ALLOCATION, n);
         ret = send_rep(c, opt, NBD_REP_META_CONTEXT, buf, 4 + n);
+    }
+    for (unsigned i = 0; ret >= 0 && i < bitmaps.nr; i++) {
+        g_autofree char *name = NULL;
+        g_autofree uint8_t *buf = NULL;
+        size_t n;
+
+        if (!bitmaps.sel[i]) {
+            continue;
+        }
+        name = nbd_meta_bitmap_context(e, i);
+        n = strlen(name);
+        buf = g_malloc(4 + n);
+        nbd_put32(buf, NBD_META_ID_DIRTY_BITMAP + i);
+        memcpy(buf + 4, name, n);
+        ret = send_rep(c, opt, NBD_REP_META_CONTEXT, buf, 4 + n);
+    }
+    if (list) {
+        nbd_meta_bitmaps_clear(&bitmaps);
     }
     return ret < 0 ? ret : send_rep(c, opt, NBD_REP_ACK, NULL, 0);
 }
@@ -502,6 +528,11 @@ static int negotiate(NbdClient *c)
             if (c->meta_export && strcmp(c->meta_export, c->exp->name)) {
                 /* contexts were selected for another export */
                 c->base_allocation = false;
+                nbd_meta_bitmaps_clear(&c->meta_bitmaps);
+            }
+            if (c->meta_bitmaps.nr != c->exp->nr_bitmaps) {
+                /* an export of that name came and went since */
+                nbd_meta_bitmaps_clear(&c->meta_bitmaps);
             }
             return 0;
         }
@@ -655,7 +686,8 @@ static void co_read(NbdReq *r, BdBlockBackend *blk)
     }
 }
 
-static void co_block_status(NbdReq *r, BdBlockBackend *blk)
+/* coroutine_fn: base:allocation's chunk; false if an error was sent. */
+static bool co_block_status(NbdReq *r, BdBlockBackend *blk, bool last)
 {
     NbdClient *c = r->c;
     unsigned max = (r->hdr.flags & NBD_CMD_FLAG_REQ_ONE) ? 1
@@ -675,7 +707,7 @@ static void co_block_status(NbdReq *r, BdBlockBackend *blk)
         if (st < 0) {
             send_generic(c, r->hdr.cookie, st, "can't get block status");
             g_byte_array_unref(a);
-            return;
+            return false;
         }
         if (pnum <= 0) {
             break;
@@ -711,9 +743,39 @@ static void co_block_status(NbdReq *r, BdBlockBackend *blk)
     }
 done:
     nbd_put32(head, NBD_META_ID_BASE_ALLOCATION);
-    send_chunk(c, r->hdr.cookie, NBD_REPLY_FLAG_DONE,
+    send_chunk(c, r->hdr.cookie, last ? NBD_REPLY_FLAG_DONE : 0,
                NBD_REPLY_TYPE_BLOCK_STATUS, head, 4, a->data, a->len);
     g_byte_array_unref(a);
+    return true;
+}
+
+/* coroutine_fn: one chunk per selected context, the last one DONE. */
+static void co_block_status_all(NbdReq *r, BdBlockBackend *blk)
+{
+    NbdClient *c = r->c;
+    NbdMetaBitmaps *mb = &c->meta_bitmaps;
+    unsigned left = c->base_allocation + mb->count;
+    unsigned max = (r->hdr.flags & NBD_CMD_FLAG_REQ_ONE) ? 1
+                                                          : NBD_MAX_EXTENTS;
+
+    if (c->base_allocation && !co_block_status(r, blk, --left == 0)) {
+        return;
+    }
+    for (unsigned i = 0; i < mb->nr; i++) {
+        GByteArray *a;
+        uint8_t head[4];
+
+        if (!mb->sel[i]) {
+            continue;
+        }
+        a = g_byte_array_new();
+        nbd_meta_bitmap_extents(c->exp->bitmaps[i], r->hdr.offset,
+                                r->hdr.len, max, a);
+        nbd_put32(head, NBD_META_ID_DIRTY_BITMAP + i);
+        send_chunk(c, r->hdr.cookie, --left == 0 ? NBD_REPLY_FLAG_DONE : 0,
+                   NBD_REPLY_TYPE_BLOCK_STATUS, head, 4, a->data, a->len);
+        g_byte_array_unref(a);
+    }
 }
 
 static void co_handle(NbdReq *r)
@@ -762,7 +824,7 @@ static void co_handle(NbdReq *r)
         send_generic(c, cookie, 0, NULL);
         break;
     case NBD_CMD_BLOCK_STATUS:
-        co_block_status(r, blk);
+        co_block_status_all(r, blk);
         break;
     default:
         /* nbd_check_request() refused everything else */
@@ -816,7 +878,8 @@ static void receive_loop(NbdClient *c)
         .size = c->exp->size,
         .read_only = c->exp->flags & NBD_FLAG_READ_ONLY,
         .structured_reply = c->structured,
-        .base_allocation = c->base_allocation,
+        /* any context selected allows BLOCK_STATUS */
+        .base_allocation = c->base_allocation || c->meta_bitmaps.count,
     };
 
     for (;;) {
@@ -969,6 +1032,7 @@ void nbd_client_unref(NbdClient *c)
     if (g_atomic_int_dec_and_test(&c->refcnt)) {
         close(c->fd);
         g_free(c->meta_export);
+        nbd_meta_bitmaps_clear(&c->meta_bitmaps);
         g_free(c);
     }
 }

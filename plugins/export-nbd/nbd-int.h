@@ -22,6 +22,8 @@ typedef struct NbdExport {
     char *description;          /* NULL when not given */
     uint64_t size;              /* advertised size */
     uint16_t flags;             /* transmission flags, before SEND_DF */
+    BdDirtyBitmap **bitmaps;    /* offered as qemu:dirty-bitmap:NAME, */
+    unsigned nr_bitmaps;        /* held busy and referenced */
 } NbdExport;
 
 typedef struct NbdClient NbdClient;
