@@ -337,6 +337,31 @@ class DirtyBitmapTests(h.TestCase):
         self.both_ok('block-dirty-bitmap-remove', {'node': 'r0',
                                                    'name': 'b0'})
 
+    def test_bitmap_outlives_its_node(self):
+        """An export holds a bitmap of another node, which is deleted:
+        qsd 7.2 aborts there; blockd keeps serving the bitmap as it was
+        and frees it with the export."""
+        bd = self.sides[1]
+        bd.qmp.command('block-dirty-bitmap-add',
+                       {'node': 'n0', 'name': 'nb'})
+        bd.qmp.command('block-export-add',
+                       {'type': 'nbd', 'id': 'e0', 'node-name': 'r0',
+                        'writable': True,
+                        'bitmaps': [{'node': 'n0', 'name': 'nb'}]})
+        bd.qmp.command('blockdev-del', {'node-name': 'n0'})
+        res = self.run_command(['nbdinfo', '--map=qemu:dirty-bitmap:nb',
+                                bd.uri('r0')])
+        self.assertEqual(res.returncode, 0, res.stderr)
+        self.assertEqual(res.stdout.split(),
+                         ['0', str(SIZE), '0', 'clean'])
+        bd.qmp.command('block-export-del', {'id': 'e0'})
+        bd.qmp.wait_event('BLOCK_EXPORT_DELETED')
+        self.assertNotIn('n0', self.all_bitmaps_of(bd))
+
+    def all_bitmaps_of(self, side):
+        return {n['node-name']: n.get('dirty-bitmaps')
+                for n in side.qmp.command('query-named-block-nodes')}
+
     # ---- metadata contexts on the wire ----
 
     def contexts(self, side, export, queries):
