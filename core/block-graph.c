@@ -18,6 +18,7 @@
 #include <blockd/error.h>
 
 #include "block-int.h"
+#include "dirty-bitmap.h"
 #include "plugin-loader.h"
 
 /* QEMU keeps node names in a 32-byte array. */
@@ -422,6 +423,7 @@ static bool assign_name(BdNode *node, const char *name, GError **errp)
 
 static void node_free(BdNode *node)
 {
+    bd_node_dirty_bitmaps_release_all(node);
     while (node->children->len) {
         child_unlink(node->children->pdata[node->children->len - 1]);
     }
@@ -447,6 +449,7 @@ static BdNode *node_open_common(const BdBlockDriver *drv, const char *name,
     node->ctx = bd_aio_main_context();
     node->children = g_ptr_array_new();
     node->parents = g_ptr_array_new();
+    bd_node_dirty_bitmaps_init(node);
     node->shared = BD_PERM_ALL;
     node->refcnt = 1;
     node->options = json_object_ref(options);

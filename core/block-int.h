@@ -88,6 +88,11 @@ struct BdNode {
     unsigned quiesce_counter;   /* atomic: read by requests in IOThreads */
     BdBlockStats stats;
     uint64_t write_threshold;   /* 0: none (block-threshold.c) */
+
+    /* dirty bitmaps (dirty-bitmap.c) */
+    GMutex dirty_lock;          /* guards the list for other threads */
+    GPtrArray *dirty_bitmaps;   /* BdDirtyBitmap *, oldest first */
+    unsigned dirty_bitmap_count; /* atomic: the list's length */
 };
 
 /* ---- graph (block-graph.c) ---- */

@@ -22,6 +22,7 @@
 #include "block-int.h"
 #include "block-query.h"
 #include "block-iovec.h"
+#include "dirty-bitmap.h"
 
 #define STACK_IOV 16
 #define ZERO_FALLBACK_MAX (1 << 20)
@@ -350,6 +351,7 @@ static void write_done(BdNode *node, int64_t offset, int64_t bytes, int ret)
     }
     if (offset + bytes > node->total_bytes) {
         node->total_bytes = bd_length_in_sectors(offset + bytes);
+        bd_node_dirty_bitmaps_truncate(node, node->total_bytes);
     }
 }
 
@@ -394,6 +396,8 @@ int bd_node_co_pwritev(BdNode *node, int64_t offset, int64_t bytes,
         ret = bd_node_co_flush(node);
     }
     write_done(node, offset, bytes, ret);
+    /* as QEMU: the padded range, even when the write failed */
+    bd_node_set_dirty(node, req.offset, bytes ? req.bytes : 0);
     tracked_end(&req);
     return ret;
 }
@@ -525,6 +529,7 @@ int bd_node_co_pwrite_zeroes(BdNode *node, int64_t offset, int64_t bytes,
         node->stats.zero_ops++;
     }
     write_done(node, offset, bytes, ret);
+    bd_node_set_dirty(node, offset, bytes);
     /* counted as a write already; do not count the bytes twice */
     if (ret == 0) {
         node->stats.wr_ops--;
@@ -557,6 +562,13 @@ int bd_node_co_pdiscard(BdNode *node, int64_t offset, int64_t bytes)
     }
     if (!(node->open_flags & BD_OPEN_UNMAP)) {
         return 0;
+    }
+    /*
+     * QEMU marks the whole range of a discard the driver could handle,
+     * whatever part of it the alignment lets through.
+     */
+    if (drv->co_pdiscard || (!drv->co_pwritev && filtered_child(node))) {
+        bd_node_set_dirty(node, offset, bytes);
     }
     /* discard is advisory: drop what is not whole granules */
     start = ALIGN_UP(offset, align);
@@ -808,6 +820,7 @@ int bd_node_co_truncate(BdNode *node, int64_t offset, bool exact,
         node->total_bytes = -1;
         len = bd_node_co_getlength(node);
         node->total_bytes = bd_length_in_sectors(len < 0 ? offset : len);
+        bd_node_dirty_bitmaps_truncate(node, node->total_bytes);
     }
     tracked_end(&req);
     return ret;

@@ -9,6 +9,7 @@
 #include "block-int.h"
 #include "block-qmp.h"
 #include "block-query.h"
+#include "dirty-bitmap.h"
 #include "keyval.h"
 #include "qmp-dispatch.h"
 #include "schema.h"
@@ -31,6 +32,7 @@ void bd_block_init(void)
     bd_qmp_register_command("blockdev-del", qmp_blockdev_del, 0);
     bd_block_aio_move_init();
     bd_block_query_init();
+    bd_dirty_bitmap_qmp_init();
 }
 
 bool bd_blockdev_option(const char *arg, GError **errp)

@@ -13,6 +13,7 @@
 #include <blockd/error.h>
 
 #include "block-query.h"
+#include "dirty-bitmap.h"
 #include "qmp-dispatch.h"
 #include "qmp-json.h"
 
@@ -181,6 +182,7 @@ JsonObject *bd_node_device_info(BdNode *node, bool flat)
     JsonObject *o = json_object_new();
     JsonObject *cache = json_object_new();
     g_autofree char *filename = bd_node_filename(node);
+    JsonArray *bitmaps;
 
     /* no backing chains yet, so @flat changes nothing */
     (void)flat;
@@ -205,6 +207,10 @@ JsonObject *bd_node_device_info(BdNode *node, bool flat)
     json_object_set_object_member(o, "cache", cache);
     json_object_set_int_member(o, "write_threshold",
                                (int64_t)node->write_threshold);
+    bitmaps = bd_node_dirty_bitmaps_info(node);
+    if (bitmaps) {
+        json_object_set_array_member(o, "dirty-bitmaps", bitmaps);
+    }
     return o;
 }
 

@@ -10,6 +10,66 @@
 
 #include "export-nbd-schema.h"
 
+/*
+ * Find the bitmaps of the export's @bitmaps option (QEMU 7.2's checks,
+ * in its order) into e->bitmaps and hold them: busy and referenced.
+ */
+static bool export_bitmaps(NbdExport *e, BdExport *exp, JsonObject *opts,
+                           bool ro, GError **errp)
+{
+    JsonArray *list = json_object_has_member(opts, "bitmaps") ?
+        json_object_get_array_member(opts, "bitmaps") : NULL;
+    unsigned n = list ? json_array_get_length(list) : 0;
+    g_autofree BdDirtyBitmap **bms = g_new0(BdDirtyBitmap *, n + 1);
+
+    for (unsigned i = 0; i < n; i++) {
+        JsonNode *el = json_array_get_element(list, i);
+        BdDirtyBitmap *bm;
+
+        if (JSON_NODE_HOLDS_VALUE(el)) {
+            const char *name = json_node_get_string(el);
+            BdNode *node = NULL;
+
+            /* a name alone is looked for down filters and backing files */
+            bm = bd_dirty_bitmap_find_in_chain(
+                bd_blk_get_node(bd_export_get_blk(exp)), name, &node);
+            if (!bm) {
+                g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
+                            "Bitmap '%s' is not found", name);
+                return false;
+            }
+            /* its bits could change under a client that cannot write */
+            if (ro && !bd_node_is_read_only(node) &&
+                bd_dirty_bitmap_enabled(bm)) {
+                g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
+                            "Enabled bitmap '%s' incompatible with "
+                            "readonly export", name);
+                return false;
+            }
+        } else {
+            JsonObject *o = json_node_get_object(el);
+
+            bm = bd_dirty_bitmap_lookup(
+                json_object_get_string_member(o, "node"),
+                json_object_get_string_member(o, "name"), NULL, errp);
+            if (!bm) {
+                return false;
+            }
+        }
+        if (!bd_dirty_bitmap_check(bm, BD_DIRTY_BITMAP_CHECK_BUSY, errp)) {
+            return false;
+        }
+        bms[i] = bm;
+    }
+    for (unsigned i = 0; i < n; i++) {
+        bd_dirty_bitmap_ref(bms[i]);
+        bd_dirty_bitmap_set_busy(bms[i], true);
+    }
+    e->bitmaps = g_steal_pointer(&bms);
+    e->nr_bitmaps = n;
+    return true;
+}
+
 static bool nbd_export_create(BdExport *exp, JsonObject *opts,
                               GError **errp)
 {
@@ -43,13 +103,6 @@ static bool nbd_export_create(BdExport *exp, JsonObject *opts,
                     "NBD server already has export named '%s'", name);
         return false;
     }
-    if (json_object_has_member(opts, "bitmaps") &&
-        json_array_get_length(json_object_get_array_member(opts,
-                                                           "bitmaps"))) {
-        g_set_error_literal(errp, BD_ERROR, BD_ERROR_GENERIC,
-                            "NBD export bitmaps are not supported yet");
-        return false;
-    }
     size = bd_blk_getlength(blk);
     if (size < 0) {
         g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
@@ -64,6 +117,9 @@ static bool nbd_export_create(BdExport *exp, JsonObject *opts,
     }
 
     ro = !bd_export_is_writable(exp);
+    if (!export_bitmaps(e, exp, opts, ro, errp)) {
+        return false;
+    }
     e->exp = exp;
     e->name = g_strdup(name);
     e->description = g_strdup(desc);
@@ -94,6 +150,11 @@ static void nbd_export_destroy(BdExport *exp)
     NbdExport *e = bd_export_get_opaque(exp);
 
     nbd_server_remove_export(e);
+    for (unsigned i = 0; i < e->nr_bitmaps; i++) {
+        bd_dirty_bitmap_set_busy(e->bitmaps[i], false);
+        bd_dirty_bitmap_unref(e->bitmaps[i]);
+    }
+    g_free(e->bitmaps);
     g_free(e->name);
     g_free(e->description);
 }

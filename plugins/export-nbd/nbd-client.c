@@ -27,6 +27,7 @@
 #include "nbd-int.h"
 #include "nbd-proto.h"
 #include "nbd-tls.h"
+#include "nbd-meta.h"
 
 /* QEMU's limit of requests in flight per connection. */
 #define NBD_MAX_REQUESTS 16
@@ -53,6 +54,7 @@ struct NbdClient {
     bool extended;              /* extended headers */
     bool base_allocation;
     bool allocation_depth;
+    NbdMetaBitmaps meta_bitmaps; /* qemu:dirty-bitmap contexts selected */
     char *meta_export;          /* export SET_META_CONTEXT was made for */
 
     BdCoMutex send_lock;
@@ -403,6 +405,7 @@ static int handle_meta(NbdClient *c, uint32_t opt, const uint8_t *data,
     g_autoptr(GError) err = NULL;
     bool list = opt == NBD_OPT_LIST_META_CONTEXT;
     NbdMetaRequest req;
+    NbdMetaBitmaps bitmaps;
     NbdExport *e;
     bool base, depth;
     int ret;
@@ -425,9 +428,12 @@ static int handle_meta(NbdClient *c, uint32_t opt, const uint8_t *data,
     base = nbd_meta_selects_base_allocation(&req, list);
     depth = e->allocation_depth &&
             nbd_meta_selects_allocation_depth(&req, list);
+    nbd_meta_select_bitmaps(e, &req, list, &bitmaps);
     if (!list) {
         c->base_allocation = base;
         c->allocation_depth = depth;
+        nbd_meta_bitmaps_clear(&c->meta_bitmaps);
+        c->meta_bitmaps = bitmaps;
         g_free(c->meta_export);
         c->meta_export = g_strdup(req.name);
     }
@@ -441,6 +447,24 @@ static int handle_meta(NbdClient *c, uint32_t opt, const uint8_t *data,
     if (ret == 0 && depth) {
         ret = send_meta_context(c, opt, NBD_META_ID_ALLOCATION_DEPTH,
                                 NBD_META_ALLOCATION_DEPTH);
+    }
+    for (unsigned i = 0; ret >= 0 && i < bitmaps.nr; i++) {
+        g_autofree char *name = NULL;
+        g_autofree uint8_t *buf = NULL;
+        size_t n;
+
+        if (!bitmaps.sel[i]) {
+            continue;
+        }
+        name = nbd_meta_bitmap_context(e, i);
+        n = strlen(name);
+        buf = g_malloc(4 + n);
+        nbd_put32(buf, NBD_META_ID_DIRTY_BITMAP + i);
+        memcpy(buf + 4, name, n);
+        ret = send_rep(c, opt, NBD_REP_META_CONTEXT, buf, 4 + n);
+    }
+    if (list) {
+        nbd_meta_bitmaps_clear(&bitmaps);
     }
     return ret < 0 ? ret : send_rep(c, opt, NBD_REP_ACK, NULL, 0);
 }
@@ -663,6 +687,11 @@ static int negotiate(NbdClient *c)
                 /* contexts were selected for another export */
                 c->base_allocation = false;
                 c->allocation_depth = false;
+                nbd_meta_bitmaps_clear(&c->meta_bitmaps);
+            }
+            if (c->meta_bitmaps.nr != c->exp->nr_bitmaps) {
+                /* an export of that name came and went since */
+                nbd_meta_bitmaps_clear(&c->meta_bitmaps);
             }
             return 0;
         }
@@ -839,27 +868,37 @@ static void co_read(NbdReq *r, BdBlockBackend *blk)
 static void co_block_status(NbdReq *r, BdBlockBackend *blk)
 {
     NbdClient *c = r->c;
-    uint32_t ids[2];
-    unsigned n = 0;
+    NbdMetaBitmaps *mb = &c->meta_bitmaps;
+    /* contexts in id order: base, depth, then the selected bitmaps */
+    unsigned left = c->base_allocation + c->allocation_depth + mb->count;
     g_autoptr(GByteArray) a = g_byte_array_new();
 
-    if (c->base_allocation) {
-        ids[n++] = NBD_META_ID_BASE_ALLOCATION;
-    }
-    if (c->allocation_depth) {
-        ids[n++] = NBD_META_ID_ALLOCATION_DEPTH;
-    }
-    for (unsigned i = 0; i < n; i++) {
-        int ret = nbd_meta_block_status(blk, ids[i], r->hdr.offset,
-                                        r->hdr.len,
-                                        r->hdr.flags & NBD_CMD_FLAG_REQ_ONE,
-                                        c->extended, a);
+    for (unsigned k = 0; left && k < NBD_META_ID_DIRTY_BITMAP + mb->nr;
+         k++) {
+        BdDirtyBitmap *bm = NULL;
+        int ret;
 
+        if (k == NBD_META_ID_BASE_ALLOCATION) {
+            if (!c->base_allocation) {
+                continue;
+            }
+        } else if (k == NBD_META_ID_ALLOCATION_DEPTH) {
+            if (!c->allocation_depth) {
+                continue;
+            }
+        } else if (!mb->sel[k - NBD_META_ID_DIRTY_BITMAP]) {
+            continue;
+        } else {
+            bm = c->exp->bitmaps[k - NBD_META_ID_DIRTY_BITMAP];
+        }
+        ret = nbd_meta_block_status(blk, k, bm, r->hdr.offset, r->hdr.len,
+                                    r->hdr.flags & NBD_CMD_FLAG_REQ_ONE,
+                                    c->extended, a);
         if (ret < 0) {
             send_generic(c, &r->hdr, ret, "can't get block status");
             return;
         }
-        send_chunk(c, &r->hdr, i + 1 == n ? NBD_REPLY_FLAG_DONE : 0,
+        send_chunk(c, &r->hdr, --left == 0 ? NBD_REPLY_FLAG_DONE : 0,
                    c->extended ? NBD_REPLY_TYPE_BLOCK_STATUS_EXT
                                : NBD_REPLY_TYPE_BLOCK_STATUS,
                    a->data, a->len, NULL, 0);
@@ -966,7 +1005,8 @@ static void receive_loop(NbdClient *c)
         .read_only = c->exp->flags & NBD_FLAG_READ_ONLY,
         .structured_reply = c->structured,
         .extended = c->extended,
-        .base_allocation = c->base_allocation,
+        /* any context selected allows BLOCK_STATUS */
+        .base_allocation = c->base_allocation || c->meta_bitmaps.count,
         .allocation_depth = c->allocation_depth,
     };
     size_t hdr_len = c->extended ? NBD_EXTENDED_REQUEST_LEN : NBD_REQUEST_LEN;
@@ -1123,6 +1163,7 @@ void nbd_client_unref(NbdClient *c)
         nbd_tls_free(c->tls);
         close(c->fd);
         g_free(c->meta_export);
+        nbd_meta_bitmaps_clear(&c->meta_bitmaps);
         g_free(c);
     }
 }

@@ -25,6 +25,8 @@ typedef struct NbdExport {
     uint64_t size;              /* advertised size */
     uint16_t flags;             /* transmission flags, before SEND_DF */
     bool allocation_depth;      /* offers qemu:allocation-depth */
+    BdDirtyBitmap **bitmaps;    /* offered as qemu:dirty-bitmap:NAME, */
+    unsigned nr_bitmaps;        /* held busy and referenced */
 } NbdExport;
 
 typedef struct NbdClient NbdClient;
@@ -81,14 +83,15 @@ void nbd_client_unref(NbdClient *c);
 
 /*
  * coroutine_fn, in the export's context: the payload of one block status
- * chunk for the context @context_id (NBD_META_ID_*) over @len bytes from
- * @offset, into @out (replaced): the id, then with @extended the extent
- * count and 64-bit extents, else 32-bit extents.  @req_one: a single
- * extent (NBD_CMD_FLAG_REQ_ONE).  The extents may cover less than @len
- * (at most 1 MiB of them).  Returns 0 or a negative errno.
+ * chunk for the context @context_id (NBD_META_ID_*; for a
+ * qemu:dirty-bitmap context, @bm is its bitmap, else NULL) over @len
+ * bytes from @offset, into @out (replaced): the id, then with @extended
+ * the extent count and 64-bit extents, else 32-bit extents.  @req_one: a
+ * single extent (NBD_CMD_FLAG_REQ_ONE).  The extents may cover less than
+ * @len (at most 1 MiB of them).  Returns 0 or a negative errno.
  */
 int nbd_meta_block_status(BdBlockBackend *blk, uint32_t context_id,
-                          uint64_t offset, uint64_t len, bool req_one,
-                          bool extended, GByteArray *out);
+                          BdDirtyBitmap *bm, uint64_t offset, uint64_t len,
+                          bool req_one, bool extended, GByteArray *out);
 
 #endif /* NBD_INT_H */

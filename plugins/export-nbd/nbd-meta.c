@@ -8,7 +8,9 @@
  *   block status;
  * - qemu:allocation-depth: 0 where no layer of the chain defines the
  *   content, 1 where the exported node itself does, 2 and up for a
- *   backing layer (the core's bd_blk_co_allocation_depth()).
+ *   backing layer (the core's bd_blk_co_allocation_depth());
+ * - qemu:dirty-bitmap:NAME: NBD_STATE_DIRTY where the bitmap is dirty,
+ *   read from the live bitmap (past its end: clean).
  * Without extended headers the extents are 32-bit (length, flags) pairs
  * (NBD_REPLY_TYPE_BLOCK_STATUS); with them a count then 64-bit pairs
  * (NBD_REPLY_TYPE_BLOCK_STATUS_EXT).
@@ -16,6 +18,7 @@
 #include <errno.h>
 
 #include "nbd-int.h"
+#include "nbd-meta.h"
 #include "nbd-proto.h"
 
 /* Most extents in one chunk: a payload of at most 1 MiB (QEMU's bound). */
@@ -67,8 +70,8 @@ static bool extents_add(Extents *x, uint64_t len, uint32_t flags)
 }
 
 int nbd_meta_block_status(BdBlockBackend *blk, uint32_t context_id,
-                          uint64_t offset, uint64_t len, bool req_one,
-                          bool extended, GByteArray *out)
+                          BdDirtyBitmap *bm, uint64_t offset, uint64_t len,
+                          bool req_one, bool extended, GByteArray *out)
 {
     Extents x = {
         .out = out,
@@ -93,7 +96,21 @@ int nbd_meta_block_status(BdBlockBackend *blk, uint32_t context_id,
             /* one extent must fit in 32 bits */
             left = MIN(left, UINT32_MAX);
         }
-        if (context_id == NBD_META_ID_ALLOCATION_DEPTH) {
+        if (bm) {
+            bool dirty = false;
+
+            pnum = offset <= INT64_MAX ?
+                bd_dirty_bitmap_extent(bm, (int64_t)offset,
+                                       (int64_t)MIN(left, (uint64_t)INT64_MAX),
+                                       &dirty) : 0;
+            if (pnum <= 0) {
+                /* past the bitmap's end: clean */
+                pnum = (int64_t)MIN(left, (uint64_t)INT64_MAX);
+                dirty = false;
+            }
+            st = 0;
+            flags = dirty ? NBD_STATE_DIRTY : 0;
+        } else if (context_id == NBD_META_ID_ALLOCATION_DEPTH) {
             st = bd_blk_co_allocation_depth(blk, offset, left, &pnum);
             flags = st;
         } else {

@@ -69,6 +69,10 @@ CORE_COMMANDS = {
     'query-named-block-nodes', 'query-block', 'query-blockstats',
     'x-debug-query-block-graph', 'block_resize', 'blockdev-reopen',
     'block-set-write-threshold',
+    'block-dirty-bitmap-add', 'block-dirty-bitmap-remove',
+    'block-dirty-bitmap-clear', 'block-dirty-bitmap-enable',
+    'block-dirty-bitmap-disable', 'block-dirty-bitmap-merge',
+    'x-debug-block-dirty-bitmap-sha256',
 }
 # The events the core emits.
 CORE_EVENTS = {'BLOCK_EXPORT_DELETED', 'BLOCK_IO_ERROR',
