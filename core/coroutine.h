@@ -75,12 +75,6 @@ void bd_aio_coroutine_enter(BdAioContext *ctx, BdCoroutine *co);
 bool bd_coroutine_entered(BdCoroutine *co);
 
 /*
- * coroutine_fn: move the current coroutine to @ctx: it is scheduled there
- * and yields; returns running in @ctx's thread.
- */
-void bd_aio_co_reschedule_self(BdAioContext *ctx);
-
-/*
  * Cap the number of free coroutines each thread keeps for reuse (default
  * BD_COROUTINE_POOL_DEFAULT_MAX).  Coroutines above the cap are unmapped
  * when they terminate.  Any thread; affects later releases.

@@ -82,6 +82,15 @@ void bd_aio_co_enter(BdAioContext *ctx, BdCoroutine *co);
 void bd_aio_co_schedule(BdAioContext *ctx, BdCoroutine *co);
 
 /*
+ * coroutine_fn: move the calling coroutine to @ctx and return running in
+ * @ctx's thread, which owns it from then on.  Unlike scheduling oneself
+ * with bd_aio_co_schedule() and yielding, @ctx cannot enter the coroutine
+ * before it has yielded here.  Nothing happens when it already runs in
+ * @ctx.
+ */
+void bd_aio_co_reschedule_self(BdAioContext *ctx);
+
+/*
  * coroutine_fn: sleep @ns nanoseconds on the monotonic clock, with a timer
  * of the current coroutine's context (@ns <= 0 yields once through the
  * loop).  This is how a driver waits without a thread (null's latency-ns,

@@ -1102,8 +1102,7 @@ static void client_entry(void *opaque)
         if (ctx != c->ctx) {
             /* no waiters now, so no handlers are registered */
             c->ctx = ctx;
-            bd_aio_co_schedule(ctx, bd_coroutine_self());
-            bd_coroutine_yield();
+            bd_aio_co_reschedule_self(ctx);
         }
         receive_loop(c);
         /* the queued request coroutines run before we look */

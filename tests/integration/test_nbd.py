@@ -67,7 +67,7 @@ class NbdCase(h.TestCase):
             f.write(os.urandom(3 << 20))
 
     def start(self, qsd=False, writable=True, server=None, extra=(),
-              env=None):
+              env=None, export_opts=''):
         """Start a daemon exporting self.img as 'disk'; returns (daemon,
         nbd socket path, qmp socket path)."""
         name = 'qsd' if qsd else 'blockd'
@@ -81,8 +81,9 @@ class NbdCase(h.TestCase):
                 '--nbd-server',
                 server or f'addr.type=unix,addr.path={nbd_sock}',
                 '--export', 'type=nbd,id=e,node-name=f,name=disk,'
-                f'description=the test disk,writable={"on" if writable else "off"}']
-        args += list(extra)
+                f'description=the test disk,writable={"on" if writable else "off"}'
+                + export_opts]
+        args = list(extra) + args
         if qsd:
             d = self.start_qsd(args, env=env)
         else:
@@ -148,6 +149,24 @@ class Clients(NbdCase):
                      self.uri(sock), self.img])
         self.assertEqual(self.image_bytes()[15 << 20:(15 << 20) + 4096],
                          b'\x77' * 4096)
+
+    def test_many_connections_to_an_export_in_an_iothread(self):
+        """Each connection negotiates in the main loop, then moves to the
+        export's iothread: the move must not let the iothread enter the
+        connection before the main loop has let go of it (a race that
+        once aborted blockd about once in ten connections)."""
+        d, sock, _ = self.start(extra=['--object', 'iothread,id=io0'],
+                                export_opts=',iothread=io0')
+        for i in range(150):
+            c = nbd.NBD()
+            c.connect_uri(self.uri(sock))
+            c.pwrite(bytes([i]) * 4096, i * 4096)
+            self.assertEqual(c.pread(4096, i * 4096), bytes([i]) * 4096)
+            c.shutdown()
+            self.assertTrue(d.running(), d.stderr)
+        with open(self.img, 'rb') as f:
+            self.assertEqual(f.read(4096 * 150),
+                             b''.join(bytes([i]) * 4096 for i in range(150)))
 
     def test_nbdcopy_whole_export(self):
         _, sock, _ = self.start(writable=False)
