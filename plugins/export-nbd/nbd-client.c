@@ -579,6 +579,13 @@ static int negotiate(NbdClient *c)
             uint8_t reply[NBD_EXPORT_NAME_REPLY_LEN + NBD_EXPORT_NAME_ZEROES];
             NbdExport *e;
 
+            if (c->extended) {
+                /*
+                 * The spec forbids this option once extended headers are
+                 * on (only GO may follow), and it has no error reply.
+                 */
+                return -EINVAL;
+            }
             if (!nbd_parse_export_name(data, len, &name, &err)) {
                 return -EINVAL;
             }

@@ -316,6 +316,23 @@ class ExtendedHeadersTest(ProtocolCase):
                          REP_ERR_EXT_HEADER_REQD)
         self.assertEqual(c2.replies(OPT_ABORT)[-1][0], REP_ACK)
 
+        # NBD_OPT_EXPORT_NAME is forbidden once extended headers are on
+        # and cannot be answered with an error: the server hangs up
+        c3 = self.client(sock)
+        self.assertEqual(c3.replies(OPT_EXTENDED_HEADERS)[-1][0], REP_ACK)
+        c3.option(OPT_EXPORT_NAME, b'disk')
+        self.assertTrue(closed_by_peer(c3.s))
+        # ... while with structured replies only it enters transmission
+        c4 = self.client(sock)
+        self.assertEqual(c4.replies(OPT_STRUCTURED_REPLY)[-1][0], REP_ACK)
+        c4.option(OPT_EXPORT_NAME, b'disk')
+        size, flags = struct.unpack('>QH', recv_exact(c4.s, 10))
+        self.assertEqual(size, SIZE)
+        c4.structured = True
+        self.assertEqual([ch[0] for ch in c4.request(CMD_FLUSH)],
+                         ['simple'])
+        self.assert_serving(sock)
+
     def test_transmission(self):
         sock = self.start_disk()
         c = self.client(sock)
