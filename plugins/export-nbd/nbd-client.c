@@ -300,6 +300,17 @@ static int handle_starttls(NbdClient *c, uint32_t opt, uint32_t len)
         return -EIO;
     }
     c->tls_active = true;
+    /*
+     * The spec: nothing negotiated before a successful STARTTLS survives
+     * it (structured replies, extended headers, metadata contexts).  With
+     * TLS required every such option was refused until now; forgetting
+     * keeps that true whatever changes in the option loop.
+     */
+    c->structured = false;
+    c->extended = false;
+    c->base_allocation = false;
+    c->allocation_depth = false;
+    g_clear_pointer(&c->meta_export, g_free);
     return 0;
 }
 
