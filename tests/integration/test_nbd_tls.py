@@ -13,6 +13,8 @@ same.
   certificate when verify-peer is on, are refused;
 - the protocol on a raw socket: options before STARTTLS, a second
   STARTTLS, STARTTLS without TLS configured, the same replies as qsd;
+  extended headers refused before TLS and in force only when asked for
+  after it;
 - object-add and nbd-server-start errors, the same messages as qsd;
 - deleting the credentials object does not stop the server, as in qsd.
 """
