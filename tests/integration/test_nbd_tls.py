@@ -213,7 +213,9 @@ class TlsCase(h.TestCase):
                     return False
             d.wait_until(accepts, 'the NBD server port', h.START_TIMEOUT)
         else:
-            d.wait_for_socket_file(where)
+            # the file appears at bind(), before listen(): a client that
+            # came then would be refused, so wait for a connection
+            d.wait_for_socket(where)
         return d, where, qmp_sock
 
     def x509_server(self, **props):
