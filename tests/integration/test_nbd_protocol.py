@@ -251,7 +251,8 @@ class ProtocolCase(h.TestCase):
         args += list(extra)
         d = self.start_qsd(args) if qsd else self.start_daemon(args)
         d.wait_for_socket_file(qmp_sock)
-        d.wait_for_socket_file(nbd_sock)
+        # accepting, not just bound (the file appears before listen())
+        d.wait_for_socket(nbd_sock)
         self.daemon = d
         return nbd_sock, qmp_sock
 
