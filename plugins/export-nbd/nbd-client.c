@@ -302,6 +302,17 @@ static int handle_starttls(NbdClient *c, uint32_t opt, uint32_t len)
         return -EIO;
     }
     c->tls_active = true;
+    /*
+     * The spec: nothing negotiated before a successful STARTTLS survives
+     * it (structured replies, extended headers, metadata contexts).  With
+     * TLS required every such option was refused until now; forgetting
+     * keeps that true whatever changes in the option loop.
+     */
+    c->structured = false;
+    c->extended = false;
+    c->base_allocation = false;
+    c->allocation_depth = false;
+    g_clear_pointer(&c->meta_export, g_free);
     return 0;
 }
 
@@ -603,6 +614,13 @@ static int negotiate(NbdClient *c)
             uint8_t reply[NBD_EXPORT_NAME_REPLY_LEN + NBD_EXPORT_NAME_ZEROES];
             NbdExport *e;
 
+            if (c->extended) {
+                /*
+                 * The spec forbids this option once extended headers are
+                 * on (only GO may follow), and it has no error reply.
+                 */
+                return -EINVAL;
+            }
             if (!nbd_parse_export_name(data, len, &name, &err)) {
                 return -EINVAL;
             }

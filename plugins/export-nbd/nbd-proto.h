@@ -348,10 +348,12 @@ typedef struct NbdRequestLimits {
  * read or skip before the next request.  When *fatal is set the request
  * cannot be answered and the stream resynchronised (a payload longer than
  * NBD_MAX_BUFFER_SIZE, which will not be read): reply, then hang up.
- * With extended headers, NBD_CMD_FLAG_PAYLOAD_LEN is a no-op on a WRITE
- * and makes *len* a payload length on any other command, whose payload
- * is skipped and the request refused (NBD_FLAG_BLOCK_STAT_PAYLOAD is not
- * offered).  NBD_CMD_DISC returns 0; the caller closes.
+ * With extended headers a WRITE must carry NBD_CMD_FLAG_PAYLOAD_LEN; one
+ * without it is tolerated (its length still taken as the payload's, as
+ * QEMU 8.2 does).  On any other command the flag makes *len* a payload
+ * length: the payload is skipped and the request refused with EINVAL
+ * (NBD_FLAG_BLOCK_STAT_PAYLOAD is not offered).  NBD_CMD_DISC returns 0;
+ * the caller closes.
  */
 int nbd_check_request(const NbdRequest *req, const NbdRequestLimits *lim,
                       uint32_t *payload_len, bool *fatal, GError **errp);

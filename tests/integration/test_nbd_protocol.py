@@ -251,7 +251,8 @@ class ProtocolCase(h.TestCase):
         args += list(extra)
         d = self.start_qsd(args) if qsd else self.start_daemon(args)
         d.wait_for_socket_file(qmp_sock)
-        d.wait_for_socket_file(nbd_sock)
+        # accepting, not just bound (the file appears before listen())
+        d.wait_for_socket(nbd_sock)
         self.daemon = d
         return nbd_sock, qmp_sock
 
@@ -316,6 +317,23 @@ class ExtendedHeadersTest(ProtocolCase):
                          REP_ERR_EXT_HEADER_REQD)
         self.assertEqual(c2.replies(OPT_ABORT)[-1][0], REP_ACK)
 
+        # NBD_OPT_EXPORT_NAME is forbidden once extended headers are on
+        # and cannot be answered with an error: the server hangs up
+        c3 = self.client(sock)
+        self.assertEqual(c3.replies(OPT_EXTENDED_HEADERS)[-1][0], REP_ACK)
+        c3.option(OPT_EXPORT_NAME, b'disk')
+        self.assertTrue(closed_by_peer(c3.s))
+        # ... while with structured replies only it enters transmission
+        c4 = self.client(sock)
+        self.assertEqual(c4.replies(OPT_STRUCTURED_REPLY)[-1][0], REP_ACK)
+        c4.option(OPT_EXPORT_NAME, b'disk')
+        size, flags = struct.unpack('>QH', recv_exact(c4.s, 10))
+        self.assertEqual(size, SIZE)
+        c4.structured = True
+        self.assertEqual([ch[0] for ch in c4.request(CMD_FLUSH)],
+                         ['simple'])
+        self.assert_serving(sock)
+
     def test_transmission(self):
         sock = self.start_disk()
         c = self.client(sock)
@@ -335,16 +353,19 @@ class ExtendedHeadersTest(ProtocolCase):
         self.assertEqual(read_data(chunks, off, 8192 + 4096),
                          bytes(8192) + data[:4096])
 
-        # a write: the payload follows the 32-byte header; NONE on success
+        # a write: with extended headers it must carry PAYLOAD_LEN, and
+        # the payload follows the 32-byte header; NONE on success
         payload = os.urandom(65536)
-        chunks = c.request(CMD_WRITE, 1 << 20, len(payload), flags=FLAG_FUA,
+        chunks = c.request(CMD_WRITE, 1 << 20, len(payload),
+                           flags=FLAG_FUA | FLAG_PAYLOAD_LEN,
                            payload=payload)
         self.assertEqual([(t, f) for _, f, t, *_ in chunks],
                          [(TYPE_NONE, REPLY_FLAG_DONE)])
-        # PAYLOAD_LEN is a no-op on a write
-        chunks = c.request(CMD_WRITE, 2 << 20, 512, flags=FLAG_PAYLOAD_LEN,
-                           payload=b'\xaa' * 512)
+        # a non-compliant write without the flag is tolerated, its length
+        # taken as the payload's (as QEMU 8.2's server does)
+        chunks = c.request(CMD_WRITE, 2 << 20, 512, payload=b'\xaa' * 512)
         self.assertEqual(error_of(chunks), 0)
+        self.assertEqual(error_of(c.request(CMD_FLUSH)), 0)
         with open(self.img, 'rb') as f:
             f.seek(1 << 20)
             self.assertEqual(f.read(len(payload)), payload)
@@ -391,9 +412,17 @@ class ExtendedHeadersTest(ProtocolCase):
         self.assertEqual(error_of(c.request(CMD_FLUSH)), 0)
 
         # a write payload above the limit: an error, then the hang-up
-        c.send_request(CMD_WRITE, 0, 1 << 33, cookie=9)
+        c.send_request(CMD_WRITE, 0, 1 << 33, flags=FLAG_PAYLOAD_LEN,
+                       cookie=9)
         self.assertEqual(error_of(c.chunks(cookie=9)), EINVAL)
         self.assertTrue(closed_by_peer(c.s))
+        # the same for a payload announced on another command
+        c2 = self.client(sock)
+        c2.negotiate(contexts=('base:allocation',))
+        c2.send_request(CMD_BLOCK_STATUS, 0, MAX_PAYLOAD + 1,
+                        flags=FLAG_PAYLOAD_LEN, cookie=3)
+        self.assertEqual(error_of(c2.chunks(cookie=3)), EINVAL)
+        self.assertTrue(closed_by_peer(c2.s))
         self.assert_serving(sock)
 
     def test_large_lengths(self):
@@ -508,7 +537,8 @@ class HostileTest(ProtocolCase):
         # one in the middle of a request header
         c2 = self.client(sock)
         c2.negotiate(extended=True, contexts=())
-        c2.send_request(CMD_WRITE, 0, 1 << 20, payload=b'x' * 1000)
+        c2.send_request(CMD_WRITE, 0, 1 << 20, flags=FLAG_PAYLOAD_LEN,
+                        payload=b'x' * 1000)
         c2.close()
         c3 = self.client(sock)
         c3.negotiate(extended=True, contexts=())

@@ -13,6 +13,8 @@ same.
   certificate when verify-peer is on, are refused;
 - the protocol on a raw socket: options before STARTTLS, a second
   STARTTLS, STARTTLS without TLS configured, the same replies as qsd;
+  extended headers refused before TLS and in force only when asked for
+  after it;
 - object-add and nbd-server-start errors, the same messages as qsd;
 - deleting the credentials object does not stop the server, as in qsd.
 """
@@ -38,11 +40,18 @@ NBD_OPT_ABORT = 2
 NBD_OPT_LIST = 3
 NBD_OPT_STARTTLS = 5
 NBD_OPT_GO = 7
+NBD_OPT_EXTENDED_HEADERS = 11
 NBD_REP_ACK = 1
 NBD_REP_SERVER = 2
+NBD_REP_INFO = 3
 NBD_REP_ERR_POLICY = (1 << 31) + 2
 NBD_REP_ERR_INVALID = (1 << 31) + 3
 NBD_REP_ERR_TLS_REQD = (1 << 31) + 5
+NBD_REQUEST_MAGIC = 0x25609513
+NBD_EXTENDED_REQUEST_MAGIC = 0x21e41c71
+NBD_SIMPLE_REPLY_MAGIC = 0x67446698
+NBD_EXTENDED_REPLY_MAGIC = 0x6e8a278c
+NBD_CMD_FLUSH = 3
 
 CA_TEMPLATE = 'cn = blockd test CA\nca\ncert_signing_key\nexpiration_days = 7\n'
 SERVER_TEMPLATE = ('organization = blockd test\ncn = localhost\n'
@@ -205,7 +214,9 @@ class TlsCase(h.TestCase):
                     return False
             d.wait_until(accepts, 'the NBD server port', h.START_TIMEOUT)
         else:
-            d.wait_for_socket_file(where)
+            # the file appears at bind(), before listen(): a client that
+            # came then would be refused, so wait for a connection
+            d.wait_for_socket(where)
         return d, where, qmp_sock
 
     def x509_server(self, **props):
@@ -517,6 +528,64 @@ class Protocol(TlsCase):
         self.assertEqual(seen[7][1], NBD_REP_ERR_INVALID)
         self.assertTrue(seen[8])
         self.assertEqual(seen, self.haggle(qsd=True))
+
+    def go_and_flush(self, t, extended):
+        """NBD_OPT_GO on 'disk', then an NBD_CMD_FLUSH in the header style
+        negotiated; the reply's magic, error and cookie."""
+        send_option(t, NBD_OPT_GO, struct.pack('>I', 4) + b'disk' +
+                    struct.pack('>H', 0))
+        while True:
+            opt, rtype, _ = read_reply(t)
+            self.assertEqual(opt, NBD_OPT_GO)
+            if rtype == NBD_REP_ACK:
+                break
+            self.assertEqual(rtype, NBD_REP_INFO)
+        if extended:
+            t.sendall(struct.pack('>IHHQQQ', NBD_EXTENDED_REQUEST_MAGIC, 0,
+                                  NBD_CMD_FLUSH, 77, 0, 0))
+            magic, _, _, cookie, _, length = struct.unpack(
+                '>IHHQQQ', recv_exact(t, 32))
+            self.assertEqual(length, 0)
+            return magic, 0, cookie
+        t.sendall(struct.pack('>IHHQQI', NBD_REQUEST_MAGIC, 0,
+                              NBD_CMD_FLUSH, 77, 0, 0))
+        return struct.unpack('>IIQ', recv_exact(t, 16))
+
+    def test_extended_headers_and_starttls(self):
+        # before TLS, extended headers are refused like every option, as
+        # qsd refuses them
+        for qsd in (False, True):
+            with self.subTest(qsd=qsd):
+                _, sock, _ = self.start(self.x509_server(), qsd=qsd)
+                s = self.connect(sock)
+                send_option(s, NBD_OPT_EXTENDED_HEADERS)
+                self.assertEqual(read_reply(s),
+                                 (NBD_OPT_EXTENDED_HEADERS,
+                                  NBD_REP_ERR_TLS_REQD,
+                                  b'Option 0xb not permitted before TLS'))
+        # so nothing from before STARTTLS shapes the transmission: without
+        # a new request the headers are compact and the replies simple
+        _, sock, _ = self.start(self.x509_server())
+        s = self.connect(sock)
+        send_option(s, NBD_OPT_EXTENDED_HEADERS)
+        self.assertEqual(read_reply(s)[1], NBD_REP_ERR_TLS_REQD)
+        send_option(s, NBD_OPT_STARTTLS)
+        self.assertEqual(read_reply(s)[1], NBD_REP_ACK)
+        t = self.client_context().wrap_socket(s, server_hostname='localhost')
+        self.addCleanup(t.close)
+        self.assertEqual(self.go_and_flush(t, extended=False),
+                         (NBD_SIMPLE_REPLY_MAGIC, 0, 77))
+        # negotiated after STARTTLS, they hold
+        s = self.connect(sock)
+        send_option(s, NBD_OPT_STARTTLS)
+        self.assertEqual(read_reply(s)[1], NBD_REP_ACK)
+        t = self.client_context().wrap_socket(s, server_hostname='localhost')
+        self.addCleanup(t.close)
+        send_option(t, NBD_OPT_EXTENDED_HEADERS)
+        self.assertEqual(read_reply(t), (NBD_OPT_EXTENDED_HEADERS,
+                                         NBD_REP_ACK, b''))
+        self.assertEqual(self.go_and_flush(t, extended=True),
+                         (NBD_EXTENDED_REPLY_MAGIC, 0, 77))
 
     def test_abort_before_tls(self):
         # the NBD spec exempts ABORT from TLS_REQD (qsd answers TLS_REQD)
