@@ -113,8 +113,7 @@ int bd_node_get_info(BdNode *node, bool *is_dirty)
                                : -ENOTSUP;
 }
 
-/* Bytes allocated on the host, or a negative errno when unknown. */
-static int64_t allocated_size(BdNode *node)
+int64_t bd_node_get_allocated_file_size(BdNode *node)
 {
     int64_t sum = 0;
 
@@ -133,7 +132,7 @@ static int64_t allocated_size(BdNode *node)
                          BD_CHILD_FILTERED))) {
             continue;
         }
-        n = allocated_size(c->node);
+        n = bd_node_get_allocated_file_size(c->node);
         if (n < 0) {
             return n;
         }
@@ -145,7 +144,7 @@ static int64_t allocated_size(BdNode *node)
 static JsonObject *image_info(BdNode *node)
 {
     JsonObject *o = json_object_new();
-    int64_t actual = allocated_size(node);
+    int64_t actual = bd_node_get_allocated_file_size(node);
     g_autofree char *filename = bd_node_filename(node);
     bool dirty;
 

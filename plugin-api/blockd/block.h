@@ -246,6 +246,15 @@ BdChild *bd_node_get_backing(BdNode *node);
 int bd_node_get_info(BdNode *node, bool *is_dirty);
 
 /*
+ * Bytes @node occupies on the host (what query-block reports as
+ * actual-size): the driver's get_allocated_file_size, else for formats
+ * and filters the sum over their data, metadata and filtered children;
+ * a negative errno when unknown (-ENOTSUP for protocols that cannot
+ * tell).  Main loop or @node's AioContext.
+ */
+int64_t bd_node_get_allocated_file_size(BdNode *node);
+
+/*
  * Memory of @size bytes aligned for I/O on @node (its opt_mem_alignment);
  * NULL if out of memory.  Free with free().  Any thread.
  */

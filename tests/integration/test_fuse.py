@@ -463,6 +463,55 @@ class Fuse(h.TestCase):
         self.assertIn(results[(False, 'auto')], [
             ('mounted', False), results[(False, 'off')]])
 
+    def stat_and_du(self, mp):
+        st = subprocess.run(['stat', '-c', '%b %B %s', mp], check=True,
+                            capture_output=True, text=True).stdout.split()
+        du = subprocess.run(['du', '-k', mp], check=True,
+                            capture_output=True, text=True).stdout.split()[0]
+        return st + [du]
+
+    def test_allocated_size_like_qsd(self):
+        """st_blocks (and so du) count what the node occupies on the host,
+        for a file node and for raw over it, as with qsd."""
+        for fmt in ('file', 'raw'):
+            with self.subTest(fmt=fmt):
+                results = {}
+                for q in (True, False):
+                    img = self.image(name=f'sparse-{fmt}-{q}.raw',
+                                     size=64 * MiB)
+                    with open(img, 'r+b') as f:
+                        f.seek(8 * MiB)
+                        f.write(os.urandom(3 * MiB))
+                    mp = self.mountpoint(name=f'mp-{fmt}-{q}')
+                    args = ['--blockdev',
+                            f'file,node-name=f,filename={img}']
+                    node = 'f'
+                    if fmt == 'raw':
+                        args += ['--blockdev', 'raw,node-name=r,file=f']
+                        node = 'r'
+                    args += ['--export', f'fuse,id=e,node-name={node},'
+                             f'mountpoint={mp},writable=on']
+                    d, qmp = self.start(args, qsd=q)
+                    self.wait_mounted(mp)
+                    before = self.stat_and_du(mp)
+                    own = os.stat(img).st_blocks
+                    self.assertEqual(int(before[0]), own)
+                    self.assertLess(own, 64 * MiB // 512)
+                    # written through the mount: the count follows (once
+                    # the kernel's attribute cache of one second expires)
+                    with open(mp, 'r+b') as f:
+                        f.seek(32 * MiB)
+                        f.write(b'w' * MiB)
+                    own = os.stat(img).st_blocks
+                    deadline = time.monotonic() + 10
+                    while int(self.stat_and_du(mp)[0]) != own:
+                        self.assertLess(time.monotonic(), deadline)
+                        time.sleep(0.05)
+                    results[q] = (before, self.stat_and_du(mp))
+                    qmp.command('quit')
+                    d.wait()
+                self.assertEqual(results[False], results[True])
+
     # --- concurrency and deletion while busy ---------------------------------
 
     def test_concurrent_processes(self):
@@ -496,6 +545,81 @@ class Fuse(h.TestCase):
             for i in range(nproc):
                 f.seek(i * chunk)
                 self.assertEqual(f.read(chunk), bytes([i + 1]) * chunk)
+
+    BUSY_SCRIPT = (
+        'import os, sys\n'
+        'fd = os.open(sys.argv[1], os.O_RDWR)\n'
+        'print("open", flush=True)\n'
+        'try:\n'
+        '    while True:\n'
+        '        os.pwrite(fd, b"z" * 1048576, 0)\n'
+        '        os.pread(fd, 1048576, 8388608)\n'
+        'except OSError as e:\n'
+        '    print("errno", e.errno, flush=True)\n'
+    )
+
+    def busy_client(self, mp):
+        """A process writing and reading through `mp` until it fails;
+        returns once it has done I/O."""
+        busy = subprocess.Popen(['/usr/bin/python3', '-c', self.BUSY_SCRIPT,
+                                 mp], stdout=subprocess.PIPE, text=True)
+        self.addCleanup(busy.kill)
+        self.assertEqual(busy.stdout.readline().strip(), 'open')
+        return busy
+
+    def wait_io(self, qmp, img, n=3):
+        """Wait until the image file has seen writes (its mtime moves) a
+        few times: the client is busy."""
+        last = os.stat(img).st_mtime_ns
+        deadline = time.monotonic() + 20
+        while n > 0:
+            self.assertLess(time.monotonic(), deadline)
+            now = os.stat(img).st_mtime_ns
+            if now != last:
+                n -= 1
+                last = now
+            time.sleep(0.01)
+
+    def test_iothread_export_ends_while_busy(self):
+        """An export run in an iothread (the node moved there) drains
+        its requests and unmounts cleanly on block-export-del mode=hard
+        and on quit while a client does I/O through the mount."""
+        for end in ('hard', 'quit'):
+            with self.subTest(end=end):
+                img = self.image(name=f'io-{end}.raw', size=16 * MiB)
+                mp = self.mountpoint(name=f'mp-io-{end}', content=b'own')
+                d, qmp = self.start(
+                    ['--object', 'iothread,id=io0'] +
+                    self.export_args(img, mp, ',writable=on,iothread=io0'))
+                self.wait_mounted(mp)
+                busy = self.busy_client(mp)
+                self.wait_io(qmp, img)
+                if end == 'hard':
+                    qmp.command('block-export-del', {'id': 'e',
+                                                     'mode': 'hard'})
+                    qmp.wait_event('BLOCK_EXPORT_DELETED')
+                    self.assertEqual(qmp.command('query-block-exports'), [])
+                else:
+                    qmp.command('quit')
+                    self.assertEqual(d.wait(), 0)
+                self.assertIsNone(mount_entry(mp))
+                out, _ = busy.communicate(timeout=30)
+                self.assertTrue(out.startswith('errno'), out)
+                with open(mp, 'rb') as f:
+                    self.assertEqual(f.read(), b'own')
+                with open(img, 'rb') as f:
+                    self.assertEqual(f.read(1048576), b'z' * 1048576)
+                if end == 'hard':
+                    self.assertTrue(d.running())
+                    # the node (still in io0) can be exported again
+                    qmp.command('block-export-add', {
+                        'type': 'fuse', 'id': 'e', 'node-name': 'f',
+                        'mountpoint': mp, 'iothread': 'io0'})
+                    self.wait_mounted(mp)
+                    self.assertEqual(os.stat(mp).st_size, 16 * MiB)
+                    qmp.command('quit')
+                    self.assertEqual(d.wait(), 0)
+                    self.assertIsNone(mount_entry(mp))
 
     def test_hard_del_while_busy(self):
         img = self.image(size=16 * MiB)
