@@ -262,12 +262,16 @@ static JsonObject *node_stats(BdNode *node)
     JsonObject *o = json_object_new();
     JsonObject *s = json_object_new();
     BdChild *file = bd_node_get_file(node);
+    int64_t highest;
 
     for (size_t i = 0; i < G_N_ELEMENTS(zero_counters); i++) {
         json_object_set_int_member(s, zero_counters[i], 0);
     }
-    json_object_set_int_member(s, "wr_highest_offset",
-                               node->stats.wr_highest_offset);
+    /* requests in IOThreads update it under the same lock */
+    g_mutex_lock(&node->reqs_lock);
+    highest = node->stats.wr_highest_offset;
+    g_mutex_unlock(&node->reqs_lock);
+    json_object_set_int_member(s, "wr_highest_offset", highest);
     for (size_t i = 0; i < G_N_ELEMENTS(zero_counters2); i++) {
         json_object_set_int_member(s, zero_counters2[i], 0);
     }

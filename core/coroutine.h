@@ -74,11 +74,7 @@ void bd_aio_coroutine_enter(BdAioContext *ctx, BdCoroutine *co);
 /* True if @co is running now (entered and not yet yielded). */
 bool bd_coroutine_entered(BdCoroutine *co);
 
-/*
- * coroutine_fn: move the current coroutine to @ctx: it is scheduled there
- * and yields; returns running in @ctx's thread.
- */
-void bd_aio_co_reschedule_self(BdAioContext *ctx);
+/* bd_aio_co_reschedule_self() is in <blockd/coroutine.h>. */
 
 /*
  * Cap the number of free coroutines each thread keeps for reuse (default

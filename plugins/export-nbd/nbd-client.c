@@ -904,14 +904,13 @@ static void client_entry(void *opaque)
     NbdClient *c = opaque;
 
     if (negotiate(c) == 0) {
-        BdAioContext *ctx = bd_export_get_aio_context(c->exp->exp);
+        BdAioContext *ctx = nbd_export_next_context(c->exp);
 
         bd_export_ref(c->exp->exp);
         if (ctx != c->ctx) {
             /* no waiters now, so no handlers are registered */
             c->ctx = ctx;
-            bd_aio_co_schedule(ctx, bd_coroutine_self());
-            bd_coroutine_yield();
+            bd_aio_co_reschedule_self(ctx);
         }
         receive_loop(c);
         /* the queued request coroutines run before we look */
