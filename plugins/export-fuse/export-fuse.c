@@ -83,45 +83,26 @@ static int fuse_fill_stat(FuseExport *fe, fuse_ino_t ino, struct stat *st)
     return 0;
 }
 
-typedef struct FuseStatCall {
-    FuseExport *fe;
-    fuse_ino_t ino;
-    struct stat st;
-    int ret;
-    BdCoroutine *co;
-} FuseStatCall;
-
-static void fuse_stat_in_node_ctx(void *opaque)
-{
-    FuseStatCall *c = opaque;
-
-    c->ret = fuse_fill_stat(c->fe, c->ino, &c->st);
-    bd_aio_co_wake(c->co);
-}
-
 /*
- * Reply to @req with the attributes.  In the node's context at once;
- * from another thread (a multi-threaded export) in a coroutine that
- * fetches them in the node's context and replies from its own thread.
+ * coroutine_fn: reply to @req with the attributes, fetched in the node's
+ * context (a multi-threaded export's threads are others): the reply
+ * leaves from the thread that read the request.
  */
 static void fuse_co_reply_stat(fuse_req_t req, void *opaque)
 {
-    FuseStatCall c = { .fe = fuse_mount_req_userdata(req),
-                       .ino = (fuse_ino_t)(uintptr_t)opaque,
-                       .co = bd_coroutine_self() };
-    BdAioContext *node_ctx =
-        bd_node_get_aio_context(bd_blk_get_node(c.fe->blk));
+    FuseExport *fe = fuse_mount_req_userdata(req);
+    BdAioContext *home = bd_aio_current_context();
+    struct stat st;
+    int ret;
 
-    if (node_ctx == bd_aio_current_context()) {
-        c.ret = fuse_fill_stat(c.fe, c.ino, &c.st);
+    bd_aio_co_reschedule_self(
+        bd_node_get_aio_context(bd_blk_get_node(fe->blk)));
+    ret = fuse_fill_stat(fe, (fuse_ino_t)(uintptr_t)opaque, &st);
+    bd_aio_co_reschedule_self(home);
+    if (ret < 0) {
+        fuse_reply_err(req, -ret);
     } else {
-        bd_aio_bh_schedule_oneshot(node_ctx, fuse_stat_in_node_ctx, &c);
-        bd_coroutine_yield();
-    }
-    if (c.ret < 0) {
-        fuse_reply_err(req, -c.ret);
-    } else {
-        fuse_reply_attr(req, &c.st, 1.0);
+        fuse_reply_attr(req, &st, 1.0);
     }
 }
 
@@ -681,6 +662,8 @@ static const BdExportType fuse_export_type = {
     .create = fuse_export_create,
     .request_shutdown = fuse_export_request_shutdown,
     .destroy = fuse_export_destroy,
+    /* One /dev/fuse queue per iothread (see fuse-mount.h). */
+    .supports_multithread = true,
 };
 
 static bool export_fuse_init(BdRegistry *reg, GError **errp)

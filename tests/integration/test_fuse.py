@@ -17,8 +17,13 @@ whatever the outcome, before the directory is removed.
 - read-only, growable, truncate, fallocate (discard, zero range, plain),
   SEEK_DATA/SEEK_HOLE, chmod/chown, fsync, allow-other: the same results
   as qemu-storage-daemon's on the same calls;
+- st_blocks and du (the node's allocated size) as with qsd;
 - concurrent readers and writers in several processes;
-- block-export-del mode=hard while a client is busy;
+- block-export-del mode=hard while a client is busy, also with the
+  export in an iothread (and quit there);
+- one mount served by two iothreads ('iothread': ['io0', 'io1']): random
+  writers from several processes equal a reference; hard delete while
+  busy; clean unmount;
 - ENOSPC from the node reaches the file's writer.
 """
 
@@ -620,6 +625,113 @@ class Fuse(h.TestCase):
                     qmp.command('quit')
                     self.assertEqual(d.wait(), 0)
                     self.assertIsNone(mount_entry(mp))
+
+    # --- several iothreads serving one mount ----------------------------------
+
+    MT_WRITER = (
+        'import os, random, sys\n'
+        'mp, k, n, stripe, out = sys.argv[1], int(sys.argv[2]), '
+        'int(sys.argv[3]), int(sys.argv[4]), sys.argv[5]\n'
+        'rnd = random.Random(1000 + k)\n'
+        'fd = os.open(mp, os.O_RDWR)\n'
+        'size = os.fstat(fd).st_size\n'
+        'mine = range(k, size // stripe, n)\n'
+        'ref = {s: bytearray(os.pread(fd, stripe, s * stripe)) '
+        'for s in mine}\n'
+        'for i in range(400):\n'
+        '    s = rnd.choice(mine)\n'
+        '    off = rnd.randrange(stripe - 1)\n'
+        '    data = rnd.randbytes(rnd.randint(1, stripe - off))\n'
+        '    assert os.pwrite(fd, data, s * stripe + off) == len(data)\n'
+        '    ref[s][off:off + len(data)] = data\n'
+        '    if i % 50 == 0:\n'
+        '        assert os.stat(mp).st_size == size\n'
+        'for s in mine:\n'
+        '    assert os.pread(fd, stripe, s * stripe) == ref[s], s\n'
+        'os.fsync(fd)\n'
+        'with open(out, "wb") as f:\n'
+        '    for s in mine:\n'
+        '        f.write(ref[s])\n'
+    )
+
+    def start_multithread(self, img, mp):
+        return self.start([
+            '--object', 'iothread,id=io0', '--object', 'iothread,id=io1',
+            '--blockdev', f'file,node-name=f,filename={img}',
+            '--export', '{"type": "fuse", "id": "e", "node-name": "f", '
+                        f'"mountpoint": "{mp}", "writable": true, '
+                        '"iothread": ["io0", "io1"]}'])
+
+    def test_multithread_writers(self):
+        """One mount served by two iothreads (a cloned /dev/fuse each)
+        while the node stays in the main loop: processes writing random
+        data in their own stripes leave the image equal to the reference,
+        and both iothreads did work."""
+        size, stripe, nproc = 16 * MiB, 64 * 1024, 6
+        img = self.image(size=size, content=os.urandom(size))
+        mp = self.mountpoint()
+        d, qmp = self.start_multithread(img, mp)
+        self.wait_mounted(mp)
+        threads = qmp.command('query-iothreads')
+        tids = [t['thread-id'] for t in threads]
+
+        def cpu(tid):
+            with open(f'/proc/{d.pid}/task/{tid}/schedstat') as f:
+                return int(f.read().split()[0])
+
+        before = [cpu(t) for t in tids]
+        outs = [os.path.join(self.tmpdir, f'ref{k}') for k in range(nproc)]
+        procs = [subprocess.Popen(['/usr/bin/python3', '-c', self.MT_WRITER,
+                                   mp, str(k), str(nproc), str(stripe),
+                                   outs[k]]) for k in range(nproc)]
+        for p in procs:
+            self.addCleanup(p.kill)
+        for p in procs:
+            self.assertEqual(p.wait(timeout=120), 0)
+        after = [cpu(t) for t in tids]
+        for b, a in zip(before, after):
+            self.assertGreater(a, b)
+
+        ref = bytearray(size)
+        for k in range(nproc):
+            with open(outs[k], 'rb') as f:
+                for s in range(k, size // stripe, nproc):
+                    ref[s * stripe:(s + 1) * stripe] = f.read(stripe)
+        with open(mp, 'rb') as f:
+            self.assertEqual(f.read(), bytes(ref))
+        qmp.command('quit')
+        self.assertEqual(d.wait(), 0)
+        self.assertIsNone(mount_entry(mp))
+        with open(img, 'rb') as f:
+            self.assertEqual(f.read(), bytes(ref))
+
+    def test_multithread_hard_del_while_busy(self):
+        img = self.image(size=16 * MiB)
+        mp = self.mountpoint(content=b'own')
+        d, qmp = self.start_multithread(img, mp)
+        self.wait_mounted(mp)
+        busy = [self.busy_client(mp) for _ in range(3)]
+        self.wait_io(qmp, img)
+        qmp.command('block-export-del', {'id': 'e', 'mode': 'hard'})
+        qmp.wait_event('BLOCK_EXPORT_DELETED')
+        self.assertEqual(qmp.command('query-block-exports'), [])
+        self.assertIsNone(mount_entry(mp))
+        for b in busy:
+            out, _ = b.communicate(timeout=30)
+            self.assertTrue(out.startswith('errno'), out)
+        with open(mp, 'rb') as f:
+            self.assertEqual(f.read(), b'own')
+        self.assertTrue(d.running())
+        # the node (still in the main loop) serves a new export
+        qmp.command('block-export-add', {
+            'type': 'fuse', 'id': 'e', 'node-name': 'f', 'mountpoint': mp,
+            'writable': True, 'iothread': ['io1', 'io0']})
+        self.wait_mounted(mp)
+        with open(mp, 'rb') as f:
+            self.assertEqual(f.read(1048576), b'z' * 1048576)
+        qmp.command('quit')
+        self.assertEqual(d.wait(), 0)
+        self.assertIsNone(mount_entry(mp))
 
     def test_hard_del_while_busy(self):
         img = self.image(size=16 * MiB)
