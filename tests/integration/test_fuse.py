@@ -770,26 +770,82 @@ class Fuse(h.TestCase):
     # --- errors from the node ----------------------------------------------
 
     def test_enospc_reaches_the_writer(self):
+        """A file node on a tiny tmpfs: the writer of the mounted file
+        gets ENOSPC, as with qsd."""
         fs = os.path.join(self.tmpdir, 'small')
         os.mkdir(fs)
         subprocess.run(['mount', '-t', 'tmpfs', '-o', 'size=1m', 'tmpfs',
                         fs], check=True)
         self.addCleanup(subprocess.run, ['umount', '-l', fs])
-        img = os.path.join(fs, 'img.raw')
-        with open(img, 'wb') as f:
-            f.truncate(8 * MiB)
-        mp = self.mountpoint()
-        _, qmp = self.start(self.export_args(img, mp, ',writable=on'))
-        self.wait_mounted(mp)
-        fd = os.open(mp, os.O_RDWR)
-        try:
-            with self.assertRaises(OSError) as cm:
-                for off in range(0, 8 * MiB, MiB):
-                    os.pwrite(fd, b'x' * MiB, off)
-            self.assertEqual(cm.exception.errno, errno.ENOSPC)
-        finally:
-            os.close(fd)
+        for q in (True, False):
+            img = os.path.join(fs, 'img.raw')
+            with open(img, 'wb') as f:
+                f.truncate(8 * MiB)
+            mp = self.mountpoint(name=f'mp-{q}')
+            d, qmp = self.start(self.export_args(img, mp, ',writable=on'),
+                                qsd=q)
+            self.wait_mounted(mp)
+            fd = os.open(mp, os.O_RDWR)
+            try:
+                with self.assertRaises(OSError) as cm:
+                    for off in range(0, 8 * MiB, MiB):
+                        os.pwrite(fd, b'x' * MiB, off)
+                self.assertEqual(cm.exception.errno, errno.ENOSPC, q)
+            finally:
+                os.close(fd)
+            qmp.command('quit')
+            d.wait()
+            os.unlink(img)
 
+    def test_eio_reaches_the_user(self):
+        """A file node on a file whose reads and writes fail with EIO
+        (nbdfuse over nbdkit's error filter, failing while a trigger
+        file exists): readers and writers of the mounted file get EIO,
+        as with qsd, and succeed again once the errors stop."""
+        d = os.path.join(self.tmpdir, 'nbdfuse')
+        os.mkdir(d)
+        trigger = os.path.join(self.tmpdir, 'trigger')
+        pidfile = os.path.join(self.tmpdir, 'nbdfuse.pid')
+        nf = subprocess.Popen(
+            ['nbdfuse', '-P', pidfile, os.path.join(d, 'disk'), '--command',
+             'nbdkit', '-s', '--filter=error', 'memory', '4M', 'error=EIO',
+             'error-rate=100%', f'error-file={trigger}'],
+            stderr=subprocess.DEVNULL)
+        self.addCleanup(nf.wait, 10)
+        self.addCleanup(subprocess.run, ['fusermount3', '-u', '-z', d],
+                        stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 10
+        while not (os.path.exists(pidfile) and os.path.getsize(pidfile)):
+            self.assertLess(time.monotonic(), deadline)
+            self.assertIsNone(nf.poll())
+            time.sleep(0.02)
+        img = os.path.join(d, 'disk')
+        results = {}
+        for q in (True, False):
+            mp = self.mountpoint(name=f'mp-eio-{q}')
+            dm, qmp = self.start(self.export_args(img, mp, ',writable=on',
+                                                  ',locking=off'), qsd=q)
+            self.wait_mounted(mp)
+            fd = os.open(mp, os.O_RDWR)
+            r = []
+            try:
+                r.append(outcome(lambda: len(os.pread(fd, 4096, 0))))
+                open(trigger, 'w').close()
+                r.append(outcome(lambda: len(os.pread(fd, 4096, 3 * MiB))))
+                r.append(outcome(lambda: os.pwrite(fd, b'e' * 4096, 8192)))
+                os.unlink(trigger)
+                r.append(outcome(lambda: os.pwrite(fd, b'e' * 4096, 8192)))
+                r.append(outcome(lambda: os.pread(fd, 4, 8192)))
+            finally:
+                os.close(fd)
+                if os.path.exists(trigger):
+                    os.unlink(trigger)
+            results[q] = r
+            qmp.command('quit')
+            dm.wait()
+        self.assertEqual(results[False], [4096, 'ERR EIO', 'ERR EIO', 4096,
+                                          b'eeee'])
+        self.assertEqual(results[False], results[True])
 
 if __name__ == '__main__':
     h.main()
