@@ -269,6 +269,8 @@ static bool fuse_mount_try(FuseMount *m, const struct fuse_lowlevel_ops *ops,
     struct fuse_args args = FUSE_ARGS_INIT(3, argv);
 
     m->se = fuse_session_new(&args, ops, sizeof(*ops), m);
+    /* libfuse may have copied the arguments into memory of its own. */
+    fuse_opt_free_args(&args);
     if (!m->se) {
         g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
                     "Failed to set up FUSE session");
