@@ -643,8 +643,9 @@ static void fuse_export_request_shutdown(BdExport *exp)
      * which stays until destroy(): hold the export until then.  The
      * unmount happens in destroy(), after the last reply.
      */
-    bd_export_ref(exp);
-    fuse_mount_shutdown(fe->mount, fuse_export_drained, fe);
+    if (!fuse_mount_shutdown(fe->mount, fuse_export_drained, fe)) {
+        bd_export_ref(exp);
+    }
 }
 
 static void fuse_export_destroy(BdExport *exp)

@@ -153,15 +153,32 @@ static void fuse_queue_stop_reading(FuseQueue *q)
 }
 
 /* In the queue's thread: no more reading; drop the queue's count. */
-static void fuse_queue_stop_bh(void *opaque)
+static void fuse_queue_stop(FuseQueue *q)
 {
-    FuseQueue *q = opaque;
-
     fuse_queue_stop_reading(q);
     if (q->counted) {
         q->counted = false;
         fuse_mount_dec(q->m);
     }
+}
+
+/* The main thread waits for a queue of another thread to stop. */
+typedef struct FuseStopWait {
+    FuseQueue *q;
+    GMutex lock;
+    GCond cond;
+    bool done;
+} FuseStopWait;
+
+static void fuse_queue_stop_bh(void *opaque)
+{
+    FuseStopWait *w = opaque;
+
+    fuse_queue_stop(w->q);
+    g_mutex_lock(&w->lock);
+    w->done = true;
+    g_cond_signal(&w->cond);
+    g_mutex_unlock(&w->lock);
 }
 
 static void fuse_queue_read(void *opaque)
@@ -406,9 +423,11 @@ bool fuse_mount_allows_other(FuseMount *m)
     return m->allow_other;
 }
 
-void fuse_mount_shutdown(FuseMount *m, void (*done)(void *opaque),
+bool fuse_mount_shutdown(FuseMount *m, void (*done)(void *opaque),
                          void *opaque)
 {
+    BdAioContext *here = bd_aio_current_context();
+
     m->idle_cb = done;
     m->idle_opaque = opaque;
     if (m->se) {
@@ -418,10 +437,38 @@ void fuse_mount_shutdown(FuseMount *m, void (*done)(void *opaque),
         g_hash_table_remove(fuse_mounts, m->key);
         g_clear_pointer(&m->key, g_free);
     }
+    /* Held while stopping, so that zero is seen here, not by another. */
+    g_atomic_int_inc(&m->in_flight);
     for (size_t i = 0; i < m->nqueues; i++) {
-        bd_aio_bh_schedule_oneshot(m->queues[i].ctx, fuse_queue_stop_bh,
-                                   &m->queues[i]);
+        FuseQueue *q = &m->queues[i];
+        FuseStopWait w = { .q = q };
+
+        if (q->ctx == here) {
+            fuse_queue_stop(q);
+            continue;
+        }
+        /*
+         * Stopping in the queue's own thread is the only way to know
+         * that no fd handler is half-way through starting a request.
+         * Waiting here cannot deadlock: an iothread never blocks on the
+         * main thread (requests waiting for it yield).
+         */
+        g_mutex_init(&w.lock);
+        g_cond_init(&w.cond);
+        bd_aio_bh_schedule_oneshot(q->ctx, fuse_queue_stop_bh, &w);
+        g_mutex_lock(&w.lock);
+        while (!w.done) {
+            g_cond_wait(&w.cond, &w.lock);
+        }
+        g_mutex_unlock(&w.lock);
+        g_mutex_clear(&w.lock);
+        g_cond_clear(&w.cond);
     }
+    if (g_atomic_int_dec_and_test(&m->in_flight)) {
+        m->idle_cb = NULL;
+        return true;
+    }
+    return false;
 }
 
 void fuse_mount_free(FuseMount *m)

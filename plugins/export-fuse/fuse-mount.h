@@ -68,11 +68,12 @@ bool fuse_mount_allows_other(FuseMount *m);
 /*
  * Stop serving: no new request is read (the mount point may be used by a
  * new export at once), requests already started still run and reply.
- * Each context stops reading in its own thread; once all have and the
- * last request has replied, @done(@opaque) runs in the main loop, once.
- * Called at most once, main thread.
+ * Each context stops reading in its own thread, which this waits for.
+ * Returns true when no request is left (@done is then never called),
+ * else false: @done(@opaque) runs in the main loop, once, when the last
+ * one has replied.  Called at most once, main thread.
  */
-void fuse_mount_shutdown(FuseMount *m, void (*done)(void *opaque),
+bool fuse_mount_shutdown(FuseMount *m, void (*done)(void *opaque),
                          void *opaque);
 
 /*
