@@ -14,6 +14,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/falloc.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -269,7 +270,11 @@ typedef struct FuseRw {
     int64_t offset;
     size_t size;
     void *buf;
+    void *mem;      /* writes: what holds @buf, released with free() */
 } FuseRw;
+
+/* Writes of at least this many bytes keep libfuse's buffer (no copy). */
+#define FUSE_WRITE_TAKE_MIN (64 * 1024)
 
 static void fuse_co_read(fuse_req_t req, void *opaque)
 {
@@ -356,7 +361,7 @@ out:
     } else {
         fuse_reply_write(req, rw->size);
     }
-    g_free(rw->buf);
+    free(rw->mem);
     g_free(rw);
 }
 
@@ -374,14 +379,27 @@ static void fuse_op_write(fuse_req_t req, fuse_ino_t ino, const char *buf,
     rw = g_new0(FuseRw, 1);
     rw->offset = offset;
     rw->size = size;
-    /* libfuse reuses its buffer once this returns: keep our own copy. */
-    rw->buf = g_try_malloc(size ? size : 1);
-    if (!rw->buf) {
-        g_free(rw);
-        fuse_reply_err(req, ENOMEM);
-        return;
+    /*
+     * libfuse reuses its buffer once this returns.  Large writes take the
+     * whole buffer over instead of copying the data out of it; small
+     * ones are copied, so that a buffer of max_write bytes is not held
+     * for a few bytes of data.
+     */
+    if (size >= FUSE_WRITE_TAKE_MIN) {
+        rw->mem = fuse_mount_take_request_buffer(fe->mount, buf, size);
     }
-    memcpy(rw->buf, buf, size);
+    if (rw->mem) {
+        rw->buf = (void *)buf;
+    } else {
+        rw->mem = g_try_malloc(size ? size : 1);
+        if (!rw->mem) {
+            g_free(rw);
+            fuse_reply_err(req, ENOMEM);
+            return;
+        }
+        memcpy(rw->mem, buf, size);
+        rw->buf = rw->mem;
+    }
     fuse_mount_spawn(req, fe->mount, fuse_co_write, rw);
 }
 

@@ -248,6 +248,22 @@ static const struct fuse_custom_io fuse_multi_queue_io = {
     .writev = fuse_io_writev,
 };
 
+void *fuse_mount_take_request_buffer(FuseMount *m, const void *data,
+                                     size_t size)
+{
+    FuseQueue *q = m->nqueues == 1 ? &m->queues[0] : fuse_queue_of_thread(m);
+    char *mem = q ? q->buf.mem : NULL;
+
+    if (!mem || (q->buf.flags & FUSE_BUF_IS_FD) ||
+        (const char *)data < mem ||
+        (const char *)data + size > mem + q->buf.size) {
+        return NULL;
+    }
+    /* libfuse allocates a new buffer when it finds none. */
+    q->buf.mem = NULL;
+    return mem;
+}
+
 void *fuse_mount_req_userdata(fuse_req_t req)
 {
     FuseMount *m = fuse_req_userdata(req);

@@ -92,4 +92,15 @@ typedef void FuseRequestFunc(fuse_req_t req, void *arg);
 void fuse_mount_spawn(fuse_req_t req, FuseMount *m, FuseRequestFunc *fn,
                       void *arg);
 
+/*
+ * From an operation of @m (in the thread that read the request, before
+ * the operation returns): take over libfuse's receive buffer holding the
+ * request, whose argument @data of @size bytes then stays valid after
+ * the operation; the queue gets a fresh buffer for its next request.
+ * Returns the buffer, to be released with free(), or NULL when @data is
+ * not in it (the caller then copies).
+ */
+void *fuse_mount_take_request_buffer(FuseMount *m, const void *data,
+                                     size_t size);
+
 #endif /* EXPORT_FUSE_MOUNT_H */
