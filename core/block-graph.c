@@ -715,6 +715,11 @@ BdChild *bd_node_get_backing(BdNode *node)
     return find_child(node, "backing");
 }
 
+uint32_t bd_node_get_request_alignment(BdNode *node)
+{
+    return node->bl.request_alignment;
+}
+
 void *bd_node_try_blockalign(BdNode *node, size_t size)
 {
     size_t align = MAX(node->bl.opt_mem_alignment, sizeof(void *));

@@ -255,6 +255,14 @@ int bd_node_get_info(BdNode *node, bool *is_dirty);
 int64_t bd_node_get_allocated_file_size(BdNode *node);
 
 /*
+ * The alignment of offsets and lengths @node's driver needs (its
+ * request_alignment: 1 for buffered files, the logical block size with
+ * cache.direct=on); what stat() shows as st_blksize for a FUSE export.
+ * Any thread.
+ */
+uint32_t bd_node_get_request_alignment(BdNode *node);
+
+/*
  * Memory of @size bytes aligned for I/O on @node (its opt_mem_alignment);
  * NULL if out of memory.  Free with free().  Any thread.
  */

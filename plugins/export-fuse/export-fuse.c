@@ -54,18 +54,20 @@ static int64_t fuse_visible_length(int64_t len)
 /*
  * What stat() shows, as QEMU's export: st_blocks from the bytes the node
  * occupies on the host (all of the file when that is not known), so that
- * du sees a sparse image as sparse.  Main loop or the node's context.
+ * du sees a sparse image as sparse; st_blksize the node's request
+ * alignment.  Main loop or the node's context.
  */
 static int fuse_fill_stat(FuseExport *fe, fuse_ino_t ino, struct stat *st)
 {
     int64_t len = fuse_visible_length(bd_blk_getlength(fe->blk));
+    BdNode *node = bd_blk_get_node(fe->blk);
     int64_t allocated;
     time_t now = time(NULL);
 
     if (len < 0) {
         return len;
     }
-    allocated = bd_node_get_allocated_file_size(bd_blk_get_node(fe->blk));
+    allocated = bd_node_get_allocated_file_size(node);
     if (allocated <= 0) {
         allocated = len;
     }
@@ -76,7 +78,7 @@ static int fuse_fill_stat(FuseExport *fe, fuse_ino_t ino, struct stat *st)
     st->st_uid = fe->st_uid;
     st->st_gid = fe->st_gid;
     st->st_size = len;
-    st->st_blksize = 1;
+    st->st_blksize = bd_node_get_request_alignment(node);
     st->st_blocks = (allocated + 511) / 512;
     st->st_atime = now;
     st->st_mtime = now;
