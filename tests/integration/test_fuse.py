@@ -748,9 +748,15 @@ class Fuse(h.TestCase):
         self.wait_mounted(mp)
         with open(mp, 'rb') as f:
             self.assertEqual(f.read(1048576), b'z' * 1048576)
+        # and quit while that one is busy ends cleanly too
+        busy = [self.busy_client(mp) for _ in range(3)]
+        self.wait_io(qmp, img)
         qmp.command('quit')
         self.assertEqual(d.wait(), 0)
         self.assertIsNone(mount_entry(mp))
+        for b in busy:
+            out, _ = b.communicate(timeout=30)
+            self.assertTrue(out.startswith('errno'), out)
 
     def test_hard_del_while_busy(self):
         img = self.image(size=16 * MiB)
