@@ -435,6 +435,7 @@ static void node_free(BdNode *node)
     }
     g_free(node->node_name);
     bd_node_release_aio_context(node);
+    g_mutex_clear(&node->reqs_lock);
     g_free(node);
 }
 
@@ -445,6 +446,7 @@ static BdNode *node_open_common(const BdBlockDriver *drv, const char *name,
     BdNode *node = g_new0(BdNode, 1);
 
     graph_init();
+    g_mutex_init(&node->reqs_lock);
     node->drv = drv;
     node->ctx = bd_aio_main_context();
     node->children = g_ptr_array_new();

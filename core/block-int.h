@@ -81,7 +81,14 @@ struct BdNode {
     BdBlockLimits bl;
     int64_t total_bytes;        /* cached length */
 
-    /* requests */
+    /*
+     * requests, which may come from several AioContexts at once (a
+     * multi-threaded export): @reqs_lock protects the list of tracked
+     * requests, @serialising_in_flight (written under it, read without
+     * it by the fast path) and @stats; it is held only for a few
+     * instructions and never across a yield.
+     */
+    GMutex reqs_lock;
     BdTrackedRequest *tracked;  /* list of requests in flight */
     unsigned serialising_in_flight;
     unsigned in_flight;         /* atomic: read by drains in the main loop */

@@ -11,7 +11,11 @@
  * unaligned requests (bounce blocks), vectors of more than
  * STACK_IOV entries and the zero-write fallback allocate.
  *
- * All functions are coroutine_fn and run in the node's context.
+ * All functions are coroutine_fn.  They run in the node's context or,
+ * for a multi-threaded export, in any of its IOThreads at the same time:
+ * what requests share on the node (the tracked list, statistics) is
+ * under node->reqs_lock, taken once when a request starts and once when
+ * it ends, and the in-flight count is atomic.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -32,6 +36,16 @@
 
 /* ---- request tracking ---- */
 
+/* What a finished request adds to the node's statistics. */
+typedef enum Acct {
+    ACCT_NONE,
+    ACCT_READ,
+    ACCT_WRITE,
+    ACCT_ZERO,
+    ACCT_DISCARD,
+    ACCT_FLUSH,
+} Acct;
+
 static void tracked_begin(BdTrackedRequest *req, BdNode *node,
                           int64_t offset, int64_t bytes, bool serialising)
 {
@@ -45,19 +59,92 @@ static void tracked_begin(BdTrackedRequest *req, BdNode *node,
     req->wait_queue.head = NULL;
     req->wait_queue.tail = NULL;
     req->prev = NULL;
+    __atomic_add_fetch(&node->in_flight, 1, __ATOMIC_SEQ_CST);
+    g_mutex_lock(&node->reqs_lock);
     req->next = node->tracked;
     if (node->tracked) {
         node->tracked->prev = req;
     }
     node->tracked = req;
-    __atomic_add_fetch(&node->in_flight, 1, __ATOMIC_SEQ_CST);
-    node->serialising_in_flight += serialising;
+    if (serialising) {
+        __atomic_store_n(&node->serialising_in_flight,
+                         node->serialising_in_flight + 1, __ATOMIC_RELAXED);
+    }
+    g_mutex_unlock(&node->reqs_lock);
 }
 
-static void tracked_end(BdTrackedRequest *req)
+/* Count a finished request in the statistics; under reqs_lock. */
+static void account(BdNode *node, Acct acct, int ret, int64_t offset,
+                    int64_t bytes)
+{
+    BdBlockStats *st = &node->stats;
+
+    switch (acct) {
+    case ACCT_NONE:
+        return;
+    case ACCT_READ:
+        if (ret < 0) {
+            st->failed_rd_ops++;
+        } else {
+            st->rd_ops++;
+            st->rd_bytes += bytes;
+        }
+        return;
+    case ACCT_DISCARD:
+        if (ret < 0) {
+            st->failed_unmap_ops++;
+        } else {
+            st->unmap_ops++;
+            st->unmap_bytes += bytes;
+        }
+        return;
+    case ACCT_FLUSH:
+        if (ret < 0) {
+            st->failed_flush_ops++;
+        } else {
+            st->flush_ops++;
+        }
+        return;
+    case ACCT_WRITE:
+    case ACCT_ZERO:
+        if (ret < 0) {
+            st->failed_wr_ops++;
+            return;
+        }
+        /* a zero-write is its own operation, not a write of its bytes */
+        if (acct == ACCT_ZERO) {
+            st->zero_ops++;
+        } else {
+            st->wr_ops++;
+            st->wr_bytes += bytes;
+        }
+        if (offset + bytes > st->wr_highest_offset) {
+            st->wr_highest_offset = offset + bytes;
+        }
+        if (offset + bytes > node->total_bytes) {
+            __atomic_store_n(&node->total_bytes,
+                             bd_length_in_sectors(offset + bytes),
+                             __ATOMIC_RELAXED);
+            /* lock order: reqs_lock, then the bitmaps' locks */
+            bd_node_dirty_bitmaps_truncate(node, node->total_bytes);
+        }
+        return;
+    }
+}
+
+/*
+ * The end of @req: unlink it, count it as @acct, and wake the requests
+ * that wait for it (each in its own context) once the lock is dropped;
+ * they cannot leave the queue before that, so the detached list stays
+ * valid.
+ */
+static void tracked_end(BdTrackedRequest *req, Acct acct, int ret,
+                        int64_t offset, int64_t bytes)
 {
     BdNode *node = req->node;
+    BdCoQueue waiters;
 
+    g_mutex_lock(&node->reqs_lock);
     if (req->prev) {
         req->prev->next = req->next;
     } else {
@@ -66,15 +153,23 @@ static void tracked_end(BdTrackedRequest *req)
     if (req->next) {
         req->next->prev = req->prev;
     }
-    node->serialising_in_flight -= req->serialising;
+    if (req->serialising) {
+        __atomic_store_n(&node->serialising_in_flight,
+                         node->serialising_in_flight - 1, __ATOMIC_RELAXED);
+    }
+    account(node, acct, ret, offset, bytes);
+    waiters = req->wait_queue;
+    req->wait_queue.head = NULL;
+    g_mutex_unlock(&node->reqs_lock);
+
+    if (waiters.head) {
+        bd_co_queue_restart_all(&waiters);
+    }
     /* A drain in the main loop waits for this node to go idle. */
     if (__atomic_sub_fetch(&node->in_flight, 1, __ATOMIC_SEQ_CST) == 0 &&
         __atomic_load_n(&node->quiesce_counter, __ATOMIC_SEQ_CST) &&
         !bd_aio_context_in_home_thread(bd_aio_main_context())) {
         bd_aio_wait_kick(bd_aio_main_context());
-    }
-    if (req->wait_queue.head) {
-        bd_co_queue_restart_all(&req->wait_queue);
     }
 }
 
@@ -82,15 +177,19 @@ static void tracked_end(BdTrackedRequest *req)
  * Wait for older overlapping requests when either side is serialising
  * (a read-modify-write must not interleave with another write to the same
  * blocks).  Only older requests are waited for, so two requests never wait
- * for each other.
+ * for each other.  The unlocked test is enough to skip the walk: a
+ * serialising request that starts after ours was inserted finds ours
+ * in its own walk, and one inserted before ours is visible here because
+ * our insertion took the lock after its increment.
  */
 static void wait_serialising(BdTrackedRequest *req)
 {
     BdNode *node = req->node;
 
-    if (!node->serialising_in_flight) {
+    if (!__atomic_load_n(&node->serialising_in_flight, __ATOMIC_RELAXED)) {
         return;
     }
+    g_mutex_lock(&node->reqs_lock);
 retry:
     for (BdTrackedRequest *o = req->next; o; o = o->next) {
         if (!(o->serialising || req->serialising)) {
@@ -98,10 +197,11 @@ retry:
         }
         if (o->offset < req->offset + req->bytes &&
             req->offset < o->offset + o->bytes) {
-            bd_co_queue_wait(&o->wait_queue, NULL);
+            bd_co_queue_wait_gmutex(&o->wait_queue, &node->reqs_lock);
             goto retry;
         }
     }
+    g_mutex_unlock(&node->reqs_lock);
 }
 
 /* ---- helpers ---- */
@@ -131,7 +231,10 @@ static int check_range(BdNode *node, int64_t offset, int64_t bytes)
 
 static bool beyond_eof(BdNode *node, int64_t offset, int64_t bytes)
 {
-    return offset > node->total_bytes || bytes > node->total_bytes - offset;
+    /* a write from another thread may grow a protocol node's length */
+    int64_t len = __atomic_load_n(&node->total_bytes, __ATOMIC_RELAXED);
+
+    return offset > len || bytes > len - offset;
 }
 
 static bool is_aligned(BdNode *node, int64_t offset, int64_t bytes)
@@ -309,13 +412,7 @@ int bd_node_co_preadv(BdNode *node, int64_t offset, int64_t bytes,
     } else {
         ret = rw_unaligned(node, false, offset, bytes, qiov, flags);
     }
-    if (ret < 0) {
-        node->stats.failed_rd_ops++;
-    } else {
-        node->stats.rd_ops++;
-        node->stats.rd_bytes += bytes;
-    }
-    tracked_end(&req);
+    tracked_end(&req, ACCT_READ, ret, offset, bytes);
     return ret;
 }
 
@@ -336,23 +433,6 @@ static int check_write(BdNode *node, int64_t offset, int64_t bytes)
         return -EIO;
     }
     return 0;
-}
-
-static void write_done(BdNode *node, int64_t offset, int64_t bytes, int ret)
-{
-    if (ret < 0) {
-        node->stats.failed_wr_ops++;
-        return;
-    }
-    node->stats.wr_ops++;
-    node->stats.wr_bytes += bytes;
-    if (offset + bytes > node->stats.wr_highest_offset) {
-        node->stats.wr_highest_offset = offset + bytes;
-    }
-    if (offset + bytes > node->total_bytes) {
-        node->total_bytes = bd_length_in_sectors(offset + bytes);
-        bd_node_dirty_bitmaps_truncate(node, node->total_bytes);
-    }
 }
 
 static int zeroes_locked(BdNode *node, int64_t offset, int64_t bytes,
@@ -395,10 +475,10 @@ int bd_node_co_pwritev(BdNode *node, int64_t offset, int64_t bytes,
     if (ret == 0 && fua) {
         ret = bd_node_co_flush(node);
     }
-    write_done(node, offset, bytes, ret);
-    /* as QEMU: the padded range, even when the write failed */
+    tracked_end(&req, ACCT_WRITE, ret, offset, bytes);
+    /* as QEMU: the padded range, even when the write failed (after the
+     * end of the request, which grew the node and its bitmaps if needed) */
     bd_node_set_dirty(node, req.offset, bytes ? req.bytes : 0);
-    tracked_end(&req);
     return ret;
 }
 
@@ -525,17 +605,8 @@ int bd_node_co_pwrite_zeroes(BdNode *node, int64_t offset, int64_t bytes,
         bd_node_write_threshold_check(node, offset, bytes);
     }
     ret = bytes ? zeroes_locked(node, offset, bytes, flags) : 0;
-    if (ret == 0) {
-        node->stats.zero_ops++;
-    }
-    write_done(node, offset, bytes, ret);
+    tracked_end(&req, ACCT_ZERO, ret, offset, bytes);
     bd_node_set_dirty(node, offset, bytes);
-    /* counted as a write already; do not count the bytes twice */
-    if (ret == 0) {
-        node->stats.wr_ops--;
-        node->stats.wr_bytes -= bytes;
-    }
-    tracked_end(&req);
     return ret;
 }
 
@@ -591,13 +662,7 @@ int bd_node_co_pdiscard(BdNode *node, int64_t offset, int64_t bytes)
     if (ret == -ENOTSUP) {
         ret = 0;
     }
-    if (ret < 0) {
-        node->stats.failed_unmap_ops++;
-    } else {
-        node->stats.unmap_ops++;
-        node->stats.unmap_bytes += end - start;
-    }
-    tracked_end(&req);
+    tracked_end(&req, ACCT_DISCARD, ret, start, end - start);
     return ret;
 }
 
@@ -623,12 +688,7 @@ int bd_node_co_flush(BdNode *node)
             }
         }
     }
-    if (ret < 0) {
-        node->stats.failed_flush_ops++;
-    } else {
-        node->stats.flush_ops++;
-    }
-    tracked_end(&req);
+    tracked_end(&req, ACCT_FLUSH, ret, 0, 0);
     return ret;
 }
 
@@ -678,7 +738,7 @@ int bd_node_co_block_status(BdNode *node, bool want_zero, int64_t offset,
         f = node;
         ret = BD_BLOCK_DATA | BD_BLOCK_OFFSET_VALID;
     }
-    tracked_end(&req);
+    tracked_end(&req, ACCT_NONE, 0, 0, 0);
     if (ret < 0) {
         return ret;
     }
@@ -822,7 +882,7 @@ int bd_node_co_truncate(BdNode *node, int64_t offset, bool exact,
         node->total_bytes = bd_length_in_sectors(len < 0 ? offset : len);
         bd_node_dirty_bitmaps_truncate(node, node->total_bytes);
     }
-    tracked_end(&req);
+    tracked_end(&req, ACCT_NONE, 0, 0, 0);
     return ret;
 }
 

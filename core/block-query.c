@@ -114,8 +114,7 @@ int bd_node_get_info(BdNode *node, bool *is_dirty)
                                : -ENOTSUP;
 }
 
-/* Bytes allocated on the host, or a negative errno when unknown. */
-static int64_t allocated_size(BdNode *node)
+int64_t bd_node_get_allocated_file_size(BdNode *node)
 {
     int64_t sum = 0;
 
@@ -134,7 +133,7 @@ static int64_t allocated_size(BdNode *node)
                          BD_CHILD_FILTERED))) {
             continue;
         }
-        n = allocated_size(c->node);
+        n = bd_node_get_allocated_file_size(c->node);
         if (n < 0) {
             return n;
         }
@@ -146,7 +145,7 @@ static int64_t allocated_size(BdNode *node)
 static JsonObject *image_info(BdNode *node)
 {
     JsonObject *o = json_object_new();
-    int64_t actual = allocated_size(node);
+    int64_t actual = bd_node_get_allocated_file_size(node);
     g_autofree char *filename = bd_node_filename(node);
     bool dirty;
 
@@ -269,12 +268,16 @@ static JsonObject *node_stats(BdNode *node)
     JsonObject *o = json_object_new();
     JsonObject *s = json_object_new();
     BdChild *file = bd_node_get_file(node);
+    int64_t highest;
 
     for (size_t i = 0; i < G_N_ELEMENTS(zero_counters); i++) {
         json_object_set_int_member(s, zero_counters[i], 0);
     }
-    json_object_set_int_member(s, "wr_highest_offset",
-                               node->stats.wr_highest_offset);
+    /* requests in IOThreads update it under the same lock */
+    g_mutex_lock(&node->reqs_lock);
+    highest = node->stats.wr_highest_offset;
+    g_mutex_unlock(&node->reqs_lock);
+    json_object_set_int_member(s, "wr_highest_offset", highest);
     for (size_t i = 0; i < G_N_ELEMENTS(zero_counters2); i++) {
         json_object_set_int_member(s, zero_counters2[i], 0);
     }

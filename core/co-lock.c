@@ -78,6 +78,17 @@ void bd_co_queue_wait(BdCoQueue *q, BdCoMutex *mutex)
     }
 }
 
+void bd_co_queue_wait_gmutex(BdCoQueue *q, GMutex *lock)
+{
+    BdCoWaiter w = { .co = co_self_checked(__func__) };
+
+    waiters_push(&q->head, &q->tail, &w);
+    g_mutex_unlock(lock);
+    /* a wake-up from another thread is a BH that runs after this yield */
+    bd_coroutine_yield();
+    g_mutex_lock(lock);
+}
+
 bool bd_co_queue_next(BdCoQueue *q)
 {
     BdCoWaiter *w = waiters_pop(&q->head);

@@ -36,6 +36,15 @@ typedef struct BdCoRwLock {
     BdCoWaiter **tail;
 } BdCoRwLock;
 
+/*
+ * coroutine_fn: queue the calling coroutine on @q, release @lock (a
+ * GMutex the caller holds, which protects @q), yield until woken through
+ * @q, and take @lock again before returning.  Queueing under @lock means
+ * a waker that takes @lock later cannot miss the waiter, whichever
+ * thread it runs in; the waiter resumes in its own AioContext.
+ */
+void bd_co_queue_wait_gmutex(BdCoQueue *q, GMutex *lock);
+
 /* The holder of @m and its context (NULL if unlocked); for assertions. */
 BdCoroutine *bd_co_mutex_holder(BdCoMutex *m, BdAioContext **ctx);
 

@@ -199,9 +199,10 @@ typedef struct BdBlockLimits {
  *     as it is ("null-co://", a path), newly allocated, or NULL when
  *     there is none.  NULL: formats use their protocol child's name when
  *     they have no strong option given; others have none.
- * @get_allocated_file_size: main loop.  Bytes the node occupies on the
- *     host, or a negative errno.  NULL: protocols -ENOTSUP; formats and
- *     filters the sum over their data children.
+ * @get_allocated_file_size: main loop or the node's AioContext.  Bytes
+ *     the node occupies on the host, or a negative errno.  NULL:
+ *     protocols -ENOTSUP; formats and filters the sum over their data
+ *     children.
  * @get_info: main loop.  0 with *@is_dirty set when the driver keeps
  *     image information (whether the image was left in use), or a
  *     negative errno.  NULL: -ENOTSUP.

@@ -241,7 +241,9 @@ BdNode *bd_node_find(const char *node_name);
 /*
  * The node's request alignment in bytes (a power of two, at least 1):
  * requests that are not multiples of it cost a read-modify-write in the
- * request layer.  What QEMU calls bl.request_alignment.  Any thread.
+ * request layer.  What QEMU calls bl.request_alignment: 1 for buffered
+ * files, the logical block size with cache.direct=on; what stat() shows
+ * as st_blksize for a FUSE export.  Any thread.
  */
 uint32_t bd_node_get_request_alignment(BdNode *node);
 
@@ -266,6 +268,15 @@ BdChild *bd_node_get_backing(BdNode *node);
  * Main loop.
  */
 int bd_node_get_info(BdNode *node, bool *is_dirty);
+
+/*
+ * Bytes @node occupies on the host (what query-block reports as
+ * actual-size): the driver's get_allocated_file_size, else for formats
+ * and filters the sum over their data, metadata and filtered children;
+ * a negative errno when unknown (-ENOTSUP for protocols that cannot
+ * tell).  Main loop or @node's AioContext.
+ */
+int64_t bd_node_get_allocated_file_size(BdNode *node);
 
 /*
  * Memory of @size bytes aligned for I/O on @node (its opt_mem_alignment);

@@ -76,17 +76,20 @@ void bd_aio_co_enter(BdAioContext *ctx, BdCoroutine *co);
 
 /*
  * Schedule @co, which has yielded (or is about to yield in the calling
- * thread), to run in @ctx's loop; @co then belongs to @ctx.  Any thread.
- * Scheduling a coroutine twice before it runs aborts.
+ * thread, and @ctx is that thread's context), to run in @ctx's loop; @co
+ * then belongs to @ctx.  Any thread.  Scheduling a coroutine twice before
+ * it runs aborts.  A coroutine moves itself to another thread's context
+ * with bd_aio_co_reschedule_self(), never by scheduling itself there (that
+ * thread could enter it before it has yielded).
  */
 void bd_aio_co_schedule(BdAioContext *ctx, BdCoroutine *co);
 
 /*
- * coroutine_fn: move the calling coroutine to @ctx and return running in
- * @ctx's thread, which owns it from then on.  Unlike scheduling oneself
- * with bd_aio_co_schedule() and yielding, @ctx cannot enter the coroutine
- * before it has yielded here.  Nothing happens when it already runs in
- * @ctx.
+ * coroutine_fn: move the calling coroutine to @ctx: it yields, is
+ * scheduled there once it has, and returns running in @ctx's thread (at
+ * once if @ctx is already its context).  For example an I/O engine that
+ * works only in the node's context serving a request from an export's
+ * other IOThread, or a connection moving to its export's IOThread.
  */
 void bd_aio_co_reschedule_self(BdAioContext *ctx);
 

@@ -1,7 +1,9 @@
 /*
  * block-file: aio=threads.  Each request is one preadv/pwritev (or
- * fdatasync) in a worker of the context's thread pool; its completion BH
- * wakes the submitting coroutine.
+ * fdatasync) in a worker of the requesting thread's context's thread
+ * pool; its completion BH wakes the submitting coroutine there.  One
+ * instance serves every context of a multi-threaded export at once: its
+ * only state, the inline policy, is a cache read and written atomically.
  *
  * The hop to a worker and back costs tens of microseconds, far more than
  * a read the page cache can answer.  So requests that cannot wait for a
@@ -84,15 +86,23 @@ static ssize_t threads_co_rw(FileAio *aio, int fd, uint64_t offset,
         .fd = fd, .offset = offset, .iov = iov, .niov = niov, .write = write,
     };
 
-    if (t->policy == INLINE_UNKNOWN || t->policy_fd != fd) {
-        t->policy = decide_policy(fd);
-        t->policy_fd = fd;
+    InlinePolicy policy = __atomic_load_n(&t->policy, __ATOMIC_RELAXED);
+
+    /*
+     * Two threads may decide at once; both reach the same answer.  The
+     * fd is checked against the policy's because a reopen changes it.
+     */
+    if (policy == INLINE_UNKNOWN ||
+        __atomic_load_n(&t->policy_fd, __ATOMIC_RELAXED) != fd) {
+        policy = decide_policy(fd);
+        __atomic_store_n(&t->policy_fd, fd, __ATOMIC_RELAXED);
+        __atomic_store_n(&t->policy, policy, __ATOMIC_RELAXED);
     }
-    if (t->policy == INLINE_ALWAYS) {
+    if (policy == INLINE_ALWAYS) {
         threads_rw_fn(&req);
         return req.ret;
     }
-    if (t->policy == INLINE_NOWAIT_READS && !write) {
+    if (policy == INLINE_NOWAIT_READS && !write) {
         ssize_t n;
 
         do {
@@ -106,13 +116,13 @@ static ssize_t threads_co_rw(FileAio *aio, int fd, uint64_t offset,
             return n;
         }
         if (errno == EOPNOTSUPP || errno == EINVAL) {
-            t->policy = INLINE_NEVER;
+            __atomic_store_n(&t->policy, INLINE_NEVER, __ATOMIC_RELAXED);
         }
         /* EAGAIN: not in the page cache; wait in a worker */
     }
 
-    aio->submits++;
-    bd_thread_pool_submit_co(aio->ctx, threads_rw_fn, &req);
+    __atomic_fetch_add(&aio->submits, 1, __ATOMIC_RELAXED);
+    bd_thread_pool_submit_co(NULL, threads_rw_fn, &req);
     return req.ret;
 }
 
@@ -120,8 +130,8 @@ static void threads_fd_changed(FileAio *aio)
 {
     ThreadsAio *t = (ThreadsAio *)aio;
 
-    t->policy = INLINE_UNKNOWN;
-    t->policy_fd = -1;
+    __atomic_store_n(&t->policy, INLINE_UNKNOWN, __ATOMIC_RELAXED);
+    __atomic_store_n(&t->policy_fd, -1, __ATOMIC_RELAXED);
 }
 
 static FileAio *threads_open(BdAioContext *ctx, GError **errp)
@@ -143,4 +153,5 @@ const FileAioEngine file_aio_threads = {
     .close = threads_close,
     .co_rw = threads_co_rw,
     .fd_changed = threads_fd_changed,
+    .any_context = true,
 };

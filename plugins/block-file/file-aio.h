@@ -6,9 +6,12 @@
  * coroutines: the caller's coroutine submits a request and yields, and the
  * engine's completion (a thread-pool completion, a libaio event, an
  * io_uring CQE) wakes it again in the same AioContext.  Each FileAio
- * instance belongs to one AioContext and is used only from that context's
- * thread; a node that moves to another context closes its instance and
- * opens a new one there.
+ * instance belongs to one AioContext (the node's); a node that moves to
+ * another context closes its instance and opens a new one there.
+ * Requests may also come from other contexts (a multi-threaded export):
+ * an engine marked @any_context serves them in the caller's own thread,
+ * and for the others the requesting coroutine moves to the instance's
+ * context for the transfer and back afterwards.
  *
  * The engines transfer what the kernel transfers; file_aio_co_preadv() and
  * file_aio_co_pwritev() below turn short transfers into complete ones (or
@@ -63,6 +66,8 @@ struct FileAio {
  *     transferred (possibly fewer than asked) or -errno.
  * @co_flush: coroutine_fn: fdatasync(@fd); 0 or -errno.  NULL: the thread
  *     pool does it.
+ * @any_context: @co_rw and @co_flush may run in any AioContext's thread,
+ *     several at once (the engine keeps no per-context state).
  */
 struct FileAioEngine {
     const char *name;
@@ -71,6 +76,7 @@ struct FileAioEngine {
     ssize_t (*co_rw)(FileAio *aio, int fd, uint64_t offset,
                      const struct iovec *iov, int niov, bool write);
     int (*co_flush)(FileAio *aio, int fd);
+    bool any_context;
     /* optional: the node now uses another fd (after a reopen) */
     void (*fd_changed)(FileAio *aio);
 };

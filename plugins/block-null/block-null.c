@@ -122,7 +122,11 @@ static int null_common(BdNode *node)
     if (s->latency_ns) {
         bd_co_sleep_ns(s->latency_ns);
     } else if (s->aio) {
-        bd_aio_bh_schedule_oneshot(bd_node_get_aio_context(node),
+        /*
+         * The requesting thread's context, not the node's: a request of
+         * a multi-threaded export completes where it was issued.
+         */
+        bd_aio_bh_schedule_oneshot(bd_aio_current_context(),
                                    null_aio_complete, bd_coroutine_self());
         bd_coroutine_yield();
     }

@@ -14,6 +14,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/falloc.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -30,7 +31,6 @@
 typedef struct FuseExport {
     BdExport *exp;
     BdBlockBackend *blk;
-    BdAioContext *main_ctx;
     FuseMount *mount;
     bool writable;
     bool growable;
@@ -40,7 +40,6 @@ typedef struct FuseExport {
     gid_t st_gid;
     /* Serialises growing so that two racing writes never shrink the node. */
     BdCoMutex resize_lock;
-    bool holds_drain_ref;
 } FuseExport;
 
 /*
@@ -52,11 +51,26 @@ static int64_t fuse_visible_length(int64_t len)
     return len < 0 ? len : (len + 511) & ~(int64_t)511;
 }
 
-static void fuse_fill_stat(FuseExport *fe, fuse_ino_t ino, int64_t len,
-                           struct stat *st)
+/*
+ * What stat() shows, as QEMU's export: st_blocks from the bytes the node
+ * occupies on the host (all of the file when that is not known), so that
+ * du sees a sparse image as sparse; st_blksize the node's request
+ * alignment.  Main loop or the node's context.
+ */
+static int fuse_fill_stat(FuseExport *fe, fuse_ino_t ino, struct stat *st)
 {
+    int64_t len = fuse_visible_length(bd_blk_getlength(fe->blk));
+    BdNode *node = bd_blk_get_node(fe->blk);
+    int64_t allocated;
     time_t now = time(NULL);
 
+    if (len < 0) {
+        return len;
+    }
+    allocated = bd_node_get_allocated_file_size(node);
+    if (allocated <= 0) {
+        allocated = len;
+    }
     memset(st, 0, sizeof(*st));
     st->st_ino = ino;
     st->st_mode = fe->st_mode;
@@ -64,25 +78,59 @@ static void fuse_fill_stat(FuseExport *fe, fuse_ino_t ino, int64_t len,
     st->st_uid = fe->st_uid;
     st->st_gid = fe->st_gid;
     st->st_size = len;
-    st->st_blksize = 1;
-    /* The allocated size of the image is not known here: all of it. */
-    st->st_blocks = (len + 511) / 512;
+    st->st_blksize = bd_node_get_request_alignment(node);
+    st->st_blocks = (allocated + 511) / 512;
     st->st_atime = now;
     st->st_mtime = now;
     st->st_ctime = now;
+    return 0;
+}
+
+/*
+ * coroutine_fn: reply to @req with the attributes, fetched in the node's
+ * context (a multi-threaded export's threads are others): the reply
+ * leaves from the thread that read the request.
+ */
+static void fuse_co_reply_stat(fuse_req_t req, void *opaque)
+{
+    FuseExport *fe = fuse_mount_req_userdata(req);
+    BdAioContext *home = bd_aio_current_context();
+    struct stat st;
+    int ret;
+
+    bd_aio_co_reschedule_self(
+        bd_node_get_aio_context(bd_blk_get_node(fe->blk)));
+    ret = fuse_fill_stat(fe, (fuse_ino_t)(uintptr_t)opaque, &st);
+    bd_aio_co_reschedule_self(home);
+    if (ret < 0) {
+        fuse_reply_err(req, -ret);
+    } else {
+        fuse_reply_attr(req, &st, 1.0);
+    }
 }
 
 static void fuse_reply_stat(fuse_req_t req, FuseExport *fe, fuse_ino_t ino)
 {
+    BdAioContext *node_ctx =
+        bd_node_get_aio_context(bd_blk_get_node(fe->blk));
     struct stat st;
-    int64_t len = fuse_visible_length(bd_blk_getlength(fe->blk));
+    int ret;
 
-    if (len < 0) {
-        fuse_reply_err(req, -len);
+    if (bd_in_coroutine()) {
+        fuse_co_reply_stat(req, (void *)(uintptr_t)ino);
         return;
     }
-    fuse_fill_stat(fe, ino, len, &st);
-    fuse_reply_attr(req, &st, 1.0);
+    if (node_ctx != bd_aio_current_context()) {
+        fuse_mount_spawn(req, fe->mount, fuse_co_reply_stat,
+                         (void *)(uintptr_t)ino);
+        return;
+    }
+    ret = fuse_fill_stat(fe, ino, &st);
+    if (ret < 0) {
+        fuse_reply_err(req, -ret);
+    } else {
+        fuse_reply_attr(req, &st, 1.0);
+    }
 }
 
 /* coroutine_fn: resize the node (RESIZE is held when writable/growable). */
@@ -131,7 +179,7 @@ static void fuse_op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 static void fuse_op_getattr(fuse_req_t req, fuse_ino_t ino,
                             struct fuse_file_info *fi)
 {
-    fuse_reply_stat(req, fuse_req_userdata(req), ino);
+    fuse_reply_stat(req, fuse_mount_req_userdata(req), ino);
 }
 
 typedef struct FuseSetattr {
@@ -143,7 +191,7 @@ typedef struct FuseSetattr {
 static void fuse_co_setattr(fuse_req_t req, void *opaque)
 {
     FuseSetattr *a = opaque;
-    FuseExport *fe = fuse_req_userdata(req);
+    FuseExport *fe = fuse_mount_req_userdata(req);
 
     if (a->to_set & FUSE_SET_ATTR_SIZE) {
         int ret;
@@ -179,7 +227,7 @@ static void fuse_co_setattr(fuse_req_t req, void *opaque)
 static void fuse_op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *st,
                             int to_set, struct fuse_file_info *fi)
 {
-    FuseExport *fe = fuse_req_userdata(req);
+    FuseExport *fe = fuse_mount_req_userdata(req);
     int supported = FUSE_SET_ATTR_SIZE | FUSE_SET_ATTR_MODE;
     FuseSetattr *a;
 
@@ -224,12 +272,16 @@ typedef struct FuseRw {
     int64_t offset;
     size_t size;
     void *buf;
+    void *mem;      /* writes: what holds @buf, released with free() */
 } FuseRw;
+
+/* Writes of at least this many bytes keep libfuse's buffer (no copy). */
+#define FUSE_WRITE_TAKE_MIN (64 * 1024)
 
 static void fuse_co_read(fuse_req_t req, void *opaque)
 {
     FuseRw *rw = opaque;
-    FuseExport *fe = fuse_req_userdata(req);
+    FuseExport *fe = fuse_mount_req_userdata(req);
     int64_t len = bd_blk_co_getlength(fe->blk);
     int64_t vis = fuse_visible_length(len);
     int64_t n, data;
@@ -264,7 +316,7 @@ out:
 static void fuse_op_read(fuse_req_t req, fuse_ino_t ino, size_t size,
                          off_t offset, struct fuse_file_info *fi)
 {
-    FuseExport *fe = fuse_req_userdata(req);
+    FuseExport *fe = fuse_mount_req_userdata(req);
     FuseRw *rw;
 
     if (size > FUSE_MOUNT_MAX_READ) {
@@ -280,7 +332,7 @@ static void fuse_op_read(fuse_req_t req, fuse_ino_t ino, size_t size,
 static void fuse_co_write(fuse_req_t req, void *opaque)
 {
     FuseRw *rw = opaque;
-    FuseExport *fe = fuse_req_userdata(req);
+    FuseExport *fe = fuse_mount_req_userdata(req);
     int64_t end = rw->offset + (int64_t)rw->size;
     int64_t len = bd_blk_co_getlength(fe->blk);
     int ret;
@@ -311,7 +363,7 @@ out:
     } else {
         fuse_reply_write(req, rw->size);
     }
-    g_free(rw->buf);
+    free(rw->mem);
     g_free(rw);
 }
 
@@ -319,7 +371,7 @@ static void fuse_op_write(fuse_req_t req, fuse_ino_t ino, const char *buf,
                           size_t size, off_t offset,
                           struct fuse_file_info *fi)
 {
-    FuseExport *fe = fuse_req_userdata(req);
+    FuseExport *fe = fuse_mount_req_userdata(req);
     FuseRw *rw;
 
     if (!fe->writable) {
@@ -329,14 +381,27 @@ static void fuse_op_write(fuse_req_t req, fuse_ino_t ino, const char *buf,
     rw = g_new0(FuseRw, 1);
     rw->offset = offset;
     rw->size = size;
-    /* libfuse reuses its buffer once this returns: keep our own copy. */
-    rw->buf = g_try_malloc(size ? size : 1);
-    if (!rw->buf) {
-        g_free(rw);
-        fuse_reply_err(req, ENOMEM);
-        return;
+    /*
+     * libfuse reuses its buffer once this returns.  Large writes take the
+     * whole buffer over instead of copying the data out of it; small
+     * ones are copied, so that a buffer of max_write bytes is not held
+     * for a few bytes of data.
+     */
+    if (size >= FUSE_WRITE_TAKE_MIN) {
+        rw->mem = fuse_mount_take_request_buffer(fe->mount, buf, size);
     }
-    memcpy(rw->buf, buf, size);
+    if (rw->mem) {
+        rw->buf = (void *)buf;
+    } else {
+        rw->mem = g_try_malloc(size ? size : 1);
+        if (!rw->mem) {
+            g_free(rw);
+            fuse_reply_err(req, ENOMEM);
+            return;
+        }
+        memcpy(rw->mem, buf, size);
+        rw->buf = rw->mem;
+    }
     fuse_mount_spawn(req, fe->mount, fuse_co_write, rw);
 }
 
@@ -351,7 +416,7 @@ typedef struct FuseFalloc {
 static void fuse_co_fallocate(fuse_req_t req, void *opaque)
 {
     FuseFalloc *a = opaque;
-    FuseExport *fe = fuse_req_userdata(req);
+    FuseExport *fe = fuse_mount_req_userdata(req);
     int64_t off = a->offset, length = a->length;
     int64_t len = bd_blk_co_getlength(fe->blk);
     int ret = 0;
@@ -411,7 +476,7 @@ static void fuse_op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode,
                               off_t offset, off_t length,
                               struct fuse_file_info *fi)
 {
-    FuseExport *fe = fuse_req_userdata(req);
+    FuseExport *fe = fuse_mount_req_userdata(req);
     FuseFalloc *a;
 
     if (!fe->writable) {
@@ -425,7 +490,7 @@ static void fuse_op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode,
 
 static void fuse_co_flush(fuse_req_t req, void *opaque)
 {
-    FuseExport *fe = fuse_req_userdata(req);
+    FuseExport *fe = fuse_mount_req_userdata(req);
     int ret = bd_blk_co_flush(fe->blk);
 
     fuse_reply_err(req, ret < 0 ? -ret : 0);
@@ -434,7 +499,7 @@ static void fuse_co_flush(fuse_req_t req, void *opaque)
 static void fuse_op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync,
                           struct fuse_file_info *fi)
 {
-    FuseExport *fe = fuse_req_userdata(req);
+    FuseExport *fe = fuse_mount_req_userdata(req);
 
     fuse_mount_spawn(req, fe->mount, fuse_co_flush, NULL);
 }
@@ -454,7 +519,7 @@ typedef struct FuseLseek {
 static void fuse_co_lseek(fuse_req_t req, void *opaque)
 {
     FuseLseek *a = opaque;
-    FuseExport *fe = fuse_req_userdata(req);
+    FuseExport *fe = fuse_mount_req_userdata(req);
     int64_t off = a->offset;
     int64_t len = bd_blk_co_getlength(fe->blk);
     int64_t vis = fuse_visible_length(len);
@@ -500,7 +565,7 @@ out:
 static void fuse_op_lseek(fuse_req_t req, fuse_ino_t ino, off_t off,
                           int whence, struct fuse_file_info *fi)
 {
-    FuseExport *fe = fuse_req_userdata(req);
+    FuseExport *fe = fuse_mount_req_userdata(req);
     FuseLseek *a;
 
     if (whence != SEEK_DATA && whence != SEEK_HOLE) {
@@ -536,10 +601,12 @@ static bool fuse_export_create(BdExport *exp, JsonObject *opts, GError **errp)
     const char *ao = json_object_get_string_member_with_default(
         opts, "allow-other", NULL);
     FuseAllowOther allow_other;
+    BdAioContext *const *ctxs;
+    BdAioContext *ctx;
+    size_t nctx;
 
     fe->exp = exp;
     fe->blk = bd_export_get_blk(exp);
-    fe->main_ctx = bd_aio_current_context();
     fe->writable = bd_export_is_writable(exp);
     fe->growable = json_object_get_boolean_member_with_default(
         opts, "growable", false);
@@ -564,8 +631,13 @@ static bool fuse_export_create(BdExport *exp, JsonObject *opts, GError **errp)
     fe->st_uid = getuid();
     fe->st_gid = getgid();
 
-    fe->mount = fuse_mount_new(mountpoint, allow_other,
-                               bd_export_get_aio_context(exp),
+    nctx = bd_export_get_multithread_contexts(exp, &ctxs);
+    if (nctx == 0) {
+        ctx = bd_export_get_aio_context(exp);
+        ctxs = &ctx;
+        nctx = 1;
+    }
+    fe->mount = fuse_mount_new(mountpoint, allow_other, ctxs, nctx,
                                &fuse_export_ops, fe, errp);
     if (!fe->mount) {
         return false;
@@ -574,20 +646,12 @@ static bool fuse_export_create(BdExport *exp, JsonObject *opts, GError **errp)
     return true;
 }
 
-static void fuse_export_drained_main(void *opaque)
-{
-    FuseExport *fe = opaque;
-
-    fe->holds_drain_ref = false;
-    bd_export_unref(fe->exp);
-}
-
-/* Runs in the export's context once its last request has replied. */
+/* Main loop: the readers have stopped and the last request replied. */
 static void fuse_export_drained(void *opaque)
 {
     FuseExport *fe = opaque;
 
-    bd_aio_bh_schedule_oneshot(fe->main_ctx, fuse_export_drained_main, fe);
+    bd_export_unref(fe->exp);
 }
 
 static void fuse_export_request_shutdown(BdExport *exp)
@@ -596,14 +660,11 @@ static void fuse_export_request_shutdown(BdExport *exp)
 
     /*
      * No new requests; the ones running finish against the BlockBackend,
-     * which stays until destroy(), holding the export until then.  The
+     * which stays until destroy(): hold the export until then.  The
      * unmount happens in destroy(), after the last reply.
      */
-    fuse_mount_stop(fe->mount);
-    if (fuse_mount_in_flight(fe->mount)) {
-        fe->holds_drain_ref = true;
+    if (!fuse_mount_shutdown(fe->mount, fuse_export_drained, fe)) {
         bd_export_ref(exp);
-        fuse_mount_set_idle_cb(fe->mount, fuse_export_drained, fe);
     }
 }
 
@@ -622,6 +683,8 @@ static const BdExportType fuse_export_type = {
     .create = fuse_export_create,
     .request_shutdown = fuse_export_request_shutdown,
     .destroy = fuse_export_destroy,
+    /* One /dev/fuse queue per iothread (see fuse-mount.h). */
+    .supports_multithread = true,
 };
 
 static bool export_fuse_init(BdRegistry *reg, GError **errp)

@@ -4,10 +4,13 @@
 #include "fuse-mount.h"
 
 #include <errno.h>
+#include <linux/fuse.h>
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include <blockd/blockd.h>
@@ -15,21 +18,32 @@
 /* Requests read per fd-handler call before the loop gets a turn again. */
 #define FUSE_RECEIVE_BATCH 16
 
+/* One /dev/fuse descriptor of a mount and the context that serves it. */
+typedef struct FuseQueue {
+    FuseMount *m;
+    BdAioContext *ctx;
+    int fd;                 /* the session's own for the first queue */
+    /* The rest is used in ctx's thread only, once reading started. */
+    bool reading;           /* fd handler installed */
+    bool counted;           /* holds its share of m->in_flight */
+    struct fuse_buf buf;    /* libfuse's receive buffer, reused */
+} FuseQueue;
+
 struct FuseMount {
     struct fuse_session *se;
-    BdAioContext *ctx;
+    void *userdata;
+    BdAioContext *main_ctx;
     char *mountpoint;       /* as given: for messages and unmounting */
     char *key;              /* canonical form, in fuse_mounts */
     bool allow_other;
     bool mounted;
-    bool reading;           /* fd handler installed */
-    struct fuse_buf buf;    /* libfuse's receive buffer, reused */
+    FuseQueue *queues;
+    size_t nqueues;
     /*
-     * Requests running.  Atomic: with an iothread the requests run there,
-     * while shutdown reads it from the main thread.
+     * Requests running plus queues still reading.  Atomic: the queues'
+     * threads change it.  Reaches zero once only, after shutdown.
      */
     gint in_flight;
-    BdAioBH *idle_bh;
     void (*idle_cb)(void *opaque);
     void *idle_opaque;
 };
@@ -111,41 +125,150 @@ static bool fuse_check_mountpoint(const char *path, GError **errp)
     return true;
 }
 
-static void fuse_mount_read(void *opaque)
+static void fuse_mount_idle_bh(void *opaque)
 {
     FuseMount *m = opaque;
+    void (*cb)(void *) = m->idle_cb;
 
-    for (int i = 0; i < FUSE_RECEIVE_BATCH && m->reading; i++) {
+    m->idle_cb = NULL;
+    if (cb) {
+        cb(m->idle_opaque);
+    }
+}
+
+static void fuse_mount_dec(FuseMount *m)
+{
+    if (g_atomic_int_dec_and_test(&m->in_flight)) {
+        /* Not from here: the callback may free what the caller uses. */
+        bd_aio_bh_schedule_oneshot(m->main_ctx, fuse_mount_idle_bh, m);
+    }
+}
+
+static void fuse_queue_stop_reading(FuseQueue *q)
+{
+    if (q->reading) {
+        bd_aio_set_fd_handler(q->ctx, q->fd, NULL, NULL, NULL, NULL);
+        q->reading = false;
+    }
+}
+
+/* In the queue's thread: no more reading; drop the queue's count. */
+static void fuse_queue_stop(FuseQueue *q)
+{
+    fuse_queue_stop_reading(q);
+    if (q->counted) {
+        q->counted = false;
+        fuse_mount_dec(q->m);
+    }
+}
+
+/* The main thread waits for a queue of another thread to stop. */
+typedef struct FuseStopWait {
+    FuseQueue *q;
+    GMutex lock;
+    GCond cond;
+    bool done;
+} FuseStopWait;
+
+static void fuse_queue_stop_bh(void *opaque)
+{
+    FuseStopWait *w = opaque;
+
+    fuse_queue_stop(w->q);
+    g_mutex_lock(&w->lock);
+    w->done = true;
+    g_cond_signal(&w->cond);
+    g_mutex_unlock(&w->lock);
+}
+
+static void fuse_queue_read(void *opaque)
+{
+    FuseQueue *q = opaque;
+    FuseMount *m = q->m;
+
+    for (int i = 0; i < FUSE_RECEIVE_BATCH && q->reading; i++) {
         int ret;
 
         do {
-            ret = fuse_session_receive_buf(m->se, &m->buf);
+            ret = fuse_session_receive_buf(m->se, &q->buf);
         } while (ret == -EINTR);
 
         if (fuse_session_exited(m->se)) {
-            /* Unmounted behind our back (fusermount3 -u): nothing more. */
-            fuse_mount_stop(m);
+            /*
+             * Unmounted behind our back (fusermount3 -u) or shutting
+             * down: nothing more to read.  The count stays until the
+             * shutdown, which alone may bring it to zero.
+             */
+            fuse_queue_stop_reading(q);
             return;
         }
         if (ret <= 0) {
             /* -EAGAIN: drained; other errors: libfuse has logged them. */
             return;
         }
-        fuse_session_process_buf(m->se, &m->buf);
+        fuse_session_process_buf(m->se, &q->buf);
     }
 }
 
-static void fuse_mount_idle_bh(void *opaque)
+/*
+ * With several queues libfuse still sees one descriptor, the session's:
+ * these route its reads and replies to the descriptor of the queue whose
+ * thread makes the call (a request is read, run and answered in one
+ * thread).
+ */
+static FuseQueue *fuse_queue_of_thread(FuseMount *m)
 {
-    FuseMount *m = opaque;
+    BdAioContext *ctx = bd_aio_current_context();
 
-    if (g_atomic_int_get(&m->in_flight) == 0) {
-        void (*cb)(void *) = g_atomic_pointer_exchange(&m->idle_cb, NULL);
-
-        if (cb) {
-            cb(m->idle_opaque);
+    for (size_t i = 0; i < m->nqueues; i++) {
+        if (m->queues[i].ctx == ctx) {
+            return &m->queues[i];
         }
     }
+    return NULL;
+}
+
+static ssize_t fuse_io_read(int fd, void *buf, size_t len, void *userdata)
+{
+    FuseQueue *q = fuse_queue_of_thread(userdata);
+
+    return read(q ? q->fd : fd, buf, len);
+}
+
+static ssize_t fuse_io_writev(int fd, struct iovec *iov, int count,
+                              void *userdata)
+{
+    FuseQueue *q = fuse_queue_of_thread(userdata);
+
+    return writev(q ? q->fd : fd, iov, count);
+}
+
+static const struct fuse_custom_io fuse_multi_queue_io = {
+    .read = fuse_io_read,
+    .writev = fuse_io_writev,
+};
+
+void *fuse_mount_take_request_buffer(FuseMount *m, const void *data,
+                                     size_t size)
+{
+    FuseQueue *q = m->nqueues == 1 ? &m->queues[0] : fuse_queue_of_thread(m);
+    char *mem = q ? q->buf.mem : NULL;
+
+    if (!mem || (q->buf.flags & FUSE_BUF_IS_FD) ||
+        (const char *)data < mem ||
+        (const char *)data + size > mem + q->buf.size) {
+        return NULL;
+    }
+    /* libfuse allocates a new buffer when it finds none. */
+    q->buf.mem = NULL;
+    return mem;
+}
+
+void *fuse_mount_req_userdata(fuse_req_t req)
+{
+    FuseMount *m = fuse_req_userdata(req);
+
+    return m->userdata;
 }
 
 static void fuse_co_entry(void *opaque)
@@ -155,11 +278,7 @@ static void fuse_co_entry(void *opaque)
 
     c->fn(c->req, c->arg);
     g_free(c);
-    if (g_atomic_int_dec_and_test(&m->in_flight) &&
-        g_atomic_pointer_get(&m->idle_cb)) {
-        /* Not from here: the callback may free what this coroutine uses. */
-        bd_aio_bh_schedule(m->idle_bh);
-    }
+    fuse_mount_dec(m);
 }
 
 void fuse_mount_spawn(fuse_req_t req, FuseMount *m, FuseRequestFunc *fn,
@@ -169,11 +288,12 @@ void fuse_mount_spawn(fuse_req_t req, FuseMount *m, FuseRequestFunc *fn,
 
     *c = (FuseCo) { .m = m, .req = req, .fn = fn, .arg = arg };
     g_atomic_int_inc(&m->in_flight);
-    bd_aio_co_enter(m->ctx, bd_coroutine_create(fuse_co_entry, c));
+    bd_aio_co_enter(bd_aio_current_context(),
+                    bd_coroutine_create(fuse_co_entry, c));
 }
 
 static bool fuse_mount_try(FuseMount *m, const struct fuse_lowlevel_ops *ops,
-                           void *userdata, bool allow_other, GError **errp)
+                           bool allow_other, GError **errp)
 {
     g_autofree char *opts = g_strdup_printf(
         "max_read=%d,default_permissions%s", FUSE_MOUNT_MAX_READ,
@@ -181,7 +301,9 @@ static bool fuse_mount_try(FuseMount *m, const struct fuse_lowlevel_ops *ops,
     char *argv[] = { (char *)"", (char *)"-o", opts, NULL };
     struct fuse_args args = FUSE_ARGS_INIT(3, argv);
 
-    m->se = fuse_session_new(&args, ops, sizeof(*ops), userdata);
+    m->se = fuse_session_new(&args, ops, sizeof(*ops), m);
+    /* libfuse may have copied the arguments into memory of its own. */
+    fuse_opt_free_args(&args);
     if (!m->se) {
         g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
                     "Failed to set up FUSE session");
@@ -199,16 +321,53 @@ static bool fuse_mount_try(FuseMount *m, const struct fuse_lowlevel_ops *ops,
     return true;
 }
 
+/* The first queue uses the session's descriptor, the others clones. */
+static bool fuse_mount_open_queues(FuseMount *m, GError **errp)
+{
+    int fd = fuse_session_fd(m->se);
+
+    for (size_t i = 0; i < m->nqueues; i++) {
+        FuseQueue *q = &m->queues[i];
+        uint32_t master = fd;
+        int fl;
+
+        if (i > 0) {
+            q->fd = open("/dev/fuse", O_RDWR | O_CLOEXEC);
+            if (q->fd < 0 || ioctl(q->fd, FUSE_DEV_IOC_CLONE, &master) < 0) {
+                g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
+                            "Failed to clone the FUSE device for another "
+                            "iothread: %s", g_strerror(errno));
+                return false;
+            }
+        }
+        /* Level-triggered handler: read until EAGAIN, never block. */
+        fl = fcntl(q->fd, F_GETFL);
+        if (fl < 0 || fcntl(q->fd, F_SETFL, fl | O_NONBLOCK) < 0) {
+            g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
+                        "Failed to make the FUSE device non-blocking: %s",
+                        g_strerror(errno));
+            return false;
+        }
+    }
+    if (m->nqueues > 1 &&
+        fuse_session_custom_io(m->se, &fuse_multi_queue_io, fd) < 0) {
+        g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
+                    "Failed to set up FUSE I/O for several iothreads");
+        return false;
+    }
+    return true;
+}
+
 FuseMount *fuse_mount_new(const char *mountpoint, FuseAllowOther allow_other,
-                          BdAioContext *ctx,
+                          BdAioContext *const *ctxs, size_t nctx,
                           const struct fuse_lowlevel_ops *ops,
                           void *userdata, GError **errp)
 {
     g_autofree char *key = fuse_mount_key(mountpoint);
     FuseMount *m;
     bool ok;
-    int fd, fl;
 
+    g_assert(nctx > 0);
     if (!fuse_mounts) {
         fuse_mounts = g_hash_table_new_full(g_str_hash, g_str_equal,
                                             g_free, NULL);
@@ -223,33 +382,55 @@ FuseMount *fuse_mount_new(const char *mountpoint, FuseAllowOther allow_other,
     }
 
     m = g_new0(FuseMount, 1);
-    m->ctx = ctx;
+    m->userdata = userdata;
+    m->main_ctx = bd_aio_current_context();
     m->mountpoint = g_strdup(mountpoint);
-    m->idle_bh = bd_aio_bh_new(ctx, fuse_mount_idle_bh, m);
+    m->queues = g_new0(FuseQueue, nctx);
+    for (size_t i = 0; i < nctx; i++) {
+        size_t j;
+
+        /* One thread listed twice serves the mount once. */
+        for (j = 0; j < m->nqueues && m->queues[j].ctx != ctxs[i]; j++) {
+            continue;
+        }
+        if (j == m->nqueues) {
+            m->queues[m->nqueues++] = (FuseQueue) {
+                .m = m, .ctx = ctxs[i], .fd = -1,
+            };
+        }
+    }
 
     if (allow_other == FUSE_ALLOW_OTHER_AUTO) {
-        ok = fuse_mount_try(m, ops, userdata, true, NULL) ||
-             fuse_mount_try(m, ops, userdata, false, errp);
+        ok = fuse_mount_try(m, ops, true, NULL) ||
+             fuse_mount_try(m, ops, false, errp);
     } else {
-        ok = fuse_mount_try(m, ops, userdata,
-                            allow_other == FUSE_ALLOW_OTHER_ON, errp);
+        ok = fuse_mount_try(m, ops, allow_other == FUSE_ALLOW_OTHER_ON,
+                            errp);
+    }
+    if (ok) {
+        m->queues[0].fd = fuse_session_fd(m->se);
+        ok = fuse_mount_open_queues(m, errp);
     }
     if (!ok) {
         fuse_mount_free(m);
         return NULL;
     }
 
-    /* Level-triggered handler: read until EAGAIN, never block the loop. */
-    fd = fuse_session_fd(m->se);
-    fl = fcntl(fd, F_GETFL);
-    if (fl >= 0) {
-        fcntl(fd, F_SETFL, fl | O_NONBLOCK);
-    }
-
     m->key = g_steal_pointer(&key);
     g_hash_table_add(fuse_mounts, g_strdup(m->key));
-    m->reading = true;
-    bd_aio_set_fd_handler(ctx, fd, fuse_mount_read, NULL, NULL, m);
+    /*
+     * Each queue counts as in flight until the shutdown has stopped it in
+     * its thread, so that the idle callback cannot run while a queue may
+     * still be starting a request.
+     */
+    g_atomic_int_set(&m->in_flight, m->nqueues);
+    for (size_t i = 0; i < m->nqueues; i++) {
+        FuseQueue *q = &m->queues[i];
+
+        q->reading = true;
+        q->counted = true;
+        bd_aio_set_fd_handler(q->ctx, q->fd, fuse_queue_read, NULL, NULL, q);
+    }
     return m;
 }
 
@@ -258,29 +439,13 @@ bool fuse_mount_allows_other(FuseMount *m)
     return m->allow_other;
 }
 
-unsigned fuse_mount_in_flight(FuseMount *m)
+bool fuse_mount_shutdown(FuseMount *m, void (*done)(void *opaque),
+                         void *opaque)
 {
-    return g_atomic_int_get(&m->in_flight);
-}
+    BdAioContext *here = bd_aio_current_context();
 
-void fuse_mount_set_idle_cb(FuseMount *m, void (*done)(void *opaque),
-                            void *opaque)
-{
-    /* opaque first: whoever sees the callback also sees its argument */
+    m->idle_cb = done;
     m->idle_opaque = opaque;
-    g_atomic_pointer_set(&m->idle_cb, done);
-    if (done && g_atomic_int_get(&m->in_flight) == 0) {
-        bd_aio_bh_schedule(m->idle_bh);
-    }
-}
-
-void fuse_mount_stop(FuseMount *m)
-{
-    if (m->reading) {
-        bd_aio_set_fd_handler(m->ctx, fuse_session_fd(m->se),
-                              NULL, NULL, NULL, NULL);
-        m->reading = false;
-    }
     if (m->se) {
         fuse_session_exit(m->se);
     }
@@ -288,6 +453,38 @@ void fuse_mount_stop(FuseMount *m)
         g_hash_table_remove(fuse_mounts, m->key);
         g_clear_pointer(&m->key, g_free);
     }
+    /* Held while stopping, so that zero is seen here, not by another. */
+    g_atomic_int_inc(&m->in_flight);
+    for (size_t i = 0; i < m->nqueues; i++) {
+        FuseQueue *q = &m->queues[i];
+        FuseStopWait w = { .q = q };
+
+        if (q->ctx == here) {
+            fuse_queue_stop(q);
+            continue;
+        }
+        /*
+         * Stopping in the queue's own thread is the only way to know
+         * that no fd handler is half-way through starting a request.
+         * Waiting here cannot deadlock: an iothread never blocks on the
+         * main thread (requests waiting for it yield).
+         */
+        g_mutex_init(&w.lock);
+        g_cond_init(&w.cond);
+        bd_aio_bh_schedule_oneshot(q->ctx, fuse_queue_stop_bh, &w);
+        g_mutex_lock(&w.lock);
+        while (!w.done) {
+            g_cond_wait(&w.cond, &w.lock);
+        }
+        g_mutex_unlock(&w.lock);
+        g_mutex_clear(&w.lock);
+        g_cond_clear(&w.cond);
+    }
+    if (g_atomic_int_dec_and_test(&m->in_flight)) {
+        m->idle_cb = NULL;
+        return true;
+    }
+    return false;
 }
 
 void fuse_mount_free(FuseMount *m)
@@ -296,7 +493,18 @@ void fuse_mount_free(FuseMount *m)
         return;
     }
     g_assert(g_atomic_int_get(&m->in_flight) == 0);
-    fuse_mount_stop(m);
+    if (m->key) {
+        g_hash_table_remove(fuse_mounts, m->key);
+    }
+    for (size_t i = 0; i < m->nqueues; i++) {
+        FuseQueue *q = &m->queues[i];
+
+        /* The first queue's descriptor is the session's own. */
+        if (i > 0 && q->fd >= 0) {
+            close(q->fd);
+        }
+        free(q->buf.mem);
+    }
     if (m->se) {
         if (m->mounted) {
             /* Lazy (MNT_DETACH) for root; fusermount3 -u otherwise. */
@@ -304,8 +512,8 @@ void fuse_mount_free(FuseMount *m)
         }
         fuse_session_destroy(m->se);
     }
-    bd_aio_bh_delete(m->idle_bh);
-    free(m->buf.mem);
+    g_free(m->queues);
+    g_free(m->key);
     g_free(m->mountpoint);
     g_free(m);
 }

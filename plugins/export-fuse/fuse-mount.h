@@ -6,7 +6,8 @@
  * from the session's fd in an fd handler of the export's AioContext and
  * hands each one to libfuse, which calls the operations table given by
  * the caller.  Operations that wait start a coroutine with
- * fuse_mount_spawn(), so that many requests are in flight at once.
+ * fuse_mount_spawn(), so that many requests are in flight at once.  One
+ * mount may be served by several threads, one /dev/fuse descriptor each.
  */
 #ifndef EXPORT_FUSE_MOUNT_H
 #define EXPORT_FUSE_MOUNT_H
@@ -45,47 +46,61 @@ bool fuse_allow_other_parse(const char *str, FuseAllowOther *out);
 /*
  * Mount a session on @mountpoint, which must be an existing regular file
  * not already used by another export of this process, and serve it in
- * @ctx (the calling thread's context) with @ops; fuse_req_userdata()
- * returns @userdata.  With FUSE_ALLOW_OTHER_AUTO, allow_other is tried
- * first and dropped if the mount fails.  Nothing is left mounted on
- * failure.  Main thread.
+ * the @nctx contexts @ctxs (at least one): the first reads the session's
+ * own /dev/fuse descriptor, each further one a clone of it
+ * (FUSE_DEV_IOC_CLONE), so that the kernel hands requests to all of them;
+ * a request runs and replies in the context that read it.  The operations
+ * are @ops, and fuse_mount_req_userdata() returns @userdata.  With
+ * FUSE_ALLOW_OTHER_AUTO, allow_other is tried first and dropped if the
+ * mount fails.  Nothing is left mounted on failure.  Main thread.
  */
 FuseMount *fuse_mount_new(const char *mountpoint, FuseAllowOther allow_other,
-                          BdAioContext *ctx,
+                          BdAioContext *const *ctxs, size_t nctx,
                           const struct fuse_lowlevel_ops *ops,
                           void *userdata, GError **errp);
+
+/* The @userdata given to fuse_mount_new(), from an operation's @req. */
+void *fuse_mount_req_userdata(fuse_req_t req);
 
 /* Whether the mount was made with allow_other. */
 bool fuse_mount_allows_other(FuseMount *m);
 
 /*
- * Stop reading requests (the fd handler is removed and the mount point
- * may be used by a new export).  Requests already started still run and
- * reply.  Idempotent.
+ * Stop serving: no new request is read (the mount point may be used by a
+ * new export at once), requests already started still run and reply.
+ * Each context stops reading in its own thread, which this waits for.
+ * Returns true when no request is left (@done is then never called),
+ * else false: @done(@opaque) runs in the main loop, once, when the last
+ * one has replied.  Called at most once, main thread.
  */
-void fuse_mount_stop(FuseMount *m);
-
-/* The number of requests started with fuse_mount_spawn() not finished. */
-unsigned fuse_mount_in_flight(FuseMount *m);
+bool fuse_mount_shutdown(FuseMount *m, void (*done)(void *opaque),
+                         void *opaque);
 
 /*
- * Call @done(@opaque) in the main loop once no request is in flight any
- * more (at once if none is).  Replaces an earlier callback; NULL clears.
+ * Unmount and free @m: after fuse_mount_shutdown()'s @done, or when no
+ * reader ever started.  NULL is a no-op.  Main thread.
  */
-void fuse_mount_set_idle_cb(FuseMount *m, void (*done)(void *opaque),
-                            void *opaque);
-
-/* Stop, unmount and free @m; no request may be in flight.  NULL is a no-op. */
 void fuse_mount_free(FuseMount *m);
 
 /*
  * From an operation of @m: run fn(@req, @arg) in a new coroutine of the
- * mount's context.  @fn must reply to @req exactly once and free @arg.
+ * calling thread's context (the one that read @req).  @fn must reply to @req exactly once and free @arg.
  * Anything @arg points into libfuse's request buffer must be copied
  * first: the buffer is reused once the operation returns.
  */
 typedef void FuseRequestFunc(fuse_req_t req, void *arg);
 void fuse_mount_spawn(fuse_req_t req, FuseMount *m, FuseRequestFunc *fn,
                       void *arg);
+
+/*
+ * From an operation of @m (in the thread that read the request, before
+ * the operation returns): take over libfuse's receive buffer holding the
+ * request, whose argument @data of @size bytes then stays valid after
+ * the operation; the queue gets a fresh buffer for its next request.
+ * Returns the buffer, to be released with free(), or NULL when @data is
+ * not in it (the caller then copies).
+ */
+void *fuse_mount_take_request_buffer(FuseMount *m, const void *data,
+                                     size_t size);
 
 #endif /* EXPORT_FUSE_MOUNT_H */

@@ -164,6 +164,7 @@ static const BdExportType nbd_export_type = {
     .name = "nbd",
     .description = "NBD server export",
     .instance_size = sizeof(NbdExport),
+    .supports_multithread = true,
     .create = nbd_export_create,
     .request_shutdown = nbd_export_request_shutdown,
     .destroy = nbd_export_destroy,

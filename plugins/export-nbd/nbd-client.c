@@ -1114,7 +1114,7 @@ static void client_entry(void *opaque)
     NbdClient *c = opaque;
 
     if (negotiate(c) == 0) {
-        BdAioContext *ctx = bd_export_get_aio_context(c->exp->exp);
+        BdAioContext *ctx = nbd_export_next_context(c->exp);
 
         bd_export_ref(c->exp->exp);
         if (ctx != c->ctx) {

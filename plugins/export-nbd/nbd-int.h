@@ -3,9 +3,13 @@
  *
  * Threads: the server (listening sockets, the lists of exports and
  * clients) lives in the main loop.  A connection negotiates in the main
- * loop, then moves to its export's AioContext for the transmission phase;
- * from then on only the connection's own coroutines touch its state, and
- * it goes back to the main loop (by a bottom half) to be unlinked.
+ * loop, then moves to its export's AioContext for the transmission phase
+ * (for an export with several iothreads, one of them, in turn); from
+ * then on only the connection's own coroutines touch its state, and it
+ * goes back to the main loop (by a bottom half) to be unlinked.  The
+ * connections of one export may so run in different threads at once:
+ * they share only the export (read-only after creation) and its
+ * BlockBackend, which takes requests from any thread.
  */
 #ifndef NBD_INT_H
 #define NBD_INT_H
@@ -27,6 +31,7 @@ typedef struct NbdExport {
     bool allocation_depth;      /* offers qemu:allocation-depth */
     BdDirtyBitmap **bitmaps;    /* offered as qemu:dirty-bitmap:NAME, */
     unsigned nr_bitmaps;        /* held busy and referenced */
+    unsigned next_ctx;          /* round-robin over multi-thread contexts */
 } NbdExport;
 
 typedef struct NbdClient NbdClient;
@@ -44,6 +49,12 @@ NbdExport *nbd_export_lookup(const char *name);
 
 /* Every live export, in creation order (borrowed list). */
 GList *nbd_export_list(void);
+
+/*
+ * The AioContext a connection to @e that finished its negotiation is
+ * served in: the export's context, or the next of its iothreads in turn.
+ */
+BdAioContext *nbd_export_next_context(NbdExport *e);
 
 /* Register / unregister an export with the server. */
 void nbd_server_add_export(NbdExport *e);

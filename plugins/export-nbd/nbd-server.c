@@ -82,6 +82,23 @@ GList *nbd_export_list(void)
     return exports;
 }
 
+BdAioContext *nbd_export_next_context(NbdExport *e)
+{
+    BdAioContext *const *ctxs;
+    size_t n = bd_export_get_multithread_contexts(e->exp, &ctxs);
+
+    if (!n) {
+        return bd_export_get_aio_context(e->exp);
+    }
+    /*
+     * Round-robin: every connection is served whole in one thread (its
+     * socket, its requests and replies stay there, with no locking), and
+     * a client that opens several connections (multi-conn) gets them
+     * spread over the threads.
+     */
+    return ctxs[e->next_ctx++ % n];
+}
+
 void nbd_server_add_export(NbdExport *e)
 {
     exports = g_list_append(exports, e);

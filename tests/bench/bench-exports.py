@@ -49,6 +49,10 @@ FUSE_JOBS = [
      ['--ioengine=io_uring', '--rw=randread', '--bs=4k', '--iodepth=32']),
     ('uring-seqread-1m-qd8',
      ['--ioengine=io_uring', '--rw=read', '--bs=1m', '--iodepth=8']),
+    ('uring-randwrite-4k-qd32',
+     ['--ioengine=io_uring', '--rw=randwrite', '--bs=4k', '--iodepth=32']),
+    ('uring-seqwrite-1m-qd8',
+     ['--ioengine=io_uring', '--rw=write', '--bs=1m', '--iodepth=8']),
 ]
 FILE_REF_JOBS = [
     ('file psync seqread-1m', ['--ioengine=psync', '--rw=read', '--bs=1m',
