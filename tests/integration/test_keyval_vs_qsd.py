@@ -127,7 +127,8 @@ class KeyvalTests(TestCase):
                  f'socket,id=mon,path={chardev},server=on,wait=off',
                  f'--{option}', arg.replace('TYPE', type_name)] + SENTINEL
         res = self.run_command(argv, timeout=30)
-        line = res.stderr.splitlines()[0] if res.stderr else ''
+        stderr = blockd_harness.without_sanitizer_notes(res.stderr)
+        line = stderr.splitlines()[0] if stderr else ''
         program = os.path.basename(binary) + ': '
         if line.startswith(program):
             line = line[len(program):]
