@@ -12,47 +12,36 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
 #include <glib-unix.h>
 
+#include <linux/vm_sockets.h>
+
 #include <blockd/error.h>
+#include <blockd/socket.h>
 
 #include "chardev.h"
 #include "daemonize.h"
-#include "systemd.h"
 
 typedef enum ChardevKind {
     CHARDEV_SOCKET,
     CHARDEV_STDIO,
 } ChardevKind;
 
-typedef enum AddrKind {
-    ADDR_UNIX,
-    ADDR_INET,
-    ADDR_FD,
-} AddrKind;
-
 struct BdChardev {
     char *id;
     ChardevKind kind;
 
     /* socket */
-    AddrKind addr_kind;
-    char *path;             /* ADDR_UNIX */
-    char *host, *port;      /* ADDR_INET */
-    char *fd_str;           /* ADDR_FD */
+    JsonObject *addr;       /* flat SocketAddress */
+    char *addr_desc;        /* the bound address, as query-chardev says */
     bool nodelay;
     int listen_fd;
     guint listen_source;
     int conn_fd;
-    bool created_path;      /* we bound @path: remove it at the end */
-    char *abs_path;         /* @path made absolute when bound: removal
-                               must work after --daemonize's chdir("/") */
-    dev_t path_dev;
-    ino_t path_ino;
+    BdSocketFile *file;     /* a UNIX socket file we made, or NULL */
 
     /* stdio */
     bool stdio_eof;
@@ -114,18 +103,52 @@ GPtrArray *bd_chardev_ids(void)
     return ids;
 }
 
-/* "unix:PATH,server=on" and the like, for query-chardev. */
-static char *describe_address(BdChardev *chr)
+/*
+ * "unix:PATH,server=on", "tcp:HOST:PORT,server=on", "vsock:CID:PORT"...
+ * for query-chardev: QEMU describes the address the socket is bound to,
+ * so a port 0 shows the port taken and an fd the address behind it.
+ */
+static char *describe_bound_address(int fd)
 {
-    switch (chr->addr_kind) {
-    case ADDR_UNIX:
-        return g_strdup_printf("unix:%s,server=on", chr->path);
-    case ADDR_INET:
-        return g_strdup_printf("tcp:%s:%s,server=on", chr->host, chr->port);
-    case ADDR_FD:
-        return g_strdup_printf("fd:%s,server=on", chr->fd_str);
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof(ss);
+    char host[NI_MAXHOST], serv[NI_MAXSERV];
+
+    if (getsockname(fd, (struct sockaddr *)&ss, &len) < 0) {
+        return g_strdup("unknown");
     }
-    g_assert_not_reached();
+    switch (ss.ss_family) {
+    case AF_UNIX: {
+        struct sockaddr_un *sun = (struct sockaddr_un *)&ss;
+        size_t n = len - offsetof(struct sockaddr_un, sun_path);
+
+        if (n > 0 && sun->sun_path[0] == '\0') {
+            g_autofree char *name = g_strndup(sun->sun_path + 1, n - 1);
+
+            /* tight: the address ends with the name, not padded out */
+            return g_strdup_printf("unix:%s,abstract=on%s,server=on", name,
+                                   n < sizeof(sun->sun_path) ? ",tight=on"
+                                                             : "");
+        }
+        g_autofree char *path = g_strndup(sun->sun_path, n);
+
+        return g_strdup_printf("unix:%s,server=on", path);
+    }
+    case AF_INET:
+    case AF_INET6:
+        if (getnameinfo((struct sockaddr *)&ss, len, host, sizeof(host),
+                        serv, sizeof(serv),
+                        NI_NUMERICHOST | NI_NUMERICSERV) != 0) {
+            return g_strdup("unknown");
+        }
+        return g_strdup_printf("tcp:%s:%s,server=on", host, serv);
+    case AF_VSOCK: {
+        struct sockaddr_vm *svm = (struct sockaddr_vm *)&ss;
+
+        return g_strdup_printf("vsock:%u:%u", svm->svm_cid, svm->svm_port);
+    }
+    }
+    return g_strdup("unknown");
 }
 
 static void numeric_name(const struct sockaddr_storage *ss, socklen_t len,
@@ -150,19 +173,21 @@ char *bd_chardev_filename(BdChardev *chr)
         return g_strdup("stdio");
     }
     if (!chr->connected) {
-        g_autofree char *addr = describe_address(chr);
-
-        return g_strdup_printf("disconnected:%s", addr);
+        return g_strdup_printf("disconnected:%s", chr->addr_desc);
     }
     if (getsockname(chr->conn_fd, (struct sockaddr *)&local, &llen) < 0) {
-        return describe_address(chr);
+        return g_strdup(chr->addr_desc);
     }
     if (local.ss_family == AF_UNIX) {
+        /* an abstract name starts with NUL: QEMU shows it empty */
         return g_strdup_printf("unix:%s,server=on",
                                ((struct sockaddr_un *)&local)->sun_path);
     }
+    if (local.ss_family != AF_INET && local.ss_family != AF_INET6) {
+        return g_strdup("unknown");
+    }
     if (getpeername(chr->conn_fd, (struct sockaddr *)&peer, &plen) < 0) {
-        return describe_address(chr);
+        return g_strdup(chr->addr_desc);
     }
     numeric_name(&local, llen, lhost, sizeof(lhost), lserv, sizeof(lserv));
     numeric_name(&peer, plen, phost, sizeof(phost), pserv, sizeof(pserv));
@@ -269,125 +294,6 @@ void bd_chardev_detach(BdChardev *chr)
 
 /* ---- opening ---- */
 
-static int listen_unix(BdChardev *chr, GError **errp)
-{
-    struct sockaddr_un sun = { .sun_family = AF_UNIX };
-    struct stat st;
-    int fd;
-
-    if (strlen(chr->path) >= sizeof(sun.sun_path)) {
-        g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
-                    "UNIX socket path '%s' is too long", chr->path);
-        return -1;
-    }
-    strcpy(sun.sun_path, chr->path);
-    fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-    if (fd < 0) {
-        g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
-                    "Failed to create socket: %s", g_strerror(errno));
-        return -1;
-    }
-    /* Never unlink an existing path: it is not ours to remove. */
-    if (bind(fd, (struct sockaddr *)&sun, sizeof(sun)) < 0) {
-        g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
-                    "Failed to bind socket to %s: %s", chr->path,
-                    g_strerror(errno));
-        close(fd);
-        return -1;
-    }
-    if (stat(chr->path, &st) == 0) {
-        chr->created_path = true;
-        chr->abs_path = g_canonicalize_filename(chr->path, NULL);
-        chr->path_dev = st.st_dev;
-        chr->path_ino = st.st_ino;
-    }
-    if (listen(fd, 1) < 0) {
-        g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
-                    "Failed to listen on socket: %s", g_strerror(errno));
-        close(fd);
-        return -1;
-    }
-    return fd;
-}
-
-static int listen_inet(BdChardev *chr, GError **errp)
-{
-    struct addrinfo hints = {
-        .ai_flags = AI_PASSIVE,
-        .ai_family = AF_UNSPEC,
-        .ai_socktype = SOCK_STREAM,
-    };
-    struct addrinfo *res = NULL;
-    int saved_errno = 0;
-    int fd = -1;
-    int rc;
-
-    rc = getaddrinfo(chr->host[0] ? chr->host : NULL, chr->port, &hints,
-                     &res);
-    if (rc != 0) {
-        g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
-                    "address resolution failed for %s:%s: %s", chr->host,
-                    chr->port, gai_strerror(rc));
-        return -1;
-    }
-    for (struct addrinfo *ai = res; ai; ai = ai->ai_next) {
-        int one = 1;
-
-        fd = socket(ai->ai_family,
-                    ai->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK,
-                    ai->ai_protocol);
-        if (fd < 0) {
-            saved_errno = errno;
-            continue;
-        }
-        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-        if (bind(fd, ai->ai_addr, ai->ai_addrlen) == 0 &&
-            listen(fd, 1) == 0) {
-            break;
-        }
-        saved_errno = errno;
-        close(fd);
-        fd = -1;
-    }
-    freeaddrinfo(res);
-    if (fd < 0) {
-        g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
-                    "Failed to bind socket: %s", g_strerror(saved_errno));
-    }
-    return fd;
-}
-
-static int listen_fd_param(BdChardev *chr, GError **errp)
-{
-    char *end;
-    long fd;
-    int accepting = 0;
-    socklen_t len = sizeof(accepting);
-
-    /* a name from systemd's LISTEN_FDNAMES, else a number */
-    fd = bd_socket_activation_fd(chr->fd_str);
-    if (fd < 0) {
-        errno = 0;
-        fd = strtol(chr->fd_str, &end, 10);
-        if (errno || end == chr->fd_str || *end || fd < 0 ||
-            fd > INT32_MAX) {
-            g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
-                        "File descriptor named '%s' has not been found",
-                        chr->fd_str);
-            return -1;
-        }
-    }
-    if (getsockopt((int)fd, SOL_SOCKET, SO_ACCEPTCONN, &accepting,
-                   &len) < 0 || !accepting) {
-        g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
-                    "File descriptor '%s' is not a listening socket",
-                    chr->fd_str);
-        return -1;
-    }
-    set_nonblock_cloexec((int)fd);
-    return (int)fd;
-}
-
 /* server=on without wait=off: hold start-up until a client connects. */
 static bool wait_for_client(BdChardev *chr, GError **errp)
 {
@@ -427,21 +333,12 @@ static void chardev_free(BdChardev *chr)
             close(chr->listen_fd);
         }
     }
-    if (chr->created_path) {
-        struct stat st;
-
-        /* only if the file is still the socket we bound */
-        if (stat(chr->abs_path, &st) == 0 && S_ISSOCK(st.st_mode) &&
-            st.st_dev == chr->path_dev && st.st_ino == chr->path_ino) {
-            unlink(chr->abs_path);
-        }
+    bd_socket_file_remove(chr->file);
+    if (chr->addr) {
+        json_object_unref(chr->addr);
     }
+    g_free(chr->addr_desc);
     g_free(chr->id);
-    g_free(chr->path);
-    g_free(chr->abs_path);
-    g_free(chr->host);
-    g_free(chr->port);
-    g_free(chr->fd_str);
     g_free(chr);
 }
 
@@ -513,12 +410,22 @@ static JsonObject *obj_member(JsonObject *obj, const char *name,
     return n ? json_node_get_object(n) : NULL;
 }
 
+/*
+ * Check the legacy SocketAddress (its members under 'data') for what
+ * must be there, and keep it in the flat form <blockd/socket.h> takes.
+ */
 static bool parse_socket_addr(BdChardev *chr, JsonObject *addr,
                               GError **errp)
 {
-    const char *type, *s;
+    static const char *const required[][3] = {
+        { "unix", "path", NULL },
+        { "inet", "host", "port" },
+        { "vsock", "cid", "port" },
+        { "fd", "str", NULL },
+    };
+    const char *type;
     JsonObject *data;
-    GError *err = NULL;
+    g_autoptr(GList) members = NULL;
 
     type = str_member(addr, "type", "backend.data.addr.", true, errp);
     if (!type) {
@@ -528,54 +435,29 @@ static bool parse_socket_addr(BdChardev *chr, JsonObject *addr,
     if (!data) {
         return false;
     }
-    if (strcmp(type, "unix") == 0) {
-        bool abstract = false;
-
-        s = str_member(data, "path", "backend.data.addr.data.", true, errp);
-        if (!s || !bool_member(data, "abstract", "backend.data.addr.data.",
-                               &abstract, errp)) {
-            return false;
+    for (size_t i = 0; i < G_N_ELEMENTS(required); i++) {
+        if (strcmp(type, required[i][0]) != 0) {
+            continue;
         }
-        if (abstract) {
-            g_set_error_literal(errp, BD_ERROR, BD_ERROR_GENERIC,
-                                "abstract UNIX sockets are not supported "
-                                "by blockd");
-            return false;
+        for (size_t j = 1; j < 3 && required[i][j]; j++) {
+            if (!str_member(data, required[i][j], "backend.data.addr.data.",
+                            true, errp)) {
+                return false;
+            }
         }
-        chr->addr_kind = ADDR_UNIX;
-        chr->path = g_strdup(s);
-    } else if (strcmp(type, "inet") == 0) {
-        const char *host, *port;
-
-        host = str_member(data, "host", "backend.data.addr.data.", true,
-                          &err);
-        port = host ? str_member(data, "port", "backend.data.addr.data.",
-                                 true, &err) : NULL;
-        if (err) {
-            g_propagate_error(errp, err);
-            return false;
+        chr->addr = json_object_new();
+        json_object_set_string_member(chr->addr, "type", type);
+        members = json_object_get_members(data);
+        for (GList *l = members; l; l = l->next) {
+            json_object_set_member(chr->addr, l->data,
+                                   json_object_dup_member(data, l->data));
         }
-        chr->addr_kind = ADDR_INET;
-        chr->host = g_strdup(host);
-        chr->port = g_strdup(port);
-    } else if (strcmp(type, "fd") == 0) {
-        s = str_member(data, "str", "backend.data.addr.data.", true, errp);
-        if (!s) {
-            return false;
-        }
-        chr->addr_kind = ADDR_FD;
-        chr->fd_str = g_strdup(s);
-    } else if (strcmp(type, "vsock") == 0) {
-        g_set_error_literal(errp, BD_ERROR, BD_ERROR_GENERIC,
-                            "vsock chardevs are not supported by blockd");
-        return false;
-    } else {
-        g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
-                    "Parameter 'backend.data.addr.type' does not accept "
-                    "value '%s'", type);
-        return false;
+        return true;
     }
-    return true;
+    g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
+                "Parameter 'backend.data.addr.type' does not accept "
+                "value '%s'", type);
+    return false;
 }
 
 static bool open_socket(BdChardev *chr, JsonObject *data, GError **errp)
@@ -616,20 +498,11 @@ static bool open_socket(BdChardev *chr, JsonObject *data, GError **errp)
         return false;
     }
 
-    switch (chr->addr_kind) {
-    case ADDR_UNIX:
-        chr->listen_fd = listen_unix(chr, errp);
-        break;
-    case ADDR_INET:
-        chr->listen_fd = listen_inet(chr, errp);
-        break;
-    case ADDR_FD:
-        chr->listen_fd = listen_fd_param(chr, errp);
-        break;
-    }
+    chr->listen_fd = bd_socket_listen(chr->addr, 1, &chr->file, errp);
     if (chr->listen_fd < 0) {
         return false;
     }
+    chr->addr_desc = describe_bound_address(chr->listen_fd);
     if (wait && !wait_for_client(chr, errp)) {
         return false;
     }
@@ -794,7 +667,7 @@ JsonObject *bd_chardev_opts_to_backend(JsonObject *opts, char **id_out,
 {
     static const char *const socket_keys[] = {
         "backend", "id", "path", "host", "port", "fd", "server", "wait",
-        "nodelay", NULL,
+        "nodelay", "to", "ipv4", "ipv6", "abstract", "tight", NULL,
     };
     static const char *const stdio_keys[] = {
         "backend", "id", "signal", NULL,
@@ -876,6 +749,19 @@ JsonObject *bd_chardev_opts_to_backend(JsonObject *opts, char **id_out,
     /* QemuOpts defaults: a client socket that waits */
     bool values[] = { false, true, false };
 
+    /* which address options each kind takes (QEMU ignores the others) */
+    static const struct {
+        const char *name;
+        const char *applies_to;
+        bool boolean;
+    } addr_opts[] = {
+        { "to", "inet", false },
+        { "ipv4", "inet", true },
+        { "ipv6", "inet", true },
+        { "abstract", "unix", true },
+        { "tight", "unix", true },
+    };
+
     if (path) {
         addr_type = "unix";
         json_object_set_string_member(addr_data, "path", path);
@@ -896,6 +782,49 @@ JsonObject *bd_chardev_opts_to_backend(JsonObject *opts, char **id_out,
         g_set_error_literal(errp, BD_ERROR, BD_ERROR_GENERIC,
                             "chardev: socket: no host given");
         goto fail;
+    }
+    for (size_t i = 0; i < G_N_ELEMENTS(addr_opts); i++) {
+        const char *v = json_object_get_string_member_with_default(
+            opts, addr_opts[i].name, NULL);
+        bool b;
+
+        if (!v) {
+            continue;
+        }
+        if (strcmp(addr_type, addr_opts[i].applies_to) != 0) {
+            g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
+                        "chardev: socket: '%s' applies only to %s "
+                        "addresses", addr_opts[i].name,
+                        strcmp(addr_opts[i].applies_to, "inet") == 0
+                        ? "host/port" : "path");
+            goto fail;
+        }
+        if (addr_opts[i].boolean) {
+            if (!opts_bool(addr_opts[i].name, v, &b, errp)) {
+                goto fail;
+            }
+            json_object_set_boolean_member(addr_data, addr_opts[i].name, b);
+        } else {
+            char *end;
+            guint64 n;
+
+            errno = 0;
+            n = g_ascii_strtoull(v, &end, 0);
+            if (errno || end == v || *end || v[0] == '-') {
+                g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
+                            "Parameter '%s' expects a number",
+                            addr_opts[i].name);
+                goto fail;
+            }
+            if (n > 65535) {
+                g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
+                            "Parameter '%s' expects uint16_t",
+                            addr_opts[i].name);
+                goto fail;
+            }
+            json_object_set_int_member(addr_data, addr_opts[i].name,
+                                       (gint64)n);
+        }
     }
     for (size_t i = 0; i < G_N_ELEMENTS(bools); i++) {
         const char *v = json_object_get_string_member_with_default(

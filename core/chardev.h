@@ -2,10 +2,11 @@
  * Character devices: the byte streams a QMP monitor is served on, as
  * qemu-storage-daemon 7.2 provides them for --chardev and chardev-add.
  *
- * Supported backends: "socket" in server mode (a UNIX path, a TCP
- * host/port, or fd=N, an inherited listening socket given by number or
- * by its systemd socket-activation name, see systemd.h) and "stdio"
- * (refused under --daemonize).
+ * Supported backends: "socket" in server mode, on any address
+ * <blockd/socket.h> listens on (UNIX path or abstract name, TCP
+ * host/port with its options, vsock, or an fd: an inherited listening
+ * socket given by number on the command line, or by its systemd
+ * socket-activation name) and "stdio" (refused under --daemonize).
  * Client-mode sockets and every other backend are refused with a message
  * saying so.
  *
@@ -18,9 +19,9 @@
  *
  * A UNIX socket file is removed when its chardev goes away, and only if
  * blockd created it (and it is still the same file; a relative path is
- * resolved when bound, so --daemonize's chdir does not matter); an
- * existing path is never unlinked, so binding over it fails with
- * EADDRINUSE.
+ * resolved when bound, so --daemonize's chdir does not matter).  A stale
+ * socket at the path is replaced; any other file there is never
+ * unlinked, so binding over it fails with EADDRINUSE.
  *
  * Main thread only.
  */

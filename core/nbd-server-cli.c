@@ -45,7 +45,7 @@ bool bd_nbd_server_cli_option(const char *arg, GError **errp)
     g_autoptr(JsonNode) req_node = NULL;
     g_autoptr(JsonObject) rsp = NULL;
     JsonObject *args;
-    BdQmpSession session = { .negotiated = true };
+    BdQmpSession session = { .negotiated = true, .internal = true };
     bool is_json = false;
 
     opts = bd_cli_parse_option(arg, NULL, NULL, &is_json, errp);

@@ -36,6 +36,8 @@ typedef struct BdQmpSession {
     bool negotiated;        /* qmp_capabilities succeeded */
     bool oob_offered;       /* the greeting listed "oob" */
     bool oob_enabled;       /* the client enabled "oob" */
+    bool internal;          /* the daemon's own requests (--nbd-server),
+                               not a monitor client's */
 } BdQmpSession;
 
 /*

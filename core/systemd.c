@@ -83,6 +83,11 @@ int bd_socket_activation_fd(const char *name)
     return -1;
 }
 
+bool bd_socket_activation_passed(void)
+{
+    return activated && activated->len > 0;
+}
+
 unsigned bd_socket_activation_unused(void)
 {
     unsigned n = 0;

@@ -32,6 +32,12 @@ void bd_socket_activation_init(void);
 
 /* bd_socket_activation_fd() is in <blockd/socket-activation.h>. */
 
+/*
+ * Whether socket activation passed this process any fds (handed out or
+ * not): fd names are then expected where an fd address is accepted.
+ */
+bool bd_socket_activation_passed(void);
+
 /* How many passed fds have not been handed out yet. */
 unsigned bd_socket_activation_unused(void);
 

@@ -22,6 +22,7 @@
 #include <blockd/job.h>
 #include <blockd/qmp.h>
 #include <blockd/socket-activation.h>
+#include <blockd/socket.h>
 #include <blockd/trace.h>
 
 #endif /* BLOCKD_BLOCKD_H */

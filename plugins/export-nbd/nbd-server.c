@@ -8,17 +8,10 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
-#include <limits.h>
-#include <stddef.h>
-#include <netdb.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <sys/stat.h>
-#include <sys/un.h>
 #include <unistd.h>
-
-#include <glib-unix.h>
 
 #include "nbd-int.h"
 #include "nbd-proto.h"
@@ -30,7 +23,7 @@ typedef struct NbdServer {
     BdAioContext *ctx;
     GArray *listen_fds;         /* of int */
     bool watching;
-    char *unix_path;            /* socket file to remove on stop */
+    BdSocketFile *socket_file;  /* to remove on stop, or NULL */
     uint32_t max_connections;
     GList *clients;             /* of NbdClient */
     unsigned nclients;
@@ -41,16 +34,13 @@ static NbdServer *server;
 static GList *exports;          /* of NbdExport, creation order */
 
 /*
- * The socket file is removed at daemon exit too.  Only by the process
- * that made it: a parent that exits after fork must not remove its
- * child's socket.
+ * The socket file is removed at daemon exit too (only by the process
+ * that made it: see bd_socket_file_remove()).
  */
-static pid_t unix_path_owner;
-
 static void remove_socket_at_exit(void)
 {
-    if (server && server->unix_path && getpid() == unix_path_owner) {
-        unlink(server->unix_path);
+    if (server) {
+        g_clear_pointer(&server->socket_file, bd_socket_file_remove);
     }
 }
 
@@ -166,150 +156,23 @@ void nbd_server_close_clients(NbdExport *e)
 
 /* --- listening ----------------------------------------------------------------- */
 
-static int listen_inet(JsonObject *a, GError **errp)
+/*
+ * nbd-server-start takes the legacy SocketAddress, its members under
+ * 'data'; <blockd/socket.h> wants them beside 'type'.
+ */
+static JsonObject *flat_address(JsonObject *legacy)
 {
-    const char *host = json_object_get_string_member(a, "host");
-    const char *port = json_object_get_string_member(a, "port");
-    struct addrinfo hints = {
-        .ai_flags = AI_PASSIVE | AI_ADDRCONFIG,
-        .ai_socktype = SOCK_STREAM,
-    }, *res = NULL;
-    int rc, fd = -1, saved = 0;
+    JsonObject *flat = json_object_new();
+    JsonObject *data = json_object_get_object_member(legacy, "data");
+    g_autoptr(GList) members = json_object_get_members(data);
 
-    if (json_object_get_boolean_member_with_default(a, "ipv4", false) &&
-        !json_object_get_boolean_member_with_default(a, "ipv6", false)) {
-        hints.ai_family = AF_INET;
-    } else if (json_object_get_boolean_member_with_default(a, "ipv6",
-                                                           false) &&
-               !json_object_get_boolean_member_with_default(a, "ipv4",
-                                                            false)) {
-        hints.ai_family = AF_INET6;
+    json_object_set_string_member(
+        flat, "type", json_object_get_string_member(legacy, "type"));
+    for (GList *l = members; l; l = l->next) {
+        json_object_set_member(flat, l->data,
+                               json_object_dup_member(data, l->data));
     }
-    if (json_object_has_member(a, "to")) {
-        g_set_error_literal(errp, BD_ERROR, BD_ERROR_GENERIC,
-                            "addr.to (port ranges) is not supported yet");
-        return -1;
-    }
-    rc = getaddrinfo(host[0] ? host : NULL, port, &hints, &res);
-    if (rc != 0) {
-        g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
-                    "address resolution failed for %s:%s: %s", host, port,
-                    gai_strerror(rc));
-        return -1;
-    }
-    for (struct addrinfo *ai = res; ai; ai = ai->ai_next) {
-        int on = 1;
-
-        fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC |
-                    SOCK_NONBLOCK, ai->ai_protocol);
-        if (fd < 0) {
-            saved = errno;
-            continue;
-        }
-        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on));
-        if (bind(fd, ai->ai_addr, ai->ai_addrlen) == 0 &&
-            listen(fd, SOMAXCONN) == 0) {
-            break;
-        }
-        saved = errno;
-        close(fd);
-        fd = -1;
-    }
-    freeaddrinfo(res);
-    if (fd < 0) {
-        g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
-                    "Failed to bind socket: %s", g_strerror(saved));
-    }
-    return fd;
-}
-
-static int listen_unix(JsonObject *a, char **created, GError **errp)
-{
-    const char *path = json_object_get_string_member(a, "path");
-    bool abstract = json_object_get_boolean_member_with_default(a, "abstract",
-                                                                false);
-    bool tight = json_object_get_boolean_member_with_default(a, "tight",
-                                                             true);
-    struct sockaddr_un sun = { .sun_family = AF_UNIX };
-    size_t plen = strlen(path);
-    socklen_t len;
-    int fd;
-
-    if (plen + (abstract ? 1 : 0) >= sizeof(sun.sun_path)) {
-        g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
-                    "UNIX socket path '%s' is too long", path);
-        return -1;
-    }
-    if (abstract) {
-        memcpy(sun.sun_path + 1, path, plen);
-        len = tight ? offsetof(struct sockaddr_un, sun_path) + 1 + plen
-                    : sizeof(sun);
-    } else {
-        memcpy(sun.sun_path, path, plen);
-        len = sizeof(sun);
-        if (unlink(path) < 0 && errno != ENOENT) {
-            g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
-                        "Failed to unlink socket %s: %s", path,
-                        g_strerror(errno));
-            return -1;
-        }
-    }
-    fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-    if (fd < 0 || bind(fd, (struct sockaddr *)&sun, len) < 0 ||
-        listen(fd, SOMAXCONN) < 0) {
-        int saved = errno;
-
-        g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
-                    "Failed to bind socket to %s: %s", path,
-                    g_strerror(saved));
-        if (fd >= 0) {
-            close(fd);
-        }
-        return -1;
-    }
-    if (!abstract) {
-        *created = g_strdup(path);
-    }
-    return fd;
-}
-
-static int listen_fd(const char *str, GError **errp)
-{
-    char *end;
-    long v;
-    int type = 0, acc = 0;
-    socklen_t len = sizeof(type);
-
-    errno = 0;
-    v = strtol(str, &end, 10);
-    if (!g_ascii_isdigit(str[0]) || *end || errno || v > INT_MAX) {
-        /* a name: a socket systemd passed (LISTEN_FDNAMES) */
-        v = bd_socket_activation_fd(str);
-        if (v < 0) {
-            g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
-                        "File descriptor named '%s' has not been found",
-                        str);
-            return -1;
-        }
-    }
-    if (getsockopt(v, SOL_SOCKET, SO_TYPE, &type, &len) < 0 ||
-        type != SOCK_STREAM) {
-        g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
-                    "File descriptor '%s' is not a stream socket", str);
-        return -1;
-    }
-    len = sizeof(acc);
-    if (getsockopt(v, SOL_SOCKET, SO_ACCEPTCONN, &acc, &len) < 0 || !acc) {
-        g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
-                    "File descriptor '%s' is not a listening socket", str);
-        return -1;
-    }
-    if (!g_unix_set_fd_nonblocking(v, TRUE, NULL)) {
-        g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
-                    "Cannot make file descriptor '%s' non-blocking", str);
-        return -1;
-    }
-    return (int)v;
+    return flat;
 }
 
 static void server_free(void)
@@ -323,10 +186,7 @@ static void server_free(void)
         close(fd);
     }
     g_array_unref(server->listen_fds);
-    if (server->unix_path) {
-        unlink(server->unix_path);
-        g_free(server->unix_path);
-    }
+    g_clear_pointer(&server->socket_file, bd_socket_file_remove);
     /* connections still negotiating: they end on their own */
     for (GList *l = server->clients; l; l = l->next) {
         nbd_client_close(l->data);
@@ -340,12 +200,11 @@ static void server_free(void)
 
 bool nbd_qmp_server_start(JsonObject *args, JsonNode **ret, GError **errp)
 {
-    JsonObject *addr = json_object_get_object_member(args, "addr");
-    const char *type = json_object_get_string_member(addr, "type");
-    JsonObject *data = json_object_get_object_member(addr, "data");
+    g_autoptr(JsonObject) addr = flat_address(
+        json_object_get_object_member(args, "addr"));
     const char *tls_creds = json_object_get_string_member_with_default(
         args, "tls-creds", NULL);
-    g_autofree char *created = NULL;
+    BdSocketFile *socket_file = NULL;
     NbdTlsConfig *tls = NULL;
     int fd;
 
@@ -368,17 +227,7 @@ bool nbd_qmp_server_start(JsonObject *args, JsonNode **ret, GError **errp)
             return false;
         }
     }
-    if (strcmp(type, "inet") == 0) {
-        fd = listen_inet(data, errp);
-    } else if (strcmp(type, "unix") == 0) {
-        fd = listen_unix(data, &created, errp);
-    } else if (strcmp(type, "fd") == 0) {
-        fd = listen_fd(json_object_get_string_member(data, "str"), errp);
-    } else {
-        g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
-                    "NBD server on a %s socket is not supported yet", type);
-        fd = -1;
-    }
+    fd = bd_socket_listen(addr, SOMAXCONN, &socket_file, errp);
     if (fd < 0) {
         nbd_tls_config_free(tls);
         return false;
@@ -388,11 +237,10 @@ bool nbd_qmp_server_start(JsonObject *args, JsonNode **ret, GError **errp)
     server->ctx = bd_aio_current_context();
     server->listen_fds = g_array_new(FALSE, FALSE, sizeof(int));
     g_array_append_val(server->listen_fds, fd);
-    server->unix_path = g_steal_pointer(&created);
-    if (server->unix_path) {
+    server->socket_file = socket_file;
+    if (socket_file) {
         static bool registered;
 
-        unix_path_owner = getpid();
         if (!registered) {
             registered = true;
             atexit(remove_socket_at_exit);

@@ -186,10 +186,11 @@ class SocketActivation(h.TestCase):
             ['--chardev', 'socket,id=m,fd=qmp,server=on,wait=off',
              '--monitor', 'm'], pid_offset=1)
         self.assertEqual(proc.wait(h.STOP_TIMEOUT), 1)
+        # not activated: the name is read as qemu-storage-daemon reads it
         self.assertEqual(
             self.stderr(proc),
             "blockd: --chardev socket,id=m,fd=qmp,server=on,wait=off: "
-            "File descriptor named 'qmp' has not been found\n")
+            "Unable to parse FD number qmp\n")
 
     def test_unknown_name(self):
         proc, path = self.activate(
