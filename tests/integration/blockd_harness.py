@@ -411,6 +411,25 @@ def without_sanitizer_notes(text):
     return _SANITIZER_NOTE.sub('', text)
 
 
+def free_port():
+    """A TCP port on 127.0.0.1 that was free a moment ago."""
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0))
+        return s.getsockname()[1]
+
+
+def recv_exact(s, n):
+    """Exactly @n bytes from socket @s; EOFError when it closes first."""
+    data = bytearray()
+    while len(data) < n:
+        chunk = s.recv(n - len(data))
+        if not chunk:
+            raise EOFError(f'connection closed after {len(data)} of {n} '
+                           'bytes')
+        data += chunk
+    return bytes(data)
+
+
 def main():
     """Run the calling test file's tests.  Exits 0 when they pass, 77
     (meson's "skipped") when every test was skipped, 1 otherwise."""

@@ -763,22 +763,8 @@ class Fuse(h.TestCase):
         mp = self.mountpoint(content=b'own')
         d, qmp = self.start(self.export_args(img, mp, ',writable=on'))
         self.wait_mounted(mp)
-        script = (
-            'import os, sys\n'
-            'fd = os.open(sys.argv[1], os.O_RDWR)\n'
-            'print("open", flush=True)\n'
-            'try:\n'
-            '    while True:\n'
-            '        os.pwrite(fd, b"z" * 1048576, 0)\n'
-            '        os.pread(fd, 1048576, 8388608)\n'
-            'except OSError as e:\n'
-            '    print("errno", e.errno, flush=True)\n'
-        )
-        busy = subprocess.Popen(['/usr/bin/python3', '-c', script, mp],
-                                stdout=subprocess.PIPE, text=True)
-        self.addCleanup(busy.kill)
-        self.assertEqual(busy.stdout.readline().strip(), 'open')
-        time.sleep(0.3)
+        busy = self.busy_client(mp)
+        self.wait_io(qmp, img)
         qmp.command('block-export-del', {'id': 'e', 'mode': 'hard'})
         qmp.wait_event('BLOCK_EXPORT_DELETED')
         self.assertEqual(qmp.command('query-block-exports'), [])

@@ -30,28 +30,13 @@ import time
 import nbd
 
 import blockd_harness as h
+from blockd_harness import free_port, recv_exact
 
 SIZE = 16 << 20
 NBD_OPTS_MAGIC = 0x49484156454F5054
 NBD_REP_MAGIC = 0x3e889045565a9
 NBD_REQUEST_MAGIC = 0x25609513
 NBD_SIMPLE_REPLY_MAGIC = 0x67446698
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(('127.0.0.1', 0))
-        return s.getsockname()[1]
-
-
-def recv_exact(s, n):
-    data = b''
-    while len(data) < n:
-        chunk = s.recv(n - len(data))
-        if not chunk:
-            raise EOFError(f'connection closed after {len(data)} of {n} bytes')
-        data += chunk
-    return data
 
 
 class NbdCase(h.TestCase):

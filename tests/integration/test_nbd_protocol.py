@@ -24,6 +24,7 @@ import socket
 import struct
 
 import blockd_harness as h
+from blockd_harness import recv_exact
 
 SIZE = 16 << 20
 
@@ -55,16 +56,6 @@ TYPE_BLOCK_STATUS, TYPE_BLOCK_STATUS_EXT = 5, 6
 TYPE_ERROR = (1 << 15) + 1
 EINVAL, EPERM = 22, 1
 MAX_PAYLOAD = 32 << 20
-
-
-def recv_exact(s, n):
-    data = bytearray()
-    while len(data) < n:
-        chunk = s.recv(n - len(data))
-        if not chunk:
-            raise EOFError(f'closed after {len(data)} of {n} bytes')
-        data += chunk
-    return bytes(data)
 
 
 def closed_by_peer(s, timeout=10):

@@ -31,6 +31,7 @@ import time
 import subprocess
 
 import blockd_harness as h
+from blockd_harness import free_port, recv_exact
 
 SIZE = 4 << 20
 NBD_OPTS_MAGIC = 0x49484156454F5054
@@ -61,22 +62,6 @@ SERVER_TEMPLATE = ('organization = blockd test\ncn = localhost\n'
 CLIENT_TEMPLATE = ('country = GB\norganization = blockd test\n'
                    'cn = client1\ntls_www_client\nencryption_key\n'
                    'signing_key\nexpiration_days = 7\n')
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(('127.0.0.1', 0))
-        return s.getsockname()[1]
-
-
-def recv_exact(s, n):
-    data = b''
-    while len(data) < n:
-        chunk = s.recv(n - len(data))
-        if not chunk:
-            raise EOFError(f'connection closed after {len(data)} of {n} bytes')
-        data += chunk
-    return data
 
 
 def send_option(s, opt, data=b''):
