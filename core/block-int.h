@@ -83,11 +83,14 @@ struct BdNode {
 
     /*
      * requests, which may come from several AioContexts at once (a
-     * multi-threaded export): @reqs_lock protects the list of tracked
-     * requests, @serialising_in_flight (written under it, read without
-     * it by the fast path) and @stats; it is held only for a few
-     * instructions and never across a yield.
+     * multi-threaded export): once @multi_ctx is set, @reqs_lock
+     * protects the list of tracked requests, @serialising_in_flight
+     * (written under it, read without it by the fast path) and @stats;
+     * it is held only for a few instructions and never across a yield.
+     * Until a request comes from a thread other than @ctx's, only that
+     * thread touches them and the lock is not taken (block-io.c).
      */
+    bool multi_ctx;             /* sticky; atomic */
     GMutex reqs_lock;
     BdTrackedRequest *tracked;  /* list of requests in flight */
     unsigned serialising_in_flight;

@@ -15,7 +15,9 @@
  * for a multi-threaded export, in any of its IOThreads at the same time:
  * what requests share on the node (the tracked list, statistics) is
  * under node->reqs_lock, taken once when a request starts and once when
- * it ends, and the in-flight count is atomic.
+ * it ends, and the in-flight count is atomic.  A node that only ever
+ * sees requests in its own context skips the lock (see
+ * reqs_lock_begin()).
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -46,9 +48,54 @@ typedef enum Acct {
     ACCT_FLUSH,
 } Acct;
 
+/*
+ * Take node->reqs_lock if the node is in multi-context mode; returns
+ * whether it did (pass that to reqs_unlock()).  The mode costs two lock
+ * operations per request, so a node enters it only when a request
+ * arrives from another thread, and then for good.  That request first
+ * visits the node's own thread: whatever critical section a request of
+ * that thread was in without the lock has finished by then (they never
+ * yield), and every later one sees the flag and locks.
+ */
+static bool reqs_lock_begin(BdNode *node)
+{
+    if (!__atomic_load_n(&node->multi_ctx, __ATOMIC_ACQUIRE)) {
+        BdAioContext *cur = bd_aio_current_context();
+
+        /* no context: a helper thread of the node's own (tests) */
+        if (cur == node->ctx || !cur) {
+            return false;
+        }
+        __atomic_store_n(&node->multi_ctx, true, __ATOMIC_SEQ_CST);
+        bd_aio_co_reschedule_self(node->ctx);
+        bd_aio_co_reschedule_self(cur);
+    }
+    g_mutex_lock(&node->reqs_lock);
+    return true;
+}
+
+/* Take node->reqs_lock if the node is in multi-context mode. */
+static bool reqs_lock(BdNode *node)
+{
+    if (!__atomic_load_n(&node->multi_ctx, __ATOMIC_ACQUIRE)) {
+        return false;
+    }
+    g_mutex_lock(&node->reqs_lock);
+    return true;
+}
+
+static void reqs_unlock(BdNode *node, bool locked)
+{
+    if (locked) {
+        g_mutex_unlock(&node->reqs_lock);
+    }
+}
+
 static void tracked_begin(BdTrackedRequest *req, BdNode *node,
                           int64_t offset, int64_t bytes, bool serialising)
 {
+    bool locked;
+
     uint32_t align = node->bl.request_alignment;
 
     req->node = node;
@@ -60,7 +107,7 @@ static void tracked_begin(BdTrackedRequest *req, BdNode *node,
     req->wait_queue.tail = NULL;
     req->prev = NULL;
     __atomic_add_fetch(&node->in_flight, 1, __ATOMIC_SEQ_CST);
-    g_mutex_lock(&node->reqs_lock);
+    locked = reqs_lock_begin(node);
     req->next = node->tracked;
     if (node->tracked) {
         node->tracked->prev = req;
@@ -70,7 +117,7 @@ static void tracked_begin(BdTrackedRequest *req, BdNode *node,
         __atomic_store_n(&node->serialising_in_flight,
                          node->serialising_in_flight + 1, __ATOMIC_RELAXED);
     }
-    g_mutex_unlock(&node->reqs_lock);
+    reqs_unlock(node, locked);
 }
 
 /* Count a finished request in the statistics; under reqs_lock. */
@@ -143,8 +190,8 @@ static void tracked_end(BdTrackedRequest *req, Acct acct, int ret,
 {
     BdNode *node = req->node;
     BdCoQueue waiters;
+    bool locked = reqs_lock(node);
 
-    g_mutex_lock(&node->reqs_lock);
     if (req->prev) {
         req->prev->next = req->next;
     } else {
@@ -160,7 +207,7 @@ static void tracked_end(BdTrackedRequest *req, Acct acct, int ret,
     account(node, acct, ret, offset, bytes);
     waiters = req->wait_queue;
     req->wait_queue.head = NULL;
-    g_mutex_unlock(&node->reqs_lock);
+    reqs_unlock(node, locked);
 
     if (waiters.head) {
         bd_co_queue_restart_all(&waiters);
@@ -185,11 +232,12 @@ static void tracked_end(BdTrackedRequest *req, Acct acct, int ret,
 static void wait_serialising(BdTrackedRequest *req)
 {
     BdNode *node = req->node;
+    bool locked;
 
     if (!__atomic_load_n(&node->serialising_in_flight, __ATOMIC_RELAXED)) {
         return;
     }
-    g_mutex_lock(&node->reqs_lock);
+    locked = reqs_lock(node);
 retry:
     for (BdTrackedRequest *o = req->next; o; o = o->next) {
         if (!(o->serialising || req->serialising)) {
@@ -197,11 +245,17 @@ retry:
         }
         if (o->offset < req->offset + req->bytes &&
             req->offset < o->offset + o->bytes) {
-            bd_co_queue_wait_gmutex(&o->wait_queue, &node->reqs_lock);
+            if (locked) {
+                bd_co_queue_wait_gmutex(&o->wait_queue, &node->reqs_lock);
+            } else {
+                bd_co_queue_wait(&o->wait_queue, NULL);
+                /* woken by a request from another thread, maybe */
+                locked = reqs_lock(node);
+            }
             goto retry;
         }
     }
-    g_mutex_unlock(&node->reqs_lock);
+    reqs_unlock(node, locked);
 }
 
 /* ---- helpers ---- */

@@ -120,6 +120,9 @@ BdExport *bd_export_find(const char *id)
 static void export_free(BdExport *exp)
 {
     bd_blk_unref(exp->blk);
+    for (size_t i = 0; i < exp->multithread_count; i++) {
+        bd_aio_context_remove_user(exp->multithread[i]);
+    }
     g_free(exp->multithread);
     g_free(exp->instance);
     g_free(exp->node_name);
@@ -398,6 +401,10 @@ static BdExport *export_add(JsonObject *opts, GError **errp)
     exp->refcount = 1;
     exp->multithread = g_steal_pointer(&multithread);
     exp->multithread_count = multithread_count;
+    /* connections run in these threads: the iothreads must stay */
+    for (size_t i = 0; i < multithread_count; i++) {
+        bd_aio_context_add_user(exp->multithread[i]);
+    }
     if (type->instance_size) {
         exp->instance = g_malloc0(type->instance_size);
     }

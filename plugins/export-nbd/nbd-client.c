@@ -19,6 +19,7 @@
  */
 #include <errno.h>
 #include <inttypes.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
@@ -33,6 +34,15 @@
 #define NBD_MAX_REQUESTS 16
 /* Payload buffers one connection may hold at a time. */
 #define NBD_MAX_QUEUED_BYTES (64u * 1024 * 1024)
+/*
+ * Payload buffers a connection keeps for reuse, and their total size: a
+ * fresh buffer of a megabyte costs page faults on every request (or an
+ * mmap/munmap pair), far more than the copy into it.
+ */
+#define NBD_BUF_CACHE_COUNT NBD_MAX_REQUESTS
+#define NBD_BUF_CACHE_BYTES (16u * 1024 * 1024)
+/* Buffer alignment: what O_DIRECT wants, so no driver has to bounce. */
+#define NBD_BUF_ALIGN 4096
 
 struct NbdClient {
     gint refcnt;
@@ -48,6 +58,7 @@ struct NbdClient {
     BdCoroutine *send_waiter;   /* waits for it to be writable */
     BdCoroutine *slot_waiter;   /* the receiver, waiting for room */
     BdCoroutine *drain_waiter;  /* the connection, waiting for no requests */
+    bool reg_read, reg_write;   /* what the fd handler watches now */
 
     NbdExport *exp;             /* bound by GO / EXPORT_NAME */
     bool structured;            /* structured replies (implied by extended) */
@@ -60,6 +71,12 @@ struct NbdClient {
     BdCoMutex send_lock;
     unsigned in_flight;
     uint64_t queued_bytes;
+
+    /* payload buffers for reuse (only the connection's thread) */
+    void *buf_cache[NBD_BUF_CACHE_COUNT];
+    uint64_t buf_cache_cap[NBD_BUF_CACHE_COUNT];
+    unsigned buf_cached;
+    uint64_t buf_cached_bytes;
 };
 
 typedef struct NbdReq {
@@ -69,19 +86,87 @@ typedef struct NbdReq {
     char *errmsg;
     uint8_t *data;              /* READ/WRITE buffer */
     uint64_t buf_len;
+    uint64_t buf_cap;           /* its allocated size */
 } NbdReq;
+
+/*
+ * A payload buffer of at least @len bytes, aligned for O_DIRECT: a cached
+ * one that fits without wasting more than its size, or a new one.  NULL
+ * when memory is short.
+ */
+static void *buf_get(NbdClient *c, uint64_t len, uint64_t *cap)
+{
+    void *buf;
+
+    len = MAX(len, 1);
+    for (unsigned i = 0; i < c->buf_cached; i++) {
+        if (c->buf_cache_cap[i] >= len && c->buf_cache_cap[i] / 2 < len) {
+            buf = c->buf_cache[i];
+            *cap = c->buf_cache_cap[i];
+            c->buf_cached--;
+            c->buf_cache[i] = c->buf_cache[c->buf_cached];
+            c->buf_cache_cap[i] = c->buf_cache_cap[c->buf_cached];
+            c->buf_cached_bytes -= *cap;
+            return buf;
+        }
+    }
+    if (posix_memalign(&buf, NBD_BUF_ALIGN, len)) {
+        return NULL;
+    }
+    *cap = len;
+    return buf;
+}
+
+/* Give @buf back for reuse, or free it when the cache is full. */
+static void buf_put(NbdClient *c, void *buf, uint64_t cap)
+{
+    if (!buf) {
+        return;
+    }
+    if (c->buf_cached == NBD_BUF_CACHE_COUNT ||
+        c->buf_cached_bytes + cap > NBD_BUF_CACHE_BYTES) {
+        free(buf);
+        return;
+    }
+    c->buf_cache[c->buf_cached] = buf;
+    c->buf_cache_cap[c->buf_cached++] = cap;
+    c->buf_cached_bytes += cap;
+}
+
+static void buf_cache_clear(NbdClient *c)
+{
+    while (c->buf_cached) {
+        free(c->buf_cache[--c->buf_cached]);
+    }
+    c->buf_cached_bytes = 0;
+}
 
 /* --- socket waits ------------------------------------------------------------ */
 
 static void client_readable(void *opaque);
 static void client_writable(void *opaque);
 
+static void set_handlers(NbdClient *c, bool read, bool write)
+{
+    if (read == c->reg_read && write == c->reg_write) {
+        return;
+    }
+    c->reg_read = read;
+    c->reg_write = write;
+    bd_aio_set_fd_handler(c->ctx, c->fd, read ? client_readable : NULL,
+                          write ? client_writable : NULL, NULL, c);
+}
+
+/*
+ * Watch the socket for what the waiters need.  Read interest is dropped
+ * lazily, by client_readable() finding nobody waiting: the receiver
+ * waits for the socket again right after each request, and two epoll_ctl
+ * calls per wait cost more than the rare spurious wake-up.  Write
+ * interest goes at once (a socket is nearly always writable).
+ */
 static void update_handlers(NbdClient *c)
 {
-    bd_aio_set_fd_handler(c->ctx, c->fd,
-                          c->recv_waiter ? client_readable : NULL,
-                          c->send_waiter ? client_writable : NULL,
-                          NULL, c);
+    set_handlers(c, c->recv_waiter || c->reg_read, c->send_waiter != NULL);
 }
 
 static void wake(NbdClient *c, BdCoroutine **waiter)
@@ -99,6 +184,10 @@ static void client_readable(void *opaque)
 {
     NbdClient *c = opaque;
 
+    if (!c->recv_waiter) {
+        set_handlers(c, false, c->send_waiter != NULL);
+        return;
+    }
     wake(c, &c->recv_waiter);
 }
 
@@ -983,7 +1072,7 @@ static void request_done(NbdReq *r)
 
     c->in_flight--;
     c->queued_bytes -= r->buf_len;
-    g_free(r->data);
+    buf_put(c, r->data, r->buf_cap);
     g_free(r->errmsg);
     g_free(r);
     wake(c, &c->slot_waiter);
@@ -1067,7 +1156,7 @@ static void receive_loop(NbdClient *c)
                 bd_coroutine_yield();
             }
             r->buf_len = r->hdr.len;
-            r->data = g_try_malloc(MAX(r->buf_len, 1));
+            r->data = buf_get(c, r->buf_len, &r->buf_cap);
             if (!r->data) {
                 r->ret = -ENOMEM;
                 r->errmsg = g_strdup("out of memory");
@@ -1079,7 +1168,7 @@ static void receive_loop(NbdClient *c)
                               : co_skip(c, payload);
 
             if (ret < 0) {
-                g_free(r->data);
+                buf_put(c, r->data, r->buf_cap);
                 g_free(r->errmsg);
                 g_free(r);
                 return;
@@ -1118,7 +1207,8 @@ static void client_entry(void *opaque)
 
         bd_export_ref(c->exp->exp);
         if (ctx != c->ctx) {
-            /* no waiters now, so no handlers are registered */
+            /* no waiters now; drop the read interest kept lazily */
+            set_handlers(c, false, false);
             c->ctx = ctx;
             bd_aio_co_reschedule_self(ctx);
         }
@@ -1131,6 +1221,7 @@ static void client_entry(void *opaque)
     }
     shutdown(c->fd, SHUT_RDWR);
     bd_aio_set_fd_handler(c->ctx, c->fd, NULL, NULL, NULL, NULL);
+    buf_cache_clear(c);
     bd_aio_bh_schedule_oneshot(c->main_ctx, client_finish, c);
 }
 

@@ -165,9 +165,25 @@ class Bench:
                 '--blockdev', 'driver=raw,node-name=r,file=f']
 
     def qemu_like(self, server):
-        if server == 'blockd':
+        if server.startswith('blockd'):
             return [self.opts.blockd], False
         return ['qemu-storage-daemon'], server == 'qsd-direct'
+
+    # blockd variants of --iothreads: the export served by IOThreads
+    IOTHREAD_VARIANTS = {'blockd-io1': ['io0'], 'blockd-io2': ['io0', 'io1']}
+
+    def nbd_export_args(self, server):
+        threads = self.IOTHREAD_VARIANTS.get(server)
+        if not threads:
+            return ['--export',
+                    'type=nbd,id=e,node-name=r,name=e,writable=on']
+        objs = []
+        for t in threads:
+            objs += ['--object', f'iothread,id={t}']
+        spec = json.dumps({'type': 'nbd', 'id': 'e', 'node-name': 'r',
+                           'name': 'e', 'writable': True,
+                           'iothread': threads})
+        return objs + ['--export', spec]
 
     def start_nbd(self, server, transport):
         addr = self.listen_addr(transport)
@@ -181,8 +197,7 @@ class Bench:
         else:
             prog, direct = self.qemu_like(server)
             argv = prog + self.blockdev_args(direct) + [
-                '--nbd-server', addr['key'],
-                '--export', 'type=nbd,id=e,node-name=r,name=e,writable=on']
+                '--nbd-server', addr['key']] + self.nbd_export_args(server)
         proc = self.spawn(argv, addr['ready'], f'{server} ({transport})')
         return proc, addr['uri']
 
@@ -263,6 +278,8 @@ class Bench:
 
     def nbd_suite(self):
         servers = ['blockd', 'qsd', 'qsd-direct', 'nbdkit']
+        if self.opts.iothreads:
+            servers[1:1] = list(self.IOTHREAD_VARIANTS)
         transports = ['unix'] if self.opts.quick else ['unix', 'tcp']
         conns = [1] if self.opts.quick else [1, 2]
         jobs = NBD_JOBS
@@ -373,9 +390,13 @@ def print_file_reference(results):
           f'({best:.1f} MiB/s; target >= 90%):')
     for c, row in results.items():
         if c.endswith('seqread-1m-qd8') and c.startswith('nbd'):
-            b = row.get('blockd')
-            pct = f'{b["mibs"] * 100 / best:.0f}%' if b else '-'
-            print(f'  {c:40} {pct}')
+            pcts = []
+            for s in ['blockd'] + list(Bench.IOTHREAD_VARIANTS):
+                b = row.get(s)
+                if s in row:
+                    pcts.append(f'{s} {b["mibs"] * 100 / best:.0f}%' if b
+                                else f'{s} -')
+            print(f'  {c:40} {", ".join(pcts)}')
 
 
 def main():
@@ -389,6 +410,9 @@ def main():
     ap.add_argument('--blockd', default=os.path.join(REPO, 'build', 'core',
                                                      'blockd'),
                     help='blockd binary (default: build/core/blockd)')
+    ap.add_argument('--iothreads', action='store_true',
+                    help='also run blockd with the NBD export in one '
+                    'IOThread (blockd-io1) and in two (blockd-io2)')
     ap.add_argument('--size-mib', type=int, default=1024,
                     help='image size in MiB (default 1024)')
     opts = ap.parse_args()

@@ -7,7 +7,8 @@ loop, driven by real clients:
   its own stripes of the image, unaligned lengths included) and nbdcopy
   copies a random file in with four connections of its own: the image
   equals the reference byte for byte, and both IOThreads (listed by
-  query-iothreads) spent CPU time serving them;
+  query-iothreads) spent CPU time serving them; neither can be deleted
+  while the export exists;
 - block-export-del mode=hard while clients keep writing: the export goes
   (BLOCK_EXPORT_DELETED), the clients lose their connections, the daemon
   and its node carry on.
@@ -125,6 +126,9 @@ class NbdMultithread(h.TestCase):
             # an idle IOThread sleeps in epoll: any real work shows here
             self.assertGreater(after - before, 1000000,
                                f'IOThread {tid} served nothing')
+        # the export's threads cannot go while it uses them
+        for t in ('io0', 'io1'):
+            self.assertIn('error', qmp.execute('object-del', {'id': t}))
         qmp.command('block-export-del', id='e')
         qmp.wait_event('BLOCK_EXPORT_DELETED')
         qmp.command('blockdev-del', **{'node-name': 'f'})
