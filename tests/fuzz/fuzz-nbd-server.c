@@ -5,12 +5,13 @@
  * Nothing here re-implements the server.  The first call brings the core
  * up in this process as the daemon's main() does (plugins discovered in
  * the build tree, schema, QMP commands) and runs real QMP commands
- * through the dispatcher: a null-co node, nbd-server-start on a unix
- * socket in a private directory, and two exports.  Each input is then
+ * through the dispatcher: a raw node on a sparse file and
+ * nbd-server-start on a unix socket, both in a private directory, and two
+ * exports of the node.  Each input is then
  * sent by a real client socket to the real listening socket, with the
  * server's replies read and thrown away, until the server hangs up.
  *
- * Input layout: byte 0 selects how the rest is sent (see FuzzMode);
+ * Input layout: byte 0 selects how the rest is sent (see the mode bits below);
  * the remaining bytes are the client's side of the conversation.  Half
  * the modes put a canned, valid handshake in front of those bytes, so
  * that mutations reach the request parser without first having to
@@ -24,6 +25,7 @@
 #define _GNU_SOURCE 1
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -53,6 +55,9 @@
 
 /* Longest time one input may take before it counts as a hang. */
 #define HANG_BOUND_NS (8 * G_GINT64_CONSTANT(1000000000))
+
+/* The image: a sparse file in the private directory. */
+#define IMAGE_SIZE (64 * 1024 * 1024)
 
 /* The exports the canned handshakes ask for. */
 #define EXPORT_RW "fz"
@@ -89,6 +94,7 @@ static const size_t chunk_sizes[] = { SIZE_MAX, 1, 7, 61 };
 static BdAioContext *main_ctx;
 static char *work_dir;
 static char *socket_path;
+static char *image_path;
 static int baseline_sockets;
 
 /* --- set-up ----------------------------------------------------------------- */
@@ -164,10 +170,14 @@ static void tear_down(void)
     if (socket_path) {
         unlink(socket_path);
     }
+    if (image_path) {
+        unlink(image_path);
+    }
     if (work_dir) {
         rmdir(work_dir);
     }
     g_free(socket_path);
+    g_free(image_path);
     g_free(work_dir);
 }
 
@@ -177,6 +187,8 @@ static void set_up(void)
     g_auto(GStrv) dirs = NULL;
     const char *env = g_getenv("BLOCKD_PLUGIN_DIR");
     g_autofree char *start = NULL;
+    g_autofree char *add = NULL;
+    int fd;
 
     bd_trace_register_core();
     dirs = bd_plugin_dirs(env ? NULL : BLOCKD_BUILD_PLUGIN_DIR);
@@ -200,9 +212,18 @@ static void set_up(void)
     socket_path = g_build_filename(work_dir, "nbd.sock", NULL);
     atexit(tear_down);
 
-    qmp("{\"execute\": \"blockdev-add\", \"arguments\": {"
-        "\"driver\": \"null-co\", \"node-name\": \"fz-node\", "
-        "\"size\": 67108864, \"read-zeroes\": true}}");
+    image_path = g_build_filename(work_dir, "image", NULL);
+    fd = open(image_path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (fd < 0 || ftruncate(fd, IMAGE_SIZE) < 0) {
+        die("cannot create %s: %s", image_path, g_strerror(errno));
+    }
+    close(fd);
+    add = g_strdup_printf(
+        "{\"execute\": \"blockdev-add\", \"arguments\": {"
+        "\"driver\": \"raw\", \"node-name\": \"fz-node\", "
+        "\"file\": {\"driver\": \"file\", \"filename\": \"%s\"}}}",
+        image_path);
+    qmp(add);
     start = g_strdup_printf(
         "{\"execute\": \"nbd-server-start\", \"arguments\": {"
         "\"addr\": {\"type\": \"unix\", \"data\": {\"path\": \"%s\"}}}}",

@@ -2,7 +2,7 @@
 """Write the seed corpus of fuzz-nbd-server into corpus-nbd/.
 
 Each file is one input of the fuzz target: a mode byte, then what the
-client sends (see the comment on FuzzMode in fuzz-nbd-server.c).  The
+client sends (see the mode bits in fuzz-nbd-server.c).  The
 seeds are client transcripts that reach the parts of the server a
 mutation should start from: every option of the handshake, every
 command of the transmission phase, and the usual ways of getting them
