@@ -95,6 +95,7 @@ static BdAioContext *main_ctx;
 static char *work_dir;
 static char *socket_path;
 static char *image_path;
+static int image_fd = -1;     /* to empty the image between inputs */
 static int baseline_sockets;
 
 /* --- set-up ----------------------------------------------------------------- */
@@ -170,6 +171,9 @@ static void tear_down(void)
     if (socket_path) {
         unlink(socket_path);
     }
+    if (image_fd >= 0) {
+        close(image_fd);
+    }
     if (image_path) {
         unlink(image_path);
     }
@@ -188,7 +192,6 @@ static void set_up(void)
     const char *env = g_getenv("BLOCKD_PLUGIN_DIR");
     g_autofree char *start = NULL;
     g_autofree char *add = NULL;
-    int fd;
 
     bd_trace_register_core();
     dirs = bd_plugin_dirs(env ? NULL : BLOCKD_BUILD_PLUGIN_DIR);
@@ -213,11 +216,10 @@ static void set_up(void)
     atexit(tear_down);
 
     image_path = g_build_filename(work_dir, "image", NULL);
-    fd = open(image_path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-    if (fd < 0 || ftruncate(fd, IMAGE_SIZE) < 0) {
+    image_fd = open(image_path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (image_fd < 0 || ftruncate(image_fd, IMAGE_SIZE) < 0) {
         die("cannot create %s: %s", image_path, g_strerror(errno));
     }
-    close(fd);
     add = g_strdup_printf(
         "{\"execute\": \"blockdev-add\", \"arguments\": {"
         "\"driver\": \"raw\", \"node-name\": \"fz-node\", "
@@ -473,5 +475,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     bd_aio_timer_free(timer);
     check_export(EXPORT_RW);
     check_export(EXPORT_RO);
+
+    /*
+     * What this input wrote must not change how the next one runs: an
+     * input has to fail the same way when replayed alone.
+     */
+    if (fallocate(image_fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 0,
+                  IMAGE_SIZE) < 0 &&
+        (errno != EOPNOTSUPP || ftruncate(image_fd, 0) < 0 ||
+         ftruncate(image_fd, IMAGE_SIZE) < 0)) {
+        die("cannot empty the image: %s", g_strerror(errno));
+    }
     return 0;
 }

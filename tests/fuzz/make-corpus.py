@@ -139,6 +139,15 @@ def seeds():
     yield 'canned-all-info', bytes([CANNED_ALL_INFO]) + every_command()
     yield 'canned-read-only', (bytes([CANNED_STRUCTURED_META | READ_ONLY]) +
                                every_command())
+    yield 'sparse-read', bytes([CANNED_STRUCTURED_META]) + (
+        request(CMD_WRITE, 4096, 512, payload=b'd' * 512) +
+        request(CMD_WRITE, 65536 + 100, 3, payload=b'abc') +
+        request(CMD_READ, 0, 1 << 18, cookie=2) +
+        request(CMD_BLOCK_STATUS, 0, 1 << 18, cookie=3) +
+        request(CMD_WRITE_ZEROES, 4096, 512, cookie=4) +
+        request(CMD_READ, 0, 8192, CMD_FLAG_FUA, cookie=5) +
+        request(CMD_BLOCK_STATUS, 4096, 1 << 18, CMD_FLAG_REQ_ONE,
+                cookie=6))
     yield 'pieces-1', bytes([CANNED_STRUCTURED_META | PIECES_1]) + (
         request(CMD_READ, 0, 1024) + request(CMD_BLOCK_STATUS, 0, 8192) +
         request(CMD_DISC))
