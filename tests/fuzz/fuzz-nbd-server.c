@@ -80,14 +80,24 @@
  *   bit 3      ask for the read-only export instead of the writable one
  *   bits 4-5   how the bytes are cut up: all at once, or in pieces of
  *              1, 7 or 61 bytes, each sent when the loop runs again,
- *              so that the server sees its input arrive in fragments
+ *              so that the server sees its input arrive in fragments;
+ *   bits 6-7   remove the writable export with block-export-del
+ *              mode=hard (cutting its clients off) during the
+ *              conversation: never, once the first piece is out
+ *              (usually still negotiating), or once 200 bytes or 4 KiB
+ *              of replies came back (usually transmitting); it is added
+ *              back after the input
  */
 enum {
     MODE_HANDSHAKE = 1u << 0,
     MODE_HS_SHIFT = 1,
     MODE_READ_ONLY = 1u << 3,
     MODE_CHUNK_SHIFT = 4,
+    MODE_DELETE_SHIFT = 6,
 };
+
+/* When bits 6-7 remove the export: bytes of replies seen (-1: never). */
+static const int64_t delete_after[] = { -1, 0, 200, 4096 };
 
 static const size_t chunk_sizes[] = { SIZE_MAX, 1, 7, 61 };
 
@@ -98,7 +108,7 @@ static char *image_path;
 static int image_fd = -1;     /* to empty the image between inputs */
 static int baseline_sockets;
 
-/* --- set-up ----------------------------------------------------------------- */
+/* --- set-up --------------------------------------------------------------- */
 
 static void G_GNUC_NORETURN G_GNUC_PRINTF(1, 2) die(const char *fmt, ...)
 {
@@ -136,6 +146,14 @@ static void qmp(const char *json)
         die("%s failed: %s", json, text ? text : "(no reply)");
     }
     json_object_unref(rsp);
+}
+
+static void add_rw_export(void)
+{
+    qmp("{\"execute\": \"block-export-add\", \"arguments\": {"
+        "\"type\": \"nbd\", \"id\": \"" EXPORT_RW "\", "
+        "\"node-name\": \"fz-node\", \"name\": \"" EXPORT_RW "\", "
+        "\"description\": \"fuzzing\", \"writable\": true}}");
 }
 
 /*
@@ -231,10 +249,7 @@ static void set_up(void)
         "\"addr\": {\"type\": \"unix\", \"data\": {\"path\": \"%s\"}}}}",
         socket_path);
     qmp(start);
-    qmp("{\"execute\": \"block-export-add\", \"arguments\": {"
-        "\"type\": \"nbd\", \"id\": \"" EXPORT_RW "\", "
-        "\"node-name\": \"fz-node\", \"name\": \"" EXPORT_RW "\", "
-        "\"description\": \"fuzzing\", \"writable\": true}}");
+    add_rw_export();
     qmp("{\"execute\": \"block-export-add\", \"arguments\": {"
         "\"type\": \"nbd\", \"id\": \"" EXPORT_RO "\", "
         "\"node-name\": \"fz-node\", \"name\": \"" EXPORT_RO "\"}}");
@@ -315,13 +330,15 @@ static void add_handshake(GByteArray *a, unsigned kind, const char *name)
     }
 }
 
-/* --- one conversation ------------------------------------------------------- */
+/* --- one conversation ----------------------------------------------------- */
 
 typedef struct Conversation {
     int fd;
     const uint8_t *out;
     size_t out_len, sent, chunk;
     bool write_done;
+    int64_t delete_after;       /* bits 6-7; -1 when done or never */
+    int64_t received;
     bool eof;
     bool timed_out;
 } Conversation;
@@ -346,6 +363,7 @@ static void conv_readable(void *opaque)
         ssize_t n = recv(cv->fd, sink, sizeof(sink), MSG_DONTWAIT);
 
         if (n > 0) {
+            cv->received += n;
             continue;
         }
         if (n < 0 && errno == EINTR) {
@@ -427,6 +445,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     Conversation cv = { 0 };
     BdAioTimer *timer;
     uint8_t mode = size ? data[0] : 0;
+    bool deleted = false;
     int64_t deadline;
 
     if (!initialised) {
@@ -450,8 +469,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     deadline = bd_clock_ns() + HANG_BOUND_NS;
     timer = bd_aio_timer_new(main_ctx, conv_timeout, &cv);
     bd_aio_timer_mod(timer, deadline);
+    cv.delete_after = delete_after[(mode >> MODE_DELETE_SHIFT) & 3];
     while (!cv.eof && !cv.timed_out) {
         bd_aio_poll(main_ctx, true);
+        if (cv.delete_after >= 0 && (cv.sent || cv.write_done) &&
+            cv.received >= cv.delete_after) {
+            /* from the loop, as a QMP client's command would run */
+            qmp("{\"execute\": \"block-export-del\", \"arguments\": {"
+                "\"id\": \"" EXPORT_RW "\", \"mode\": \"hard\"}}");
+            cv.delete_after = -1;
+            deleted = true;
+        }
     }
     if (cv.timed_out) {
         die("the server did not hang up within %d s (sent %zu of %zu "
@@ -471,6 +499,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (cv.timed_out) {
         die("the server kept %d sockets after its client left",
             count_sockets() - baseline_sockets);
+    }
+    if (deleted) {
+        /* the export goes when its last client has: then add it back */
+        while (bd_export_find(EXPORT_RW) && !cv.timed_out) {
+            bd_aio_poll(main_ctx, true);
+        }
+        if (cv.timed_out) {
+            die("the removed export '%s' did not go", EXPORT_RW);
+        }
+        add_rw_export();
     }
     bd_aio_timer_free(timer);
     check_export(EXPORT_RW);

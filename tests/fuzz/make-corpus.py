@@ -57,7 +57,8 @@ CMD_FLAG_REQ_ONE = 1 << 3
 CMD_FLAG_FAST_ZERO = 1 << 4
 
 # The mode byte (fuzz-nbd-server.c): bit 0 canned handshake, bits 1-2
-# which one, bit 3 the read-only export, bits 4-5 the piece size.
+# which one, bit 3 the read-only export, bits 4-5 the piece size, bits 6-7
+# when the writable export is removed (mode=hard) during the conversation.
 RAW = 0x00
 CANNED_STRUCTURED_META = 0x01
 CANNED_SIMPLE = 0x03
@@ -67,6 +68,9 @@ READ_ONLY = 0x08
 PIECES_1 = 0x10
 PIECES_7 = 0x20
 PIECES_61 = 0x30
+DELETE_AT_ONCE = 0x40
+DELETE_AFTER_200 = 0x80
+DELETE_AFTER_4K = 0xC0
 
 EXPORT = b'fz'
 EXPORT_SIZE = 64 * 1024 * 1024
@@ -133,7 +137,8 @@ def every_command():
 
 def seeds():
     yield 'go-every-command', bytes([RAW]) + go_structured() + every_command()
-    yield 'canned-structured', bytes([CANNED_STRUCTURED_META]) + every_command()
+    yield 'canned-structured', (bytes([CANNED_STRUCTURED_META]) +
+                                every_command())
     yield 'canned-simple', bytes([CANNED_SIMPLE]) + every_command()
     yield 'canned-export-name', bytes([CANNED_EXPORT_NAME]) + every_command()
     yield 'canned-all-info', bytes([CANNED_ALL_INFO]) + every_command()
@@ -155,6 +160,22 @@ def seeds():
         request(CMD_WRITE, 0, 100, payload=b'x' * 100) + request(CMD_DISC))
     yield 'pieces-61', bytes([CANNED_SIMPLE | PIECES_61]) + (
         request(CMD_READ, 0, 70000) + request(CMD_DISC))
+
+    # the export removed under the client, at different points
+    yield 'delete-in-flight', bytes([CANNED_STRUCTURED_META |
+                                     DELETE_AFTER_4K]) + (
+        b''.join(request(CMD_READ, i << 20, 1 << 20, cookie=i)
+                 for i in range(20)) + every_command())
+    yield 'delete-pieces', bytes([CANNED_SIMPLE | PIECES_61 |
+                                  DELETE_AFTER_200]) + (
+        request(CMD_WRITE, 0, 4096, payload=b'p' * 4096) +
+        request(CMD_FLUSH) + request(CMD_READ, 0, 4096))
+    yield 'delete-negotiating', bytes([RAW | PIECES_7 | DELETE_AT_ONCE]) + (
+        flags() + option(OPT_LIST) + option(OPT_STRUCTURED_REPLY) +
+        option(OPT_SET_META_CONTEXT,
+               meta_data(EXPORT, [b'base:allocation'])) +
+        option(OPT_INFO, info_data(EXPORT)) +
+        option(OPT_GO, info_data(EXPORT)) + request(CMD_READ, 0, 512))
 
     # the handshake's options one at a time
     yield 'opt-list', bytes([RAW]) + flags() + option(OPT_LIST) + option(
