@@ -83,10 +83,14 @@
  *              so that the server sees its input arrive in fragments;
  *   bits 6-7   remove the writable export with block-export-del
  *              mode=hard (cutting its clients off) during the
- *              conversation: never, once the first piece is out
- *              (usually still negotiating), or once 200 bytes or 4 KiB
- *              of replies came back (usually transmitting); it is added
- *              back after the input
+ *              conversation: 0 never, 1 once the first piece is out
+ *              (usually still negotiating), 2 once 4 KiB of replies
+ *              came back (usually with requests in flight), 3 as a
+ *              client that does not read: nothing is read until the
+ *              loop has nothing left to do (the server waits for the
+ *              client), then the export is removed (the server must not
+ *              wait for such a client to shut down) and the rest read.  The export is added
+ *              back after the input.
  */
 enum {
     MODE_HANDSHAKE = 1u << 0,
@@ -96,8 +100,12 @@ enum {
     MODE_DELETE_SHIFT = 6,
 };
 
-/* When bits 6-7 remove the export: bytes of replies seen (-1: never). */
-static const int64_t delete_after[] = { -1, 0, 200, 4096 };
+/*
+ * When bits 6-7 remove the export: bytes of replies seen (-1: never,
+ * DELETE_LAZY: the client that does not read).
+ */
+#define DELETE_LAZY INT64_MAX
+static const int64_t delete_after[] = { -1, 0, 4096, DELETE_LAZY };
 
 static const size_t chunk_sizes[] = { SIZE_MAX, 1, 7, 61 };
 
@@ -108,7 +116,7 @@ static char *image_path;
 static int image_fd = -1;     /* to empty the image between inputs */
 static int baseline_sockets;
 
-/* --- set-up --------------------------------------------------------------- */
+/* --- set-up -------------------------------------------------------------- */
 
 static void G_GNUC_NORETURN G_GNUC_PRINTF(1, 2) die(const char *fmt, ...)
 {
@@ -256,7 +264,7 @@ static void set_up(void)
     baseline_sockets = count_sockets();
 }
 
-/* --- canned handshakes ---------------------------------------------------- */
+/* --- canned handshakes --------------------------------------------------- */
 
 static void put32(GByteArray *a, uint32_t v)
 {
@@ -330,7 +338,7 @@ static void add_handshake(GByteArray *a, unsigned kind, const char *name)
     }
 }
 
-/* --- one conversation ----------------------------------------------------- */
+/* --- one conversation ---------------------------------------------------- */
 
 typedef struct Conversation {
     int fd;
@@ -348,8 +356,10 @@ static void conv_writable(void *opaque);
 
 static void conv_update(Conversation *cv)
 {
+    bool reading = !cv->eof && cv->delete_after != DELETE_LAZY;
+
     bd_aio_set_fd_handler(main_ctx, cv->fd,
-                          cv->eof ? NULL : conv_readable,
+                          reading ? conv_readable : NULL,
                           cv->write_done ? NULL : conv_writable, NULL, cv);
 }
 
@@ -471,14 +481,19 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     bd_aio_timer_mod(timer, deadline);
     cv.delete_after = delete_after[(mode >> MODE_DELETE_SHIFT) & 3];
     while (!cv.eof && !cv.timed_out) {
-        bd_aio_poll(main_ctx, true);
-        if (cv.delete_after >= 0 && (cv.sent || cv.write_done) &&
-            cv.received >= cv.delete_after) {
+        bool lazy = cv.delete_after == DELETE_LAZY;
+        /* a lazy client looks for the moment nothing moves any more */
+        bool progress = bd_aio_poll(main_ctx, !lazy);
+
+        if (lazy ? !progress
+                 : cv.delete_after >= 0 && (cv.sent || cv.write_done) &&
+                   cv.received >= cv.delete_after) {
             /* from the loop, as a QMP client's command would run */
             qmp("{\"execute\": \"block-export-del\", \"arguments\": {"
                 "\"id\": \"" EXPORT_RW "\", \"mode\": \"hard\"}}");
             cv.delete_after = -1;
             deleted = true;
+            conv_update(&cv);       /* a lazy client starts reading */
         }
     }
     if (cv.timed_out) {

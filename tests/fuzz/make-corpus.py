@@ -58,7 +58,8 @@ CMD_FLAG_FAST_ZERO = 1 << 4
 
 # The mode byte (fuzz-nbd-server.c): bit 0 canned handshake, bits 1-2
 # which one, bit 3 the read-only export, bits 4-5 the piece size, bits 6-7
-# when the writable export is removed (mode=hard) during the conversation.
+# when the writable export is removed (mode=hard) during the conversation
+# (3: by a client that does not read replies until it is blocked).
 RAW = 0x00
 CANNED_STRUCTURED_META = 0x01
 CANNED_SIMPLE = 0x03
@@ -69,8 +70,8 @@ PIECES_1 = 0x10
 PIECES_7 = 0x20
 PIECES_61 = 0x30
 DELETE_AT_ONCE = 0x40
-DELETE_AFTER_200 = 0x80
-DELETE_AFTER_4K = 0xC0
+DELETE_AFTER_4K = 0x80
+DELETE_LAZY_READER = 0xC0
 
 EXPORT = b'fz'
 EXPORT_SIZE = 64 * 1024 * 1024
@@ -167,9 +168,12 @@ def seeds():
         b''.join(request(CMD_READ, i << 20, 1 << 20, cookie=i)
                  for i in range(20)) + every_command())
     yield 'delete-pieces', bytes([CANNED_SIMPLE | PIECES_61 |
-                                  DELETE_AFTER_200]) + (
+                                  DELETE_AFTER_4K]) + (
         request(CMD_WRITE, 0, 4096, payload=b'p' * 4096) +
         request(CMD_FLUSH) + request(CMD_READ, 0, 4096))
+    yield 'delete-lazy-reader', bytes([CANNED_SIMPLE |
+                                       DELETE_LAZY_READER]) + (
+        b''.join(request(CMD_READ, 0, 1 << 20, cookie=i) for i in range(40)))
     yield 'delete-negotiating', bytes([RAW | PIECES_7 | DELETE_AT_ONCE]) + (
         flags() + option(OPT_LIST) + option(OPT_STRUCTURED_REPLY) +
         option(OPT_SET_META_CONTEXT,
