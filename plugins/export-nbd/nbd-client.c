@@ -899,6 +899,19 @@ static void client_finish(void *opaque)
     nbd_client_unref(c);
 }
 
+/* A coroutine on its way to another context (see client_entry()). */
+typedef struct ClientMove {
+    BdCoroutine *co;
+    BdAioContext *ctx;
+} ClientMove;
+
+static void client_move_bh(void *opaque)
+{
+    ClientMove *m = opaque;
+
+    bd_aio_co_schedule(m->ctx, m->co);
+}
+
 static void client_entry(void *opaque)
 {
     NbdClient *c = opaque;
@@ -908,9 +921,16 @@ static void client_entry(void *opaque)
 
         bd_export_ref(c->exp->exp);
         if (ctx != c->ctx) {
-            /* no waiters now, so no handlers are registered */
+            /*
+             * Scheduled in @ctx straight from here, the coroutine could
+             * be entered by @ctx's thread before it has yielded in this
+             * one.  A bottom half of the main loop runs only after the
+             * yield.  No waiters now, so no handlers are registered.
+             */
+            ClientMove m = { bd_coroutine_self(), ctx };
+
             c->ctx = ctx;
-            bd_aio_co_schedule(ctx, bd_coroutine_self());
+            bd_aio_bh_schedule_oneshot(c->main_ctx, client_move_bh, &m);
             bd_coroutine_yield();
         }
         receive_loop(c);
