@@ -6,8 +6,9 @@
  * up in this process as the daemon's main() does (plugins discovered in
  * the build tree, schema, QMP commands) and runs real QMP commands
  * through the dispatcher: a raw node on a sparse file and
- * nbd-server-start on a unix socket, both in a private directory, and two
- * exports of the node.  Each input is then
+ * nbd-server-start on a unix socket, both in a private directory, a
+ * writable export of that node, and a read-only export of a null-co node
+ * in an IOThread.  Each input is then
  * sent by a real client socket to the real listening socket, with the
  * server's replies read and thrown away, until the server hangs up.
  *
@@ -258,9 +259,16 @@ static void set_up(void)
         socket_path);
     qmp(start);
     add_rw_export();
+    /* the read-only export runs in an IOThread, with a node of its own */
+    qmp("{\"execute\": \"object-add\", \"arguments\": {"
+        "\"qom-type\": \"iothread\", \"id\": \"io0\"}}");
+    qmp("{\"execute\": \"blockdev-add\", \"arguments\": {"
+        "\"driver\": \"null-co\", \"node-name\": \"io-node\", "
+        "\"size\": 67108864, \"read-zeroes\": true}}");
     qmp("{\"execute\": \"block-export-add\", \"arguments\": {"
         "\"type\": \"nbd\", \"id\": \"" EXPORT_RO "\", "
-        "\"node-name\": \"fz-node\", \"name\": \"" EXPORT_RO "\"}}");
+        "\"node-name\": \"io-node\", \"name\": \"" EXPORT_RO "\", "
+        "\"iothread\": \"io0\"}}");
     baseline_sockets = count_sockets();
 }
 

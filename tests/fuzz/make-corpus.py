@@ -240,6 +240,13 @@ def seeds():
         request(CMD_READ, 0, 16))
     yield 'truncated-write', bytes([CANNED_SIMPLE]) + request(
         CMD_WRITE, 0, 4096, payload=b'short')
+    # regressions: inputs that once crashed the daemon
+    # A client of the read-only export, which lives in an IOThread: the
+    # connection moved there by scheduling itself in the IOThread before
+    # it had yielded, and was entered twice (abort).
+    yield 'regress-iothread-move', bytes([CANNED_SIMPLE | READ_ONLY]) + (
+        request(CMD_READ, 0, 512) + request(CMD_DISC))
+
     yield 'empty', b''
     yield 'mode-only', bytes([CANNED_STRUCTURED_META])
 
