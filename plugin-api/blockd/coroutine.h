@@ -77,7 +77,11 @@ void bd_aio_co_enter(BdAioContext *ctx, BdCoroutine *co);
 /*
  * Schedule @co, which has yielded (or is about to yield in the calling
  * thread), to run in @ctx's loop; @co then belongs to @ctx.  Any thread.
- * Scheduling a coroutine twice before it runs aborts.
+ * Scheduling a coroutine twice before it runs aborts.  "About to yield"
+ * holds only when @ctx is the calling thread's context: another thread
+ * may enter @co before its yield (an abort).  To move the running
+ * coroutine to another thread's context, schedule it from a bottom half
+ * of its current context, then yield.
  */
 void bd_aio_co_schedule(BdAioContext *ctx, BdCoroutine *co);
 
