@@ -226,11 +226,27 @@ class VersusQsd(NbdCase):
                     ours = self.nbdinfo(s1, *args)
                     theirs = self.nbdinfo(s2, *args)
                     self.assertEqual(ours, theirs, args)
+                # every property nbdinfo 1.14 can test (its --can/--is:
+                # later nbdinfo's --has): the same answer from both
                 ro = subprocess.DEVNULL
-                for s in (s1, s2):
-                    res = subprocess.run(['nbdinfo', '--can', 'multi-conn',
-                                          self.uri(s)], stdout=ro, stderr=ro)
-                    self.assertEqual(res.returncode, 0)
+                for prop in (('--can', 'connect'), ('--can', 'read'),
+                             ('--can', 'write'), ('--can', 'cache'),
+                             ('--can', 'df'), ('--can', 'fast-zero'),
+                             ('--can', 'flush'), ('--can', 'fua'),
+                             ('--can', 'multi-conn'), ('--can', 'trim'),
+                             ('--can', 'zero'),
+                             ('--can', 'structured-reply'),
+                             ('--is', 'read-only'), ('--is', 'rotational'),
+                             ('--is', 'tls')):
+                    codes = [subprocess.run(['nbdinfo', *prop, self.uri(s)],
+                                            stdout=ro, stderr=ro).returncode
+                             for s in (s1, s2)]
+                    self.assertEqual(codes[0], codes[1], prop)
+                    self.assertIn(codes[0], (0, 2), prop)
+                    if prop[1] == 'multi-conn':
+                        self.assertEqual(codes[0], 0)
+                    if prop[1] == 'write':
+                        self.assertEqual(codes[0], 0 if writable else 2)
                 d1.stop()
                 d2.stop()
 
