@@ -272,7 +272,8 @@ typedef struct FuseRw {
     int64_t offset;
     size_t size;
     void *buf;
-    void *mem;      /* writes: what holds @buf, released with free() */
+    void *mem;      /* writes: what holds @buf */
+    bool taken;     /* @mem is libfuse's request buffer, else g_malloc'd */
 } FuseRw;
 
 /* Writes of at least this many bytes keep libfuse's buffer (no copy). */
@@ -363,7 +364,11 @@ out:
     } else {
         fuse_reply_write(req, rw->size);
     }
-    free(rw->mem);
+    if (rw->taken) {
+        fuse_mount_release_request_buffer(fe->mount, rw->mem);
+    } else {
+        g_free(rw->mem);
+    }
     g_free(rw);
 }
 
@@ -391,6 +396,7 @@ static void fuse_op_write(fuse_req_t req, fuse_ino_t ino, const char *buf,
         rw->mem = fuse_mount_take_request_buffer(fe->mount, buf, size);
     }
     if (rw->mem) {
+        rw->taken = true;
         rw->buf = (void *)buf;
     } else {
         rw->mem = g_try_malloc(size ? size : 1);

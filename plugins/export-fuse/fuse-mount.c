@@ -18,6 +18,16 @@
 /* Requests read per fd-handler call before the loop gets a turn again. */
 #define FUSE_RECEIVE_BATCH 16
 
+/*
+ * Receive buffers kept per queue after their requests finished, for the
+ * next takeovers: without them every large write would cost a malloc()
+ * and free() of libfuse's whole buffer (over 1 MiB), which glibc serves
+ * by growing and trimming the heap, with page faults on every new page.
+ * Enough for the requests a client usually keeps in flight, and a bound
+ * on what an idle mount holds.
+ */
+#define FUSE_SPARE_BUFFERS 8
+
 /* One /dev/fuse descriptor of a mount and the context that serves it. */
 typedef struct FuseQueue {
     FuseMount *m;
@@ -27,6 +37,9 @@ typedef struct FuseQueue {
     bool reading;           /* fd handler installed */
     bool counted;           /* holds its share of m->in_flight */
     struct fuse_buf buf;    /* libfuse's receive buffer, reused */
+    /* Buffers taken over by requests and given back, all of one size. */
+    void *spare[FUSE_SPARE_BUFFERS];
+    unsigned nspare;
 } FuseQueue;
 
 struct FuseMount {
@@ -259,9 +272,23 @@ void *fuse_mount_take_request_buffer(FuseMount *m, const void *data,
         (const char *)data + size > mem + q->buf.size) {
         return NULL;
     }
-    /* libfuse allocates a new buffer when it finds none. */
-    q->buf.mem = NULL;
+    /*
+     * A buffer given back earlier has the size libfuse allocates, since
+     * libfuse allocated it too; without one, libfuse allocates anew.
+     */
+    q->buf.mem = q->nspare ? q->spare[--q->nspare] : NULL;
     return mem;
+}
+
+void fuse_mount_release_request_buffer(FuseMount *m, void *mem)
+{
+    FuseQueue *q = m->nqueues == 1 ? &m->queues[0] : fuse_queue_of_thread(m);
+
+    if (q && q->nspare < FUSE_SPARE_BUFFERS) {
+        q->spare[q->nspare++] = mem;
+    } else {
+        free(mem);
+    }
 }
 
 void *fuse_mount_req_userdata(fuse_req_t req)
@@ -504,6 +531,9 @@ void fuse_mount_free(FuseMount *m)
             close(q->fd);
         }
         free(q->buf.mem);
+        while (q->nspare) {
+            free(q->spare[--q->nspare]);
+        }
     }
     if (m->se) {
         if (m->mounted) {

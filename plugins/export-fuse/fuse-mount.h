@@ -97,10 +97,18 @@ void fuse_mount_spawn(fuse_req_t req, FuseMount *m, FuseRequestFunc *fn,
  * the operation returns): take over libfuse's receive buffer holding the
  * request, whose argument @data of @size bytes then stays valid after
  * the operation; the queue gets a fresh buffer for its next request.
- * Returns the buffer, to be released with free(), or NULL when @data is
- * not in it (the caller then copies).
+ * Returns the buffer, to be given back with
+ * fuse_mount_release_request_buffer(), or NULL when @data is not in it
+ * (the caller then copies).
  */
 void *fuse_mount_take_request_buffer(FuseMount *m, const void *data,
                                      size_t size);
+
+/*
+ * Give back a buffer returned by fuse_mount_take_request_buffer(), in the
+ * thread that took it, once its request is done: the queue keeps a few
+ * for its next takeovers and frees the rest.
+ */
+void fuse_mount_release_request_buffer(FuseMount *m, void *mem);
 
 #endif /* EXPORT_FUSE_MOUNT_H */

@@ -549,6 +549,53 @@ static void test_lock_we_see_qemu_io(LockFixture *f, gconstpointer data)
     close(fd);
 }
 
+/*
+ * tmpfs and the threads engine: reads and small writes are done inline,
+ * writes of 512 KiB and more (counted over all their buffers) in a
+ * worker, so that the loop can receive the next request meanwhile.
+ */
+static void test_tmpfs_inline_policy(Fixture *f, gconstpointer data)
+{
+    enum { BIG = 512 * 1024 };
+    uint8_t *buf = aligned_buf(FILE_SIZE);
+    uint8_t *back = aligned_buf(FILE_SIZE);
+    Op op = {
+        .f = f, .fd = f->fd, .kind = OP_WRITE, .niov = 2,
+        /* two halves: the size that counts is the whole request's */
+        .iov = { { buf, BIG / 2 }, { buf + BIG / 2, BIG / 2 } },
+    };
+    uint64_t before;
+
+    for (size_t i = 0; i < FILE_SIZE; i++) {
+        buf[i] = (uint8_t)(i * 7 + i / 4096);
+    }
+    before = f->aio->submits;
+    g_assert_cmpint(run_op(&op), ==, 0);
+    g_assert_cmpuint(f->aio->submits - before, ==, 1);
+
+    /* just below the limit: inline */
+    op = (Op) {
+        .f = f, .fd = f->fd, .offset = BIG, .kind = OP_WRITE, .niov = 1,
+        .iov = { { buf + BIG, BIG - BLOCK } },
+    };
+    before = f->aio->submits;
+    g_assert_cmpint(run_op(&op), ==, 0);
+    g_assert_cmpuint(f->aio->submits - before, ==, 0);
+
+    /* a read of the whole file: inline, and it sees both writes */
+    memset(back, 0xee, FILE_SIZE);
+    op = (Op) {
+        .f = f, .fd = f->fd, .kind = OP_READ, .niov = 1,
+        .iov = { { back, FILE_SIZE - BLOCK } },
+    };
+    before = f->aio->submits;
+    g_assert_cmpint(run_op(&op), ==, 0);
+    g_assert_cmpuint(f->aio->submits - before, ==, 0);
+    g_assert_cmpmem(back, FILE_SIZE - BLOCK, buf, FILE_SIZE - BLOCK);
+    free(back);
+    free(buf);
+}
+
 static const struct {
     const char *name;
     EngineCase ec;
@@ -576,6 +623,8 @@ static const struct {
     { "batching", test_batching },
 };
 
+static const EngineCase tmpfs_case = { FILE_AIO_THREADS, false, 0, true };
+
 int main(int argc, char **argv)
 {
     g_test_init(&argc, &argv, NULL);
@@ -593,6 +642,9 @@ int main(int argc, char **argv)
                        tests[t].fn, fixture_teardown);
         }
     }
+    g_test_add("/block-file/aio/threads-tmpfs/inline-policy", Fixture,
+               &tmpfs_case, fixture_setup, test_tmpfs_inline_policy,
+               fixture_teardown);
     g_test_add("/block-file/lock/conflicts", LockFixture, NULL, lock_setup,
                test_lock_conflicts, lock_teardown);
     g_test_add("/block-file/lock/qemu-img-sees-us", LockFixture, NULL,
