@@ -1,11 +1,13 @@
 #!/usr/bin/python3
-"""Zero-copy NBD reads: reads of 64 KiB and more go from the image to the
-socket inside the kernel (sendfile) when the image is in memory.  The
-image here is on tmpfs (a private directory under /dev/shm) with data and
-holes, exported through raw with and without an offset:
+"""Zero-copy NBD reads: on UNIX sockets, reads of 64 KiB and more go from
+the image to the socket inside the kernel (sendfile) when the image is in
+memory.  The image here is on tmpfs (a private directory under /dev/shm)
+with data and holes, exported through raw with and without an offset:
 
 - nbdcopy and qemu-img compare see the image's bytes over a unix socket
-  and TCP;
+  (zero-copy) and TCP (copied, as TLS and cache.direct=on below); which
+  path the data took shows in the daemon's /proc/PID/io (sendfile counts
+  as written bytes, sendmsg does not);
 - python3-libnbd reads with structured replies (holes as OFFSET_HOLE,
   data zero-copy), with the DF flag (one data chunk) and with simple
   replies, at offsets and lengths that are not aligned;
@@ -34,6 +36,17 @@ SIZE = 48 << 20
 RAW_OFFSET = 1 << 20
 
 
+def written_by(pid):
+    """Bytes the process wrote through write-like calls (/proc/PID/io's
+    wchar): sendfile counts there, sendmsg on a socket does not, so a
+    zero-copy read shows and a copied one does not."""
+    with open(f'/proc/{pid}/io') as f:
+        for line in f:
+            if line.startswith('wchar:'):
+                return int(line.split()[1])
+    raise AssertionError(f'no wchar in /proc/{pid}/io')
+
+
 class NbdZeroCopy(h.TestCase):
 
     def setUp(self):
@@ -45,12 +58,14 @@ class NbdZeroCopy(h.TestCase):
         self.addCleanup(shutil.rmtree, self.shm, ignore_errors=True)
         self.img = os.path.join(self.shm, 'img.raw')
         rnd = random.Random(6)
+        # data runs of odd lengths between holes, one up to the end
+        runs = ((0, 3 << 20), ((5 << 20) + 4097, 777777),
+                (9 << 20, 12 << 20), (SIZE - (2 << 20) - 5, (2 << 20) + 5))
+        # nbdcopy reads the data and skips the holes
+        self.data_bytes = sum(length for _, length in runs)
         with open(self.img, 'wb') as f:
             f.truncate(SIZE)
-            # data runs of odd lengths between holes, one up to the end
-            for start, length in ((0, 3 << 20), ((5 << 20) + 4097, 777777),
-                                  (9 << 20, 12 << 20),
-                                  (SIZE - (2 << 20) - 5, (2 << 20) + 5)):
+            for start, length in runs:
                 f.seek(start)
                 f.write(rnd.randbytes(length))
         with open(self.img, 'rb') as f:
@@ -165,9 +180,17 @@ class NbdZeroCopy(h.TestCase):
         self.assertTrue(bytes(buf) == expected[off:off + n],
                         f'DF read {n} at {off} got other bytes')
 
-    def check_all(self, file_extra='', tls=False, tcp=False):
+    def check_all(self, file_extra='', tls=False, tcp=False, zerocopy=False):
         d = self.start(file_extra, tls=tls, tcp=tcp)
+        before = written_by(d.proc.pid)
         self.copy_and_check('disk', self.data, tls, tcp)
+        moved = written_by(d.proc.pid) - before
+        if zerocopy:
+            self.assertGreaterEqual(moved, self.data_bytes * 3 // 4,
+                                    'the data did not go through sendfile')
+        else:
+            self.assertLess(moved, self.data_bytes // 16,
+                            'sendfile was used where it must not be')
         self.copy_and_check('window', self.data[RAW_OFFSET:], tls, tcp)
         self.libnbd_reads('disk', self.data, tls, tcp)
         self.libnbd_reads('window', self.data[RAW_OFFSET:], tls, tcp)
@@ -179,7 +202,7 @@ class NbdZeroCopy(h.TestCase):
         self.assertTrue(d.running())
 
     def test_unix(self):
-        self.check_all()
+        self.check_all(zerocopy=True)
 
     def test_tcp(self):
         self.check_all(tcp=True)
