@@ -278,19 +278,14 @@ static int co_skip(NbdClient *c, uint64_t len)
     return 0;
 }
 
-/*
- * coroutine_fn: write all of @iov (modified); @more: more data follows at
- * once (MSG_MORE: TCP may hold a short header back for the data).
- */
-static int co_sendv_more(NbdClient *c, struct iovec *iov, int cnt,
-                         bool more)
+/* coroutine_fn: write all of @iov (modified). */
+static int co_sendv(NbdClient *c, struct iovec *iov, int cnt)
 {
     while (cnt) {
         struct msghdr msg = { .msg_iov = iov, .msg_iovlen = cnt };
         ssize_t n = G_UNLIKELY(c->tls_active)
                     ? nbd_tls_sendv(c->tls, iov, cnt)
-                    : sendmsg(c->fd, &msg,
-                              MSG_NOSIGNAL | (more ? MSG_MORE : 0));
+                    : sendmsg(c->fd, &msg, MSG_NOSIGNAL);
 
         if (n < 0) {
             if (errno == EAGAIN || errno == EWOULDBLOCK) {
@@ -317,12 +312,6 @@ static int co_sendv_more(NbdClient *c, struct iovec *iov, int cnt,
         }
     }
     return 0;
-}
-
-/* coroutine_fn: write all of @iov (modified). */
-static int co_sendv(NbdClient *c, struct iovec *iov, int cnt)
-{
-    return co_sendv_more(c, iov, cnt, false);
 }
 
 static int co_send(NbdClient *c, const void *buf, size_t len)
@@ -965,7 +954,7 @@ static int send_read_zerocopy(NbdReq *r, BdBlockBackend *blk, uint64_t off,
     }
 
     bd_co_mutex_lock(&c->send_lock);
-    ret = c->broken ? -EPIPE : co_sendv_more(c, iov, cnt, true);
+    ret = c->broken ? -EPIPE : co_sendv(c, iov, cnt);
     while (ret == 0 && len) {
         int64_t n = bd_blk_co_pread_to_fd(blk, off, len, c->fd, 0);
 
