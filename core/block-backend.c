@@ -186,6 +186,21 @@ int bd_blk_co_preadv(BdBlockBackend *blk, int64_t offset, int64_t bytes,
     return ret;
 }
 
+int64_t bd_blk_co_pread_to_fd(BdBlockBackend *blk, int64_t offset,
+                              int64_t bytes, int out_fd,
+                              BdRequestFlags flags)
+{
+    BdNode *node = blk_enter(blk);
+    int64_t ret;
+
+    if (!node) {
+        return -ENOMEDIUM;
+    }
+    ret = bd_node_co_pread_to_fd(node, offset, bytes, out_fd, flags);
+    blk_leave(node);
+    return ret;
+}
+
 int bd_blk_co_pwritev(BdBlockBackend *blk, int64_t offset, int64_t bytes,
                       BdIOVector *qiov, BdRequestFlags flags)
 {

@@ -193,6 +193,9 @@ void bd_run_co(BdCoroutineEntry *entry, void *opaque);
 
 int bd_node_co_preadv(BdNode *node, int64_t offset, int64_t bytes,
                       BdIOVector *qiov, BdRequestFlags flags);
+/* bd_blk_co_pread_to_fd() on @node (contract in <blockd/block-backend.h>). */
+int64_t bd_node_co_pread_to_fd(BdNode *node, int64_t offset, int64_t bytes,
+                               int out_fd, BdRequestFlags flags);
 int bd_node_co_pwritev(BdNode *node, int64_t offset, int64_t bytes,
                        BdIOVector *qiov, BdRequestFlags flags);
 int bd_node_co_pwrite_zeroes(BdNode *node, int64_t offset, int64_t bytes,

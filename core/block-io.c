@@ -470,6 +470,64 @@ int bd_node_co_preadv(BdNode *node, int64_t offset, int64_t bytes,
     return ret;
 }
 
+/*
+ * Zero-copy reads: only the aligned path exists (an unaligned request
+ * needs a bounce block, which is a copy), and a request longer than
+ * max_transfer is shortened to it, which the contract allows as a partial
+ * transfer.  No serialising wait is skipped: a read-modify-write in
+ * flight on the range is waited for as by any read.  The statistics
+ * count what was moved; "not now" answers (-EAGAIN, -ENOTSUP, the check
+ * of out_fd -1) count nothing.
+ */
+static int64_t drv_pread_to_fd(BdNode *node, int64_t offset, int64_t bytes,
+                               int out_fd, BdRequestFlags flags)
+{
+    const BdBlockDriver *drv = node->drv;
+
+    if (drv->co_pread_to_fd) {
+        return drv->co_pread_to_fd(node, offset, bytes, out_fd, flags);
+    }
+    if (drv->co_preadv) {
+        /* the driver reads in its own way: its bytes may not be the disk's */
+        return -ENOTSUP;
+    }
+    BdChild *c = filtered_child(node);
+    return c ? bd_node_co_pread_to_fd(c->node, offset, bytes, out_fd, flags)
+             : -ENOTSUP;
+}
+
+int64_t bd_node_co_pread_to_fd(BdNode *node, int64_t offset, int64_t bytes,
+                               int out_fd, BdRequestFlags flags)
+{
+    BdTrackedRequest req;
+    int64_t ret = check_range(node, offset, bytes);
+    uint32_t max = node->bl.max_transfer;
+
+    if (ret < 0) {
+        return ret;
+    }
+    if (beyond_eof(node, offset, bytes)) {
+        return -EIO;
+    }
+    if (flags || !is_aligned(node, offset, bytes)) {
+        return -ENOTSUP;
+    }
+    if (bytes == 0) {
+        return out_fd < 0 ? 0 : -EINVAL;
+    }
+    if (max && bytes > max && out_fd >= 0) {
+        bytes = max;
+    }
+    tracked_begin(&req, node, offset, bytes, false);
+    wait_serialising(&req);
+    ret = drv_pread_to_fd(node, offset, bytes, out_fd, flags);
+    g_assert(ret <= bytes);
+    tracked_end(&req, ret > 0 || (ret < 0 && ret != -EAGAIN &&
+                                  ret != -ENOTSUP) ? ACCT_READ : ACCT_NONE,
+                ret < 0 ? (int)ret : 0, offset, ret > 0 ? ret : 0);
+    return ret;
+}
+
 static int check_write(BdNode *node, int64_t offset, int64_t bytes)
 {
     int ret = check_range(node, offset, bytes);
@@ -946,6 +1004,13 @@ int bd_child_co_preadv(BdChild *child, int64_t offset, int64_t bytes,
                        BdIOVector *qiov, BdRequestFlags flags)
 {
     return bd_node_co_preadv(child->node, offset, bytes, qiov, flags);
+}
+
+int64_t bd_child_co_pread_to_fd(BdChild *child, int64_t offset,
+                                int64_t bytes, int out_fd,
+                                BdRequestFlags flags)
+{
+    return bd_node_co_pread_to_fd(child->node, offset, bytes, out_fd, flags);
 }
 
 int bd_child_co_pwritev(BdChild *child, int64_t offset, int64_t bytes,

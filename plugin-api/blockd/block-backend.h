@@ -51,6 +51,38 @@ int bd_blk_co_pread(BdBlockBackend *blk, int64_t offset, int64_t bytes,
                     void *buf, BdRequestFlags flags);
 
 /*
+ * Zero-copy read: move up to @bytes at @offset from the image straight
+ * into the descriptor @out_fd (a non-blocking socket or pipe) inside the
+ * kernel, without passing through a buffer of the daemon (sendfile(2)).
+ * Only possible when the bytes reach the storage unchanged: the request
+ * is aligned to the node's request_alignment (no bounce buffer), every
+ * node on the way passes reads through as they are (raw, with or without
+ * its offset, filters without a read callback) down to a protocol driver
+ * that implements it (file, when the data is in memory: page cache or
+ * tmpfs, and the file is not opened with cache.direct=on).
+ *
+ * Returns:
+ * - the number of bytes moved, 1..@bytes (at most the node's
+ *   max_transfer): partial transfers are normal, call again for the rest;
+ * - -EAGAIN: @out_fd took nothing; wait until it is writable;
+ * - -ENOTSUP: not possible now (any condition above, or the data would
+ *   have to be read from a disk first); nothing was moved: read the rest
+ *   with bd_blk_co_preadv();
+ * - another negative errno: a read or write error; an unknown part of the
+ *   range may have been written to @out_fd.
+ * @out_fd -1: moves nothing, but answers 0 when a transfer of the whole
+ * range would take the zero-copy path now, else -ENOTSUP (the answer
+ * may change before the transfer: a caller still handles -ENOTSUP).
+ * The data is sent by reference: what the kernel has not handed to the
+ * peer yet still shows later writes to the same range (as with any read
+ * that overlaps a write).  @flags: 0.  Each transfer counts as one read
+ * in the node's statistics.
+ */
+int64_t bd_blk_co_pread_to_fd(BdBlockBackend *blk, int64_t offset,
+                              int64_t bytes, int out_fd,
+                              BdRequestFlags flags);
+
+/*
  * Write @bytes at @offset from @qiov.  @flags: BD_REQ_FUA makes the data
  * stable before this returns.  When the backend is in write-through mode
  * (an export's 'writethrough' option) every write is FUA anyway.

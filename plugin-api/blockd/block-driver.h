@@ -206,6 +206,23 @@ typedef struct BdBlockLimits {
  * @get_info: main loop.  0 with *@is_dirty set when the driver keeps
  *     image information (whether the image was left in use), or a
  *     negative errno.  NULL: -ENOTSUP.
+ *
+ * @co_pread_to_fd: coroutine.  Zero-copy reads (bd_blk_co_pread_to_fd()):
+ *     move up to @bytes at @offset of the node straight from the storage
+ *     into the descriptor @out_fd (a non-blocking socket or pipe), inside
+ *     the kernel.  It must not wait: neither for @out_fd (return -EAGAIN
+ *     when it takes nothing) nor for the storage (return -ENOTSUP when
+ *     the data is not at hand, e.g. not in the page cache).  @out_fd -1
+ *     asks only whether a transfer of the whole range would be done now:
+ *     0 yes, -ENOTSUP no.  Returns the bytes moved (1..@bytes: partial
+ *     transfers are normal), -EAGAIN, -ENOTSUP (the caller reads the
+ *     normal way instead; the range is untouched) or another negative
+ *     errno (a read or write error).  The range is aligned and inside the
+ *     node as for co_preadv; @flags is 0.  NULL: filters without
+ *     co_preadv pass it to the filtered child, every other node answers
+ *     -ENOTSUP.  A driver that transforms data (formats that map or
+ *     decrypt, copy-on-read) leaves it NULL or forwards it only where the
+ *     bytes are the child's as they are (raw).
  */
 struct BdBlockDriver {
     uint32_t struct_size;
@@ -258,6 +275,8 @@ struct BdBlockDriver {
     char *(*exact_filename)(BdNode *node);
     int64_t (*get_allocated_file_size)(BdNode *node);
     int (*get_info)(BdNode *node, bool *is_dirty);
+    int64_t (*co_pread_to_fd)(BdNode *node, int64_t offset, int64_t bytes,
+                              int out_fd, BdRequestFlags flags);
 };
 
 /*

@@ -317,6 +317,14 @@ int bd_child_co_preadv(BdChild *child, int64_t offset, int64_t bytes,
                        BdIOVector *qiov, BdRequestFlags flags);
 int bd_child_co_pwritev(BdChild *child, int64_t offset, int64_t bytes,
                         BdIOVector *qiov, BdRequestFlags flags);
+/*
+ * bd_blk_co_pread_to_fd() on the child node, for a driver's
+ * co_pread_to_fd that passes the bytes through as they are (same
+ * returns).
+ */
+int64_t bd_child_co_pread_to_fd(BdChild *child, int64_t offset,
+                                int64_t bytes, int out_fd,
+                                BdRequestFlags flags);
 /* Buffer variants of the two above. */
 int bd_child_co_pread(BdChild *child, int64_t offset, int64_t bytes,
                       void *buf, BdRequestFlags flags);

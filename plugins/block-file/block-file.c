@@ -14,6 +14,8 @@
 #include <string.h>
 #include <unistd.h>
 #include <sys/stat.h>
+#include <sys/vfs.h>
+#include <linux/magic.h>
 
 #include <blockd/blockd.h>
 
@@ -87,6 +89,7 @@ static bool file_open_common(BdNode *node, JsonObject *options,
     const char *locking = opt_str(options, "locking", "auto");
     int64_t max_batch = opt_int(options, "aio-max-batch", 0);
     bool rdwr = open_flags & BD_OPEN_RDWR;
+    struct statfs sfs;
     struct stat st;
 
     s->fd = -1;
@@ -152,6 +155,8 @@ static bool file_open_common(BdNode *node, JsonObject *options,
                     filename);
         goto fail;
     }
+    s->in_memory = S_ISREG(st.st_mode) && fstatfs(s->fd, &sfs) == 0 &&
+                   (sfs.f_type == TMPFS_MAGIC || sfs.f_type == RAMFS_MAGIC);
     s->filename = g_strdup(filename);
     s->options = json_object_ref(options);
     s->is_device = device;
@@ -608,6 +613,7 @@ static int file_get_info(BdNode *node, bool *is_dirty)
     .co_pwrite_zeroes = file_co_pwrite_zeroes,                          \
     .co_pdiscard = file_co_pdiscard,                                    \
     .co_flush = file_co_flush,                                          \
+    .co_pread_to_fd = file_co_pread_to_fd,                              \
     .co_block_status = file_co_block_status,                            \
     .co_truncate = file_co_truncate,                                    \
     .check_perm = file_check_perm,                                      \

@@ -13,7 +13,9 @@
 #include <string.h>
 #include <unistd.h>
 #include <sys/ioctl.h>
+#include <sys/sendfile.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <linux/falloc.h>
 #include <linux/fs.h>
 
@@ -103,6 +105,85 @@ int file_co_pwritev(BdNode *node, int64_t offset, int64_t bytes,
                     BdIOVector *qiov, BdRequestFlags flags)
 {
     return file_co_rw(node, offset, bytes, qiov, true);
+}
+
+/*
+ * Zero-copy reads (see BdBlockDriver.co_pread_to_fd): sendfile(2) from
+ * the image into the caller's socket.  sendfile cannot be told not to
+ * wait for the disk, so it is used only when the data is in memory: a
+ * file on tmpfs or ramfs (a page swapped out is the rare exception: it
+ * is read back in the caller's thread), or a range that cachestat(2)
+ * finds wholly in the page cache (a page evicted between that check and
+ * the transfer is the same rare exception).  cache.direct=on asks to
+ * bypass the page cache: no zero-copy there.
+ */
+#ifndef __NR_cachestat
+/* the same number on every architecture (one table since Linux 5.1) */
+#define __NR_cachestat 451
+#endif
+
+struct file_cachestat_range {
+    uint64_t off;
+    uint64_t len;
+};
+
+struct file_cachestat {
+    uint64_t nr_cache;
+    uint64_t nr_dirty;
+    uint64_t nr_writeback;
+    uint64_t nr_evicted;
+    uint64_t nr_recently_evicted;
+};
+
+/* Is every page of the range in the page cache?  No answer is a no. */
+static bool range_cached(FileState *s, int64_t offset, int64_t bytes)
+{
+    long page = sysconf(_SC_PAGESIZE);
+    int64_t first = offset / page;
+    int64_t end = (offset + bytes + page - 1) / page;
+    struct file_cachestat_range range = {
+        first * page, (end - first) * page
+    };
+    struct file_cachestat cs;
+
+    if (syscall(__NR_cachestat, s->fd, &range, &cs, 0) < 0) {
+        return false;
+    }
+    return cs.nr_cache >= (uint64_t)(end - first);
+}
+
+int64_t file_co_pread_to_fd(BdNode *node, int64_t offset, int64_t bytes,
+                            int out_fd, BdRequestFlags flags)
+{
+    FileState *s = bd_node_get_opaque(node);
+    off_t pos = offset;
+    ssize_t n;
+
+    if ((s->open_flags & O_DIRECT) ||
+        (!s->in_memory && !range_cached(s, offset, bytes))) {
+        return -ENOTSUP;
+    }
+    if (out_fd < 0) {
+        return 0;
+    }
+    do {
+        n = sendfile(out_fd, s->fd, &pos, MIN(bytes, (int64_t)SSIZE_MAX));
+    } while (n < 0 && errno == EINTR);
+    if (n > 0) {
+        return n;
+    }
+    if (n == 0) {
+        /* the file shrank under the node: the normal read fills zeroes */
+        return -ENOTSUP;
+    }
+    if (errno == EAGAIN || errno == EWOULDBLOCK) {
+        return -EAGAIN;
+    }
+    if (errno == EINVAL || errno == ENOSYS || errno == EOPNOTSUPP) {
+        /* a file system or descriptor sendfile does not work with */
+        return -ENOTSUP;
+    }
+    return -errno;
 }
 
 int file_co_flush(BdNode *node)

@@ -40,6 +40,11 @@ typedef struct FileState {
     bool has_write_zeroes;
     bool has_discard;
     bool has_fallocate;
+    /*
+     * The file lives in memory (tmpfs, ramfs): reading it never waits for
+     * a disk, so zero-copy reads need no page-cache probe.
+     */
+    bool in_memory;
     /* A failed fdatasync leaves the page cache unknown: fail flushes. */
     bool page_cache_inconsistent;
 
@@ -78,6 +83,8 @@ int file_co_pwritev(BdNode *node, int64_t offset, int64_t bytes,
 int file_co_pwrite_zeroes(BdNode *node, int64_t offset, int64_t bytes,
                           BdRequestFlags flags);
 int file_co_pdiscard(BdNode *node, int64_t offset, int64_t bytes);
+int64_t file_co_pread_to_fd(BdNode *node, int64_t offset, int64_t bytes,
+                            int out_fd, BdRequestFlags flags);
 int file_co_flush(BdNode *node);
 int file_co_block_status(BdNode *node, bool want_zero, int64_t offset,
                          int64_t bytes, int64_t *pnum, int64_t *map,

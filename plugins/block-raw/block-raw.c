@@ -132,6 +132,17 @@ static int raw_co_preadv(BdNode *node, int64_t offset, int64_t bytes,
                               flags);
 }
 
+/* The bytes are the file's as they are: zero-copy reads pass through. */
+static int64_t raw_co_pread_to_fd(BdNode *node, int64_t offset,
+                                  int64_t bytes, int out_fd,
+                                  BdRequestFlags flags)
+{
+    RawState *s = bd_node_get_opaque(node);
+
+    return bd_child_co_pread_to_fd(s->file, s->offset + offset, bytes,
+                                   out_fd, flags);
+}
+
 static int raw_co_pwritev(BdNode *node, int64_t offset, int64_t bytes,
                           BdIOVector *qiov, BdRequestFlags flags)
 {
@@ -220,6 +231,7 @@ static const BdBlockDriver raw_driver = {
     .strong_options = raw_strong_options,
     .get_info = raw_get_info,
     .co_preadv = raw_co_preadv,
+    .co_pread_to_fd = raw_co_pread_to_fd,
     .co_pwritev = raw_co_pwritev,
     .co_pwrite_zeroes = raw_co_pwrite_zeroes,
     .co_pdiscard = raw_co_pdiscard,
