@@ -11,6 +11,10 @@
 #include <blockd/blockd.h>
 #include <blockd/tls.h>
 
+/* Every failure here is a GenericError with QEMU's message. */
+#define tls_set_err(errp, ...) \
+    g_set_error((errp), BD_ERROR, BD_ERROR_GENERIC, __VA_ARGS__)
+
 typedef enum TlsCredsKind {
     TLS_CREDS_ANON,
     TLS_CREDS_PSK,

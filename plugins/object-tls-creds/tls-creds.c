@@ -46,16 +46,6 @@ typedef struct TlsCredsObject {
     BdTlsCreds *creds;          /* loaded by complete() */
 } TlsCredsObject;
 
-static void G_GNUC_PRINTF(2, 3) set_err(GError **errp, const char *fmt, ...)
-{
-    va_list ap;
-
-    va_start(ap, fmt);
-    g_propagate_error(errp, g_error_new_valist(BD_ERROR, BD_ERROR_GENERIC,
-                                               fmt, ap));
-    va_end(ap);
-}
-
 /* --- the shared credentials ------------------------------------------- */
 
 void tls_creds_unref(BdTlsCreds *creds)
@@ -109,7 +99,7 @@ static bool get_path(TlsCredsObject *t, const char *name, bool required,
     *path = NULL;
     if (!t->dir) {
         if (required) {
-            set_err(errp, "Missing 'dir' property value");
+            tls_set_err(errp, "Missing 'dir' property value");
             return false;
         }
         return true;
@@ -119,8 +109,8 @@ static bool get_path(TlsCredsObject *t, const char *name, bool required,
         int err = errno;
 
         if (err != ENOENT || required) {
-            set_err(errp, "Unable to access credentials %s: %s", *path,
-                    g_strerror(err));
+            tls_set_err(errp, "Unable to access credentials %s: %s", *path,
+                        g_strerror(err));
         }
         g_clear_pointer(path, g_free);
         return err == ENOENT && !required;
@@ -142,14 +132,14 @@ static bool load_dh_params(BdTlsCreds *creds, const char *file,
         return true;
     }
     if (!g_file_get_contents(file, &text, &len, &err)) {
-        set_err(errp, "%s", err->message);
+        tls_set_err(errp, "%s", err->message);
         g_error_free(err);
         return false;
     }
     ret = gnutls_dh_params_init(&creds->dh_params);
     if (ret < 0) {
-        set_err(errp, "Unable to initialize DH parameters: %s",
-                gnutls_strerror(ret));
+        tls_set_err(errp, "Unable to initialize DH parameters: %s",
+                    gnutls_strerror(ret));
         return false;
     }
     data.data = (unsigned char *)text;
@@ -159,8 +149,8 @@ static bool load_dh_params(BdTlsCreds *creds, const char *file,
     if (ret < 0) {
         gnutls_dh_params_deinit(creds->dh_params);
         creds->dh_params = NULL;
-        set_err(errp, "Unable to load DH parameters from %s: %s", file,
-                gnutls_strerror(ret));
+        tls_set_err(errp, "Unable to load DH parameters from %s: %s", file,
+                    gnutls_strerror(ret));
         return false;
     }
     return true;
@@ -179,13 +169,13 @@ static bool check_cert_times(gnutls_x509_crt_t cert, const char *file,
     time_t now = time(NULL);
 
     if (gnutls_x509_crt_get_expiration_time(cert) < now) {
-        set_err(errp, "The %s certificate %s has expired",
-                cert_role(is_server, is_ca), file);
+        tls_set_err(errp, "The %s certificate %s has expired",
+                    cert_role(is_server, is_ca), file);
         return false;
     }
     if (gnutls_x509_crt_get_activation_time(cert) > now) {
-        set_err(errp, "The %s certificate %s is not yet active",
-                cert_role(is_server, is_ca), file);
+        tls_set_err(errp, "The %s certificate %s is not yet active",
+                    cert_role(is_server, is_ca), file);
         return false;
     }
     return true;
@@ -198,26 +188,27 @@ static bool check_cert_constraints(gnutls_x509_crt_t cert, const char *file,
 
     if (st > 0) {
         if (!is_ca) {
-            set_err(errp, "The certificate %s basic constraints show a CA, "
-                    "but we need one for a %s", file,
-                    is_server ? "server" : "client");
+            tls_set_err(errp, "The certificate %s basic constraints show a CA, "
+                        "but we need one for a %s", file,
+                        is_server ? "server" : "client");
             return false;
         }
     } else if (st == 0) {
         if (is_ca) {
-            set_err(errp, "The certificate %s basic constraints do not "
-                    "show a CA", file);
+            tls_set_err(errp, "The certificate %s basic constraints do not "
+                        "show a CA", file);
             return false;
         }
     } else if (st == GNUTLS_E_REQUESTED_DATA_NOT_AVAILABLE) {
         if (is_ca) {
-            set_err(errp, "The certificate %s is missing basic constraints "
-                    "for a CA", file);
+            tls_set_err(errp, "The certificate %s is missing basic constraints "
+                        "for a CA", file);
             return false;
         }
     } else {
-        set_err(errp, "Unable to query certificate %s basic constraints: %s",
-                file, gnutls_strerror(st));
+        tls_set_err(errp,
+                    "Unable to query certificate %s basic constraints: %s",
+                    file, gnutls_strerror(st));
         return false;
     }
     return true;
@@ -234,8 +225,8 @@ static bool check_cert_usage(gnutls_x509_crt_t cert, const char *file,
         return true;
     }
     if (st < 0) {
-        set_err(errp, "Unable to query certificate %s key usage: %s", file,
-                gnutls_strerror(st));
+        tls_set_err(errp, "Unable to query certificate %s key usage: %s", file,
+                    gnutls_strerror(st));
         return false;
     }
     /*
@@ -246,13 +237,13 @@ static bool check_cert_usage(gnutls_x509_crt_t cert, const char *file,
         return true;
     }
     if (is_ca && !(usage & GNUTLS_KEY_KEY_CERT_SIGN)) {
-        set_err(errp, "Certificate %s usage does not permit certificate "
-                "signing", file);
+        tls_set_err(errp, "Certificate %s usage does not permit certificate "
+                    "signing", file);
         return false;
     }
     if (!is_ca && !(usage & GNUTLS_KEY_DIGITAL_SIGNATURE)) {
-        set_err(errp, "Certificate %s usage does not permit digital "
-                "signature", file);
+        tls_set_err(errp, "Certificate %s usage does not permit digital "
+                    "signature", file);
         return false;
     }
     return true;
@@ -278,8 +269,8 @@ static bool check_cert_purpose(gnutls_x509_crt_t cert, const char *file,
             break;
         }
         if (st < 0) {
-            set_err(errp, "Unable to query certificate %s key purpose: %s",
-                    file, gnutls_strerror(st));
+            tls_set_err(errp, "Unable to query certificate %s key purpose: %s",
+                        file, gnutls_strerror(st));
             return false;
         }
         critical |= crit != 0;
@@ -292,13 +283,13 @@ static bool check_cert_purpose(gnutls_x509_crt_t cert, const char *file,
         }
     }
     if (critical && is_server && !for_server) {
-        set_err(errp, "Certificate %s purpose does not allow use with a "
-                "TLS server", file);
+        tls_set_err(errp, "Certificate %s purpose does not allow use with a "
+                    "TLS server", file);
         return false;
     }
     if (critical && !is_server && !for_client) {
-        set_err(errp, "Certificate %s purpose does not allow use with a "
-                "TLS client", file);
+        tls_set_err(errp, "Certificate %s purpose does not allow use with a "
+                    "TLS client", file);
         return false;
     }
     return true;
@@ -338,7 +329,8 @@ static bool read_pem(const char *file, gnutls_datum_t *data, char **text,
     gsize len;
 
     if (!g_file_get_contents(file, text, &len, &err)) {
-        set_err(errp, "Cannot load CA cert list %s: %s", file, err->message);
+        tls_set_err(errp, "Cannot load CA cert list %s: %s", file,
+                    err->message);
         g_error_free(err);
         return false;
     }
@@ -363,8 +355,8 @@ static bool x509_sanity_check(bool is_server, const char *ca_file,
 
         ret = gnutls_x509_crt_init(&cert);
         if (ret < 0) {
-            set_err(errp, "Unable to initialize certificate: %s",
-                    gnutls_strerror(ret));
+            tls_set_err(errp, "Unable to initialize certificate: %s",
+                        gnutls_strerror(ret));
             return false;
         }
         if (!read_pem(cert_file, &data, &text, errp)) {
@@ -372,9 +364,9 @@ static bool x509_sanity_check(bool is_server, const char *ca_file,
         }
         ret = gnutls_x509_crt_import(cert, &data, GNUTLS_X509_FMT_PEM);
         if (ret < 0) {
-            set_err(errp, "Unable to import %s certificate %s: %s",
-                    is_server ? "server" : "client", cert_file,
-                    gnutls_strerror(ret));
+            tls_set_err(errp, "Unable to import %s certificate %s: %s",
+                        is_server ? "server" : "client", cert_file,
+                        gnutls_strerror(ret));
             goto out;
         }
     }
@@ -389,8 +381,8 @@ static bool x509_sanity_check(bool is_server, const char *ca_file,
         if (gnutls_x509_crt_list_import(cas, &ncas, &data,
                                         GNUTLS_X509_FMT_PEM, 0) < 0) {
             ncas = 0;
-            set_err(errp, "Unable to import CA certificate list %s",
-                    ca_file);
+            tls_set_err(errp, "Unable to import CA certificate list %s",
+                        ca_file);
             goto out;
         }
     }
@@ -407,15 +399,15 @@ static bool x509_sanity_check(bool is_server, const char *ca_file,
 
         if (gnutls_x509_crt_list_verify(&cert, 1, cas, ncas, NULL, 0, 0,
                                         &status) < 0) {
-            set_err(errp, "Unable to verify %s certificate %s against CA "
-                    "certificate %s", is_server ? "server" : "client",
-                    cert_file, ca_file);
+            tls_set_err(errp, "Unable to verify %s certificate %s against CA "
+                        "certificate %s", is_server ? "server" : "client",
+                        cert_file, ca_file);
             goto out;
         }
         if (status) {
-            set_err(errp, "Our own certificate %s failed validation "
-                    "against %s: %s", cert_file, ca_file,
-                    verify_status_text(status));
+            tls_set_err(errp, "Our own certificate %s failed validation "
+                        "against %s: %s", cert_file, ca_file,
+                        verify_status_text(status));
             goto out;
         }
     }
@@ -444,21 +436,21 @@ static char *lookup_password(const char *id, GError **errp)
     size_t len = 0;
 
     if (!obj) {
-        set_err(errp, "No secret with id '%s'", id);
+        tls_set_err(errp, "No secret with id '%s'", id);
         return NULL;
     }
     ops = bd_object_get_interface(obj, BD_SECRET_INTERFACE);
     if (!ops || ops->struct_size < G_STRUCT_OFFSET(BdSecretInterface,
                                                    get_data) +
                                    sizeof(ops->get_data) || !ops->get_data) {
-        set_err(errp, "Object with id '%s' is not a secret", id);
+        tls_set_err(errp, "Object with id '%s' is not a secret", id);
         return NULL;
     }
     if (!ops->get_data(obj, &data, &len, errp)) {
         return NULL;
     }
     if (!g_utf8_validate((const char *)data, len, NULL)) {
-        set_err(errp, "Data from secret %s is not valid UTF-8", id);
+        tls_set_err(errp, "Data from secret %s is not valid UTF-8", id);
         memset(data, 0, len);
         g_free(data);
         return NULL;
@@ -492,15 +484,15 @@ static bool load_x509(TlsCredsObject *t, BdTlsCreds *creds, GError **errp)
     }
     ret = gnutls_certificate_allocate_credentials(&creds->u.x509);
     if (ret < 0) {
-        set_err(errp, "Cannot allocate credentials: '%s'",
-                gnutls_strerror(ret));
+        tls_set_err(errp, "Cannot allocate credentials: '%s'",
+                    gnutls_strerror(ret));
         return false;
     }
     ret = gnutls_certificate_set_x509_trust_file(creds->u.x509, ca,
                                                  GNUTLS_X509_FMT_PEM);
     if (ret < 0) {
-        set_err(errp, "Cannot load CA certificate '%s': %s", ca,
-                gnutls_strerror(ret));
+        tls_set_err(errp, "Cannot load CA certificate '%s': %s", ca,
+                    gnutls_strerror(ret));
         return false;
     }
     if (cert && key) {
@@ -520,8 +512,8 @@ static bool load_x509(TlsCredsObject *t, BdTlsCreds *creds, GError **errp)
             g_free(password);
         }
         if (ret < 0) {
-            set_err(errp, "Cannot load certificate '%s' & key '%s': %s",
-                    cert, key, gnutls_strerror(ret));
+            tls_set_err(errp, "Cannot load certificate '%s' & key '%s': %s",
+                        cert, key, gnutls_strerror(ret));
             return false;
         }
     }
@@ -529,8 +521,8 @@ static bool load_x509(TlsCredsObject *t, BdTlsCreds *creds, GError **errp)
         ret = gnutls_certificate_set_x509_crl_file(creds->u.x509, crl,
                                                    GNUTLS_X509_FMT_PEM);
         if (ret < 0) {
-            set_err(errp, "Cannot load CRL '%s': %s", crl,
-                    gnutls_strerror(ret));
+            tls_set_err(errp, "Cannot load CRL '%s': %s", crl,
+                        gnutls_strerror(ret));
             return false;
         }
     }
@@ -558,7 +550,7 @@ static char *lookup_psk(const char *file, const char *user, GError **errp)
     GError *err = NULL;
 
     if (!g_file_get_contents(file, &text, NULL, &err)) {
-        set_err(errp, "Cannot read PSK file %s: %s", file, err->message);
+        tls_set_err(errp, "Cannot read PSK file %s: %s", file, err->message);
         g_error_free(err);
         return NULL;
     }
@@ -574,7 +566,7 @@ static char *lookup_psk(const char *file, const char *user, GError **errp)
             return key;
         }
     }
-    set_err(errp, "Username %s not found in PSK file %s", user, file);
+    tls_set_err(errp, "Username %s not found in PSK file %s", user, file);
     return NULL;
 }
 
@@ -585,7 +577,8 @@ static bool load_psk(TlsCredsObject *t, BdTlsCreds *creds, GError **errp)
 
     if (t->endpoint == BD_TLS_ENDPOINT_SERVER) {
         if (t->username) {
-            set_err(errp, "username should not be set when endpoint=server");
+            tls_set_err(errp,
+                        "username should not be set when endpoint=server");
             return false;
         }
         if (!get_path(t, FILE_DH_PARAMS, false, &dh, errp) ||
@@ -594,8 +587,8 @@ static bool load_psk(TlsCredsObject *t, BdTlsCreds *creds, GError **errp)
         }
         ret = gnutls_psk_allocate_server_credentials(&creds->u.psk_server);
         if (ret < 0) {
-            set_err(errp, "Cannot allocate credentials: %s",
-                    gnutls_strerror(ret));
+            tls_set_err(errp, "Cannot allocate credentials: %s",
+                        gnutls_strerror(ret));
             return false;
         }
         if (!load_dh_params(creds, dh, errp)) {
@@ -624,8 +617,8 @@ static bool load_psk(TlsCredsObject *t, BdTlsCreds *creds, GError **errp)
         ret = gnutls_psk_allocate_client_credentials(&creds->u.psk_client);
         if (ret < 0) {
             memset(key, 0, strlen(key));
-            set_err(errp, "Cannot allocate credentials: %s",
-                    gnutls_strerror(ret));
+            tls_set_err(errp, "Cannot allocate credentials: %s",
+                        gnutls_strerror(ret));
             return false;
         }
         datum.data = (unsigned char *)key;
@@ -634,8 +627,8 @@ static bool load_psk(TlsCredsObject *t, BdTlsCreds *creds, GError **errp)
                                                 &datum, GNUTLS_PSK_KEY_HEX);
         memset(key, 0, datum.size);
         if (ret < 0) {
-            set_err(errp, "Cannot set PSK client credentials: %s",
-                    gnutls_strerror(ret));
+            tls_set_err(errp, "Cannot set PSK client credentials: %s",
+                        gnutls_strerror(ret));
             return false;
         }
     }
@@ -653,8 +646,8 @@ static bool load_anon(TlsCredsObject *t, BdTlsCreds *creds, GError **errp)
         }
         ret = gnutls_anon_allocate_server_credentials(&creds->u.anon_server);
         if (ret < 0) {
-            set_err(errp, "Cannot allocate credentials: %s",
-                    gnutls_strerror(ret));
+            tls_set_err(errp, "Cannot allocate credentials: %s",
+                        gnutls_strerror(ret));
             return false;
         }
         if (!load_dh_params(creds, dh, errp)) {
@@ -670,8 +663,8 @@ static bool load_anon(TlsCredsObject *t, BdTlsCreds *creds, GError **errp)
     } else {
         ret = gnutls_anon_allocate_client_credentials(&creds->u.anon_client);
         if (ret < 0) {
-            set_err(errp, "Cannot allocate credentials: %s",
-                    gnutls_strerror(ret));
+            tls_set_err(errp, "Cannot allocate credentials: %s",
+                        gnutls_strerror(ret));
             return false;
         }
     }
@@ -688,8 +681,8 @@ static bool creds_create(BdObject *obj, JsonObject *props, TlsCredsKind kind,
 
     if (json_object_has_member(props, "loaded")) {
         /* read-only in QEMU 7.2 although the schema lists it */
-        set_err(errp, "Property '%s.loaded' is not writable",
-                bd_object_get_type_name(obj));
+        tls_set_err(errp, "Property '%s.loaded' is not writable",
+                    bd_object_get_type_name(obj));
         return false;
     }
     t->kind = kind;
@@ -829,7 +822,7 @@ static bool object_tls_creds_init(BdRegistry *reg, GError **errp)
     int ret = gnutls_global_init();
 
     if (ret < 0) {
-        set_err(errp, "Cannot initialize gnutls: %s", gnutls_strerror(ret));
+        tls_set_err(errp, "Cannot initialize gnutls: %s", gnutls_strerror(ret));
         return false;
     }
     return bd_registry_add_object_type(reg, &anon_type, errp) &&

@@ -34,16 +34,6 @@ struct BdTlsSession {
     size_t wbuf_pending;
 };
 
-static void G_GNUC_PRINTF(2, 3) set_err(GError **errp, const char *fmt, ...)
-{
-    va_list ap;
-
-    va_start(ap, fmt);
-    g_propagate_error(errp, g_error_new_valist(BD_ERROR, BD_ERROR_GENERIC,
-                                               fmt, ap));
-    va_end(ap);
-}
-
 void tls_session_free(BdTlsSession *s)
 {
     if (!s) {
@@ -70,7 +60,7 @@ static bool set_priority(BdTlsSession *s, const char *extra, GError **errp)
     int ret = gnutls_priority_set_direct(s->handle, prio, NULL);
 
     if (ret < 0) {
-        set_err(errp, extra ? "Unable to set TLS session priority %s: %s"
+        tls_set_err(errp, extra ? "Unable to set TLS session priority %s: %s"
                             : "Cannot set default TLS session priority "
                               "%s: %s", prio, gnutls_strerror(ret));
         return false;
@@ -94,8 +84,8 @@ BdTlsSession *tls_session_new(BdTlsCreds *creds, int fd,
                       GNUTLS_NONBLOCK | GNUTLS_NO_SIGNAL);
     if (ret < 0) {
         s->handle = NULL;
-        set_err(errp, "Cannot initialize TLS session: %s",
-                gnutls_strerror(ret));
+        tls_set_err(errp, "Cannot initialize TLS session: %s",
+                    gnutls_strerror(ret));
         goto fail;
     }
     switch (creds->kind) {
@@ -129,8 +119,8 @@ BdTlsSession *tls_session_new(BdTlsCreds *creds, int fd,
         break;
     }
     if (ret < 0) {
-        set_err(errp, "Cannot set session credentials: %s",
-                gnutls_strerror(ret));
+        tls_set_err(errp, "Cannot set session credentials: %s",
+                    gnutls_strerror(ret));
         goto fail;
     }
     gnutls_transport_set_int(s->handle, fd);
@@ -151,7 +141,7 @@ static bool check_certificate(BdTlsSession *s, GError **errp)
 
     ret = gnutls_certificate_verify_peers2(s->handle, &status);
     if (ret < 0) {
-        set_err(errp, "Verify failed: %s", gnutls_strerror(ret));
+        tls_set_err(errp, "Verify failed: %s", gnutls_strerror(ret));
         return false;
     }
     if (status) {
@@ -170,12 +160,12 @@ static bool check_certificate(BdTlsSession *s, GError **errp)
         if (status & GNUTLS_CERT_INSECURE_ALGORITHM) {
             reason = "The certificate uses an insecure algorithm";
         }
-        set_err(errp, "%s", reason);
+        tls_set_err(errp, "%s", reason);
         return false;
     }
     certs = gnutls_certificate_get_peers(s->handle, &ncerts);
     if (!certs) {
-        set_err(errp, "No certificate peers");
+        tls_set_err(errp, "No certificate peers");
         return false;
     }
     for (unsigned i = 0; i < ncerts; i++) {
@@ -184,18 +174,18 @@ static bool check_certificate(BdTlsSession *s, GError **errp)
 
         ret = gnutls_x509_crt_init(&cert);
         if (ret < 0) {
-            set_err(errp, "Cannot initialize certificate: %s",
-                    gnutls_strerror(ret));
+            tls_set_err(errp, "Cannot initialize certificate: %s",
+                        gnutls_strerror(ret));
             return false;
         }
         ret = gnutls_x509_crt_import(cert, &certs[i], GNUTLS_X509_FMT_DER);
         if (ret < 0) {
-            set_err(errp, "Cannot import certificate: %s",
-                    gnutls_strerror(ret));
+            tls_set_err(errp, "Cannot import certificate: %s",
+                        gnutls_strerror(ret));
         } else if (gnutls_x509_crt_get_expiration_time(cert) < now) {
-            set_err(errp, "The certificate has expired");
+            tls_set_err(errp, "The certificate has expired");
         } else if (gnutls_x509_crt_get_activation_time(cert) > now) {
-            set_err(errp, "The certificate is not yet activated");
+            tls_set_err(errp, "The certificate is not yet activated");
         } else if (i > 0) {
             ok = true;
         } else {
@@ -213,8 +203,8 @@ static bool check_certificate(BdTlsSession *s, GError **errp)
                 ret = gnutls_x509_crt_get_dn(cert, s->peer_name, &size);
             }
             if (ret < 0) {
-                set_err(errp, "Cannot get client distinguished name: %s",
-                        gnutls_strerror(ret));
+                tls_set_err(errp, "Cannot get client distinguished name: %s",
+                            gnutls_strerror(ret));
                 g_clear_pointer(&s->peer_name, g_free);
             } else {
                 if (!s->peer_name) {
@@ -230,30 +220,30 @@ static bool check_certificate(BdTlsSession *s, GError **errp)
 
                 ok = false;
                 if (!obj && !bd_object_find(s->authz_id, NULL)) {
-                    set_err(errp, "Cannot find QAuthZ object ID %s",
-                            s->authz_id);
+                    tls_set_err(errp, "Cannot find QAuthZ object ID %s",
+                                s->authz_id);
                 } else if (!az || az->struct_size <
                            G_STRUCT_OFFSET(BdAuthzInterface, is_allowed) +
                            sizeof(az->is_allowed) || !az->is_allowed) {
-                    set_err(errp, "Object '%s' is not a QAuthZ subclass",
-                            s->authz_id);
+                    tls_set_err(errp, "Object '%s' is not a QAuthZ subclass",
+                                s->authz_id);
                 } else if (az->is_allowed(obj, s->peer_name, &err)) {
                     ok = true;
                 } else if (err) {
                     g_propagate_error(errp, err);
                 } else {
-                    set_err(errp, "TLS x509 authz check for %s is denied",
-                            s->peer_name);
+                    tls_set_err(errp, "TLS x509 authz check for %s is denied",
+                                s->peer_name);
                 }
             }
             if (ok && s->hostname &&
                 !gnutls_x509_crt_check_hostname(cert, s->hostname)) {
-                set_err(errp, "Certificate does not match the hostname %s",
-                        s->hostname);
+                tls_set_err(errp, "Certificate does not match the hostname %s",
+                            s->hostname);
                 ok = false;
             } else if (ok && !s->hostname &&
                        s->creds->endpoint == BD_TLS_ENDPOINT_CLIENT) {
-                set_err(errp, "No hostname for certificate validation");
+                tls_set_err(errp, "No hostname for certificate validation");
                 ok = false;
             }
         }
@@ -279,7 +269,7 @@ int tls_session_handshake(BdTlsSession *s, GError **errp)
         return -EAGAIN;
     }
     if (ret < 0) {
-        set_err(errp, "TLS handshake failed: %s", gnutls_strerror(ret));
+        tls_set_err(errp, "TLS handshake failed: %s", gnutls_strerror(ret));
         return -1;
     }
     /* anon and PSK have nothing more to check; x509 only if asked */
@@ -303,8 +293,8 @@ ssize_t tls_session_read(BdTlsSession *s, void *buf, size_t len,
         return -EAGAIN;
     }
     if (ret < 0) {
-        set_err(errp, "Cannot read from TLS channel: %s",
-                gnutls_strerror(ret));
+        tls_set_err(errp, "Cannot read from TLS channel: %s",
+                    gnutls_strerror(ret));
         return -1;
     }
     return ret;
@@ -349,8 +339,8 @@ ssize_t tls_session_writev(BdTlsSession *s, const struct iovec *iov,
     }
     s->wbuf_pending = 0;
     if (ret < 0) {
-        set_err(errp, "Cannot write to TLS channel: %s",
-                gnutls_strerror(ret));
+        tls_set_err(errp, "Cannot write to TLS channel: %s",
+                    gnutls_strerror(ret));
         return -1;
     }
     return ret;
