@@ -21,6 +21,7 @@
 #include "block-qmp.h"
 #include "chardev.h"
 #include "cli-help.h"
+#include "core-init.h"
 #include "daemonize.h"
 #include "export.h"
 #include "main-loop.h"
@@ -331,17 +332,10 @@ int main(int argc, char **argv)
 
     dirs = bd_plugin_dirs(prescan_plugin_dir(argc, argv));
     bd_plugins_discover(dirs);
-    if (!bd_plugin_schemas_load(&err)) {
+    if (!bd_core_init(&err)) {
         fprintf(stderr, "%s: %s\n", prog, err->message);
         return EXIT_FAILURE;
     }
-    bd_main_loop_init();
-    bd_block_init();
-    bd_export_init();
-    bd_qmp_register_core_commands();
-    bd_schema_register_qmp_commands();
-    bd_object_register_qmp_commands();
-    bd_qmp_set_argument_checker(bd_schema_check_command_args);
 
     /* Processed in order, like qemu-storage-daemon. */
     optind = 0;

@@ -43,6 +43,7 @@
 
 #include "aio-context.h"
 #include "blockd-config.h"
+#include "core-init.h"
 #include "block-qmp.h"
 #include "export.h"
 #include "main-loop.h"
@@ -223,16 +224,9 @@ static void set_up(void)
     bd_trace_register_core();
     dirs = bd_plugin_dirs(env ? NULL : BLOCKD_BUILD_PLUGIN_DIR);
     bd_plugins_discover(dirs);
-    if (!bd_plugin_schemas_load(&err)) {
+    if (!bd_core_init(&err)) {
         die("%s", err->message);
     }
-    bd_main_loop_init();
-    bd_block_init();
-    bd_export_init();
-    bd_qmp_register_core_commands();
-    bd_schema_register_qmp_commands();
-    bd_object_register_qmp_commands();
-    bd_qmp_set_argument_checker(bd_schema_check_command_args);
     main_ctx = bd_aio_main_context();
 
     work_dir = g_dir_make_tmp("blockd-fuzz-nbd-XXXXXX", &err);
