@@ -37,8 +37,9 @@ bool bd_main_loop_exit_requested(void);
 
 /*
  * Shutdown notifiers: how subsystems (exports, jobs, servers) learn that
- * the daemon is terminating, after the main loop has ended for good and
- * before monitors, chardevs and the pid file go.  A notifier finishes or
+ * the daemon is terminating, once its exit is requested for good (after
+ * the main loop has ended, or inside 'quit' before its reply) and before
+ * monitors, chardevs and the pid file go.  A notifier finishes or
  * cancels its subsystem's work and closes what it opened; it may run the
  * main context (e.g. to let in-flight requests complete) but must not
  * wait for new clients.

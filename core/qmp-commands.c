@@ -115,8 +115,14 @@ static bool qmp_query_commands(JsonObject *args, JsonNode **ret,
 
 static bool qmp_quit(JsonObject *args, JsonNode **ret, GError **errp)
 {
-    /* the reply is flushed by the daemon before it exits */
     bd_main_loop_quit();
+    /*
+     * Shut the subsystems down before the reply is queued, so that their
+     * events (BLOCK_EXPORT_DELETED...) reach the client before the
+     * "return", as qemu-storage-daemon sends them.  The daemon flushes the
+     * reply before it exits.
+     */
+    bd_shutdown_run_notifiers();
     return true;
 }
 

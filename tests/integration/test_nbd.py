@@ -250,6 +250,27 @@ class VersusQsd(NbdCase):
                 d1.stop()
                 d2.stop()
 
+    def test_quit_sends_export_events_before_its_reply(self):
+        """quit closes the exports first: BLOCK_EXPORT_DELETED reaches the
+        client before quit's return, in qsd's order."""
+        orders = []
+        for qsd in (False, True):
+            d, _, qmp_sock = self.start(qsd=qsd)
+            qmp = self.qmp(qmp_sock)
+            qmp.send({'execute': 'quit'})
+            seen = []
+            while True:
+                try:
+                    msg = qmp.receive()
+                except ConnectionError:
+                    break
+                seen.append(msg.get('event', 'return' if 'return' in msg
+                                    else msg))
+            self.assertEqual(d.wait(), 0)
+            orders.append(seen)
+        self.assertEqual(orders[0], ['BLOCK_EXPORT_DELETED', 'return'])
+        self.assertEqual(orders[0], orders[1])
+
     def test_max_connections(self):
         for qsd in (False, True):
             with self.subTest(qsd=qsd):
