@@ -3,14 +3,14 @@
  */
 #include "core-init.h"
 
-#include "block-qmp.h"
-#include "export.h"
-#include "main-loop.h"
-#include "object.h"
-#include "plugin-schema.h"
-#include "qmp-commands.h"
-#include "qmp-dispatch.h"
-#include "schema.h"
+#include "block/block.h"
+#include "export/export.h"
+#include "aio/main-loop.h"
+#include "object/object.h"
+#include "plugin/plugin-schema.h"
+#include "qmp/control-qmp.h"
+#include "qmp/qmp-dispatch.h"
+#include "schema/schema.h"
 
 bool bd_core_init(GError **errp)
 {

@@ -60,7 +60,8 @@ def check_plugins(t, src, build):
     plugins_dir = os.path.join(src, 'plugins')
     lib_dir = os.path.join(plugins_dir, 'lib')
     core_headers = {os.path.basename(p)
-                    for p in glob.glob(os.path.join(src, 'core', '*.h'))}
+                    for p in glob.glob(os.path.join(src, 'core', '**', '*.h'),
+                                       recursive=True)}
     for path in source_files(plugins_dir):
         if not is_c(path):
             continue
@@ -134,7 +135,7 @@ def provided_names(build):
 #
 # qemu-storage-daemon's command line is the core's too: its --help names
 # the 'nbd' export type, and --nbd-server is defined as the QMP command
-# nbd-server-start, which core/nbd-server-cli.c runs by name through the
+# nbd-server-start, which core/cli/nbd-server-cli.c runs by name through the
 # QMP dispatcher (the registry finds whichever plugin provides it).
 CORE_WORDS = {'file', 'nbd', 'nbd-server-start'}
 # "iothread" is also the core's: it runs IOThreads itself (they are found

@@ -8,9 +8,9 @@
 
 #include <glib.h>
 
-#include "aio-context.h"
+#include "aio/aio-context.h"
 #include "aio-test-util.h"
-#include "coroutine.h"
+#include "aio/coroutine.h"
 
 
 /* --- fd handlers -------------------------------------------------------- */

@@ -19,7 +19,7 @@
 #include <blockd/error.h>
 #include <blockd/iothread.h>
 
-#include "block-int.h"
+#include "block/block-int.h"
 
 #define DISK_SIZE (64 * 1024)
 #define WORKERS 8

@@ -17,9 +17,9 @@
 #include <glib.h>
 #include <glib/gstdio.h>
 
-#include "aio-context.h"
-#include "block-int.h"
-#include "plugin-loader.h"
+#include "aio/aio-context.h"
+#include "block/block-int.h"
+#include "plugin/plugin-loader.h"
 
 typedef struct Fixture {
     char *dir;

@@ -16,7 +16,7 @@
 #include <glib.h>
 #include <glib/gstdio.h>
 
-#include "aio-context.h"
+#include "aio/aio-context.h"
 #include <blockd/iothread.h>
 
 #include "aio-test-util.h"

@@ -10,7 +10,7 @@
 
 #include <blockd/error.h>
 
-#include "block-int.h"
+#include "block/block-int.h"
 
 #define MEM_SIZE (64 * 1024)
 

@@ -23,10 +23,10 @@
 
 #include <blockd/iothread.h>
 
-#include "aio-context.h"
+#include "aio/aio-context.h"
 #include "aio-test-util.h"
-#include "block-int.h"
-#include "plugin-loader.h"
+#include "block/block-int.h"
+#include "plugin/plugin-loader.h"
 
 #define SIZE (1024 * 1024)
 #define NBLOCKS 16          /* the hot region: few blocks, much overlap */

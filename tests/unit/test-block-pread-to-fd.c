@@ -20,9 +20,9 @@
 #include <glib.h>
 #include <glib/gstdio.h>
 
-#include "aio-context.h"
-#include "block-int.h"
-#include "plugin-loader.h"
+#include "aio/aio-context.h"
+#include "block/block-int.h"
+#include "plugin/plugin-loader.h"
 
 #define SIZE (4 * 1024 * 1024)
 #define RAW_OFFSET 4096

@@ -10,8 +10,8 @@
 
 #include <blockd/error.h>
 
-#include "block-int.h"
-#include "block-query.h"
+#include "block/block-int.h"
+#include "block/block-query.h"
 
 #define DEV_SIZE (64 * 1024)
 

@@ -3,10 +3,10 @@
  */
 #include <glib.h>
 
-#include "aio-context.h"
+#include "aio/aio-context.h"
 #include "aio-test-util.h"
-#include "co-lock.h"
-#include "coroutine.h"
+#include "aio/co-lock.h"
+#include "aio/coroutine.h"
 
 
 /* Give other coroutines of this context a turn: go round the loop once. */

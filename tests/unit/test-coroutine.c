@@ -4,8 +4,8 @@
  */
 #include <glib.h>
 
-#include "aio-context.h"
-#include "coroutine.h"
+#include "aio/aio-context.h"
+#include "aio/coroutine.h"
 
 static void set_flag_and_yield(void *opaque)
 {

@@ -9,8 +9,8 @@
 
 #include <blockd/error.h>
 
-#include "block-int.h"
-#include "dirty-bitmap.h"
+#include "block/block-int.h"
+#include "block/dirty-bitmap.h"
 
 #define KiB 1024
 #define MiB (1024 * 1024)

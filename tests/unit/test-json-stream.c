@@ -6,8 +6,8 @@
 
 #include <glib.h>
 
-#include "json-stream.h"
-#include "qmp-json.h"
+#include "json/json-stream.h"
+#include "json/json-writer.h"
 
 /* Each message rendered as "V:<json>" or "E:<message>". */
 static void collect(void *opaque, JsonNode *value, GError *err)

@@ -12,8 +12,8 @@
 #include <glib.h>
 #include <json-glib/json-glib.h>
 
-#include "json-stream.h"
-#include "keyval.h"
+#include "json/json-stream.h"
+#include "cli/keyval.h"
 
 /* help: HELP_NULL passes no help pointer; else the expected *help */
 enum { HELP_NULL = -1, HELP_NO = 0, HELP_YES = 1 };

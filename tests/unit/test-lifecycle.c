@@ -18,10 +18,10 @@
 #include <glib.h>
 #include <glib/gstdio.h>
 
-#include "main-loop.h"
-#include "pidfile.h"
-#include "systemd.h"
-#include "trace.h"
+#include "aio/main-loop.h"
+#include "os/pidfile.h"
+#include "os/systemd.h"
+#include "util/trace.h"
 
 BD_TRACE_DEFINE(tp_alpha_one, "alpha_one");
 BD_TRACE_DEFINE(tp_alpha_two, "alpha_two");

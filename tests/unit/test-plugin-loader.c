@@ -11,9 +11,9 @@
 #include <blockd/blockd.h>
 
 #include "blockd-config.h"
-#include "plugin-loader.h"
-#include "plugin-schema.h"
-#include "schema.h"
+#include "plugin/plugin-loader.h"
+#include "plugin/plugin-schema.h"
+#include "schema/schema.h"
 
 /* A private directory holding copies of block-null's files. */
 typedef struct Fixture {

@@ -9,7 +9,7 @@
 #include <glib.h>
 #include <json-glib/json-glib.h>
 
-#include "keyval.h"
+#include "cli/keyval.h"
 
 #define ID_ERROR "Parameter 'id' expects an identifier\n" \
     "Identifiers consist of letters, digits, '-', '.', '_', " \

@@ -20,14 +20,14 @@
 #include <glib/gstdio.h>
 
 #include "blockd-config.h"
-#include "chardev.h"
-#include "json-stream.h"
-#include "monitor.h"
-#include "plugin-loader.h"
-#include "qmp-commands.h"
-#include "qmp-dispatch.h"
-#include "qmp-event.h"
-#include "qmp-json.h"
+#include "chardev/chardev.h"
+#include "json/json-stream.h"
+#include "monitor/monitor.h"
+#include "plugin/plugin-loader.h"
+#include "qmp/control-qmp.h"
+#include "qmp/qmp-dispatch.h"
+#include "qmp/qmp-event.h"
+#include "json/json-writer.h"
 
 static char *tmpdir;
 

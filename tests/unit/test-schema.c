@@ -10,8 +10,8 @@
 
 #include <blockd/error.h>
 
-#include "plugin-loader.h"
-#include "schema.h"
+#include "plugin/plugin-loader.h"
+#include "schema/schema.h"
 #include "schema-test-qsd72.h"
 #include "schema-test-ext-base.h"
 #include "schema-test-ext-a.h"

@@ -20,9 +20,9 @@
 #include <blockd/authz.h>
 #include <blockd/secret.h>
 
-#include "aio-context.h"
-#include "object.h"
-#include "plugin-loader.h"
+#include "aio/aio-context.h"
+#include "object/object.h"
+#include "plugin/plugin-loader.h"
 
 /* Give up waiting for a file change after this long (a robust bound). */
 #define WAIT_US (20 * G_USEC_PER_SEC)

@@ -4,10 +4,10 @@
  */
 #include <glib.h>
 
-#include "aio-context.h"
+#include "aio/aio-context.h"
 #include "aio-test-util.h"
-#include "coroutine.h"
-#include "thread-pool.h"
+#include "aio/coroutine.h"
+#include "aio/thread-pool.h"
 
 
 typedef struct LoadState {

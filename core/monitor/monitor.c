@@ -1,0 +1,396 @@
+/*
+ * QMP monitors (see monitor.h).
+ */
+#include <errno.h>
+#include <poll.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <glib-unix.h>
+
+#include <blockd/error.h>
+
+#include "json/json-stream.h"
+#include "monitor/monitor.h"
+#include "qmp/control-qmp.h"
+#include "qmp/qmp-dispatch.h"
+#include "json/json-writer.h"
+#include "util/trace-points.h"
+
+#define READ_CHUNK 65536
+
+struct BdMonitor {
+    BdChardev *chr;
+    bool pretty;
+
+    /* the connected client, if any */
+    bool has_client;
+    int in_fd;
+    int out_fd;
+    guint in_source;
+    guint out_source;
+    BdJsonStream *stream;
+    GString *outbuf;
+    BdQmpSession session;
+    bool feeding;           /* inside bd_json_stream_feed() */
+    bool dead;              /* the client must go once we can free it */
+};
+
+static GPtrArray *monitors;
+
+static void client_close(BdMonitor *mon);
+static void client_update_watches(BdMonitor *mon);
+
+/* Queue @obj as one message: text, then "\r\n"; newlines become CRLF. */
+static void client_queue(BdMonitor *mon, JsonObject *obj)
+{
+    g_autofree char *text = bd_qmp_json_format_object(obj, mon->pretty);
+
+    BD_TRACE(&bd_tp_qmp_reply, "chardev %s resp: %s",
+             bd_chardev_id(mon->chr), text);
+    for (const char *p = text; *p; p++) {
+        if (*p == '\n') {
+            g_string_append_c(mon->outbuf, '\r');
+        }
+        g_string_append_c(mon->outbuf, *p);
+    }
+    g_string_append(mon->outbuf, "\r\n");
+}
+
+/* Write what we can without blocking; false if the client is gone. */
+static bool client_write(BdMonitor *mon)
+{
+    while (mon->outbuf->len) {
+        ssize_t n = write(mon->out_fd, mon->outbuf->str, mon->outbuf->len);
+
+        if (n < 0) {
+            if (errno == EINTR) {
+                continue;
+            }
+            if (errno == EAGAIN || errno == EWOULDBLOCK) {
+                return true;
+            }
+            return false;
+        }
+        g_string_erase(mon->outbuf, 0, n);
+    }
+    return true;
+}
+
+/* Drop the client now, or as soon as its input callback returns. */
+static void client_kill(BdMonitor *mon)
+{
+    if (mon->feeding) {
+        mon->dead = true;
+    } else {
+        client_close(mon);
+    }
+}
+
+/* After queueing output: send it, and apply the output bounds. */
+static void client_flush(BdMonitor *mon)
+{
+    if (!client_write(mon) || mon->outbuf->len > BD_MONITOR_OUTPUT_MAX) {
+        client_kill(mon);
+        return;
+    }
+    if (!mon->feeding) {
+        client_update_watches(mon);
+    }
+}
+
+static gboolean client_writable(gint fd, GIOCondition cond, gpointer opaque)
+{
+    BdMonitor *mon = opaque;
+
+    mon->out_source = 0;
+    if (!client_write(mon)) {
+        client_close(mon);
+        return G_SOURCE_REMOVE;
+    }
+    client_update_watches(mon);
+    return G_SOURCE_REMOVE;
+}
+
+static gboolean client_readable(gint fd, GIOCondition cond, gpointer opaque);
+
+/*
+ * Read while the client keeps up with its replies; wait for the fd to
+ * become writable while output is pending.
+ */
+static void client_update_watches(BdMonitor *mon)
+{
+    bool want_in = mon->outbuf->len < BD_MONITOR_OUTPUT_HIGH;
+    bool want_out = mon->outbuf->len > 0;
+
+    if (want_in && !mon->in_source) {
+        mon->in_source = g_unix_fd_add(mon->in_fd, G_IO_IN | G_IO_HUP |
+                                       G_IO_ERR, client_readable, mon);
+    } else if (!want_in && mon->in_source) {
+        g_source_remove(mon->in_source);
+        mon->in_source = 0;
+    }
+    if (want_out && !mon->out_source) {
+        mon->out_source = g_unix_fd_add(mon->out_fd, G_IO_OUT | G_IO_ERR,
+                                        client_writable, mon);
+    } else if (!want_out && mon->out_source) {
+        g_source_remove(mon->out_source);
+        mon->out_source = 0;
+    }
+}
+
+static void client_message(void *opaque, JsonNode *value, GError *err)
+{
+    BdMonitor *mon = opaque;
+    g_autoptr(JsonObject) rsp = NULL;
+
+    if (!mon->dead) {
+        if (BD_TRACE_ENABLED(&bd_tp_qmp_command)) {
+            g_autofree char *req = value ? json_to_string(value, false)
+                                         : g_strdup(err->message);
+
+            bd_trace_emit(&bd_tp_qmp_command, "chardev %s req: %s",
+                          bd_chardev_id(mon->chr), req);
+        }
+        rsp = bd_qmp_dispatch(&mon->session, value, err);
+        if (rsp) {
+            client_queue(mon, rsp);
+            client_flush(mon);
+        }
+    }
+    if (value) {
+        json_node_unref(value);
+    }
+    if (err) {
+        g_error_free(err);
+    }
+}
+
+static gboolean client_readable(gint fd, GIOCondition cond, gpointer opaque)
+{
+    BdMonitor *mon = opaque;
+    char buf[READ_CHUNK];
+    ssize_t n;
+
+    n = read(fd, buf, sizeof(buf));
+    if (n < 0 && (errno == EINTR || errno == EAGAIN)) {
+        return G_SOURCE_CONTINUE;
+    }
+    if (n <= 0) {
+        /* EOF or error: the client is gone */
+        mon->in_source = 0;
+        client_close(mon);
+        return G_SOURCE_REMOVE;
+    }
+    mon->feeding = true;
+    bd_json_stream_feed(mon->stream, buf, (size_t)n);
+    mon->feeding = false;
+    if (mon->dead) {
+        mon->in_source = 0;
+        client_close(mon);
+        return G_SOURCE_REMOVE;
+    }
+    if (mon->outbuf->len >= BD_MONITOR_OUTPUT_HIGH) {
+        /* stop reading until the client has read its replies */
+        mon->in_source = 0;
+        client_update_watches(mon);
+        return G_SOURCE_REMOVE;
+    }
+    client_update_watches(mon);
+    return G_SOURCE_CONTINUE;
+}
+
+static JsonObject *greeting(void)
+{
+    JsonObject *rsp = json_object_new();
+    JsonObject *qmp = json_object_new();
+    JsonArray *caps = json_array_new();
+
+    json_object_set_member(qmp, "version", bd_qmp_version_info());
+    json_array_add_string_element(caps, "oob");
+    json_object_set_array_member(qmp, "capabilities", caps);
+    json_object_set_object_member(rsp, "QMP", qmp);
+    return rsp;
+}
+
+static void client_open(void *opaque, int in_fd, int out_fd)
+{
+    BdMonitor *mon = opaque;
+    g_autoptr(JsonObject) hello = greeting();
+
+    BD_TRACE(&bd_tp_monitor_accept, "chardev %s", bd_chardev_id(mon->chr));
+    mon->has_client = true;
+    mon->in_fd = in_fd;
+    mon->out_fd = out_fd;
+    mon->stream = bd_json_stream_new(client_message, mon);
+    mon->outbuf = g_string_new(NULL);
+    mon->session = (BdQmpSession) { .oob_offered = true };
+    mon->dead = false;
+    client_queue(mon, hello);
+    client_flush(mon);
+}
+
+static void client_close(BdMonitor *mon)
+{
+    if (!mon->has_client) {
+        return;
+    }
+    BD_TRACE(&bd_tp_monitor_close, "chardev %s", bd_chardev_id(mon->chr));
+    if (mon->in_source) {
+        g_source_remove(mon->in_source);
+        mon->in_source = 0;
+    }
+    if (mon->out_source) {
+        g_source_remove(mon->out_source);
+        mon->out_source = 0;
+    }
+    bd_json_stream_free(mon->stream);
+    mon->stream = NULL;
+    g_string_free(mon->outbuf, true);
+    mon->outbuf = NULL;
+    mon->has_client = false;
+    mon->dead = false;
+    bd_chardev_disconnect(mon->chr);
+}
+
+static const BdChardevFrontendOps monitor_frontend = {
+    .open = client_open,
+};
+
+BdMonitor *bd_monitor_new(const char *chardev_id, bool pretty,
+                          GError **errp)
+{
+    BdChardev *chr = bd_chardev_find(chardev_id);
+    BdMonitor *mon;
+
+    if (!chr) {
+        g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
+                    "chardev \"%s\" not found", chardev_id);
+        return NULL;
+    }
+    if (bd_chardev_has_frontend(chr)) {
+        g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
+                    "Device '%s' is in use", chardev_id);
+        return NULL;
+    }
+    mon = g_new0(BdMonitor, 1);
+    mon->chr = chr;
+    mon->pretty = pretty;
+    if (!monitors) {
+        monitors = g_ptr_array_new();
+    }
+    g_ptr_array_add(monitors, mon);
+    /* may call client_open at once when a client is already waiting */
+    bd_chardev_attach(chr, &monitor_frontend, mon, NULL);
+    return mon;
+}
+
+BdMonitor *bd_monitor_new_from_opts(JsonObject *opts, GError **errp)
+{
+    g_autoptr(GList) members = json_object_get_members(opts);
+    const char *chardev = NULL;
+    bool pretty = false;
+
+    for (GList *l = members; l; l = l->next) {
+        const char *key = l->data;
+        JsonNode *n = json_object_get_member(opts, key);
+        const char *v;
+
+        if (!JSON_NODE_HOLDS_VALUE(n) ||
+            json_node_get_value_type(n) != G_TYPE_STRING) {
+            g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
+                        "Invalid parameter type for '%s', expected: string",
+                        key);
+            return NULL;
+        }
+        v = json_node_get_string(n);
+        if (strcmp(key, "chardev") == 0) {
+            chardev = v;
+        } else if (strcmp(key, "id") == 0) {
+            /* accepted; monitors are not looked up by id */
+        } else if (strcmp(key, "mode") == 0) {
+            if (strcmp(v, "control") != 0) {
+                if (strcmp(v, "readline") == 0) {
+                    g_set_error_literal(errp, BD_ERROR, BD_ERROR_GENERIC,
+                                        "Only QMP is supported");
+                } else {
+                    g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
+                                "Parameter 'mode' does not accept value "
+                                "'%s'", v);
+                }
+                return NULL;
+            }
+        } else if (strcmp(key, "pretty") == 0) {
+            if (strcmp(v, "on") == 0) {
+                pretty = true;
+            } else if (strcmp(v, "off") == 0) {
+                pretty = false;
+            } else {
+                g_set_error_literal(errp, BD_ERROR, BD_ERROR_GENERIC,
+                                    "Parameter 'pretty' expects 'on' or "
+                                    "'off'");
+                return NULL;
+            }
+        } else {
+            g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
+                        "Parameter '%s' is unexpected", key);
+            return NULL;
+        }
+    }
+    if (!chardev) {
+        g_set_error_literal(errp, BD_ERROR, BD_ERROR_GENERIC,
+                            "Parameter 'chardev' is missing");
+        return NULL;
+    }
+    return bd_monitor_new(chardev, pretty, errp);
+}
+
+void bd_monitor_free(BdMonitor *mon)
+{
+    if (!mon) {
+        return;
+    }
+    client_close(mon);
+    bd_chardev_detach(mon->chr);
+    g_ptr_array_remove(monitors, mon);
+    g_free(mon);
+}
+
+void bd_monitors_free_all(void)
+{
+    while (monitors && monitors->len) {
+        bd_monitor_free(g_ptr_array_index(monitors, monitors->len - 1));
+    }
+    g_clear_pointer(&monitors, g_ptr_array_unref);
+}
+
+void bd_monitors_flush(int timeout_ms)
+{
+    gint64 deadline = g_get_monotonic_time() + timeout_ms * 1000LL;
+
+    for (guint i = 0; monitors && i < monitors->len; i++) {
+        BdMonitor *mon = g_ptr_array_index(monitors, i);
+
+        while (mon->has_client && mon->outbuf->len) {
+            struct pollfd pfd = { .fd = mon->out_fd, .events = POLLOUT };
+            gint64 left = (deadline - g_get_monotonic_time()) / 1000;
+
+            if (left <= 0 || poll(&pfd, 1, (int)left) <= 0 ||
+                !client_write(mon)) {
+                break;
+            }
+        }
+    }
+}
+
+void bd_monitors_broadcast(JsonObject *event)
+{
+    for (guint i = 0; monitors && i < monitors->len; i++) {
+        BdMonitor *mon = g_ptr_array_index(monitors, i);
+
+        if (mon->has_client && !mon->dead && mon->session.negotiated) {
+            client_queue(mon, event);
+            client_flush(mon);
+        }
+    }
+}

@@ -1,0 +1,551 @@
+/*
+ * Listening on a SocketAddress (see <blockd/socket.h>): the one place that
+ * turns inet, unix, vsock and fd addresses into listening sockets, with
+ * the checks and messages of QEMU 7.2's socket code.
+ */
+#define _GNU_SOURCE 1
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <linux/vm_sockets.h>
+
+#include <blockd/error.h>
+#include <blockd/socket.h>
+
+#include "qmp/qmp-dispatch.h"
+#include "os/systemd.h"
+
+#ifndef IPPROTO_MPTCP
+#define IPPROTO_MPTCP 262
+#endif
+
+struct BdSocketFile {
+    char *path;         /* absolute: removal must survive a chdir */
+    dev_t dev;
+    ino_t ino;
+    pid_t owner;
+};
+
+static bool opt_bool(JsonObject *a, const char *name, bool *val)
+{
+    JsonNode *n = json_object_get_member(a, name);
+
+    if (!n || !JSON_NODE_HOLDS_VALUE(n) ||
+        json_node_get_value_type(n) != G_TYPE_BOOLEAN) {
+        return false;
+    }
+    *val = json_node_get_boolean(n);
+    return true;
+}
+
+static const char *opt_str(JsonObject *a, const char *name)
+{
+    JsonNode *n = json_object_get_member(a, name);
+
+    if (!n || !JSON_NODE_HOLDS_VALUE(n) ||
+        json_node_get_value_type(n) != G_TYPE_STRING) {
+        return NULL;
+    }
+    return json_node_get_string(n);
+}
+
+static bool make_nonblock_cloexec(int fd)
+{
+    int fl = fcntl(fd, F_GETFL);
+
+    if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0) {
+        return false;
+    }
+    fl = fcntl(fd, F_GETFD);
+    return fl >= 0 && fcntl(fd, F_SETFD, fl | FD_CLOEXEC) == 0;
+}
+
+/* ---- inet ---- */
+
+/*
+ * The address family to resolve for, from the ipv4/ipv6 flags.  With
+ * both unset (or both set on an empty host) one IPv6 socket serves both
+ * families: *@dual tells try_bind() to clear IPV6_V6ONLY.
+ */
+static int inet_family(JsonObject *a, const char *host, bool *dual,
+                       GError **errp)
+{
+    bool v4 = false, v6 = false;
+    bool has4 = opt_bool(a, "ipv4", &v4);
+    bool has6 = opt_bool(a, "ipv6", &v6);
+
+    *dual = (!has4 && !has6) || (has4 && v4 && has6 && v6);
+    if (has4 && has6 && !v4 && !v6) {
+        g_set_error_literal(errp, BD_ERROR, BD_ERROR_GENERIC,
+                            "Cannot disable IPv4 and IPv6 at same time");
+        return -1;
+    }
+    if (has4 && v4 && has6 && v6) {
+        return host[0] ? AF_UNSPEC : AF_INET6;
+    }
+    if ((has6 && v6) || (has4 && !v4)) {
+        return AF_INET6;
+    }
+    if ((has4 && v4) || (has6 && !v6)) {
+        return AF_INET;
+    }
+    return AF_UNSPEC;
+}
+
+static void set_port(struct addrinfo *e, int port)
+{
+    if (e->ai_family == AF_INET6) {
+        ((struct sockaddr_in6 *)e->ai_addr)->sin6_port = htons(port);
+    } else if (e->ai_family == AF_INET) {
+        ((struct sockaddr_in *)e->ai_addr)->sin_port = htons(port);
+    }
+}
+
+static int get_port(struct addrinfo *e)
+{
+    if (e->ai_family == AF_INET6) {
+        return ntohs(((struct sockaddr_in6 *)e->ai_addr)->sin6_port);
+    } else if (e->ai_family == AF_INET) {
+        return ntohs(((struct sockaddr_in *)e->ai_addr)->sin_port);
+    }
+    return 0;
+}
+
+/*
+ * bind(); an IPv6 socket meant for both families that finds the IPv4
+ * port taken retries as IPv6 only.
+ */
+static int try_bind(int fd, struct addrinfo *e, bool dual)
+{
+    int v6only = dual ? 0 : 1;
+
+    for (;;) {
+        if (e->ai_family == AF_INET6) {
+            setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &v6only,
+                       sizeof(v6only));
+        }
+        if (bind(fd, e->ai_addr, e->ai_addrlen) == 0) {
+            return 0;
+        }
+        if (e->ai_family != AF_INET6 || errno != EADDRINUSE || v6only) {
+            return -1;
+        }
+        v6only = 1;
+    }
+}
+
+static int listen_inet(JsonObject *a, int backlog, GError **errp)
+{
+    const char *host = opt_str(a, "host");
+    const char *port_in = opt_str(a, "port");
+    struct addrinfo hints = {
+        .ai_flags = AI_PASSIVE,
+        .ai_socktype = SOCK_STREAM,
+    }, *res = NULL;
+    char port[33];      /* QEMU's port buffer: longer values are cut */
+    bool numeric = false, keep_alive = false, mptcp = false, dual;
+    bool has_to = json_object_has_member(a, "to");
+    bool created = false, tried = false;
+    int to = has_to ? (int)json_object_get_int_member(a, "to") : 0;
+    int fd = -1, rc, err = 0;
+
+    if (!host) {
+        g_set_error_literal(errp, BD_ERROR, BD_ERROR_GENERIC,
+                            "host not specified");
+        return -1;
+    }
+    hints.ai_family = inet_family(a, host, &dual, errp);
+    if (hints.ai_family < 0) {
+        return -1;
+    }
+    if (opt_bool(a, "numeric", &numeric) && numeric) {
+        hints.ai_flags |= AI_NUMERICHOST | AI_NUMERICSERV;
+    }
+    opt_bool(a, "keep-alive", &keep_alive);
+    opt_bool(a, "mptcp", &mptcp);
+    g_strlcpy(port, port_in ? port_in : "", sizeof(port));
+
+    rc = getaddrinfo(host[0] ? host : NULL, port[0] ? port : NULL, &hints,
+                     &res);
+    if (rc != 0) {
+        g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
+                    "address resolution failed for %s:%s: %s", host, port,
+                    gai_strerror(rc));
+        return -1;
+    }
+    for (struct addrinfo *e = res; e; e = e->ai_next) {
+        int first = get_port(e);
+        int last = has_to ? to : first;
+
+        if (mptcp) {
+            e->ai_protocol = IPPROTO_MPTCP;
+        }
+        /* a socket that failed to bind cannot try again: one per port */
+        for (int p = first; p <= last; p++) {
+            int on = 1;
+
+            if (fd >= 0) {
+                close(fd);
+                fd = -1;
+            }
+            tried = true;
+            set_port(e, p);
+            fd = socket(e->ai_family,
+                        e->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK,
+                        e->ai_protocol);
+            if (fd < 0) {
+                err = errno;
+                if (p == first) {
+                    break;      /* e.g. no IPv6 here: next address */
+                }
+                g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
+                            "Failed to recreate failed listening socket: "
+                            "%s", g_strerror(err));
+                goto fail;
+            }
+            created = true;
+            setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on));
+            if (try_bind(fd, e, dual) < 0) {
+                err = errno;
+                if (err == EADDRINUSE) {
+                    continue;
+                }
+                g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
+                            "Failed to bind socket: %s", g_strerror(err));
+                goto fail;
+            }
+            if (listen(fd, backlog) < 0) {
+                err = errno;
+                if (err == EADDRINUSE) {
+                    continue;
+                }
+                g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
+                            "Failed to listen on socket: %s",
+                            g_strerror(err));
+                goto fail;
+            }
+            /* accepted connections inherit it from the listener */
+            if (keep_alive &&
+                setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &on,
+                           sizeof(on)) < 0) {
+                g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
+                            "Unable to set keep-alive option on socket: "
+                            "%s", g_strerror(errno));
+                goto fail;
+            }
+            freeaddrinfo(res);
+            return fd;
+        }
+    }
+    /*
+     * With 'to' below the port nothing was tried: QEMU then reports a
+     * stale errno; the message alone is what its command line prints.
+     */
+    if (!tried) {
+        g_set_error_literal(errp, BD_ERROR, BD_ERROR_GENERIC,
+                            "Failed to create a socket");
+    } else {
+        g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC, "%s: %s",
+                    created ? "Failed to find an available port"
+                            : "Failed to create a socket",
+                    g_strerror(err));
+    }
+fail:
+    if (fd >= 0) {
+        close(fd);
+    }
+    freeaddrinfo(res);
+    return -1;
+}
+
+/* ---- unix ---- */
+
+static int listen_unix(JsonObject *a, int backlog, BdSocketFile **file,
+                       GError **errp)
+{
+    const char *path = opt_str(a, "path");
+    bool abstract = false, tight = true;
+    g_autofree char *tmp = NULL;
+    struct sockaddr_un sun = { .sun_family = AF_UNIX };
+    socklen_t len = sizeof(sun);
+    struct stat st;
+    size_t plen;
+    int fd;
+
+    opt_bool(a, "abstract", &abstract);
+    opt_bool(a, "tight", &tight);
+    if (!path) {
+        path = "";
+    }
+    fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    if (fd < 0) {
+        g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
+                    "Failed to create Unix socket: %s", g_strerror(errno));
+        return -1;
+    }
+    if (!path[0] && !abstract) {
+        /* a fresh name in the temporary directory, as QEMU makes one */
+        tmp = g_build_filename(g_get_tmp_dir(), "blockd-socket-XXXXXX",
+                               NULL);
+        path = tmp;
+    }
+    plen = strlen(path);
+    /* a path may fill sun_path without its NUL; an abstract name after one */
+    if (plen > sizeof(sun.sun_path) ||
+        (abstract && plen > sizeof(sun.sun_path) - 1)) {
+        g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
+                    "UNIX socket path '%s' is too long", path);
+        goto fail;
+    }
+    if (tmp) {
+        int tfd = g_mkstemp(tmp);
+
+        if (tfd < 0) {
+            g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
+                        "Failed to make a temporary socket %s: %s", tmp,
+                        g_strerror(errno));
+            goto fail;
+        }
+        close(tfd);
+        unlink(tmp);
+    } else if (!abstract && lstat(path, &st) == 0 && S_ISSOCK(st.st_mode) &&
+               unlink(path) < 0 && errno != ENOENT) {
+        /*
+         * A stale socket is replaced, as QEMU does; unlike QEMU, any
+         * other file is left alone and bind() fails on it.
+         */
+        g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
+                    "Failed to unlink socket %s: %s", path,
+                    g_strerror(errno));
+        goto fail;
+    }
+    if (abstract) {
+        memcpy(sun.sun_path + 1, path, plen);
+        if (tight) {
+            len = offsetof(struct sockaddr_un, sun_path) + 1 + plen;
+        }
+    } else {
+        memcpy(sun.sun_path, path, plen);
+    }
+    if (bind(fd, (struct sockaddr *)&sun, len) < 0) {
+        g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
+                    "Failed to bind socket to %s: %s", path,
+                    g_strerror(errno));
+        goto fail;
+    }
+    if (listen(fd, backlog) < 0) {
+        g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
+                    "Failed to listen on socket: %s", g_strerror(errno));
+        if (!abstract) {
+            unlink(path);
+        }
+        goto fail;
+    }
+    if (!abstract && stat(path, &st) == 0) {
+        if (file) {
+            BdSocketFile *f = g_new0(BdSocketFile, 1);
+
+            f->path = g_canonicalize_filename(path, NULL);
+            f->dev = st.st_dev;
+            f->ino = st.st_ino;
+            f->owner = getpid();
+            *file = f;
+        }
+    }
+    return fd;
+
+fail:
+    close(fd);
+    return -1;
+}
+
+void bd_socket_file_remove(BdSocketFile *file)
+{
+    struct stat st;
+
+    if (!file) {
+        return;
+    }
+    if (getpid() == file->owner && stat(file->path, &st) == 0 &&
+        S_ISSOCK(st.st_mode) && st.st_dev == file->dev &&
+        st.st_ino == file->ino) {
+        unlink(file->path);
+    }
+    g_free(file->path);
+    g_free(file);
+}
+
+/* ---- vsock ---- */
+
+/* QEMU's parse_uint_full(): decimal, no sign, the whole string. */
+static bool parse_u32(const char *s, unsigned int *out)
+{
+    unsigned long long v;
+    char *end;
+
+    while (g_ascii_isspace(*s)) {
+        s++;
+    }
+    if (!g_ascii_isdigit(*s)) {
+        return false;
+    }
+    errno = 0;
+    v = strtoull(s, &end, 10);
+    if (errno || *end || v > UINT32_MAX) {
+        return false;
+    }
+    *out = (unsigned int)v;
+    return true;
+}
+
+static int listen_vsock(JsonObject *a, int backlog, GError **errp)
+{
+    const char *cid = opt_str(a, "cid"), *port = opt_str(a, "port");
+    struct sockaddr_vm svm = { .svm_family = AF_VSOCK };
+    int fd;
+
+    if (!parse_u32(cid ? cid : "", &svm.svm_cid)) {
+        g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
+                    "Failed to parse cid '%s'", cid ? cid : "");
+        return -1;
+    }
+    if (!parse_u32(port ? port : "", &svm.svm_port)) {
+        g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
+                    "Failed to parse port '%s'", port ? port : "");
+        return -1;
+    }
+    fd = socket(AF_VSOCK, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    if (fd < 0) {
+        g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
+                    "Failed to create socket: %s", g_strerror(errno));
+        return -1;
+    }
+    if (bind(fd, (struct sockaddr *)&svm, sizeof(svm)) < 0) {
+        g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
+                    "Failed to bind socket: %s", g_strerror(errno));
+        close(fd);
+        return -1;
+    }
+    if (listen(fd, backlog) < 0) {
+        g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
+                    "Failed to listen on socket: %s", g_strerror(errno));
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+/* ---- fd ---- */
+
+/* qemu_strtoi(): optional space and sign, decimal, the whole string. */
+static bool parse_int(const char *s, int *out)
+{
+    char *end;
+    long v;
+
+    errno = 0;
+    v = strtol(s, &end, 10);
+    if (end == s || *end || errno || v < INT_MIN || v > INT_MAX) {
+        return false;
+    }
+    *out = (int)v;
+    return true;
+}
+
+/*
+ * A monitor client names an fd it passed to the monitor; nobody can pass
+ * fds to blockd's monitors (qemu-storage-daemon has no getfd either), so
+ * only socket-activation names work there.  Elsewhere (the command line)
+ * a number is an fd the daemon inherited.
+ */
+static int listen_fd(JsonObject *a, int backlog, GError **errp)
+{
+    const char *str = opt_str(a, "str");
+    BdQmpSession *session = bd_qmp_current_session();
+    int fd;
+
+    if (!str) {
+        str = "";
+    }
+    fd = bd_socket_activation_fd(str);
+    if (fd < 0) {
+        if (bd_socket_activation_passed() && !g_ascii_isdigit(str[0])) {
+            g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
+                        "File descriptor named '%s' has not been found",
+                        str);
+            return -1;
+        }
+        if (session && !session->internal) {
+            g_set_error_literal(errp, BD_ERROR, BD_ERROR_GENERIC,
+                                "only QEMU supports file descriptor "
+                                "passing");
+            return -1;
+        }
+        if (!parse_int(str, &fd)) {
+            g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
+                        "Unable to parse FD number %s", str);
+            return -1;
+        }
+    }
+    {
+        int type;
+        socklen_t len = sizeof(type);
+
+        if (fd < 0 ||
+            getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) < 0) {
+            g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
+                        "File descriptor '%s' is not a socket", str);
+            return -1;
+        }
+    }
+    /* listening already (the usual case) or not yet: listen() does both */
+    if (listen(fd, backlog) < 0) {
+        g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
+                    "Failed to listen on fd socket: %s", g_strerror(errno));
+        return -1;
+    }
+    if (!make_nonblock_cloexec(fd)) {
+        g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
+                    "Cannot make file descriptor '%s' non-blocking: %s", str,
+                    g_strerror(errno));
+        return -1;
+    }
+    return fd;
+}
+
+int bd_socket_listen(JsonObject *addr, int backlog, BdSocketFile **file,
+                     GError **errp)
+{
+    const char *type = opt_str(addr, "type");
+
+    if (file) {
+        *file = NULL;
+    }
+    if (!type) {
+        g_set_error_literal(errp, BD_ERROR, BD_ERROR_GENERIC,
+                            "Parameter 'type' is missing");
+        return -1;
+    }
+    if (strcmp(type, "inet") == 0) {
+        return listen_inet(addr, backlog, errp);
+    } else if (strcmp(type, "unix") == 0) {
+        return listen_unix(addr, backlog, file, errp);
+    } else if (strcmp(type, "vsock") == 0) {
+        return listen_vsock(addr, backlog, errp);
+    } else if (strcmp(type, "fd") == 0) {
+        return listen_fd(addr, backlog, errp);
+    }
+    g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
+                "Parameter 'type' does not accept value '%s'", type);
+    return -1;
+}
