@@ -10,6 +10,7 @@
 #include <netdb.h>
 #include <netinet/in.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -22,8 +23,8 @@
 #include <blockd/error.h>
 #include <blockd/socket.h>
 
-#include "qmp/qmp-dispatch.h"
 #include "os/systemd.h"
+#include "util/origin.h"
 
 #ifndef IPPROTO_MPTCP
 #define IPPROTO_MPTCP 262
@@ -471,7 +472,6 @@ static bool parse_int(const char *s, int *out)
 static int listen_fd(JsonObject *a, int backlog, GError **errp)
 {
     const char *str = opt_str(a, "str");
-    BdQmpSession *session = bd_qmp_current_session();
     int fd;
 
     if (!str) {
@@ -485,7 +485,7 @@ static int listen_fd(JsonObject *a, int backlog, GError **errp)
                         str);
             return -1;
         }
-        if (session && !session->internal) {
+        if (bd_request_origin() == BD_ORIGIN_CLIENT) {
             g_set_error_literal(errp, BD_ERROR, BD_ERROR_GENERIC,
                                 "only QEMU supports file descriptor "
                                 "passing");

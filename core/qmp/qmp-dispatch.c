@@ -9,6 +9,7 @@
 #include "json/qdict-order.h"
 #include "qmp/qmp-dispatch.h"
 #include "json/json-writer.h"
+#include "util/origin.h"
 #include "util/trace-points.h"
 
 typedef struct CoreCommand {
@@ -262,11 +263,16 @@ static JsonNode *run_command(BdQmpSession *session, JsonObject *req,
 
     JsonNode *ret = NULL;
     BdQmpSession *outer = current_session;
+    BdRequestOrigin outer_origin;
     bool ok;
 
     BD_TRACE(&bd_tp_qmp_dispatch, "command %s", name);
     current_session = session;
+    /* the daemon's own requests (--nbd-server) are not a client's */
+    outer_origin = bd_request_origin_set(session && !session->internal ?
+                                         BD_ORIGIN_CLIENT : BD_ORIGIN_DAEMON);
     ok = handler(args, &ret, errp);
+    bd_request_origin_set(outer_origin);
     current_session = outer;
     if (!ok) {
         g_clear_pointer(&ret, json_node_unref);
