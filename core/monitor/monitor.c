@@ -14,6 +14,7 @@
 #include "monitor/monitor.h"
 #include "qmp/control-qmp.h"
 #include "qmp/qmp-dispatch.h"
+#include "qmp/qmp-event.h"
 #include "json/json-writer.h"
 #include "util/trace-points.h"
 
@@ -253,6 +254,17 @@ static void client_close(BdMonitor *mon)
     bd_chardev_disconnect(mon->chr);
 }
 
+/* The monitor's event sink: a negotiated client gets every event. */
+static void monitor_event(JsonObject *event, void *opaque)
+{
+    BdMonitor *mon = opaque;
+
+    if (mon->has_client && !mon->dead && mon->session.negotiated) {
+        client_queue(mon, event);
+        client_flush(mon);
+    }
+}
+
 static const BdChardevFrontendOps monitor_frontend = {
     .open = client_open,
 };
@@ -280,6 +292,7 @@ BdMonitor *bd_monitor_new(const char *chardev_id, bool pretty,
         monitors = g_ptr_array_new();
     }
     g_ptr_array_add(monitors, mon);
+    bd_qmp_event_add_sink(monitor_event, mon);
     /* may call client_open at once when a client is already waiting */
     bd_chardev_attach(chr, &monitor_frontend, mon, NULL);
     return mon;
@@ -353,6 +366,7 @@ void bd_monitor_free(BdMonitor *mon)
     client_close(mon);
     bd_chardev_detach(mon->chr);
     g_ptr_array_remove(monitors, mon);
+    bd_qmp_event_remove_sink(monitor_event, mon);
     g_free(mon);
 }
 
@@ -383,14 +397,3 @@ void bd_monitors_flush(int timeout_ms)
     }
 }
 
-void bd_monitors_broadcast(JsonObject *event)
-{
-    for (guint i = 0; monitors && i < monitors->len; i++) {
-        BdMonitor *mon = g_ptr_array_index(monitors, i);
-
-        if (mon->has_client && !mon->dead && mon->session.negotiated) {
-            client_queue(mon, event);
-            client_flush(mon);
-        }
-    }
-}

@@ -57,10 +57,4 @@ void bd_monitors_free_all(void);
  */
 void bd_monitors_flush(int timeout_ms);
 
-/*
- * Send @event (a complete event object) to every client that has
- * negotiated capabilities, on every monitor.
- */
-void bd_monitors_broadcast(JsonObject *event);
-
 #endif /* BLOCKD_CORE_MONITOR_H */

@@ -1,9 +1,40 @@
 /*
  * QMP events (see qmp-event.h).
  */
-#include "monitor/monitor.h"
 #include "qmp/qmp-event.h"
 #include "util/trace-points.h"
+
+typedef struct Sink {
+    BdQmpEventSink fn;
+    void *opaque;
+} Sink;
+
+static GArray *sinks;   /* of Sink, in the order they were added */
+
+void bd_qmp_event_add_sink(BdQmpEventSink fn, void *opaque)
+{
+    Sink sink = { fn, opaque };
+
+    if (!sinks) {
+        sinks = g_array_new(false, false, sizeof(Sink));
+    }
+    g_array_append_val(sinks, sink);
+}
+
+void bd_qmp_event_remove_sink(BdQmpEventSink fn, void *opaque)
+{
+    for (guint i = 0; sinks && i < sinks->len; i++) {
+        Sink *sink = &g_array_index(sinks, Sink, i);
+
+        if (sink->fn == fn && sink->opaque == opaque) {
+            g_array_remove_index(sinks, i);
+            break;
+        }
+    }
+    if (sinks && !sinks->len) {
+        g_clear_pointer(&sinks, g_array_unref);
+    }
+}
 
 void bd_qmp_event_emit(const char *name, JsonObject *data)
 {
@@ -22,5 +53,9 @@ void bd_qmp_event_emit(const char *name, JsonObject *data)
         json_object_set_object_member(event, "data",
                                       json_object_ref(data));
     }
-    bd_monitors_broadcast(event);
+    for (guint i = 0; sinks && i < sinks->len; i++) {
+        Sink *sink = &g_array_index(sinks, Sink, i);
+
+        sink->fn(event, sink->opaque);
+    }
 }

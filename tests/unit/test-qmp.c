@@ -542,6 +542,31 @@ static void test_query_plugins(void)
     teardown();
 }
 
+/* Events reach the sinks registered, in order, and no removed one. */
+static void sink_record(JsonObject *event, void *opaque)
+{
+    GString *seen = opaque;
+
+    g_string_append_printf(seen, "%s;",
+                           json_object_get_string_member(event, "event"));
+}
+
+static void test_event_sinks(void)
+{
+    g_autoptr(GString) a = g_string_new("");
+    g_autoptr(GString) b = g_string_new("");
+
+    bd_qmp_event_add_sink(sink_record, a);
+    bd_qmp_event_add_sink(sink_record, b);
+    bd_qmp_event_emit("ONE", NULL);
+    bd_qmp_event_remove_sink(sink_record, a);
+    bd_qmp_event_emit("TWO", NULL);
+    bd_qmp_event_remove_sink(sink_record, b);
+    bd_qmp_event_emit("THREE", NULL);
+    g_assert_cmpstr(a->str, ==, "ONE;");
+    g_assert_cmpstr(b->str, ==, "ONE;TWO;");
+}
+
 int main(int argc, char **argv)
 {
     g_test_init(&argc, &argv, NULL);
@@ -549,6 +574,7 @@ int main(int argc, char **argv)
     g_test_add_func("/qmp/observed", test_observed);
     g_test_add_func("/qmp/one-client-at-a-time", test_one_client_at_a_time);
     g_test_add_func("/qmp/events", test_events);
+    g_test_add_func("/qmp/event-sinks", test_event_sinks);
     g_test_add_func("/qmp/garbage-client", test_garbage_client_harms_nobody);
     g_test_add_func("/qmp/chardev-commands", test_chardev_commands);
     g_test_add_func("/qmp/existing-path-kept", test_existing_path_kept);
