@@ -4,6 +4,7 @@
 #include "core-init.h"
 
 #include "block/block.h"
+#include "chardev/chardev.h"
 #include "export/export.h"
 #include "aio/main-loop.h"
 #include "object/object.h"
@@ -20,7 +21,9 @@ bool bd_core_init(GError **errp)
     bd_main_loop_init();
     bd_block_init();
     bd_export_init();
+    /* in this order, query-commands lists them as qsd does */
     bd_qmp_register_core_commands();
+    bd_chardev_register_qmp_commands();
     bd_schema_register_qmp_commands();
     bd_object_register_qmp_commands();
     bd_qmp_set_argument_checker(bd_schema_check_command_args);

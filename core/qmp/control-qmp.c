@@ -7,7 +7,6 @@
 #include <blockd/error.h>
 
 #include "blockd-config.h"
-#include "chardev/chardev.h"
 #include "aio/main-loop.h"
 #include "plugin/plugin-loader.h"
 #include "qmp/control-qmp.h"
@@ -199,5 +198,4 @@ void bd_qmp_register_core_commands(void)
     bd_qmp_register_command("query-commands", qmp_query_commands, 0);
     bd_qmp_register_command("quit", qmp_quit, 0);
     bd_qmp_register_command("query-plugins", qmp_query_plugins, 0);
-    bd_chardev_register_qmp_commands();
 }

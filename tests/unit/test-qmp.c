@@ -40,6 +40,7 @@ static void setup(void)
     g_chmod(tmpdir, 0700);
     bd_qmp_dispatch_reset();
     bd_qmp_register_core_commands();
+    bd_chardev_register_qmp_commands();
 }
 
 static void teardown(void)
