@@ -20,6 +20,7 @@
 #include "block/block-int.h"
 #include "block/dirty-bitmap.h"
 #include "plugin/plugin-loader.h"
+#include "util/id.h"
 
 /* QEMU keeps node names in a 32-byte array. */
 #define NODE_NAME_MAX 31
@@ -50,29 +51,13 @@ GPtrArray *bd_node_all(void)
     return all_nodes;
 }
 
-/* QEMU's id_wellformed(): a letter, then letters, digits, '-', '.', '_'. */
-static bool node_name_wellformed(const char *name)
-{
-    if (!g_ascii_isalpha(name[0])) {
-        return false;
-    }
-    for (const char *p = name + 1; *p; p++) {
-        if (!g_ascii_isalnum(*p) && !strchr("-._", *p)) {
-            return false;
-        }
-    }
-    return true;
-}
-
 /* As QEMU: "#block", a counter, two random digits. */
 static char *generate_node_name(void)
 {
     char *name;
 
     do {
-        name = g_strdup_printf("#block%" G_GUINT64_FORMAT "%02d",
-                               auto_name_counter++,
-                               g_random_int_range(0, 100));
+        name = bd_id_generate("block", &auto_name_counter);
         if (!g_hash_table_contains(named_nodes, name)) {
             return name;
         }
@@ -403,7 +388,7 @@ static bool assign_name(BdNode *node, const char *name, GError **errp)
         node->auto_named = true;
         return true;
     }
-    if (!node_name_wellformed(name)) {
+    if (!bd_id_wellformed(name)) {
         g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
                     "Invalid node-name: '%s'", name);
         return false;

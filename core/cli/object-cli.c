@@ -8,6 +8,7 @@
 #include "cli/object-cli.h"
 #include "object/object.h"
 #include "schema/schema.h"
+#include "util/id.h"
 
 /* QEMU's user_creatable_print_help_from_qdict(): a known type's
  * properties, else the list of types. */
@@ -59,7 +60,7 @@ bool bd_object_cli_option(const char *prog, const char *arg,
         }
     }
     fprintf(stderr, "%s: --object %s: %s\n", prog, arg, err->message);
-    if (id && !bd_object_id_wellformed(id) &&
+    if (id && !bd_id_wellformed(id) &&
         g_str_has_prefix(err->message, "Parameter 'id'")) {
         fprintf(stderr, "%s\n", BD_OBJECT_ID_HINT);
     }

@@ -12,6 +12,7 @@
 #include <blockd/error.h>
 
 #include "cli/keyval.h"
+#include "util/id.h"
 
 typedef struct OptElement {
     char *name;
@@ -82,22 +83,6 @@ static bool is_help_name(const char *name)
     return strcmp(name, "help") == 0 || strcmp(name, "?") == 0;
 }
 
-/* QEMU's rule for ids: a letter, then letters, digits, '-', '.', '_'. */
-static bool id_wellformed(const char *id)
-{
-    const char *p;
-
-    if (!g_ascii_isalpha(id[0])) {
-        return false;
-    }
-    for (p = id + 1; *p; p++) {
-        if (!g_ascii_isalnum(*p) && !strchr("-._", *p)) {
-            return false;
-        }
-    }
-    return true;
-}
-
 static char *find_id(const char *params)
 {
     const char *s = params;
@@ -143,7 +128,7 @@ JsonObject *bd_qemu_opts_parse_full(const char *params,
     if (help) {
         *help = false;
     }
-    if (id && !id_wellformed(id)) {
+    if (id && !bd_id_wellformed(id)) {
         g_set_error_literal(errp, BD_ERROR, BD_ERROR_GENERIC,
                             "Parameter 'id' expects an identifier\n"
                             "Identifiers consist of letters, digits, "

@@ -11,14 +11,14 @@
 #include <blockd/error.h>
 #include <blockd/iothread.h>
 
+#include "aio/main-loop.h"
 #include "block/block-int.h"
 #include "export/export.h"
-#include "aio/main-loop.h"
-#include "object/object.h"
 #include "plugin/plugin-loader.h"
 #include "qmp/qmp-dispatch.h"
 #include "qmp/qmp-event.h"
 #include "schema/schema.h"
+#include "util/id.h"
 
 struct BdExport {
     const BdExportType *type;
@@ -296,7 +296,7 @@ static BdExport *export_add(JsonObject *opts, GError **errp)
                     "Cannot use fixed-iothread for a multi-threaded export");
         return NULL;
     }
-    if (!bd_object_id_wellformed(id)) {
+    if (!bd_id_wellformed(id)) {
         g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
                     "Invalid block export id");
         return NULL;

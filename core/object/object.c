@@ -14,6 +14,7 @@
 #include "object/object.h"
 #include "plugin/plugin-loader.h"
 #include "schema/schema-query.h"
+#include "util/id.h"
 
 struct BdObject {
     char *id;
@@ -32,19 +33,6 @@ static void objects_init(void)
         objects = g_hash_table_new(g_str_hash, g_str_equal);
         object_order = g_ptr_array_new();
     }
-}
-
-bool bd_object_id_wellformed(const char *id)
-{
-    if (!g_ascii_isalpha(id[0])) {
-        return false;
-    }
-    for (const char *p = id + 1; *p; p++) {
-        if (!g_ascii_isalnum(*p) && !strchr("-._", *p)) {
-            return false;
-        }
-    }
-    return true;
 }
 
 /* Free an object whose create() was called (whatever it returned). */
@@ -81,7 +69,7 @@ bool bd_object_add(JsonObject *options, GError **errp)
     if (!type) {
         return false;
     }
-    if (!bd_object_id_wellformed(id)) {
+    if (!bd_id_wellformed(id)) {
         g_set_error_literal(errp, BD_ERROR, BD_ERROR_GENERIC,
                             "Parameter 'id' expects an identifier");
         return false;

@@ -23,12 +23,6 @@
     "starting with a letter."
 
 /*
- * Whether @id is a well-formed identifier: a letter, then letters,
- * digits, '-', '.' and '_'.
- */
-bool bd_object_id_wellformed(const char *id);
-
-/*
  * Create an object from @options, an ObjectOptions already validated by
  * the schema ('qom-type', 'id' and the type's properties).  Fails with
  * "Parameter 'id' expects an identifier", "attempt to add duplicate

@@ -1,19 +1,16 @@
 /*
  * The QMP commands of the core's protocol layer: qmp_capabilities,
- * query-version, query-commands, quit, query-plugins (the chardev
- * commands are registered by chardev.h's
- * bd_chardev_register_qmp_commands()).
+ * query-version, query-commands, quit, query-plugins.
  *
  * Main thread only.
  */
-#ifndef BLOCKD_CORE_QMP_COMMANDS_H
-#define BLOCKD_CORE_QMP_COMMANDS_H
+#ifndef BLOCKD_CORE_QMP_CONTROL_QMP_H
+#define BLOCKD_CORE_QMP_CONTROL_QMP_H
 
 #include <json-glib/json-glib.h>
 
 /*
- * Register the commands above and the chardev commands with the
- * dispatcher.  Idempotent.
+ * Register the commands above with the dispatcher.  Idempotent.
  */
 void bd_qmp_register_core_commands(void);
 
@@ -24,4 +21,4 @@ void bd_qmp_register_core_commands(void);
  */
 JsonNode *bd_qmp_version_info(void);
 
-#endif /* BLOCKD_CORE_QMP_COMMANDS_H */
+#endif /* BLOCKD_CORE_QMP_CONTROL_QMP_H */
