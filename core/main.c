@@ -18,8 +18,8 @@
 #include <blockd/error.h>
 
 #include "blockd-config.h"
-#include "block/block.h"
 #include "chardev/chardev.h"
+#include "cli/blockdev-cli.h"
 #include "cli/cli-help.h"
 #include "core-init.h"
 #include "os/daemonize.h"
@@ -398,7 +398,7 @@ int main(int argc, char **argv)
                 : bd_cli_export_help(prog, optarg, &was_help);
             if (ok && !was_help) {
                 if (c == OPT_EXPORT ? !bd_export_cli_option(optarg, &err)
-                                    : !bd_blockdev_option(optarg, &err)) {
+                                    : !bd_blockdev_cli_option(optarg, &err)) {
                     print_option_error(prog, c, optarg, err);
                     ok = false;
                 }

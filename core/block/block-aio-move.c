@@ -14,7 +14,6 @@
 #include <blockd/iothread.h>
 
 #include "block/block-int.h"
-#include "qmp/qmp-dispatch.h"
 
 /*
  * Collect the nodes connected to @node that are not in @ctx yet, parents
@@ -100,59 +99,4 @@ void bd_node_release_aio_context(BdNode *node)
         bd_aio_context_remove_user(node->ctx);
     }
     node->ctx = NULL;
-}
-
-static bool has_backend(BdNode *node)
-{
-    for (guint i = 0; i < node->parents->len; i++) {
-        if (((BdChild *)node->parents->pdata[i])->blk) {
-            return true;
-        }
-    }
-    return false;
-}
-
-static bool qmp_x_blockdev_set_iothread(JsonObject *args, JsonNode **ret,
-                                        GError **errp)
-{
-    const char *name = json_object_get_string_member(args, "node-name");
-    JsonNode *iothread = json_object_get_member(args, "iothread");
-    bool force = json_object_get_boolean_member_with_default(args, "force",
-                                                             false);
-    BdAioContext *ctx;
-    BdNode *node;
-
-    node = bd_node_find(name);
-    if (!node) {
-        g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
-                    "Failed to find node with node-name='%s'", name);
-        return false;
-    }
-    if (!force && has_backend(node)) {
-        g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
-                    "Node %s is associated with a BlockBackend and could be "
-                    "in use (use force=true to override this check)", name);
-        return false;
-    }
-    if (JSON_NODE_HOLDS_NULL(iothread)) {
-        ctx = bd_aio_main_context();
-    } else {
-        const char *id = json_node_get_string(iothread);
-        /* IOThreads are registered by their object's id */
-        BdIOThread *iot = bd_iothread_find(id);
-
-        if (!iot) {
-            g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
-                        "Cannot find iothread %s", id);
-            return false;
-        }
-        ctx = bd_iothread_get_aio_context(iot);
-    }
-    return bd_node_set_aio_context(node, ctx, NULL, errp);
-}
-
-void bd_block_aio_move_init(void)
-{
-    bd_qmp_register_command("x-blockdev-set-iothread",
-                            qmp_x_blockdev_set_iothread, 0);
 }

@@ -1,6 +1,7 @@
 /*
- * The block graph inside the core: nodes, children, BlockBackends, the
- * permission model, drained sections and the request layer.
+ * The block graph inside block/: nodes, children, BlockBackends, the
+ * permission model, drained sections and the request layer.  Private to
+ * block/: the other folders use block/block.h.
  *
  * Graph changes (open, attach, detach, delete, permission updates) happen
  * in the main loop.  Requests run in coroutines of the node's AioContext:
@@ -20,6 +21,7 @@
 
 #include "aio/aio-context.h"
 #include "aio/co-lock.h"
+#include "block/block.h"
 
 typedef struct BdTrackedRequest BdTrackedRequest;
 
@@ -108,13 +110,6 @@ struct BdNode {
 /* ---- graph (block-graph.c) ---- */
 
 /*
- * Open a node from validated BlockdevOptions.  @top: a blockdev-add root
- * (node-name required, owned by the monitor).  On failure everything
- * created is gone again.  Main loop.
- */
-BdNode *bd_node_open(JsonObject *options, bool top, GError **errp);
-
-/*
  * Open a node with @drv directly (in-process drivers of tests and
  * benchmarks), named @node_name (NULL: generated), with @options holding
  * the common members and the driver's own.  Monitor-owned.  Main loop.
@@ -170,21 +165,8 @@ void bd_node_drained_end(BdNode *node);
 
 /* ---- AioContexts of nodes (block-aio-move.c) ---- */
 
-/*
- * Move @node, with every node connected to it that is not in @ctx yet, into
- * @ctx: drained, with the drivers' detach_aio_context/attach_aio_context.
- * Refused (nothing moves) when a BlockBackend other than @allowed_blk uses
- * one of them: the caller of a move that includes @allowed_blk moves that
- * backend's user itself.  Main loop.
- */
-bool bd_node_set_aio_context(BdNode *node, BdAioContext *ctx,
-                             BdBlockBackend *allowed_blk, GError **errp);
-
 /* A node is being freed: it no longer counts as a user of its context. */
 void bd_node_release_aio_context(BdNode *node);
-
-/* Register x-blockdev-set-iothread.  Main loop, once. */
-void bd_block_aio_move_init(void);
 
 /* Run @entry(@opaque) in a coroutine of the main context and wait. */
 void bd_run_co(BdCoroutineEntry *entry, void *opaque);
@@ -236,30 +218,41 @@ bool bd_node_refresh_limits(BdNode *node, GError **errp);
 /* Refresh node->total_bytes from the driver (main loop, any context). */
 int bd_node_refresh_total_bytes(BdNode *node);
 
+/* ---- node descriptions (block-query-qmp.c) ---- */
+
+/*
+ * The file name QEMU 7.2 shows for @node (BlockDeviceInfo's "file",
+ * ImageInfo's "filename"): the protocol's own name when the node can be
+ * reopened from it alone ("null-co://", a file's path, or a format's
+ * protocol child's name), otherwise "json:" followed by the options that
+ * matter.  Caller frees.
+ */
+char *bd_node_filename(BdNode *node);
+
+/* @node's BlockDeviceInfo; @flat leaves out backing images.  New ref. */
+JsonObject *bd_node_device_info(BdNode *node, bool flat);
+
+/* ---- write threshold (block-threshold.c) ---- */
+
+/*
+ * Arm @node's write threshold at @threshold bytes (0 disarms).  The first
+ * write or zero-write reaching beyond it emits BLOCK_WRITE_THRESHOLD and
+ * disarms it.
+ */
+void bd_node_set_write_threshold(BdNode *node, uint64_t threshold);
+
+/*
+ * The request layer's hook: called for every write and zero-write of
+ * @node (whose threshold is set) with the range it covers, in the node's
+ * context.  Emits the event and disarms once the range ends beyond the
+ * threshold.
+ */
+void bd_node_write_threshold_check(BdNode *node, int64_t offset,
+                                   int64_t bytes);
+
 /* ---- BlockBackend (block-backend.c) ---- */
 
-/*
- * A handle on a node for an export or job: a root edge that takes @perm
- * and shares @shared.  Requests through it wait while the node is
- * drained.  Main loop.
- */
-BdBlockBackend *bd_blk_new(const char *name, uint64_t perm,
-                           uint64_t shared);
-bool bd_blk_insert(BdBlockBackend *blk, BdNode *node, GError **errp);
-void bd_blk_remove(BdBlockBackend *blk);
-void bd_blk_unref(BdBlockBackend *blk);
-BdNode *bd_blk_node(BdBlockBackend *blk);
-const char *bd_blk_name(BdBlockBackend *blk);
-bool bd_blk_set_perm(BdBlockBackend *blk, uint64_t perm, uint64_t shared,
-                     GError **errp);
-
-/* The I/O functions are public: <blockd/block-backend.h>. */
-
-/*
- * Make every write through @blk FUA (an export's writethrough=on, QEMU's
- * disabled write cache).  Main loop.
- */
-void bd_blk_set_write_through(BdBlockBackend *blk, bool on);
+/* bd_blk_new() and the rest the other folders use: block/block.h. */
 
 /*
  * Report a failed request of the backend's user as QEMU's

@@ -26,7 +26,7 @@
 #include <blockd/error.h>
 
 #include "block/block-int.h"
-#include "block/block-query.h"
+#include "block/block-qmp.h"
 #include "util/iovec.h"
 #include "block/dirty-bitmap.h"
 

@@ -1,18 +1,14 @@
 /*
- * The block layer's QMP commands (blockdev-add, blockdev-del) and the
- * --blockdev command-line option, which goes through the same path.
+ * The block layer's QMP commands blockdev-add, blockdev-del and
+ * x-blockdev-set-iothread.
  */
-#include <stdio.h>
-
 #include <blockd/error.h>
+#include <blockd/iothread.h>
 
+#include "aio/aio-context.h"
 #include "block/block-int.h"
-#include "block/block.h"
-#include "block/block-query.h"
-#include "block/dirty-bitmap.h"
-#include "cli/keyval.h"
+#include "block/block-qmp.h"
 #include "qmp/qmp-dispatch.h"
-#include "schema/schema.h"
 
 static bool qmp_blockdev_add(JsonObject *args, JsonNode **ret, GError **errp)
 {
@@ -25,31 +21,59 @@ static bool qmp_blockdev_del(JsonObject *args, JsonNode **ret, GError **errp)
         json_object_get_string_member(args, "node-name"), errp);
 }
 
-void bd_block_init(void)
+static bool has_backend(BdNode *node)
 {
-    bd_aio_main_context();
-    bd_qmp_register_command("blockdev-add", qmp_blockdev_add, 0);
-    bd_qmp_register_command("blockdev-del", qmp_blockdev_del, 0);
-    bd_block_aio_move_init();
-    bd_block_query_init();
-    bd_dirty_bitmap_qmp_init();
+    for (guint i = 0; i < node->parents->len; i++) {
+        if (((BdChild *)node->parents->pdata[i])->blk) {
+            return true;
+        }
+    }
+    return false;
 }
 
-bool bd_blockdev_option(const char *arg, GError **errp)
+bool bd_qmp_x_blockdev_set_iothread(JsonObject *args, JsonNode **ret,
+                                    GError **errp)
 {
-    g_autoptr(JsonObject) opts = NULL;
-    g_autoptr(JsonNode) in = NULL;
-    g_autoptr(JsonNode) checked = NULL;
-    bool help = false, is_json = false;
+    const char *name = json_object_get_string_member(args, "node-name");
+    JsonNode *iothread = json_object_get_member(args, "iothread");
+    bool force = json_object_get_boolean_member_with_default(args, "force",
+                                                             false);
+    BdAioContext *ctx;
+    BdNode *node;
 
-    opts = bd_cli_parse_option(arg, "driver", &help, &is_json, errp);
-    if (!opts) {
+    node = bd_node_find(name);
+    if (!node) {
+        g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
+                    "Failed to find node with node-name='%s'", name);
         return false;
     }
-    in = json_node_init_object(json_node_alloc(), opts);
-    checked = bd_schema_check_type("BlockdevOptions", in, !is_json, errp);
-    if (!checked) {
+    if (!force && has_backend(node)) {
+        g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
+                    "Node %s is associated with a BlockBackend and could be "
+                    "in use (use force=true to override this check)", name);
         return false;
     }
-    return bd_node_open(json_node_get_object(checked), true, errp) != NULL;
+    if (JSON_NODE_HOLDS_NULL(iothread)) {
+        ctx = bd_aio_main_context();
+    } else {
+        const char *id = json_node_get_string(iothread);
+        /* IOThreads are registered by their object's id */
+        BdIOThread *iot = bd_iothread_find(id);
+
+        if (!iot) {
+            g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
+                        "Cannot find iothread %s", id);
+            return false;
+        }
+        ctx = bd_iothread_get_aio_context(iot);
+    }
+    return bd_node_set_aio_context(node, ctx, NULL, errp);
+}
+
+void bd_block_qmp_init(void)
+{
+    bd_qmp_register_command("blockdev-add", qmp_blockdev_add, 0);
+    bd_qmp_register_command("blockdev-del", qmp_blockdev_del, 0);
+    bd_qmp_register_command("x-blockdev-set-iothread",
+                            bd_qmp_x_blockdev_set_iothread, 0);
 }

@@ -12,7 +12,7 @@
 
 #include <blockd/error.h>
 
-#include "block/block-query.h"
+#include "block/block-qmp.h"
 #include "block/dirty-bitmap.h"
 #include "qmp/qmp-dispatch.h"
 #include "json/json-writer.h"

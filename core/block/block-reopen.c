@@ -19,7 +19,7 @@
 
 #include <blockd/error.h>
 
-#include "block/block-query.h"
+#include "block/block-qmp.h"
 
 typedef struct Reopen {
     BdNode *node;

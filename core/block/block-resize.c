@@ -8,7 +8,7 @@
 
 #include <blockd/error.h>
 
-#include "block/block-query.h"
+#include "block/block-qmp.h"
 
 /* QEMU's largest request offset: INT64_MAX rounded down to 1 GiB. */
 #define BD_MAX_LENGTH (INT64_MAX & ~((INT64_C(1) << 30) - 1))

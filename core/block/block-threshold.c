@@ -7,7 +7,7 @@
  */
 #include <blockd/error.h>
 
-#include "block/block-query.h"
+#include "block/block-qmp.h"
 #include "qmp/qmp-event.h"
 
 void bd_node_set_write_threshold(BdNode *node, uint64_t threshold)

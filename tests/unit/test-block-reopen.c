@@ -11,7 +11,7 @@
 #include <blockd/error.h>
 
 #include "block/block-int.h"
-#include "block/block-query.h"
+#include "block/block-qmp.h"
 
 #define DEV_SIZE (64 * 1024)
 
