@@ -3,8 +3,9 @@
  */
 #include <blockd/error.h>
 
-#include "export/export.h"
+#include "cli/export-cli.h"
 #include "cli/keyval.h"
+#include "export/export.h"
 #include "schema/schema.h"
 
 bool bd_export_cli_option(const char *arg, GError **errp)

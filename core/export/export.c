@@ -15,7 +15,6 @@
 #include "block/block-int.h"
 #include "export/export.h"
 #include "plugin/plugin-loader.h"
-#include "qmp/qmp-dispatch.h"
 #include "qmp/qmp-event.h"
 #include "schema/schema.h"
 #include "util/id.h"
@@ -432,27 +431,13 @@ BdExport *bd_export_add(JsonObject *options, GError **errp)
     return export_add(json_node_get_object(checked), errp);
 }
 
-/* ---- QMP ---- */
-
-static bool qmp_block_export_add(JsonObject *args, JsonNode **ret,
-                                 GError **errp)
+/* The validated BlockExportOptions of block-export-add. */
+BdExport *bd_export_add_checked(JsonObject *args, GError **errp)
 {
-    /* the dispatcher has checked the (boxed) arguments */
-    return export_add(args, errp) != NULL;
+    return export_add(args, errp);
 }
 
-static bool qmp_block_export_del(JsonObject *args, JsonNode **ret,
-                                 GError **errp)
-{
-    const char *mode = json_object_get_string_member_with_default(
-        args, "mode", "safe");
-    const char *id = json_object_get_string_member(args, "id");
-
-    return bd_export_del(id, strcmp(mode, "hard") == 0, errp);
-}
-
-static bool qmp_query_block_exports(JsonObject *args, JsonNode **ret,
-                                    GError **errp)
+JsonArray *bd_export_query(void)
 {
     JsonArray *list = json_array_new();
 
@@ -467,9 +452,7 @@ static bool qmp_query_block_exports(JsonObject *args, JsonNode **ret,
                                        !exp->user_owned);
         json_array_add_object_element(list, info);
     }
-    *ret = json_node_init_array(json_node_alloc(), list);
-    json_array_unref(list);
-    return true;
+    return list;
 }
 
 static void exports_shutdown(void *opaque)
@@ -479,9 +462,6 @@ static void exports_shutdown(void *opaque)
 
 void bd_export_init(void)
 {
-    bd_qmp_register_command("block-export-add", qmp_block_export_add, 0);
-    bd_qmp_register_command("block-export-del", qmp_block_export_del, 0);
-    bd_qmp_register_command("query-block-exports", qmp_query_block_exports,
-                            0);
+    bd_export_register_qmp_commands();
     bd_shutdown_add_notifier(exports_shutdown, NULL);
 }

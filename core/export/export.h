@@ -1,13 +1,15 @@
 /*
  * Block exports inside the core (the plugin side is <blockd/export.h>):
- * the table of exports, their QMP commands and --export.
+ * the table of exports (export.c) and their QMP commands (export-qmp.c).
  *
  * Main thread only.
  */
-#ifndef BLOCKD_CORE_EXPORT_H
-#define BLOCKD_CORE_EXPORT_H
+#ifndef BLOCKD_CORE_EXPORT_EXPORT_H
+#define BLOCKD_CORE_EXPORT_EXPORT_H
 
 #include <stdbool.h>
+
+#include <json-glib/json-glib.h>
 
 #include <blockd/export.h>
 
@@ -19,13 +21,16 @@
  */
 void bd_export_init(void);
 
-/*
- * Process one --export @arg as qemu-storage-daemon does: keyval with the
- * implied key 'type', or JSON; checked against BlockExportOptions; the
- * export is created at once.  Sets @errp (the caller prints it) and
- * returns false on failure.  "help" is handled by bd_cli_export_help()
- * before this is called.
- */
-bool bd_export_cli_option(const char *arg, GError **errp);
+/* Register the three commands (bd_export_init() does). */
+void bd_export_register_qmp_commands(void);
 
-#endif /* BLOCKD_CORE_EXPORT_H */
+/*
+ * block-export-add: create an export from @args, BlockExportOptions the
+ * dispatcher has validated (bd_export_add() validates itself).
+ */
+BdExport *bd_export_add_checked(JsonObject *args, GError **errp);
+
+/* query-block-exports: a BlockExportInfo per export, newest first. */
+JsonArray *bd_export_query(void);
+
+#endif /* BLOCKD_CORE_EXPORT_EXPORT_H */
