@@ -3,10 +3,10 @@
  */
 #include "core-init.h"
 
+#include "aio/main-loop.h"
 #include "block/block.h"
 #include "chardev/chardev.h"
 #include "export/export.h"
-#include "aio/main-loop.h"
 #include "object/object.h"
 #include "plugin/plugin-schema.h"
 #include "qmp/control-qmp.h"

@@ -27,8 +27,8 @@
 
 #include "block/block-int.h"
 #include "block/block-qmp.h"
-#include "util/iovec.h"
 #include "block/dirty-bitmap.h"
+#include "util/iovec.h"
 
 #define STACK_IOV 16
 #define ZERO_FALLBACK_MAX (1 << 20)

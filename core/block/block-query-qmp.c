@@ -14,8 +14,8 @@
 
 #include "block/block-qmp.h"
 #include "block/dirty-bitmap.h"
-#include "qmp/qmp-dispatch.h"
 #include "json/json-writer.h"
+#include "qmp/qmp-dispatch.h"
 
 static const char *const *strong_names(BdNode *node)
 {

@@ -5,8 +5,8 @@
  */
 #include <blockd/error.h>
 
-#include "json/json-stream.h"
 #include "cli/keyval.h"
+#include "json/json-stream.h"
 
 JsonObject *bd_cli_parse_option(const char *arg, const char *implied_key,
                                 bool *help, bool *is_json, GError **errp)

@@ -12,7 +12,7 @@
 #include <blockd/iothread.h>
 
 #include "aio/main-loop.h"
-#include "block/block-int.h"
+#include "block/block.h"
 #include "export/export.h"
 #include "plugin/plugin-loader.h"
 #include "qmp/qmp-event.h"

@@ -4,9 +4,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "json/json-writer.h"
 #include "json/mod-utf8.h"
 #include "json/qdict-order.h"
-#include "json/json-writer.h"
 
 static void append_string(GString *out, const char *str)
 {

@@ -11,11 +11,11 @@
 #include <blockd/error.h>
 
 #include "json/json-stream.h"
+#include "json/json-writer.h"
 #include "monitor/monitor.h"
 #include "qmp/control-qmp.h"
 #include "qmp/qmp-dispatch.h"
 #include "qmp/qmp-event.h"
-#include "json/json-writer.h"
 #include "util/trace-points.h"
 
 #define READ_CHUNK 65536

@@ -5,10 +5,10 @@
  */
 #include <string.h>
 
-#include "plugin/plugin-loader.h"
-#include "json/qdict-order.h"
-#include "qmp/qmp-dispatch.h"
 #include "json/json-writer.h"
+#include "json/qdict-order.h"
+#include "plugin/plugin-loader.h"
+#include "qmp/qmp-dispatch.h"
 #include "util/origin.h"
 #include "util/trace-points.h"
 
