@@ -332,6 +332,7 @@ int main(int argc, char **argv)
 
     dirs = bd_plugin_dirs(prescan_plugin_dir(argc, argv));
     bd_plugins_discover(dirs);
+    bd_plugins_warn_dirs(stderr, prog);
     if (!bd_core_init(&err)) {
         fprintf(stderr, "%s: %s\n", prog, err->message);
         return EXIT_FAILURE;

@@ -33,7 +33,12 @@ void bd_plugins_print(FILE *out)
     g_autofree char *dirs =
         g_strjoinv(":", (char **)bd_plugins_searched_dirs());
 
+    GPtrArray *dir_errors = bd_plugins_dir_errors();
+
     fprintf(out, "plugin directories: %s\n", dirs);
+    for (guint i = 0; i < dir_errors->len; i++) {
+        fprintf(out, "error: %s\n", (char *)dir_errors->pdata[i]);
+    }
     if (plugins->len == 0) {
         fprintf(out, "no plugins found\n");
     }
@@ -67,6 +72,16 @@ void bd_plugins_print(FILE *out)
         if (plugin->state == BD_PLUGIN_FAILED) {
             fprintf(out, "  error: %s\n", plugin->error);
         }
+    }
+}
+
+void bd_plugins_warn_dirs(FILE *out, const char *prog)
+{
+    GPtrArray *dir_errors = bd_plugins_dir_errors();
+
+    for (guint i = 0; i < dir_errors->len; i++) {
+        fprintf(out, "%s: warning: %s\n", prog,
+                (char *)dir_errors->pdata[i]);
     }
 }
 

@@ -10,6 +10,13 @@
 /* Print every plugin found, its state, what it provides, and any error. */
 void bd_plugins_print(FILE *out);
 
+/*
+ * Print one "PROG: warning: cannot read plugin directory DIR: REASON" line
+ * per directory that could not be read: at once after discovery, before
+ * an option fails for want of the plugins it hid.
+ */
+void bd_plugins_warn_dirs(FILE *out, const char *prog);
+
 /* Print one "PROG: warning: FILE: REASON" line per failed plugin. */
 void bd_plugins_warn_failed(FILE *out, const char *prog);
 

@@ -28,6 +28,8 @@
 
 static GPtrArray *all_plugins;      /* of BdPlugin *, discovery order */
 static GHashTable *plugins_by_name; /* name -> BdPlugin * (first found) */
+/* Why a directory of the search path could not be read (char *). */
+static GPtrArray *dir_errors;
 static char **searched_dirs;
 static bool ltdl_ready;
 
@@ -137,6 +139,7 @@ void bd_plugins_reset(void)
     g_clear_pointer(&plugins_by_name, g_hash_table_unref);
     g_clear_pointer(&all_plugins, g_ptr_array_unref);
     g_clear_pointer(&searched_dirs, g_strfreev);
+    g_clear_pointer(&dir_errors, g_ptr_array_unref);
     bd_providers_reset();
 }
 
@@ -144,6 +147,14 @@ GPtrArray *bd_plugins_all(void)
 {
     plugins_init();
     return all_plugins;
+}
+
+GPtrArray *bd_plugins_dir_errors(void)
+{
+    if (!dir_errors) {
+        dir_errors = g_ptr_array_new_with_free_func(g_free);
+    }
+    return dir_errors;
 }
 
 char *const *bd_plugins_searched_dirs(void)
@@ -478,7 +489,17 @@ static void discover_dir(const char *dir)
     struct dirent *ent;
 
     if (!d) {
-        /* A missing directory in a search path is not an error. */
+        /*
+         * A missing directory in a search path is not an error; one that
+         * is there but cannot be read is, or its plugins would silently
+         * be missing (a daemon run as another user than the owner).
+         */
+        if (errno != ENOENT) {
+            g_ptr_array_add(bd_plugins_dir_errors(),
+                            g_strdup_printf("cannot read plugin directory "
+                                            "%s: %s", dir,
+                                            g_strerror(errno)));
+        }
         return;
     }
     files = g_ptr_array_new_with_free_func(g_free);

@@ -88,6 +88,13 @@ GPtrArray *bd_plugins_all(void);
 char *const *bd_plugins_searched_dirs(void);
 
 /*
+ * What went wrong reading the searched directories, one message (char *)
+ * per directory that exists but could not be read ("cannot read plugin
+ * directory DIR: Permission denied").  Owned by the loader.
+ */
+GPtrArray *bd_plugins_dir_errors(void);
+
+/*
  * Find what provides @name of @kind, loading its plugin if needed.
  * Returns the daemon's own copy of the provider structure (a
  * BdBlockDriver *, BdExportType *, ...), valid for the life of the process.
