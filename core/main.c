@@ -226,8 +226,7 @@ static bool monitor_option(const char *prog, const char *arg)
 
         /* like qemu-storage-daemon: a missing chardev is reported first */
         if (strcmp(mode, "control") != 0 && bd_chardev_find(chardev)) {
-            g_set_error(&err, BD_ERROR, BD_ERROR_GENERIC,
-                        "Only QMP is supported");
+            bd_error_setg(&err, "Only QMP is supported");
         } else {
             bd_monitor_new(chardev, json_object_get_boolean_member_with_default(
                                o, "pretty", false), &err);

@@ -148,9 +148,9 @@ bool bd_aio_context_set_aio_params(BdAioContext *ctx, int64_t max_batch,
                                    GError **errp)
 {
     if (max_batch < 0) {
-        g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
-                    "aio-max-batch value must be in range [0, %" PRId64 "]",
-                    INT64_MAX);
+        bd_error_setg(errp,
+                      "aio-max-batch value must be in range [0, %" PRId64 "]",
+                      INT64_MAX);
         return false;
     }
     __atomic_store_n(&ctx->aio_max_batch, max_batch, __ATOMIC_RELAXED);

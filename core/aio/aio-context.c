@@ -85,22 +85,20 @@ BdAioContext *bd_aio_context_new(GError **errp)
 
     epfd = epoll_create1(EPOLL_CLOEXEC);
     if (epfd < 0) {
-        g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
-                    "Failed to create epoll instance: %s", g_strerror(errno));
+        bd_error_setg(errp, "Failed to create epoll instance: %s",
+                      g_strerror(errno));
         return NULL;
     }
     notify_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     if (notify_fd < 0) {
-        g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
-                    "Failed to initialize event notifier: %s",
-                    g_strerror(errno));
+        bd_error_setg(errp, "Failed to initialize event notifier: %s",
+                      g_strerror(errno));
         close(epfd);
         return NULL;
     }
     timer_fd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
     if (timer_fd < 0) {
-        g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
-                    "Failed to create timer: %s", g_strerror(errno));
+        bd_error_setg(errp, "Failed to create timer: %s", g_strerror(errno));
         close(notify_fd);
         close(epfd);
         return NULL;
@@ -478,21 +476,21 @@ bool bd_aio_context_set_poll_params(BdAioContext *ctx, int64_t max_ns,
                                     GError **errp)
 {
     if (max_ns < 0) {
-        g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
-                    "poll-max-ns value must be in range [0, %" PRId64 "]",
-                    INT64_MAX);
+        bd_error_setg(errp,
+                      "poll-max-ns value must be in range [0, %" PRId64 "]",
+                      INT64_MAX);
         return false;
     }
     if (grow < 0) {
-        g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
-                    "poll-grow value must be in range [0, %" PRId64 "]",
-                    INT64_MAX);
+        bd_error_setg(errp,
+                      "poll-grow value must be in range [0, %" PRId64 "]",
+                      INT64_MAX);
         return false;
     }
     if (shrink < 0) {
-        g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
-                    "poll-shrink value must be in range [0, %" PRId64 "]",
-                    INT64_MAX);
+        bd_error_setg(errp,
+                      "poll-shrink value must be in range [0, %" PRId64 "]",
+                      INT64_MAX);
         return false;
     }
     __atomic_store_n(&ctx->poll_max_ns, max_ns, __ATOMIC_RELAXED);

@@ -223,22 +223,20 @@ bool bd_thread_pool_set_params(BdAioContext *ctx, int64_t min, int64_t max,
     BdThreadPool *pool;
 
     if (min < 0 || min > INT_MAX) {
-        g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
-                    "thread-pool-min value must be in range [0, %d]",
-                    INT_MAX);
+        bd_error_setg(errp, "thread-pool-min value must be in range [0, %d]",
+                      INT_MAX);
         return false;
     }
     if (max < 1 || max > INT_MAX) {
-        g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
-                    "thread-pool-max value must be in range [1, %d]",
-                    INT_MAX);
+        bd_error_setg(errp, "thread-pool-max value must be in range [1, %d]",
+                      INT_MAX);
         return false;
     }
     if (min > max) {
-        g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
-                    "thread-pool-min (%" G_GINT64_FORMAT ") must not be "
-                    "greater than thread-pool-max (%" G_GINT64_FORMAT ")",
-                    min, max);
+        bd_error_setg(errp,
+                      "thread-pool-min (%" G_GINT64_FORMAT ") must not be "
+                      "greater than thread-pool-max (%" G_GINT64_FORMAT ")",
+                      min, max);
         return false;
     }
 

@@ -33,9 +33,8 @@ static bool collect(BdNode *node, BdAioContext *ctx,
 
         if (c->blk) {
             if (c->blk != allowed_blk) {
-                g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
-                            "Cannot change iothread of active block "
-                            "backend");
+                bd_error_setg(errp, "Cannot change iothread of active block "
+                              "backend");
                 return false;
             }
             continue;

@@ -343,14 +343,13 @@ int bd_blk_co_truncate(BdBlockBackend *blk, int64_t offset, bool exact,
     int ret;
 
     if (blk->root && !(blk->perm & BD_PERM_RESIZE)) {
-        g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
-                    "The parent of node '%s' does not have the resize "
-                    "permission", blk->root->node->node_name);
+        bd_error_setg(errp, "The parent of node '%s' does not have the resize "
+                      "permission", blk->root->node->node_name);
         return -EPERM;
     }
     node = blk_enter(blk);
     if (!node) {
-        g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC, "No medium inserted");
+        bd_error_setg(errp, "No medium inserted");
         return -ENOMEDIUM;
     }
     ret = bd_node_co_truncate(node, offset, exact, prealloc, flags, errp);

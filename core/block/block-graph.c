@@ -146,9 +146,8 @@ bool bd_node_refresh_limits(BdNode *node, GError **errp)
     }
     if (node->bl.request_alignment == 0 ||
         (node->bl.request_alignment & (node->bl.request_alignment - 1))) {
-        g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
-                    "Driver '%s' set an invalid request alignment %u",
-                    node->drv->name, node->bl.request_alignment);
+        bd_error_setg(errp, "Driver '%s' set an invalid request alignment %u",
+                      node->drv->name, node->bl.request_alignment);
         return false;
     }
     return true;
@@ -272,9 +271,8 @@ BdChild *bd_node_open_child(BdNode *parent, JsonObject *options,
 
     if (!ref || JSON_NODE_HOLDS_NULL(ref)) {
         if (!allow_none) {
-            g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
-                        "A block device must be specified for \"%s\"",
-                        member);
+            bd_error_setg(errp, "A block device must be specified for \"%s\"",
+                          member);
         }
         return NULL;
     }
@@ -283,9 +281,8 @@ BdChild *bd_node_open_child(BdNode *parent, JsonObject *options,
 
         node = name ? bd_node_find(name) : NULL;
         if (!node) {
-            g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
-                        "Cannot find device='%s' nor node-name='%s'",
-                        name ? name : "", name ? name : "");
+            bd_error_setg(errp, "Cannot find device='%s' nor node-name='%s'",
+                          name ? name : "", name ? name : "");
             return NULL;
         }
         bd_node_ref(node);
@@ -359,9 +356,9 @@ static bool parse_common(BdNode *node, JsonObject *o, GError **errp)
     }
     if (get_bool(o, "force-share", false)) {
         if (!ro) {
-            g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
-                        "force-share=on can only be used with read-only "
-                        "images");
+            bd_error_setg(errp,
+                          "force-share=on can only be used with read-only "
+                          "images");
             return false;
         }
         node->open_flags |= BD_OPEN_FORCE_SHARE;
@@ -371,9 +368,9 @@ static bool parse_common(BdNode *node, JsonObject *o, GError **errp)
         node->detect_zeroes = BD_DETECT_ZEROES_ON;
     } else if (g_strcmp0(dz, "unmap") == 0) {
         if (!(node->open_flags & BD_OPEN_UNMAP)) {
-            g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
-                        "setting detect-zeroes to unmap is not allowed "
-                        "without setting discard operation to unmap");
+            bd_error_setg(errp,
+                          "setting detect-zeroes to unmap is not allowed "
+                          "without setting discard operation to unmap");
             return false;
         }
         node->detect_zeroes = BD_DETECT_ZEROES_UNMAP;
@@ -389,17 +386,15 @@ static bool assign_name(BdNode *node, const char *name, GError **errp)
         return true;
     }
     if (!bd_id_wellformed(name)) {
-        g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
-                    "Invalid node-name: '%s'", name);
+        bd_error_setg(errp, "Invalid node-name: '%s'", name);
         return false;
     }
     if (bd_node_find(name)) {
-        g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
-                    "Duplicate nodes with node-name='%s'", name);
+        bd_error_setg(errp, "Duplicate nodes with node-name='%s'", name);
         return false;
     }
     if (strlen(name) > NODE_NAME_MAX) {
-        g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC, "Node name too long");
+        bd_error_setg(errp, "Node name too long");
         return false;
     }
     node->node_name = g_strdup(name);
@@ -466,9 +461,8 @@ static BdNode *node_open_common(const BdBlockDriver *drv, const char *name,
     }
     int ret = bd_node_refresh_total_bytes(node);
     if (ret < 0) {
-        g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
-                    "Could not refresh total sector count: %s",
-                    g_strerror(-ret));
+        bd_error_setg(errp, "Could not refresh total sector count: %s",
+                      g_strerror(-ret));
         goto fail_close;
     }
     node->monitor_owned = monitor_owned;
@@ -492,8 +486,7 @@ BdNode *bd_node_open(JsonObject *options, bool top, GError **errp)
     const BdBlockDriver *drv;
 
     if (top && !name) {
-        g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
-                    "'node-name' must be specified for the root node");
+        bd_error_setg(errp, "'node-name' must be specified for the root node");
         return NULL;
     }
     drv = find_driver(driver ? driver : "", errp);
@@ -539,25 +532,22 @@ bool bd_node_delete_by_monitor(const char *node_name, GError **errp)
     BdNode *node = bd_node_find(node_name);
 
     if (!node) {
-        g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
-                    "Failed to find node with node-name='%s'", node_name);
+        bd_error_setg(errp,
+                      "Failed to find node with node-name='%s'", node_name);
         return false;
     }
     for (guint i = 0; i < node->parents->len; i++) {
         if (((BdChild *)node->parents->pdata[i])->blk) {
-            g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
-                        "Node %s is in use", node_name);
+            bd_error_setg(errp, "Node %s is in use", node_name);
             return false;
         }
     }
     if (!node->monitor_owned) {
-        g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
-                    "Node %s is not owned by the monitor", node_name);
+        bd_error_setg(errp, "Node %s is not owned by the monitor", node_name);
         return false;
     }
     if (node->refcnt > 1) {
-        g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
-                    "Block device %s is in use", node_name);
+        bd_error_setg(errp, "Block device %s is in use", node_name);
         return false;
     }
     node->monitor_owned = false;
@@ -662,8 +652,8 @@ bool bd_node_apply_auto_read_only(BdNode *node, const char *errmsg,
         return true;
     }
     if (!(node->open_flags & BD_OPEN_AUTO_READ_ONLY)) {
-        g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
-                    "%s: Block node is read-only", errmsg ? errmsg : "");
+        bd_error_setg(errp,
+                      "%s: Block node is read-only", errmsg ? errmsg : "");
         return false;
     }
     node->read_only = true;

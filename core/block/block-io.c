@@ -969,18 +969,15 @@ int bd_node_co_truncate(BdNode *node, int64_t offset, bool exact,
     int ret;
 
     if (offset < 0) {
-        g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
-                    "Image size cannot be negative");
+        bd_error_setg(errp, "Image size cannot be negative");
         return -EINVAL;
     }
     if (node->read_only) {
-        g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
-                    "Image is read-only");
+        bd_error_setg(errp, "Image is read-only");
         return -EACCES;
     }
     if (!node->drv->co_truncate) {
-        g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
-                    "Image format driver does not support resize");
+        bd_error_setg(errp, "Image format driver does not support resize");
         return -ENOTSUP;
     }
     tracked_begin(&req, node, 0, INT64_MAX / 2, true);
@@ -1080,9 +1077,8 @@ int bd_child_co_truncate(BdChild *child, int64_t offset, bool exact,
                          GError **errp)
 {
     if (!(child->perm & BD_PERM_RESIZE)) {
-        g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
-                    "The parent of node '%s' does not have the resize "
-                    "permission", child->node->node_name);
+        bd_error_setg(errp, "The parent of node '%s' does not have the resize "
+                      "permission", child->node->node_name);
         return -EPERM;
     }
     return bd_node_co_truncate(child->node, offset, exact, prealloc, flags,

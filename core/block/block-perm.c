@@ -112,12 +112,12 @@ static bool a_allows_b(BdNode *node, BdChild *a, BdChild *b, GError **errp)
     a_user = user_desc(a);
     b_user = user_desc(b);
     perms = bd_perm_names(b->perm & ~a->shared);
-    g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
-                "Permission conflict on node '%s': permissions '%s' are "
-                "both required by %s (uses node '%s' as '%s' child) and "
-                "unshared by %s (uses node '%s' as '%s' child).",
-                node->node_name, perms, b_user, node->node_name, b->name,
-                a_user, node->node_name, a->name);
+    bd_error_setg(errp,
+                  "Permission conflict on node '%s': permissions '%s' are "
+                  "both required by %s (uses node '%s' as '%s' child) and "
+                  "unshared by %s (uses node '%s' as '%s' child).",
+                  node->node_name, perms, b_user, node->node_name, b->name,
+                  a_user, node->node_name, a->name);
     return false;
 }
 
@@ -140,8 +140,7 @@ static bool refresh_node(BdNode *node, PermTx *tx, GError **errp)
     }
     if ((perm & (BD_PERM_WRITE | BD_PERM_WRITE_UNCHANGED)) &&
         node->read_only) {
-        g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
-                    "Block node is read-only");
+        bd_error_setg(errp, "Block node is read-only");
         return false;
     }
     if (node->drv->check_perm &&

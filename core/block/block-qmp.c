@@ -43,14 +43,13 @@ bool bd_qmp_x_blockdev_set_iothread(JsonObject *args, JsonNode **ret,
 
     node = bd_node_find(name);
     if (!node) {
-        g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
-                    "Failed to find node with node-name='%s'", name);
+        bd_error_setg(errp, "Failed to find node with node-name='%s'", name);
         return false;
     }
     if (!force && has_backend(node)) {
-        g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
-                    "Node %s is associated with a BlockBackend and could be "
-                    "in use (use force=true to override this check)", name);
+        bd_error_setg(errp,
+                      "Node %s is associated with a BlockBackend and could be "
+                      "in use (use force=true to override this check)", name);
         return false;
     }
     if (JSON_NODE_HOLDS_NULL(iothread)) {
@@ -61,8 +60,7 @@ bool bd_qmp_x_blockdev_set_iothread(JsonObject *args, JsonNode **ret,
         BdIOThread *iot = bd_iothread_find(id);
 
         if (!iot) {
-            g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
-                        "Cannot find iothread %s", id);
+            bd_error_setg(errp, "Cannot find iothread %s", id);
             return false;
         }
         ctx = bd_iothread_get_aio_context(iot);

@@ -74,8 +74,7 @@ static bool parse_common(Reopen *r, GError **errp)
     bool ro = get_bool(o, "read-only", false);
 
     if (g_strcmp0(get_str(o, "driver"), r->node->drv->name) != 0) {
-        g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
-                    "Cannot change the option 'driver'");
+        bd_error_setg(errp, "Cannot change the option 'driver'");
         return false;
     }
     r->read_only = ro;
@@ -94,8 +93,7 @@ static bool parse_common(Reopen *r, GError **errp)
     }
     if (get_bool(o, "force-share", false) !=
         !!(r->node->open_flags & BD_OPEN_FORCE_SHARE)) {
-        g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
-                    "Cannot change the option 'force-share'");
+        bd_error_setg(errp, "Cannot change the option 'force-share'");
         return false;
     }
     r->open_flags |= r->node->open_flags & BD_OPEN_FORCE_SHARE;
@@ -104,9 +102,9 @@ static bool parse_common(Reopen *r, GError **errp)
         r->detect_zeroes = BD_DETECT_ZEROES_ON;
     } else if (g_strcmp0(dz, "unmap") == 0) {
         if (!(r->open_flags & BD_OPEN_UNMAP)) {
-            g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
-                        "setting detect-zeroes to unmap is not allowed "
-                        "without setting discard operation to unmap");
+            bd_error_setg(errp,
+                          "setting detect-zeroes to unmap is not allowed "
+                          "without setting discard operation to unmap");
             return false;
         }
         r->detect_zeroes = BD_DETECT_ZEROES_UNMAP;
@@ -144,11 +142,11 @@ static const char *changed_driver_option(Reopen *r, GError **errp,
                 strcmp(json_node_get_string(new), c->node->node_name) == 0) {
                 goto next;
             }
-            g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
-                        "blockdev-reopen cannot replace or redefine the "
-                        "'%s' child of node '%s' yet; name its current "
-                        "node '%s'", name, r->node->node_name,
-                        c->node->node_name);
+            bd_error_setg(errp,
+                          "blockdev-reopen cannot replace or redefine the "
+                          "'%s' child of node '%s' yet; name its current "
+                          "node '%s'", name, r->node->node_name,
+                          c->node->node_name);
             *failed = true;
             return NULL;
         }
@@ -182,16 +180,15 @@ static bool prepare(Reopen *r, GError **errp)
         return true;
     }
     if (changed) {
-        g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
-                    "Cannot change the option '%s'", changed);
+        bd_error_setg(errp, "Cannot change the option '%s'", changed);
         return false;
     }
     if (!(drv->flags & (BD_DRIVER_FORMAT | BD_DRIVER_FILTER)) &&
         (r->open_flags != r->node->open_flags ||
          r->read_only != r->node->read_only)) {
-        g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
-                    "Block format '%s' used by node '%s' does not support "
-                    "reopening files", drv->name, r->node->node_name);
+        bd_error_setg(errp,
+                      "Block format '%s' used by node '%s' does not support "
+                      "reopening files", drv->name, r->node->node_name);
         return false;
     }
     return true;
@@ -212,9 +209,9 @@ static bool check_writers(Reopen *r, GError **errp)
 {
     if (r->read_only && !r->old_read_only &&
         (r->node->perm & (BD_PERM_WRITE | BD_PERM_WRITE_UNCHANGED))) {
-        g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
-                    "Read-only block node '%s' cannot support read-write "
-                    "users", r->node->node_name);
+        bd_error_setg(errp,
+                      "Read-only block node '%s' cannot support read-write "
+                      "users", r->node->node_name);
         return false;
     }
     return true;
@@ -236,14 +233,12 @@ static bool queue_add(GPtrArray *queue, JsonObject *options, GError **errp)
     Reopen *r;
 
     if (!name) {
-        g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
-                    "node-name not specified");
+        bd_error_setg(errp, "node-name not specified");
         return false;
     }
     node = bd_node_find(name);
     if (!node) {
-        g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
-                    "Failed to find node with node-name='%s'", name);
+        bd_error_setg(errp, "Failed to find node with node-name='%s'", name);
         return false;
     }
     for (guint i = 0; i < queue->len; i++) {

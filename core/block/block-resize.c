@@ -44,14 +44,12 @@ bool bd_qmp_block_resize(JsonObject *args, JsonNode **ret, GError **errp)
      * none, so only @node-name can find something.
      */
     if (!node) {
-        g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
-                    "Cannot find device='%s' nor node-name='%s'",
-                    device ? device : "", node_name ? node_name : "");
+        bd_error_setg(errp, "Cannot find device='%s' nor node-name='%s'",
+                      device ? device : "", node_name ? node_name : "");
         return false;
     }
     if (size < 0) {
-        g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
-                    "Parameter 'size' expects a >0 size");
+        bd_error_setg(errp, "Parameter 'size' expects a >0 size");
         return false;
     }
     blk = bd_blk_new(NULL, BD_PERM_RESIZE, BD_PERM_ALL);
@@ -60,9 +58,8 @@ bool bd_qmp_block_resize(JsonObject *args, JsonNode **ret, GError **errp)
         return false;
     }
     if (size > BD_MAX_LENGTH) {
-        g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
-                    "offset(%" PRId64 ") exceeds maximum(%" PRId64 ")",
-                    size, (int64_t)BD_MAX_LENGTH);
+        bd_error_setg(errp, "offset(%" PRId64 ") exceeds maximum(%" PRId64 ")",
+                      size, (int64_t)BD_MAX_LENGTH);
         bd_blk_unref(blk);
         return false;
     }

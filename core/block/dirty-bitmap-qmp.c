@@ -24,24 +24,21 @@ static bool qmp_add(JsonObject *args, JsonNode **ret, GError **errp)
     BdNode *node;
 
     if (!name[0]) {
-        g_set_error_literal(errp, BD_ERROR, BD_ERROR_GENERIC,
-                            "Bitmap name cannot be empty");
+        bd_error_setg(errp, "Bitmap name cannot be empty");
         return false;
     }
     node = bd_node_find(node_name);
     if (!node) {
-        g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
-                    "Cannot find device='%s' nor node-name='%s'",
-                    node_name, node_name);
+        bd_error_setg(errp, "Cannot find device='%s' nor node-name='%s'",
+                      node_name, node_name);
         return false;
     }
     if (json_object_has_member(args, "granularity")) {
         int64_t g = json_object_get_int_member(args, "granularity");
 
         if (g < 512 || g > UINT32_MAX || (g & (g - 1))) {
-            g_set_error_literal(errp, BD_ERROR, BD_ERROR_GENERIC,
-                                "Granularity must be power of 2 and at "
-                                "least 512");
+            bd_error_setg(errp, "Granularity must be power of 2 and at "
+                          "least 512");
             return false;
         }
         granularity = (uint32_t)g;
@@ -51,9 +48,8 @@ static bool qmp_add(JsonObject *args, JsonNode **ret, GError **errp)
     if (json_object_get_boolean_member_with_default(args, "persistent",
                                                     false)) {
         /* no driver here can keep a bitmap in its image */
-        g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
-                    "Can't store persistent bitmaps to %s: %s",
-                    node->node_name, g_strerror(ENOTSUP));
+        bd_error_setg(errp, "Can't store persistent bitmaps to %s: %s",
+                      node->node_name, g_strerror(ENOTSUP));
         return false;
     }
     bm = bd_dirty_bitmap_create(node, granularity, name, errp);
@@ -141,8 +137,7 @@ static bool qmp_merge(JsonObject *args, JsonNode **ret, GError **errp)
 
             src = bd_dirty_bitmap_find(node, name);
             if (!src) {
-                g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
-                            "Dirty bitmap '%s' not found", name);
+                bd_error_setg(errp, "Dirty bitmap '%s' not found", name);
                 return false;
             }
         } else {

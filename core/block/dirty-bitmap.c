@@ -298,9 +298,9 @@ bool bd_dirty_bitmap_check(const BdDirtyBitmap *bm, unsigned flags,
                            GError **errp)
 {
     if ((flags & BD_DIRTY_BITMAP_CHECK_BUSY) && bm->busy) {
-        g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
-                    "Bitmap '%s' is currently in use by another operation "
-                    "and cannot be used", bm->name ? bm->name : "");
+        bd_error_setg(errp,
+                      "Bitmap '%s' is currently in use by another operation "
+                      "and cannot be used", bm->name ? bm->name : "");
         return false;
     }
     return true;
@@ -322,10 +322,10 @@ bool bd_dirty_bitmap_merge(BdDirtyBitmap *dst, BdDirtyBitmap *src,
         goto out;
     }
     if (dst->size != src->size) {
-        g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
-                    "Bitmaps are of different sizes (destination size is %"
-                    G_GINT64_FORMAT ", source size is %" G_GINT64_FORMAT
-                    ") and can't be merged", dst->size, src->size);
+        bd_error_setg(errp,
+                      "Bitmaps are of different sizes (destination size is %"
+                      G_GINT64_FORMAT ", source size is %" G_GINT64_FORMAT
+                      ") and can't be merged", dst->size, src->size);
         goto out;
     }
     ok = true;
@@ -444,14 +444,12 @@ BdDirtyBitmap *bd_dirty_bitmap_lookup(const char *node_name,
     BdDirtyBitmap *bm;
 
     if (!node) {
-        g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
-                    "Node '%s' not found", node_name);
+        bd_error_setg(errp, "Node '%s' not found", node_name);
         return NULL;
     }
     bm = bd_dirty_bitmap_find(node, name);
     if (!bm) {
-        g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
-                    "Dirty bitmap '%s' not found", name);
+        bd_error_setg(errp, "Dirty bitmap '%s' not found", name);
         return NULL;
     }
     if (pnode) {
@@ -467,20 +465,17 @@ BdDirtyBitmap *bd_dirty_bitmap_create(BdNode *node, uint32_t granularity,
 
     if (name) {
         if (bd_dirty_bitmap_find(node, name)) {
-            g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
-                        "Bitmap already exists: %s", name);
+            bd_error_setg(errp, "Bitmap already exists: %s", name);
             return NULL;
         }
         if (strlen(name) > BD_DIRTY_BITMAP_MAX_NAME) {
-            g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
-                        "Bitmap name too long: %s", name);
+            bd_error_setg(errp, "Bitmap name too long: %s", name);
             return NULL;
         }
     }
     if (node->total_bytes < 0) {
-        g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
-                    "could not get length of device: %s",
-                    g_strerror((int)-node->total_bytes));
+        bd_error_setg(errp, "could not get length of device: %s",
+                      g_strerror((int)-node->total_bytes));
         return NULL;
     }
     bm = bd_dirty_bitmap_new(node->total_bytes, granularity, name);

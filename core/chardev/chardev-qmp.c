@@ -19,15 +19,14 @@ static const char *arg_string(JsonObject *args, const char *name,
     JsonNode *n = json_object_get_member(args, name);
 
     if (!n) {
-        g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
-                    "Parameter '%s' is missing", name);
+        bd_error_setg(errp, "Parameter '%s' is missing", name);
         return NULL;
     }
     if (!JSON_NODE_HOLDS_VALUE(n) ||
         json_node_get_value_type(n) != G_TYPE_STRING) {
-        g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
-                    "Invalid parameter type for '%s', expected: string",
-                    name);
+        bd_error_setg(errp,
+                      "Invalid parameter type for '%s', expected: string",
+                      name);
         return NULL;
     }
     return json_node_get_string(n);
@@ -44,24 +43,21 @@ static bool qmp_chardev_add(JsonObject *args, JsonNode **ret, GError **errp)
     }
     backend = json_object_get_member(args, "backend");
     if (!backend) {
-        g_set_error_literal(errp, BD_ERROR, BD_ERROR_GENERIC,
-                            "Parameter 'backend' is missing");
+        bd_error_setg(errp, "Parameter 'backend' is missing");
         return false;
     }
     if (!JSON_NODE_HOLDS_OBJECT(backend)) {
-        g_set_error_literal(errp, BD_ERROR, BD_ERROR_GENERIC,
-                            "Invalid parameter type for 'backend', "
-                            "expected: object");
+        bd_error_setg(errp, "Invalid parameter type for 'backend', "
+                      "expected: object");
         return false;
     }
     if (bd_chardev_find(id)) {
-        g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
-                    "Chardev with id '%s' already exists", id);
+        bd_error_setg(errp, "Chardev with id '%s' already exists", id);
         return false;
     }
     if (!bd_chardev_new(id, json_node_get_object(backend), &err)) {
-        g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
-                    "Failed to add chardev '%s': %s", id, err->message);
+        bd_error_setg(errp,
+                      "Failed to add chardev '%s': %s", id, err->message);
         g_error_free(err);
         return false;
     }

@@ -94,7 +94,7 @@ static void set_error(GError **errp, const char *fmt, ...)
     va_start(ap, fmt);
     msg = g_strdup_vprintf(fmt, ap);
     va_end(ap);
-    g_set_error_literal(errp, BD_ERROR, BD_ERROR_GENERIC, msg);
+    bd_error_setg(errp, "%s", msg);
     g_free(msg);
 }
 

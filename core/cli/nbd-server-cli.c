@@ -76,8 +76,8 @@ bool bd_nbd_server_cli_option(const char *arg, GError **errp)
     if (json_object_has_member(rsp, "error")) {
         JsonObject *e = json_object_get_object_member(rsp, "error");
 
-        g_set_error_literal(errp, BD_ERROR, BD_ERROR_GENERIC,
-                            json_object_get_string_member(e, "desc"));
+        bd_error_setg(errp, "%s",
+                      json_object_get_string_member(e, "desc"));
         return false;
     }
     return true;

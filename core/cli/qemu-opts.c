@@ -129,10 +129,9 @@ JsonObject *bd_qemu_opts_parse_full(const char *params,
         *help = false;
     }
     if (id && !bd_id_wellformed(id)) {
-        g_set_error_literal(errp, BD_ERROR, BD_ERROR_GENERIC,
-                            "Parameter 'id' expects an identifier\n"
-                            "Identifiers consist of letters, digits, "
-                            "'-', '.', '_', starting with a letter.");
+        bd_error_setg(errp, "Parameter 'id' expects an identifier\n"
+                      "Identifiers consist of letters, digits, "
+                      "'-', '.', '_', starting with a letter.");
         return NULL;
     }
 

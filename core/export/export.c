@@ -198,18 +198,15 @@ bool bd_export_del(const char *id, bool hard, GError **errp)
     BdExport *exp = bd_export_find(id);
 
     if (!exp) {
-        g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
-                    "Export '%s' is not found", id);
+        bd_error_setg(errp, "Export '%s' is not found", id);
         return false;
     }
     if (!exp->user_owned) {
-        g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
-                    "Export '%s' is already shutting down", id);
+        bd_error_setg(errp, "Export '%s' is already shutting down", id);
         return false;
     }
     if (!hard && exp->refcount > 1) {
-        g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
-                    "export '%s' still in use", id);
+        bd_error_setg(errp, "export '%s' still in use", id);
         return false;
     }
     request_shutdown(exp);
@@ -291,18 +288,16 @@ static BdExport *export_add(JsonObject *opts, GError **errp)
     uint64_t perm;
 
     if (fixed_iothread && iothread_list) {
-        g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
-                    "Cannot use fixed-iothread for a multi-threaded export");
+        bd_error_setg(errp,
+                      "Cannot use fixed-iothread for a multi-threaded export");
         return NULL;
     }
     if (!bd_id_wellformed(id)) {
-        g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
-                    "Invalid block export id");
+        bd_error_setg(errp, "Invalid block export id");
         return NULL;
     }
     if (bd_export_find(id)) {
-        g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
-                    "Block export id '%s' is already in use", id);
+        bd_error_setg(errp, "Block export id '%s' is already in use", id);
         return NULL;
     }
     type = bd_plugins_lookup(BD_PROVIDE_EXPORT_TYPE, type_name, &lookup_err);
@@ -311,35 +306,31 @@ static BdExport *export_add(JsonObject *opts, GError **errp)
         return NULL;
     }
     if (!export_type_usable(type)) {
-        g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
-                    "No driver found for the requested export type");
+        bd_error_setg(errp, "No driver found for the requested export type");
         return NULL;
     }
     node = bd_node_find(node_name);
     if (!node) {
-        g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
-                    "Cannot find device='' nor node-name='%s'", node_name);
+        bd_error_setg(errp,
+                      "Cannot find device='' nor node-name='%s'", node_name);
         return NULL;
     }
     /* before the iothread, as in QEMU */
     if (writable && bd_node_is_read_only(node)) {
-        g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
-                    "Cannot export read-only node as writable");
+        bd_error_setg(errp, "Cannot export read-only node as writable");
         return NULL;
     }
     BdIOThread *iot = NULL;
     if (iothread) {
         iot = bd_iothread_find(iothread);
         if (!iot) {
-            g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
-                        "iothread \"%s\" not found", iothread);
+            bd_error_setg(errp, "iothread \"%s\" not found", iothread);
             return NULL;
         }
     } else if (iothread_list) {
         multithread_count = json_array_get_length(iothread_list);
         if (!multithread_count) {
-            g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
-                        "The set of I/O threads must not be empty");
+            bd_error_setg(errp, "The set of I/O threads must not be empty");
             return NULL;
         }
         multithread = g_new(BdAioContext *, multithread_count);
@@ -349,16 +340,15 @@ static BdExport *export_add(JsonObject *opts, GError **errp)
             BdIOThread *t = bd_iothread_find(name);
 
             if (!t) {
-                g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
-                            "iothread \"%s\" not found", name);
+                bd_error_setg(errp, "iothread \"%s\" not found", name);
                 return NULL;
             }
             multithread[i] = bd_iothread_get_aio_context(t);
         }
         if (!type->supports_multithread) {
-            g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
-                        "Export type '%s' does not support multi-threading",
-                        type->name);
+            bd_error_setg(errp,
+                          "Export type '%s' does not support multi-threading",
+                          type->name);
             return NULL;
         }
     }

@@ -48,8 +48,7 @@ JsonNode *bd_json_parse(const char *text, GError **errp)
         return NULL;
     }
     if (!one.value) {
-        g_set_error_literal(errp, BD_ERROR, BD_ERROR_GENERIC,
-                            "Expecting a JSON value");
+        bd_error_setg(errp, "Expecting a JSON value");
     }
     return one.value;
 }

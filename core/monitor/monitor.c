@@ -276,13 +276,11 @@ BdMonitor *bd_monitor_new(const char *chardev_id, bool pretty,
     BdMonitor *mon;
 
     if (!chr) {
-        g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
-                    "chardev \"%s\" not found", chardev_id);
+        bd_error_setg(errp, "chardev \"%s\" not found", chardev_id);
         return NULL;
     }
     if (bd_chardev_has_frontend(chr)) {
-        g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
-                    "Device '%s' is in use", chardev_id);
+        bd_error_setg(errp, "Device '%s' is in use", chardev_id);
         return NULL;
     }
     mon = g_new0(BdMonitor, 1);
@@ -311,9 +309,9 @@ BdMonitor *bd_monitor_new_from_opts(JsonObject *opts, GError **errp)
 
         if (!JSON_NODE_HOLDS_VALUE(n) ||
             json_node_get_value_type(n) != G_TYPE_STRING) {
-            g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
-                        "Invalid parameter type for '%s', expected: string",
-                        key);
+            bd_error_setg(errp,
+                          "Invalid parameter type for '%s', expected: string",
+                          key);
             return NULL;
         }
         v = json_node_get_string(n);
@@ -324,12 +322,11 @@ BdMonitor *bd_monitor_new_from_opts(JsonObject *opts, GError **errp)
         } else if (strcmp(key, "mode") == 0) {
             if (strcmp(v, "control") != 0) {
                 if (strcmp(v, "readline") == 0) {
-                    g_set_error_literal(errp, BD_ERROR, BD_ERROR_GENERIC,
-                                        "Only QMP is supported");
+                    bd_error_setg(errp, "Only QMP is supported");
                 } else {
-                    g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
-                                "Parameter 'mode' does not accept value "
-                                "'%s'", v);
+                    bd_error_setg(errp,
+                                  "Parameter 'mode' does not accept value "
+                                  "'%s'", v);
                 }
                 return NULL;
             }
@@ -339,20 +336,17 @@ BdMonitor *bd_monitor_new_from_opts(JsonObject *opts, GError **errp)
             } else if (strcmp(v, "off") == 0) {
                 pretty = false;
             } else {
-                g_set_error_literal(errp, BD_ERROR, BD_ERROR_GENERIC,
-                                    "Parameter 'pretty' expects 'on' or "
-                                    "'off'");
+                bd_error_setg(errp, "Parameter 'pretty' expects 'on' or "
+                              "'off'");
                 return NULL;
             }
         } else {
-            g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
-                        "Parameter '%s' is unexpected", key);
+            bd_error_setg(errp, "Parameter '%s' is unexpected", key);
             return NULL;
         }
     }
     if (!chardev) {
-        g_set_error_literal(errp, BD_ERROR, BD_ERROR_GENERIC,
-                            "Parameter 'chardev' is missing");
+        bd_error_setg(errp, "Parameter 'chardev' is missing");
         return NULL;
     }
     return bd_monitor_new(chardev, pretty, errp);

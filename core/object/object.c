@@ -70,16 +70,14 @@ bool bd_object_add(JsonObject *options, GError **errp)
         return false;
     }
     if (!bd_id_wellformed(id)) {
-        g_set_error_literal(errp, BD_ERROR, BD_ERROR_GENERIC,
-                            "Parameter 'id' expects an identifier");
+        bd_error_setg(errp, "Parameter 'id' expects an identifier");
         return false;
     }
     objects_init();
     if (g_hash_table_contains(objects, id)) {
         /* QEMU's objects are children of the "/objects" container */
-        g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
-                    "attempt to add duplicate property '%s' to object "
-                    "(type 'container')", id);
+        bd_error_setg(errp, "attempt to add duplicate property '%s' to object "
+                      "(type 'container')", id);
         return false;
     }
 
@@ -118,13 +116,11 @@ bool bd_object_del(const char *id, GError **errp)
     BdObject *obj = objects ? g_hash_table_lookup(objects, id) : NULL;
 
     if (!obj) {
-        g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
-                    "object '%s' not found", id);
+        bd_error_setg(errp, "object '%s' not found", id);
         return false;
     }
     if (obj->type->can_be_deleted && !obj->type->can_be_deleted(obj)) {
-        g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
-                    "object '%s' is in use, can not be deleted", id);
+        bd_error_setg(errp, "object '%s' is in use, can not be deleted", id);
         return false;
     }
     object_unlink(obj);

@@ -48,8 +48,8 @@ bool bd_daemonize_start(GError **errp)
     fflush(NULL);
     pid = fork();
     if (pid < 0) {
-        g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC, "cannot fork: %s",
-                    g_strerror(errno));
+        bd_error_setg(errp, "cannot fork: %s",
+                      g_strerror(errno));
         close(fds[0]);
         close(fds[1]);
         return false;
@@ -88,14 +88,12 @@ bool bd_daemonize_finish(GError **errp)
         return true;
     }
     if (chdir("/") < 0) {
-        g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
-                    "not able to chdir to /: %s", g_strerror(errno));
+        bd_error_setg(errp, "not able to chdir to /: %s", g_strerror(errno));
         return false;
     }
     fd = open("/dev/null", O_RDWR | O_CLOEXEC);
     if (fd < 0) {
-        g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
-                    "cannot open /dev/null: %s", g_strerror(errno));
+        bd_error_setg(errp, "cannot open /dev/null: %s", g_strerror(errno));
         return false;
     }
     fflush(NULL);

@@ -568,16 +568,14 @@ const void *bd_plugins_lookup(BdProvideKind kind, const char *name,
     BdPlugin *plugin = bd_providers_owner(kind, name);
 
     if (!plugin) {
-        g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
-                    "no installed plugin provides %s '%s'",
-                    bd_provide_kind_name(kind), name);
+        bd_error_setg(errp, "no installed plugin provides %s '%s'",
+                      bd_provide_kind_name(kind), name);
         return NULL;
     }
     if (!plugin_load(plugin)) {
-        g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
-                    "%s '%s' is provided by plugin %s, which failed to load: "
-                    "%s: %s", bd_provide_kind_name(kind), name, plugin->name,
-                    plugin_file(plugin), plugin->error);
+        bd_error_setg(errp, "%s '%s' is provided by plugin %s, which "
+                      "failed to load: %s: %s", bd_provide_kind_name(kind),
+                      name, plugin->name, plugin_file(plugin), plugin->error);
         return NULL;
     }
     return bd_providers_get(kind, name);

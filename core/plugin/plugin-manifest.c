@@ -46,8 +46,8 @@ bool bd_plugin_read_manifest(BdPlugin *plugin, GError **errp)
 
     if (!g_key_file_load_from_file(kf, plugin->manifest_path, G_KEY_FILE_NONE,
                                    &err)) {
-        g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC, "manifest %s: %s",
-                    plugin->manifest_path, err->message);
+        bd_error_setg(errp, "manifest %s: %s",
+                      plugin->manifest_path, err->message);
         return false;
     }
     name = g_key_file_get_string(kf, GROUP, "Name", &err);
@@ -55,10 +55,10 @@ bool bd_plugin_read_manifest(BdPlugin *plugin, GError **errp)
         goto bad;
     }
     if (strcmp(name, plugin->name) != 0) {
-        g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
-                    "manifest %s names the plugin '%s', but the file is "
-                    "named '%s.so'", plugin->manifest_path, name,
-                    plugin->name);
+        bd_error_setg(errp,
+                      "manifest %s names the plugin '%s', but the file is "
+                      "named '%s.so'", plugin->manifest_path, name,
+                      plugin->name);
         return false;
     }
     abi = g_key_file_get_string(kf, GROUP, "ABI", &err);
@@ -66,9 +66,8 @@ bool bd_plugin_read_manifest(BdPlugin *plugin, GError **errp)
         goto bad;
     }
     if (!parse_abi(abi, &major, &minor)) {
-        g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
-                    "manifest %s: ABI '%s' is not MAJOR.MINOR",
-                    plugin->manifest_path, abi);
+        bd_error_setg(errp, "manifest %s: ABI '%s' is not MAJOR.MINOR",
+                      plugin->manifest_path, abi);
         return false;
     }
 
@@ -108,8 +107,8 @@ bool bd_plugin_read_manifest(BdPlugin *plugin, GError **errp)
     return true;
 
 bad:
-    g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC, "manifest %s: %s",
-                plugin->manifest_path, err->message);
+    bd_error_setg(errp, "manifest %s: %s",
+                  plugin->manifest_path, err->message);
     return false;
 }
 
@@ -121,8 +120,8 @@ bool bd_plugin_write_manifest(const BdPlugin *plugin, const char *out_path,
     g_autofree char *file = NULL;
 
     if (plugin->state != BD_PLUGIN_LOADED) {
-        g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC, "%s: %s", plugin->path,
-                    plugin->error ? plugin->error : "not loaded");
+        bd_error_setg(errp, "%s: %s", plugin->path,
+                      plugin->error ? plugin->error : "not loaded");
         return false;
     }
     file = g_path_get_basename(plugin->path);

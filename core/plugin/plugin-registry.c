@@ -105,16 +105,15 @@ bool bd_providers_claim(BdProvideKind kind, const char *name,
     BdProvider *existing = g_hash_table_lookup(table(kind), name);
 
     if (existing && existing->plugin != plugin) {
-        g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
-                    "%s '%s' is already provided by %s (%s)",
-                    bd_provide_kind_name(kind), name,
-                    existing->plugin->name, existing->plugin->path);
+        bd_error_setg(errp, "%s '%s' is already provided by %s (%s)",
+                      bd_provide_kind_name(kind), name,
+                      existing->plugin->name, existing->plugin->path);
         return false;
     }
     if (existing) {
-        g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
-                    "%s '%s' is listed twice", bd_provide_kind_name(kind),
-                    name);
+        bd_error_setg(errp,
+                      "%s '%s' is listed twice", bd_provide_kind_name(kind),
+                      name);
         return false;
     }
     BdProvider *provider = g_new0(BdProvider, 1);
@@ -184,38 +183,36 @@ static bool registry_add(BdRegistry *reg, BdProvideKind kind,
     uint32_t size;
 
     if (!provided) {
-        g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
-                    "%s registers a NULL %s", file_basename(plugin),
-                    bd_provide_kind_name(kind));
+        bd_error_setg(errp, "%s registers a NULL %s", file_basename(plugin),
+                      bd_provide_kind_name(kind));
         return false;
     }
     memcpy(&size, provided, sizeof(size));
     if (size < provider_min_size[kind] || size > provider_size[kind]) {
-        g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
-                    "%s registers a %s of %u bytes; this blockd accepts "
-                    "%zu to %zu", file_basename(plugin),
-                    bd_provide_kind_name(kind), size,
-                    provider_min_size[kind], provider_size[kind]);
+        bd_error_setg(errp,
+                      "%s registers a %s of %u bytes; this blockd accepts "
+                      "%zu to %zu", file_basename(plugin),
+                      bd_provide_kind_name(kind), size,
+                      provider_min_size[kind], provider_size[kind]);
         return false;
     }
     copy = g_malloc0(provider_size[kind]);
     memcpy(copy, provided, size);
     const char *name = ((BdProviderHead *)copy)->name;
     if (!name || !*name) {
-        g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
-                    "%s registers a %s without a name",
-                    file_basename(plugin), bd_provide_kind_name(kind));
+        bd_error_setg(errp, "%s registers a %s without a name",
+                      file_basename(plugin), bd_provide_kind_name(kind));
         return false;
     }
 
     BdProvider *provider = g_hash_table_lookup(table(kind), name);
     if (plugin->manifest_path) {
         if (!provider || provider->plugin != plugin) {
-            g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
-                        "%s registers %s '%s', which its manifest %s does "
-                        "not list (regenerate the manifest)",
-                        file_basename(plugin), bd_provide_kind_name(kind),
-                        name, plugin->manifest_path);
+            bd_error_setg(errp,
+                          "%s registers %s '%s', which its manifest %s does "
+                          "not list (regenerate the manifest)",
+                          file_basename(plugin), bd_provide_kind_name(kind),
+                          name, plugin->manifest_path);
             return false;
         }
     } else {
@@ -227,16 +224,15 @@ static bool registry_add(BdRegistry *reg, BdProvideKind kind,
         g_ptr_array_add(plugin->provides[kind], g_strdup(name));
     }
     if (provider->loaded) {
-        g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
-                    "%s registers %s '%s' twice", file_basename(plugin),
-                    bd_provide_kind_name(kind), name);
+        bd_error_setg(errp,
+                      "%s registers %s '%s' twice", file_basename(plugin),
+                      bd_provide_kind_name(kind), name);
         return false;
     }
     if (kind == BD_PROVIDE_QMP_COMMAND &&
         !((BdQmpCommand *)copy)->handler) {
-        g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
-                    "%s registers QMP command '%s' without a handler",
-                    file_basename(plugin), name);
+        bd_error_setg(errp, "%s registers QMP command '%s' without a handler",
+                      file_basename(plugin), name);
         return false;
     }
     provider->loaded = g_steal_pointer(&copy);

@@ -52,9 +52,8 @@ static bool qmp_capabilities(JsonObject *args, JsonNode **ret,
 
         /* the checks (and texts) of QEMU's input visitor */
         if (!JSON_NODE_HOLDS_ARRAY(enable)) {
-            g_set_error_literal(errp, BD_ERROR, BD_ERROR_GENERIC,
-                                "Invalid parameter type for 'enable', "
-                                "expected: array");
+            bd_error_setg(errp, "Invalid parameter type for 'enable', "
+                          "expected: array");
             return false;
         }
         list = json_node_get_array(enable);
@@ -63,23 +62,21 @@ static bool qmp_capabilities(JsonObject *args, JsonNode **ret,
 
             if (!JSON_NODE_HOLDS_VALUE(cap) ||
                 json_node_get_value_type(cap) != G_TYPE_STRING) {
-                g_set_error_literal(errp, BD_ERROR, BD_ERROR_GENERIC,
-                                    "Invalid parameter type for 'null', "
-                                    "expected: string");
+                bd_error_setg(errp, "Invalid parameter type for 'null', "
+                              "expected: string");
                 return false;
             }
             if (strcmp(json_node_get_string(cap), "oob") != 0) {
-                g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
-                            "Parameter 'null' does not accept value '%s'",
-                            json_node_get_string(cap));
+                bd_error_setg(errp,
+                              "Parameter 'null' does not accept value '%s'",
+                              json_node_get_string(cap));
                 return false;
             }
             oob = true;
         }
     }
     if (oob && !session->oob_offered) {
-        g_set_error_literal(errp, BD_ERROR, BD_ERROR_GENERIC,
-                            "Capability 'oob' not available");
+        bd_error_setg(errp, "Capability 'oob' not available");
         return false;
     }
     session->oob_enabled = oob;

@@ -151,33 +151,29 @@ static const char *check_request(JsonObject *req, bool allow_oob,
             (allow_oob && strcmp(key, "exec-oob") == 0)) {
             if (!JSON_NODE_HOLDS_VALUE(value) ||
                 json_node_get_value_type(value) != G_TYPE_STRING) {
-                g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
-                            "QMP input member '%s' must be a string", key);
+                bd_error_setg(errp,
+                              "QMP input member '%s' must be a string", key);
                 return NULL;
             }
             if (exec_key) {
-                g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
-                            "QMP input member '%s' clashes with '%s'",
-                            key, exec_key);
+                bd_error_setg(errp, "QMP input member '%s' clashes with '%s'",
+                              key, exec_key);
                 return NULL;
             }
             exec_key = key;
         } else if (strcmp(key, "arguments") == 0) {
             if (!JSON_NODE_HOLDS_OBJECT(value)) {
-                g_set_error_literal(errp, BD_ERROR, BD_ERROR_GENERIC,
-                                    "QMP input member 'arguments' must be "
-                                    "an object");
+                bd_error_setg(errp, "QMP input member 'arguments' must be "
+                              "an object");
                 return NULL;
             }
         } else if (strcmp(key, "id") != 0) {
-            g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
-                        "QMP input member '%s' is unexpected", key);
+            bd_error_setg(errp, "QMP input member '%s' is unexpected", key);
             return NULL;
         }
     }
     if (!exec_key) {
-        g_set_error_literal(errp, BD_ERROR, BD_ERROR_GENERIC,
-                            "QMP input lacks member 'execute'");
+        bd_error_setg(errp, "QMP input lacks member 'execute'");
     }
     return exec_key;
 }
@@ -205,8 +201,7 @@ static bool find_command(BdQmpSession *session, const char *name,
             return false;       /* the plugin failed: say why */
         }
         if (!cmd->handler) {
-            g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
-                        "The command %s has no implementation", name);
+            bd_error_setg(errp, "The command %s has no implementation", name);
             return false;
         }
         *handler = cmd->handler;
@@ -237,8 +232,7 @@ static JsonNode *run_command(BdQmpSession *session, JsonObject *req,
         return NULL;
     }
     if (oob && !(flags & BD_QMP_ALLOW_OOB)) {
-        g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
-                    "The command %s does not support OOB", name);
+        bd_error_setg(errp, "The command %s does not support OOB", name);
         return NULL;
     }
 
@@ -277,8 +271,7 @@ static JsonNode *run_command(BdQmpSession *session, JsonObject *req,
     if (!ok) {
         g_clear_pointer(&ret, json_node_unref);
         if (errp && !*errp) {
-            g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
-                        "The command %s failed", name);
+            bd_error_setg(errp, "The command %s failed", name);
         }
         if (errp) {
             BD_TRACE(&bd_tp_qmp_dispatch_error, "command %s class %s desc %s",
@@ -307,8 +300,7 @@ JsonObject *bd_qmp_dispatch(BdQmpSession *session, JsonNode *request,
         return bd_qmp_error_response(parse_error);
     }
     if (!request || !JSON_NODE_HOLDS_OBJECT(request)) {
-        g_set_error_literal(&err, BD_ERROR, BD_ERROR_GENERIC,
-                            "QMP input must be a JSON object");
+        bd_error_setg(&err, "QMP input must be a JSON object");
         return bd_qmp_error_response(err);
     }
     req = json_node_get_object(request);

@@ -337,8 +337,8 @@ static bool conflict(AddCtx *ctx, const char *what, const char *other)
     g_autofree char *me = origin_desc(ctx->origin);
     g_autofree char *them = origin_desc(other);
 
-    g_set_error(ctx->errp, BD_ERROR, BD_ERROR_GENERIC,
-                "%s: %s is already provided by %s", me, what, them);
+    bd_error_setg(ctx->errp,
+                  "%s: %s is already provided by %s", me, what, them);
     return false;
 }
 
@@ -352,8 +352,8 @@ static bool bad(AddCtx *ctx, const char *fmt, ...)
     va_start(ap, fmt);
     msg = g_strdup_vprintf(fmt, ap);
     va_end(ap);
-    g_set_error(ctx->errp, BD_ERROR, BD_ERROR_GENERIC, "%s: %s: %s", me,
-                ctx->info ? ctx->info : "schema", msg);
+    bd_error_setg(ctx->errp, "%s: %s: %s", me,
+                  ctx->info ? ctx->info : "schema", msg);
     return false;
 }
 
@@ -802,8 +802,7 @@ bool bd_schema_add(const char *text, GError **errp)
     bool ok = true;
 
     if (!json_parser_load_from_data(parser, text, -1, &local)) {
-        g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
-                    "schema is not valid JSON: %s", local->message);
+        bd_error_setg(errp, "schema is not valid JSON: %s", local->message);
         return false;
     }
     root = json_parser_get_root(parser);
@@ -812,8 +811,7 @@ bool bd_schema_add(const char *text, GError **errp)
             obj = json_node_get_object(root), "origin", NULL) ||
         !json_object_has_member(obj, "exprs") ||
         !JSON_NODE_HOLDS_ARRAY(json_object_get_member(obj, "exprs"))) {
-        g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
-                    "schema text lacks 'origin' or 'exprs'");
+        bd_error_setg(errp, "schema text lacks 'origin' or 'exprs'");
         return false;
     }
     ctx.origin = g_intern_string(json_object_get_string_member(obj,

@@ -106,8 +106,8 @@ bool bd_trace_read_events_file(const char *path, GPtrArray *unknown,
     bool ok = true;
 
     if (!f) {
-        g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC, "%s: %s", path,
-                    g_strerror(errno));
+        bd_error_setg(errp, "%s: %s", path,
+                      g_strerror(errno));
         return false;
     }
     errno = 0;
@@ -127,8 +127,8 @@ bool bd_trace_read_events_file(const char *path, GPtrArray *unknown,
         }
     }
     if (ferror(f)) {
-        g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC, "%s: %s", path,
-                    g_strerror(errno ? errno : EIO));
+        bd_error_setg(errp, "%s: %s", path,
+                      g_strerror(errno ? errno : EIO));
         ok = false;
     }
     free(line);
@@ -144,9 +144,8 @@ bool bd_trace_set_output(const char *path, GError **errp)
         fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_APPEND,
                   0666);
         if (fd < 0) {
-            g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
-                        "Error opening logfile %s: %s", path,
-                        g_strerror(errno));
+            bd_error_setg(errp, "Error opening logfile %s: %s", path,
+                          g_strerror(errno));
             return false;
         }
     }

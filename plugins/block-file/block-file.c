@@ -60,9 +60,8 @@ static bool select_engine(FileState *s, const char *aio, unsigned open_flags,
     if (!strcmp(aio, "native")) {
         mode = FILE_AIO_NATIVE;
         if (!(open_flags & BD_OPEN_CACHE_DIRECT)) {
-            g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
-                        "aio=native was specified, but it requires "
-                        "cache.direct=on, which was not specified.");
+            bd_error_setg(errp, "aio=native was specified, but it requires "
+                          "cache.direct=on, which was not specified.");
             return false;
         }
     } else if (!strcmp(aio, "io_uring")) {
@@ -72,9 +71,9 @@ static bool select_engine(FileState *s, const char *aio, unsigned open_flags,
     }
     s->engine = file_aio_engine(mode);
     if (!s->engine) {
-        g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
-                    "aio=%s was specified, but is not supported in this "
-                    "build.", aio);
+        bd_error_setg(errp,
+                      "aio=%s was specified, but is not supported in this "
+                      "build.", aio);
         return false;
     }
     return true;
@@ -95,10 +94,9 @@ static bool file_open_common(BdNode *node, JsonObject *options,
     s->fd = -1;
     s->reopen_fd = -1;
     if (json_object_has_member(options, "pr-manager")) {
-        g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
-                    "No persistent reservation manager with id '%s' "
-                    "(blockd does not support pr-manager)",
-                    json_object_get_string_member(options, "pr-manager"));
+        bd_error_setg(errp, "No persistent reservation manager with id '%s' "
+                      "(blockd does not support pr-manager)",
+                      json_object_get_string_member(options, "pr-manager"));
         return false;
     }
     if (!select_engine(s, opt_str(options, "aio", "threads"), open_flags,
@@ -133,26 +131,24 @@ static bool file_open_common(BdNode *node, JsonObject *options,
         s->fd = open(filename, s->open_flags);
     }
     if (s->fd < 0) {
-        g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
-                    "Could not open '%s': %s", filename, g_strerror(errno));
+        bd_error_setg(errp,
+                      "Could not open '%s': %s", filename, g_strerror(errno));
         return false;
     }
     if (fstat(s->fd, &st) < 0) {
-        g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
-                    "Could not stat file: %s", g_strerror(errno));
+        bd_error_setg(errp, "Could not stat file: %s", g_strerror(errno));
         goto fail;
     }
     if (!device && !S_ISREG(st.st_mode)) {
-        g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
-                    "'%s' driver requires '%s' to be a regular file",
-                    bd_node_get_driver_name(node), filename);
+        bd_error_setg(errp, "'%s' driver requires '%s' to be a regular file",
+                      bd_node_get_driver_name(node), filename);
         goto fail;
     }
     if (device && !S_ISCHR(st.st_mode) && !S_ISBLK(st.st_mode)) {
-        g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
-                    "'%s' driver requires '%s' to be either a character "
-                    "or block device", bd_node_get_driver_name(node),
-                    filename);
+        bd_error_setg(errp,
+                      "'%s' driver requires '%s' to be either a character "
+                      "or block device", bd_node_get_driver_name(node),
+                      filename);
         goto fail;
     }
     s->in_memory = S_ISREG(st.st_mode) && fstatfs(s->fd, &sfs) == 0 &&
@@ -172,9 +168,8 @@ static bool file_open_common(BdNode *node, JsonObject *options,
     } else if (have_ofd_locks(s->fd)) {
         s->use_lock = true;
     } else if (!strcmp(locking, "on")) {
-        g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
-                    "File lock requested but OFD locking syscall is "
-                    "unavailable");
+        bd_error_setg(errp, "File lock requested but OFD locking syscall is "
+                      "unavailable");
         goto fail;
     }
 
@@ -265,9 +260,8 @@ static bool perm_prepare_fd(FileState *s, uint64_t perm, GError **errp)
     }
     fd = open(s->filename, want);
     if (fd < 0) {
-        g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
-                    "Could not open '%s': %s", s->filename,
-                    g_strerror(errno));
+        bd_error_setg(errp, "Could not open '%s': %s", s->filename,
+                      g_strerror(errno));
         return false;
     }
     probe = *s;
@@ -443,23 +437,21 @@ static bool file_reopen_prepare(BdNode *node, JsonObject *options,
         }
         if (!old || !json_node_equal(old,
                                      json_object_get_member(options, name))) {
-            g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
-                        "Cannot change the option '%s'", name);
+            bd_error_setg(errp, "Cannot change the option '%s'", name);
             return false;
         }
     }
     /* QEMU's "mutable" option: once given, it must be given again. */
     if (json_object_has_member(s->options, "drop-cache") &&
         !json_object_has_member(options, "drop-cache")) {
-        g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
-                    "Option 'drop-cache' cannot be reset to its default "
-                    "value");
+        bd_error_setg(errp,
+                      "Option 'drop-cache' cannot be reset to its default "
+                      "value");
         return false;
     }
     if (!direct && !strcmp(s->engine->name, "native")) {
-        g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
-                    "aio=native was specified, but it requires "
-                    "cache.direct=on, which was not specified.");
+        bd_error_setg(errp, "aio=native was specified, but it requires "
+                      "cache.direct=on, which was not specified.");
         return false;
     }
 
@@ -472,8 +464,7 @@ static bool file_reopen_prepare(BdNode *node, JsonObject *options,
                     (direct ? O_DIRECT : 0);
     fd = open(s->filename, r->open_flags);
     if (fd < 0) {
-        g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
-                    "Could not reopen file: %s", g_strerror(errno));
+        bd_error_setg(errp, "Could not reopen file: %s", g_strerror(errno));
         g_free(r);
         return false;
     }

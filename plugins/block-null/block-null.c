@@ -30,17 +30,16 @@ static bool null_open(BdNode *node, JsonObject *opts, unsigned flags,
     s->length = json_object_get_int_member_with_default(opts, "size",
                                                         INT64_C(1) << 30);
     if (s->length < 0) {
-        g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
-                    "Parameter 'size' expects a non-negative number below "
-                    "2^64");
+        bd_error_setg(errp,
+                      "Parameter 'size' expects a non-negative number below "
+                      "2^64");
         return false;
     }
     s->latency_ns = json_object_get_int_member_with_default(opts,
                                                             "latency-ns", 0);
     if (s->latency_ns < 0) {
         /* uint64 in the schema: values above INT64_MAX read as negative */
-        g_set_error_literal(errp, BD_ERROR, BD_ERROR_GENERIC,
-                            "latency-ns is invalid");
+        bd_error_setg(errp, "latency-ns is invalid");
         return false;
     }
     s->read_zeroes = json_object_get_boolean_member_with_default(
@@ -94,8 +93,7 @@ static bool null_reopen_prepare(BdNode *node, JsonObject *opts,
         changed = "read-zeroes";
     }
     if (changed) {
-        g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
-                    "Cannot change the option '%s'", changed);
+        bd_error_setg(errp, "Cannot change the option '%s'", changed);
         return false;
     }
     return true;

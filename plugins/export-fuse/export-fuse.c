@@ -618,8 +618,7 @@ static bool fuse_export_create(BdExport *exp, JsonObject *opts, GError **errp)
         opts, "growable", false);
     bd_co_mutex_init(&fe->resize_lock);
     if (!fuse_allow_other_parse(ao, &allow_other)) {
-        g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
-                    "Invalid allow-other value '%s'", ao);
+        bd_error_setg(errp, "Invalid allow-other value '%s'", ao);
         return false;
     }
 

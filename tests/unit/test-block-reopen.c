@@ -42,7 +42,7 @@ static bool dev_reopen_prepare(BdNode *node, JsonObject *options,
 
     if (json_object_get_boolean_member_with_default(options, "fail",
                                                     false)) {
-        g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC, "refused");
+        bd_error_setg(errp, "refused");
         return false;
     }
     s->prepared++;

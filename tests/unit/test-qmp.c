@@ -471,8 +471,7 @@ static bool reject_all(const char *command, JsonObject *args,
                        JsonObject **out, GError **errp)
 {
     if (json_object_has_member(args, "bad")) {
-        g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
-                    "Parameter 'bad' is unexpected");
+        bd_error_setg(errp, "Parameter 'bad' is unexpected");
         return false;
     }
     *out = json_object_new();
