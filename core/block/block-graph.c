@@ -16,6 +16,7 @@
 #endif
 
 #include <blockd/error.h>
+#include <blockd/json.h>
 
 #include "block/block-int.h"
 #include "block/dirty-bitmap.h"
@@ -317,44 +318,30 @@ static const BdBlockDriver *find_driver(const char *name, GError **errp)
     return drv ? drv : bd_plugins_lookup(BD_PROVIDE_BLOCK_DRIVER, name, errp);
 }
 
-static bool get_bool(JsonObject *o, const char *name, bool def)
-{
-    JsonNode *n = json_object_get_member(o, name);
-
-    return n && JSON_NODE_HOLDS_VALUE(n) ? json_node_get_boolean(n) : def;
-}
-
-static const char *get_str(JsonObject *o, const char *name)
-{
-    JsonNode *n = json_object_get_member(o, name);
-
-    return n && JSON_NODE_HOLDS_VALUE(n) ? json_node_get_string(n) : NULL;
-}
-
 /* The node's common options (BlockdevOptions' base) into flags. */
 static bool parse_common(BdNode *node, JsonObject *o, GError **errp)
 {
     JsonObject *cache = json_object_has_member(o, "cache") ?
         json_object_get_object_member(o, "cache") : NULL;
-    const char *discard = get_str(o, "discard");
-    const char *dz = get_str(o, "detect-zeroes");
-    bool ro = get_bool(o, "read-only", false);
+    const char *discard = bd_json_get_str(o, "discard", NULL);
+    const char *dz = bd_json_get_str(o, "detect-zeroes", NULL);
+    bool ro = bd_json_get_bool(o, "read-only", false);
 
     node->read_only = ro;
     node->open_flags = ro ? 0 : BD_OPEN_RDWR;
-    if (cache && get_bool(cache, "direct", false)) {
+    if (cache && bd_json_get_bool(cache, "direct", false)) {
         node->open_flags |= BD_OPEN_CACHE_DIRECT;
     }
-    if (cache && get_bool(cache, "no-flush", false)) {
+    if (cache && bd_json_get_bool(cache, "no-flush", false)) {
         node->open_flags |= BD_OPEN_NO_FLUSH;
     }
     if (g_strcmp0(discard, "unmap") == 0) {
         node->open_flags |= BD_OPEN_UNMAP;
     }
-    if (get_bool(o, "auto-read-only", false)) {
+    if (bd_json_get_bool(o, "auto-read-only", false)) {
         node->open_flags |= BD_OPEN_AUTO_READ_ONLY;
     }
-    if (get_bool(o, "force-share", false)) {
+    if (bd_json_get_bool(o, "force-share", false)) {
         if (!ro) {
             bd_error_setg(errp,
                           "force-share=on can only be used with read-only "
@@ -481,8 +468,8 @@ fail:
 
 BdNode *bd_node_open(JsonObject *options, bool top, GError **errp)
 {
-    const char *name = get_str(options, "node-name");
-    const char *driver = get_str(options, "driver");
+    const char *name = bd_json_get_str(options, "node-name", NULL);
+    const char *driver = bd_json_get_str(options, "driver", NULL);
     const BdBlockDriver *drv;
 
     if (top && !name) {

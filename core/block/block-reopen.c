@@ -18,6 +18,7 @@
 #include <string.h>
 
 #include <blockd/error.h>
+#include <blockd/json.h>
 
 #include "block/block-qmp.h"
 
@@ -50,48 +51,35 @@ static bool is_common_option(const char *name)
     return false;
 }
 
-static bool get_bool(JsonObject *o, const char *name, bool def)
-{
-    JsonNode *n = o ? json_object_get_member(o, name) : NULL;
-
-    return n && JSON_NODE_HOLDS_VALUE(n) ? json_node_get_boolean(n) : def;
-}
-
-static const char *get_str(JsonObject *o, const char *name)
-{
-    JsonNode *n = json_object_get_member(o, name);
-
-    return n && JSON_NODE_HOLDS_VALUE(n) ? json_node_get_string(n) : NULL;
-}
-
 /* The new common options into flags, as open does. */
 static bool parse_common(Reopen *r, GError **errp)
 {
     JsonObject *o = r->options;
     JsonObject *cache = json_object_has_member(o, "cache") ?
         json_object_get_object_member(o, "cache") : NULL;
-    const char *dz = get_str(o, "detect-zeroes");
-    bool ro = get_bool(o, "read-only", false);
+    const char *dz = bd_json_get_str(o, "detect-zeroes", NULL);
+    bool ro = bd_json_get_bool(o, "read-only", false);
 
-    if (g_strcmp0(get_str(o, "driver"), r->node->drv->name) != 0) {
+    if (g_strcmp0(bd_json_get_str(o, "driver", NULL),
+                  r->node->drv->name) != 0) {
         bd_error_setg(errp, "Cannot change the option 'driver'");
         return false;
     }
     r->read_only = ro;
     r->open_flags = ro ? 0 : BD_OPEN_RDWR;
-    if (get_bool(cache, "direct", false)) {
+    if (bd_json_get_bool(cache, "direct", false)) {
         r->open_flags |= BD_OPEN_CACHE_DIRECT;
     }
-    if (get_bool(cache, "no-flush", false)) {
+    if (bd_json_get_bool(cache, "no-flush", false)) {
         r->open_flags |= BD_OPEN_NO_FLUSH;
     }
-    if (g_strcmp0(get_str(o, "discard"), "unmap") == 0) {
+    if (g_strcmp0(bd_json_get_str(o, "discard", NULL), "unmap") == 0) {
         r->open_flags |= BD_OPEN_UNMAP;
     }
-    if (get_bool(o, "auto-read-only", false)) {
+    if (bd_json_get_bool(o, "auto-read-only", false)) {
         r->open_flags |= BD_OPEN_AUTO_READ_ONLY;
     }
-    if (get_bool(o, "force-share", false) !=
+    if (bd_json_get_bool(o, "force-share", false) !=
         !!(r->node->open_flags & BD_OPEN_FORCE_SHARE)) {
         bd_error_setg(errp, "Cannot change the option 'force-share'");
         return false;
@@ -228,7 +216,7 @@ static void reopen_free(gpointer p)
 /* Queue @options for its node; a node named twice takes the last. */
 static bool queue_add(GPtrArray *queue, JsonObject *options, GError **errp)
 {
-    const char *name = get_str(options, "node-name");
+    const char *name = bd_json_get_str(options, "node-name", NULL);
     BdNode *node;
     Reopen *r;
 

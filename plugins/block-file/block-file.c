@@ -24,24 +24,6 @@
 
 /* --- options -------------------------------------------------------------- */
 
-static const char *opt_str(JsonObject *o, const char *name, const char *def)
-{
-    return json_object_has_member(o, name)
-           ? json_object_get_string_member(o, name) : def;
-}
-
-static bool opt_bool(JsonObject *o, const char *name, bool def)
-{
-    return json_object_has_member(o, name)
-           ? json_object_get_boolean_member(o, name) : def;
-}
-
-static int64_t opt_int(JsonObject *o, const char *name, int64_t def)
-{
-    return json_object_has_member(o, name)
-           ? json_object_get_int_member(o, name) : def;
-}
-
 /* Can this descriptor take OFD locks?  (Linux has them since 3.15.) */
 static bool have_ofd_locks(int fd)
 {
@@ -85,8 +67,8 @@ static bool file_open_common(BdNode *node, JsonObject *options,
 {
     FileState *s = bd_node_get_opaque(node);
     const char *filename = json_object_get_string_member(options, "filename");
-    const char *locking = opt_str(options, "locking", "auto");
-    int64_t max_batch = opt_int(options, "aio-max-batch", 0);
+    const char *locking = bd_json_get_str(options, "locking", "auto");
+    int64_t max_batch = bd_json_get_int(options, "aio-max-batch", 0);
     bool rdwr = open_flags & BD_OPEN_RDWR;
     struct statfs sfs;
     struct stat st;
@@ -99,13 +81,13 @@ static bool file_open_common(BdNode *node, JsonObject *options,
                       json_object_get_string_member(options, "pr-manager"));
         return false;
     }
-    if (!select_engine(s, opt_str(options, "aio", "threads"), open_flags,
-                       errp)) {
+    if (!select_engine(s, bd_json_get_str(options, "aio", "threads"),
+                       open_flags, errp)) {
         return false;
     }
     s->max_batch = max_batch > 0 ? MIN(max_batch, UINT32_MAX) : 0;
-    s->drop_cache = opt_bool(options, "drop-cache", true);
-    s->check_cache_dropped = opt_bool(options, "x-check-cache-dropped",
+    s->drop_cache = bd_json_get_bool(options, "drop-cache", true);
+    s->check_cache_dropped = bd_json_get_bool(options, "x-check-cache-dropped",
                                       false);
 
     /* Dynamic auto-read-only: read-write only once a writer comes. */
@@ -421,8 +403,8 @@ static bool file_reopen_prepare(BdNode *node, JsonObject *options,
     g_autoptr(GList) names = json_object_get_members(options);
     JsonObject *cache = json_object_has_member(options, "cache")
         ? json_object_get_object_member(options, "cache") : NULL;
-    bool ro = opt_bool(options, "read-only", false);
-    bool direct = cache && opt_bool(cache, "direct", false);
+    bool ro = bd_json_get_bool(options, "read-only", false);
+    bool direct = cache && bd_json_get_bool(cache, "direct", false);
     FileState probe;
     FileReopen *r;
     int fd;
@@ -456,7 +438,7 @@ static bool file_reopen_prepare(BdNode *node, JsonObject *options,
     }
 
     r = g_new0(FileReopen, 1);
-    r->dynamic_ro = !ro && opt_bool(options, "auto-read-only", false);
+    r->dynamic_ro = !ro && bd_json_get_bool(options, "auto-read-only", false);
     if (r->dynamic_ro && !(s->perm & WRITER_PERMS)) {
         ro = true;
     }
@@ -478,8 +460,8 @@ static bool file_reopen_prepare(BdNode *node, JsonObject *options,
     }
     r->request_alignment = probe.request_alignment;
     r->buf_align = probe.buf_align;
-    r->drop_cache = opt_bool(options, "drop-cache", true);
-    r->check_cache_dropped = opt_bool(options, "x-check-cache-dropped",
+    r->drop_cache = bd_json_get_bool(options, "drop-cache", true);
+    r->check_cache_dropped = bd_json_get_bool(options, "x-check-cache-dropped",
                                       false);
     r->options = json_object_ref(options);
     s->reopen_fd = fd;
