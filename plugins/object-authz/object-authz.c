@@ -482,7 +482,7 @@ static bool object_authz_init(BdRegistry *reg, GError **errp)
            bd_registry_add_object_type(reg, &authz_listfile_type, errp);
 }
 
-BD_PLUGIN_DEFINE("object-authz", "0.1.0",
+BD_PLUGIN_DEFINE("object-authz", BLOCKD_PLUGIN_VERSION,
                  "the authz-simple, authz-list and authz-listfile object "
                  "types",
                  "GPL-2.0-or-later", object_authz_schema,

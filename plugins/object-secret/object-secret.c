@@ -352,7 +352,7 @@ static bool object_secret_init(BdRegistry *reg, GError **errp)
     return bd_registry_add_object_type(reg, &secret_type, errp);
 }
 
-BD_PLUGIN_DEFINE("object-secret", "0.1.0",
+BD_PLUGIN_DEFINE("object-secret", BLOCKD_PLUGIN_VERSION,
                  "the secret object type",
                  "GPL-2.0-or-later", object_secret_schema,
                  object_secret_init);

@@ -287,7 +287,7 @@ static bool object_tls_creds_init(BdRegistry *reg, GError **errp)
            bd_registry_add_object_type(reg, &x509_type, errp);
 }
 
-BD_PLUGIN_DEFINE("object-tls-creds", "0.1.0",
+BD_PLUGIN_DEFINE("object-tls-creds", BLOCKD_PLUGIN_VERSION,
                  "TLS credentials objects (x509, PSK, anonymous) and TLS "
                  "sessions for other plugins",
                  "GPL-2.0-or-later", object_tls_creds_schema,
