@@ -6,6 +6,7 @@
  * one non-blocking iteration.
  */
 #include "aio/aio-context-int.h"
+#include "util/main-thread.h"
 
 static gboolean aio_source_prepare(GSource *source, gint *timeout)
 {
@@ -82,6 +83,7 @@ BdAioContext *bd_aio_main_context(void)
             g_error("cannot create the main AioContext: %s", err->message);
         }
         bd_aio_context_set_home_thread(ctx);
+        bd_main_thread_set();
         g_source_attach(&ctx->source, NULL);
         main_ctx = ctx;
         g_once_init_leave(&once, 1);

@@ -22,6 +22,7 @@
 #include "block/dirty-bitmap.h"
 #include "plugin/plugin-loader.h"
 #include "util/id.h"
+#include "util/main-thread.h"
 
 /* QEMU keeps node names in a 32-byte array. */
 #define NODE_NAME_MAX 31
@@ -42,6 +43,7 @@ static void graph_init(void)
 
 BdNode *bd_node_find(const char *node_name)
 {
+    BD_ASSERT_MAIN_LOOP();
     graph_init();
     return g_hash_table_lookup(named_nodes, node_name);
 }
@@ -266,6 +268,7 @@ BdChild *bd_node_open_child(BdNode *parent, JsonObject *options,
                             const char *member, BdChildRole role,
                             bool allow_none, GError **errp)
 {
+    BD_ASSERT_MAIN_LOOP();
     JsonNode *ref = options ? json_object_get_member(options, member) : NULL;
     BdNode *node;
     BdChild *c;
@@ -635,6 +638,7 @@ unsigned bd_node_get_open_flags(BdNode *node)
 bool bd_node_apply_auto_read_only(BdNode *node, const char *errmsg,
                                   GError **errp)
 {
+    BD_ASSERT_MAIN_LOOP();
     if (node->read_only) {
         return true;
     }
@@ -650,6 +654,7 @@ bool bd_node_apply_auto_read_only(BdNode *node, const char *errmsg,
 
 void bd_node_get_perm(BdNode *node, uint64_t *perm, uint64_t *shared)
 {
+    BD_ASSERT_MAIN_LOOP();
     if (perm) {
         *perm = node->perm;
     }

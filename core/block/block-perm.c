@@ -9,6 +9,7 @@
 #include <blockd/error.h>
 
 #include "block/block-int.h"
+#include "util/main-thread.h"
 
 #define PERM_PASSTHROUGH (BD_PERM_CONSISTENT_READ | BD_PERM_WRITE | \
                           BD_PERM_WRITE_UNCHANGED | BD_PERM_RESIZE)
@@ -37,6 +38,7 @@ void bd_block_default_child_perm(BdNode *node, BdChild *child,
                                  uint64_t shared, uint64_t *nperm,
                                  uint64_t *nshared)
 {
+    BD_ASSERT_MAIN_LOOP();
     if (role & BD_CHILD_FILTERED) {
         *nperm = perm & PERM_PASSTHROUGH;
         *nshared = (shared & PERM_PASSTHROUGH) | PERM_UNCHANGED;

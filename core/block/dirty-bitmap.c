@@ -14,6 +14,7 @@
 #include <blockd/error.h>
 
 #include "block/dirty-bitmap.h"
+#include "util/main-thread.h"
 
 #define BPL (sizeof(unsigned long) * CHAR_BIT)
 
@@ -286,6 +287,7 @@ void bd_dirty_bitmap_set_enabled(BdDirtyBitmap *bm, bool enabled)
 
 bool bd_dirty_bitmap_busy(const BdDirtyBitmap *bm)
 {
+    BD_ASSERT_MAIN_LOOP();
     return bm->busy;
 }
 
@@ -297,6 +299,7 @@ void bd_dirty_bitmap_set_busy(BdDirtyBitmap *bm, bool busy)
 bool bd_dirty_bitmap_check(const BdDirtyBitmap *bm, unsigned flags,
                            GError **errp)
 {
+    BD_ASSERT_MAIN_LOOP();
     if ((flags & BD_DIRTY_BITMAP_CHECK_BUSY) && bm->busy) {
         bd_error_setg(errp,
                       "Bitmap '%s' is currently in use by another operation "
@@ -392,6 +395,7 @@ void bd_node_dirty_bitmaps_release_all(BdNode *node)
 
 BdDirtyBitmap *bd_dirty_bitmap_find(BdNode *node, const char *name)
 {
+    BD_ASSERT_MAIN_LOOP();
     if (!name || !node->dirty_bitmaps) {
         return NULL;
     }
@@ -423,6 +427,7 @@ static BdNode *filter_or_cow(BdNode *node)
 BdDirtyBitmap *bd_dirty_bitmap_find_in_chain(BdNode *node, const char *name,
                                              BdNode **pnode)
 {
+    BD_ASSERT_MAIN_LOOP();
     for (; node; node = filter_or_cow(node)) {
         BdDirtyBitmap *bm = bd_dirty_bitmap_find(node, name);
 
@@ -440,6 +445,7 @@ BdDirtyBitmap *bd_dirty_bitmap_lookup(const char *node_name,
                                       const char *name, BdNode **pnode,
                                       GError **errp)
 {
+    BD_ASSERT_MAIN_LOOP();
     BdNode *node = bd_node_find(node_name);
     BdDirtyBitmap *bm;
 

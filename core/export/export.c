@@ -18,6 +18,7 @@
 #include "qmp/qmp-event.h"
 #include "schema/schema.h"
 #include "util/id.h"
+#include "util/main-thread.h"
 
 struct BdExport {
     const BdExportType *type;
@@ -104,6 +105,7 @@ bool bd_export_is_shutting_down(BdExport *exp)
 
 BdExport *bd_export_find(const char *id)
 {
+    BD_ASSERT_MAIN_LOOP();
     for (GList *l = exports; l; l = l->next) {
         BdExport *exp = l->data;
 
@@ -161,12 +163,14 @@ static void delete_bh(void *opaque)
 
 void bd_export_ref(BdExport *exp)
 {
+    BD_ASSERT_MAIN_LOOP();
     g_assert(exp->refcount > 0);
     exp->refcount++;
 }
 
 void bd_export_unref(BdExport *exp)
 {
+    BD_ASSERT_MAIN_LOOP();
     g_assert(exp->refcount > 0);
     if (--exp->refcount > 0) {
         return;
@@ -195,6 +199,7 @@ static void request_shutdown(BdExport *exp)
 
 bool bd_export_del(const char *id, bool hard, GError **errp)
 {
+    BD_ASSERT_MAIN_LOOP();
     BdExport *exp = bd_export_find(id);
 
     if (!exp) {
@@ -221,6 +226,7 @@ bool bd_export_del(const char *id, bool hard, GError **errp)
 
 void bd_export_close_all(const char *type_name)
 {
+    BD_ASSERT_MAIN_LOOP();
     bool again;
 
     for (GList *l = exports; l; l = l->next) {
@@ -410,6 +416,7 @@ static BdExport *export_add(JsonObject *opts, GError **errp)
 
 BdExport *bd_export_add(JsonObject *options, GError **errp)
 {
+    BD_ASSERT_MAIN_LOOP();
     g_autoptr(JsonNode) in = json_node_init_object(json_node_alloc(),
                                                    options);
     g_autoptr(JsonNode) checked =

@@ -15,6 +15,7 @@
 #include "plugin/plugin-loader.h"
 #include "schema/schema-query.h"
 #include "util/id.h"
+#include "util/main-thread.h"
 
 struct BdObject {
     char *id;
@@ -209,6 +210,7 @@ void bd_object_set_opaque(BdObject *obj, void *opaque)
 
 BdObject *bd_object_find(const char *id, const char *type_name)
 {
+    BD_ASSERT_MAIN_LOOP();
     BdObject *obj = objects && id ? g_hash_table_lookup(objects, id) : NULL;
     const char *parent;
 

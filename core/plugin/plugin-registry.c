@@ -14,6 +14,7 @@
 #include <blockd/blockd.h>
 
 #include "plugin/plugin-int.h"
+#include "util/main-thread.h"
 
 typedef struct BdProvider {
     BdPlugin *plugin;
@@ -242,29 +243,34 @@ static bool registry_add(BdRegistry *reg, BdProvideKind kind,
 bool bd_registry_add_block_driver(BdRegistry *reg, const BdBlockDriver *drv,
                                   GError **errp)
 {
+    BD_ASSERT_MAIN_LOOP();
     return registry_add(reg, BD_PROVIDE_BLOCK_DRIVER, drv, errp);
 }
 
 bool bd_registry_add_export_type(BdRegistry *reg, const BdExportType *type,
                                  GError **errp)
 {
+    BD_ASSERT_MAIN_LOOP();
     return registry_add(reg, BD_PROVIDE_EXPORT_TYPE, type, errp);
 }
 
 bool bd_registry_add_object_type(BdRegistry *reg, const BdObjectType *type,
                                  GError **errp)
 {
+    BD_ASSERT_MAIN_LOOP();
     return registry_add(reg, BD_PROVIDE_OBJECT_TYPE, type, errp);
 }
 
 bool bd_registry_add_job_type(BdRegistry *reg, const BdJobType *type,
                               GError **errp)
 {
+    BD_ASSERT_MAIN_LOOP();
     return registry_add(reg, BD_PROVIDE_JOB_TYPE, type, errp);
 }
 
 bool bd_registry_add_qmp_command(BdRegistry *reg, const BdQmpCommand *cmd,
                                  GError **errp)
 {
+    BD_ASSERT_MAIN_LOOP();
     return registry_add(reg, BD_PROVIDE_QMP_COMMAND, cmd, errp);
 }
