@@ -300,13 +300,52 @@ static bool is_aligned(BdNode *node, int64_t offset, int64_t bytes)
 
 /* ---- the driver's calls, with filter defaults ---- */
 
+/*
+ * A driver without BD_DRIVER_THREAD_SAFE is called only in its node's
+ * AioContext, as <blockd/block-driver.h> promises: a request that comes
+ * from another thread (an export served from several IOThreads) moves
+ * there for the call and back after.  Returns the context to go back to,
+ * or NULL when the request stays where it is.
+ */
+static BdAioContext *drv_enter(BdNode *node)
+{
+    BdAioContext *cur;
+
+    if (node->drv->flags & BD_DRIVER_THREAD_SAFE) {
+        return NULL;
+    }
+    cur = bd_aio_current_context();
+    /* no context: a helper thread of the node's own (tests) */
+    if (!cur || cur == node->ctx) {
+        return NULL;
+    }
+    bd_aio_co_reschedule_self(node->ctx);
+    return cur;
+}
+
+static void drv_leave(BdAioContext *home)
+{
+    if (home) {
+        bd_aio_co_reschedule_self(home);
+    }
+}
+
+/* @call, a call of one of @node's driver callbacks, in the right thread. */
+#define DRV_CALL(node, call) ({ \
+        BdAioContext *home_ = drv_enter(node); \
+        __typeof__(call) ret_ = (call); \
+        drv_leave(home_); \
+        ret_; \
+    })
+
 static int drv_preadv(BdNode *node, int64_t offset, int64_t bytes,
                       BdIOVector *qiov, BdRequestFlags flags)
 {
     const BdBlockDriver *drv = node->drv;
 
     if (drv->co_preadv) {
-        return drv->co_preadv(node, offset, bytes, qiov, flags);
+        return DRV_CALL(node, drv->co_preadv(node, offset, bytes, qiov,
+                                              flags));
     }
     BdChild *c = filtered_child(node);
     return c ? bd_node_co_preadv(c->node, offset, bytes, qiov, flags)
@@ -319,7 +358,8 @@ static int drv_pwritev(BdNode *node, int64_t offset, int64_t bytes,
     const BdBlockDriver *drv = node->drv;
 
     if (drv->co_pwritev) {
-        return drv->co_pwritev(node, offset, bytes, qiov, flags);
+        return DRV_CALL(node, drv->co_pwritev(node, offset, bytes, qiov,
+                                               flags));
     }
     BdChild *c = filtered_child(node);
     return c ? bd_node_co_pwritev(c->node, offset, bytes, qiov, flags)
@@ -485,7 +525,8 @@ static int64_t drv_pread_to_fd(BdNode *node, int64_t offset, int64_t bytes,
     const BdBlockDriver *drv = node->drv;
 
     if (drv->co_pread_to_fd) {
-        return drv->co_pread_to_fd(node, offset, bytes, out_fd, flags);
+        return DRV_CALL(node, drv->co_pread_to_fd(node, offset, bytes,
+                                                   out_fd, flags));
     }
     if (drv->co_preadv) {
         /* the driver reads in its own way: its bytes may not be the disk's */
@@ -644,7 +685,7 @@ static int zeroes_locked(BdNode *node, int64_t offset, int64_t bytes,
         ret = 0;
         while (left > 0 && ret == 0) {
             int64_t n = MIN(left, max);
-            ret = drv->co_pwrite_zeroes(node, off, n, f);
+            ret = DRV_CALL(node, drv->co_pwrite_zeroes(node, off, n, f));
             if (ret == 0) {
                 off += n;
                 left -= n;
@@ -765,7 +806,7 @@ int bd_node_co_pdiscard(BdNode *node, int64_t offset, int64_t bytes)
         int64_t n = MIN(end - off, max);
 
         if (drv->co_pdiscard) {
-            ret = drv->co_pdiscard(node, off, n);
+            ret = DRV_CALL(node, drv->co_pdiscard(node, off, n));
         } else if (!drv->co_pwritev && filtered_child(node)) {
             ret = bd_node_co_pdiscard(filtered_child(node)->node, off, n);
         }
@@ -788,7 +829,7 @@ int bd_node_co_flush(BdNode *node)
     }
     tracked_begin(&req, node, 0, 0, false);
     if (node->drv->co_flush && !(node->open_flags & BD_OPEN_NO_FLUSH)) {
-        ret = node->drv->co_flush(node);
+        ret = DRV_CALL(node, node->drv->co_flush(node));
     }
     for (guint i = 0; i < node->children->len; i++) {
         BdChild *c = node->children->pdata[i];
@@ -829,8 +870,9 @@ int bd_node_co_block_status(BdNode *node, bool want_zero, int64_t offset,
     abytes = ALIGN_UP(offset + bytes, align) - aoff;
     tracked_begin(&req, node, aoff, abytes, false);
     if (node->drv->co_block_status) {
-        ret = node->drv->co_block_status(node, want_zero, aoff, abytes, &n,
-                                         &m, &f);
+        ret = DRV_CALL(node, node->drv->co_block_status(node, want_zero,
+                                                        aoff, abytes, &n,
+                                                        &m, &f));
     } else if (node->children->len) {
         BdChild *c = filtered_child(node);
 
@@ -954,7 +996,7 @@ int64_t bd_node_co_getlength(BdNode *node)
         return node->total_bytes;
     }
     if (node->drv->co_getlength) {
-        return node->drv->co_getlength(node);
+        return DRV_CALL(node, node->drv->co_getlength(node));
     }
     BdChild *c = filtered_child(node);
     c = c ? c : bd_node_get_file(node);

@@ -577,7 +577,7 @@ static int file_get_info(BdNode *node, bool *is_dirty)
 #define FILE_DRIVER_COMMON                                              \
     .struct_size = sizeof(BdBlockDriver),                               \
     .instance_size = sizeof(FileState),                                 \
-    .flags = BD_DRIVER_PROTOCOL,                                        \
+    .flags = BD_DRIVER_PROTOCOL | BD_DRIVER_THREAD_SAFE,                \
     .close = file_close,                                                \
     .refresh_limits = file_refresh_limits,                              \
     .co_getlength = file_co_getlength,                                  \

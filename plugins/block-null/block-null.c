@@ -185,7 +185,8 @@ static int null_co_block_status(BdNode *node, bool want_zero, int64_t offset,
         .name = (name_),                                \
         .description = (desc_),                         \
         .instance_size = sizeof(NullState),             \
-        .flags = BD_DRIVER_PROTOCOL,                    \
+        .flags = BD_DRIVER_PROTOCOL |                   \
+                 BD_DRIVER_THREAD_SAFE,                 \
         .open = null_open,                              \
         .refresh_limits = null_refresh_limits,          \
         .co_getlength = null_co_getlength,              \

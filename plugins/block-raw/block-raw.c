@@ -223,7 +223,7 @@ static const BdBlockDriver raw_driver = {
     .description = "raw image: the file node's bytes as they are, or a "
                    "window of them",
     .instance_size = sizeof(RawState),
-    .flags = BD_DRIVER_FORMAT,
+    .flags = BD_DRIVER_FORMAT | BD_DRIVER_THREAD_SAFE,
     .open = raw_open,
     .refresh_limits = raw_refresh_limits,
     .co_getlength = raw_co_getlength,
