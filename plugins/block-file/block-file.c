@@ -621,6 +621,9 @@ static bool block_file_init(BdRegistry *reg, GError **errp)
            bd_registry_add_block_driver(reg, &hdev_driver, errp);
 }
 
-BD_PLUGIN_DEFINE("block-file", BLOCKD_PLUGIN_VERSION,
-                 "file and host_device block drivers",
-                 "GPL-2.0-or-later", block_file_schema, block_file_init);
+BD_PLUGIN(.name = "block-file",
+          .version = BLOCKD_PLUGIN_VERSION,
+          .description = "file and host_device block drivers",
+          .license = "GPL-2.0-or-later",
+          .schema = block_file_schema,
+          .init = block_file_init);

@@ -220,6 +220,9 @@ static bool block_null_init(BdRegistry *reg, GError **errp)
            bd_registry_add_block_driver(reg, &null_aio_driver, errp);
 }
 
-BD_PLUGIN_DEFINE("block-null", BLOCKD_PLUGIN_VERSION,
-                 "null block drivers (null-co, null-aio) for testing",
-                 "GPL-2.0-or-later", block_null_schema, block_null_init);
+BD_PLUGIN(.name = "block-null",
+          .version = BLOCKD_PLUGIN_VERSION,
+          .description = "null block drivers (null-co, null-aio) for testing",
+          .license = "GPL-2.0-or-later",
+          .schema = block_null_schema,
+          .init = block_null_init);

@@ -244,6 +244,9 @@ static bool block_raw_init(BdRegistry *reg, GError **errp)
     return bd_registry_add_block_driver(reg, &raw_driver, errp);
 }
 
-BD_PLUGIN_DEFINE("block-raw", BLOCKD_PLUGIN_VERSION,
-                 "the raw format driver",
-                 "GPL-2.0-or-later", block_raw_schema, block_raw_init);
+BD_PLUGIN(.name = "block-raw",
+          .version = BLOCKD_PLUGIN_VERSION,
+          .description = "the raw format driver",
+          .license = "GPL-2.0-or-later",
+          .schema = block_raw_schema,
+          .init = block_raw_init);

@@ -482,8 +482,10 @@ static bool object_authz_init(BdRegistry *reg, GError **errp)
            bd_registry_add_object_type(reg, &authz_listfile_type, errp);
 }
 
-BD_PLUGIN_DEFINE("object-authz", BLOCKD_PLUGIN_VERSION,
-                 "the authz-simple, authz-list and authz-listfile object "
-                 "types",
-                 "GPL-2.0-or-later", object_authz_schema,
-                 object_authz_init);
+BD_PLUGIN(.name = "object-authz",
+          .version = BLOCKD_PLUGIN_VERSION,
+          .description = "the authz-simple, authz-list and authz-listfile "
+                         "object types",
+          .license = "GPL-2.0-or-later",
+          .schema = object_authz_schema,
+          .init = object_authz_init);

@@ -144,7 +144,9 @@ static bool object_iothread_init(BdRegistry *reg, GError **errp)
            bd_registry_add_qmp_command(reg, &query_iothreads_cmd, errp);
 }
 
-BD_PLUGIN_DEFINE("object-iothread", BLOCKD_PLUGIN_VERSION,
-                 "the iothread object type and query-iothreads",
-                 "GPL-2.0-or-later", object_iothread_schema,
-                 object_iothread_init);
+BD_PLUGIN(.name = "object-iothread",
+          .version = BLOCKD_PLUGIN_VERSION,
+          .description = "the iothread object type and query-iothreads",
+          .license = "GPL-2.0-or-later",
+          .schema = object_iothread_schema,
+          .init = object_iothread_init);

@@ -352,7 +352,9 @@ static bool object_secret_init(BdRegistry *reg, GError **errp)
     return bd_registry_add_object_type(reg, &secret_type, errp);
 }
 
-BD_PLUGIN_DEFINE("object-secret", BLOCKD_PLUGIN_VERSION,
-                 "the secret object type",
-                 "GPL-2.0-or-later", object_secret_schema,
-                 object_secret_init);
+BD_PLUGIN(.name = "object-secret",
+          .version = BLOCKD_PLUGIN_VERSION,
+          .description = "the secret object type",
+          .license = "GPL-2.0-or-later",
+          .schema = object_secret_schema,
+          .init = object_secret_init);

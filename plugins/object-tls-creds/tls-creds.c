@@ -287,8 +287,10 @@ static bool object_tls_creds_init(BdRegistry *reg, GError **errp)
            bd_registry_add_object_type(reg, &x509_type, errp);
 }
 
-BD_PLUGIN_DEFINE("object-tls-creds", BLOCKD_PLUGIN_VERSION,
-                 "TLS credentials objects (x509, PSK, anonymous) and TLS "
-                 "sessions for other plugins",
-                 "GPL-2.0-or-later", object_tls_creds_schema,
-                 object_tls_creds_init);
+BD_PLUGIN(.name = "object-tls-creds",
+          .version = BLOCKD_PLUGIN_VERSION,
+          .description = "TLS credentials objects (x509, PSK, anonymous) "
+                         "and TLS sessions for other plugins",
+          .license = "GPL-2.0-or-later",
+          .schema = object_tls_creds_schema,
+          .init = object_tls_creds_init);
