@@ -9,6 +9,7 @@
 #include "json/qdict-order.h"
 #include "plugin/plugin-loader.h"
 #include "qmp/qmp-dispatch.h"
+#include "util/error.h"
 #include "util/origin.h"
 #include "util/trace-points.h"
 

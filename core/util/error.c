@@ -3,6 +3,8 @@
  */
 #include <blockd/error.h>
 
+#include "util/error.h"
+
 G_DEFINE_QUARK(blockd-error-quark, bd_error)
 
 const char *bd_error_class_name(BdErrorClass cls)

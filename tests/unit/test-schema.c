@@ -12,6 +12,7 @@
 
 #include "plugin/plugin-loader.h"
 #include "schema/schema.h"
+#include "util/error.h"
 #include "schema-test-qsd72.h"
 #include "schema-test-ext-base.h"
 #include "schema-test-ext-a.h"
