@@ -10,7 +10,8 @@ import tempfile
 import unittest
 from contextlib import redirect_stderr
 
-HERE = os.path.dirname(os.path.abspath(__file__))
+# qapi/, where the tools under test are
+HERE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, HERE)
 
 _spec = importlib.util.spec_from_file_location(
