@@ -211,7 +211,9 @@ static GByteArray *hex_bytes(const char *hex)
 
 static char *observed_path(void)
 {
-    g_autofree char *dir = g_path_get_dirname(__FILE__);
+    /* tests/unit/, beside this file's folder (the integration test's too) */
+    g_autofree char *here = g_path_get_dirname(__FILE__);
+    g_autofree char *dir = g_path_get_dirname(here);
 
     if (g_path_is_absolute(dir)) {
         return g_build_filename(dir, "qmp-observed.json", NULL);
