@@ -213,9 +213,13 @@ JsonObject *bd_node_device_info(BdNode *node, bool flat)
     return o;
 }
 
+/* A node holding @a, which it takes over (json_node_init_array() refs). */
 static JsonNode *array_node(JsonArray *a)
 {
-    return json_node_init_array(json_node_alloc(), a);
+    JsonNode *n = json_node_init_array(json_node_alloc(), a);
+
+    json_array_unref(a);
+    return n;
 }
 
 static bool qmp_query_named_block_nodes(JsonObject *args, JsonNode **ret,

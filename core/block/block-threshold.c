@@ -8,6 +8,7 @@
 #include <blockd/error.h>
 
 #include "block/block-qmp.h"
+#include "json/json-uint64.h"
 #include "qmp/qmp-event.h"
 
 void bd_node_set_write_threshold(BdNode *node, uint64_t threshold)
@@ -33,9 +34,10 @@ void bd_node_write_threshold_check(BdNode *node, int64_t offset,
     node->write_threshold = 0;
     data = json_object_new();
     json_object_set_string_member(data, "node-name", node->node_name);
-    json_object_set_int_member(data, "amount-exceeded",
-                               (int64_t)(end - threshold));
-    json_object_set_int_member(data, "write-threshold", (int64_t)threshold);
+    /* both uint64 in the schema */
+    bd_json_object_set_uint64_member(data, "amount-exceeded",
+                                     end - threshold);
+    bd_json_object_set_uint64_member(data, "write-threshold", threshold);
     bd_qmp_event_emit("BLOCK_WRITE_THRESHOLD", data);
     json_object_unref(data);
 }

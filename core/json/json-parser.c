@@ -10,6 +10,7 @@
 #include <blockd/error.h>
 
 #include "json/json-int.h"
+#include "json/json-uint64.h"
 #include "json/mod-utf8.h"
 
 /* How much of an error's detail QEMU keeps. */
@@ -172,11 +173,18 @@ static JsonNode *parse_number(Parser *p, const BdJsonToken *t)
             json_node_set_int(node, v);
             return node;
         }
-        /*
-         * Out of int64 range: QEMU keeps unsigned 64-bit values exactly,
-         * but a json-glib node has no unsigned integer, so they become
-         * doubles like every larger number.
-         */
+        /* Above int64, QEMU keeps what fits in uint64 exactly. */
+        if (str[0] != '-') {
+            guint64 u;
+
+            errno = 0;
+            u = g_ascii_strtoull(str, &end, 10);
+            if (errno == 0 && *end == '\0') {
+                json_node_unref(node);
+                return bd_json_node_new_uint64(u);
+            }
+        }
+        /* larger numbers become doubles, as in QEMU */
     }
     json_node_set_double(node, g_ascii_strtod(str, NULL));
     return node;

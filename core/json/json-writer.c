@@ -1,9 +1,11 @@
 /*
  * QEMU-compatible JSON output (see qmp-json.h).
  */
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "json/json-uint64.h"
 #include "json/json-writer.h"
 #include "json/mod-utf8.h"
 #include "json/qdict-order.h"
@@ -131,13 +133,33 @@ static void append_node(GString *out, JsonNode *node, bool pretty, int level)
         g_string_append(out, json_node_get_boolean(node) ? "true" : "false");
         break;
     case G_TYPE_INT64:
-        g_string_append_printf(out, "%" G_GINT64_FORMAT,
-                               json_node_get_int(node));
+        if (bd_json_node_is_big_uint64(node)) {
+            g_string_append_printf(out, "%" G_GUINT64_FORMAT,
+                                   (guint64)json_node_get_int(node));
+        } else {
+            g_string_append_printf(out, "%" G_GINT64_FORMAT,
+                                   json_node_get_int(node));
+        }
         break;
-    case G_TYPE_DOUBLE:
-        g_string_append(out, g_ascii_formatd(buf, sizeof(buf), "%.17g",
-                                             json_node_get_double(node)));
+    case G_TYPE_DOUBLE: {
+        double d = json_node_get_double(node);
+
+        /*
+         * JSON has no infinity, yet a number too large for a double
+         * (an id of 1e400) parses as one.  QEMU writes "inf", which no
+         * JSON reader accepts; 1e999 is valid JSON that reads back as the
+         * same infinity.  A NaN cannot come from JSON text: null.
+         */
+        if (isinf(d)) {
+            g_string_append(out, d > 0 ? "1e999" : "-1e999");
+        } else if (isnan(d)) {
+            g_string_append(out, "null");
+        } else {
+            g_string_append(out, g_ascii_formatd(buf, sizeof(buf), "%.17g",
+                                                 d));
+        }
         break;
+    }
     case G_TYPE_STRING:
         append_string(out, json_node_get_string(node));
         break;

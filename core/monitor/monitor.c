@@ -31,11 +31,19 @@ struct BdMonitor {
     guint in_source;
     guint out_source;
     BdJsonStream *stream;
+    GQueue *requests;       /* of Request: parsed, not run yet */
     GString *outbuf;
     BdQmpSession session;
     bool feeding;           /* inside bd_json_stream_feed() */
+    bool running;           /* inside client_run() */
     bool dead;              /* the client must go once we can free it */
 };
+
+/* One message from the client, as the JSON streamer handed it on. */
+typedef struct Request {
+    JsonNode *value;
+    GError *err;
+} Request;
 
 static GPtrArray *monitors;
 
@@ -78,27 +86,40 @@ static bool client_write(BdMonitor *mon)
     return true;
 }
 
-/* Drop the client now, or as soon as its input callback returns. */
+/* Whether the client's state is in use further up the stack. */
+static bool client_busy(BdMonitor *mon)
+{
+    return mon->feeding || mon->running;
+}
+
+/* Drop the client now, or as soon as the callback using it returns. */
 static void client_kill(BdMonitor *mon)
 {
-    if (mon->feeding) {
+    if (client_busy(mon)) {
         mon->dead = true;
     } else {
         client_close(mon);
     }
 }
 
-/* After queueing output: send it, and apply the output bounds. */
+/*
+ * After queueing output: send it, and apply the output bound.  Replies
+ * stay near BD_MONITOR_OUTPUT_HIGH (commands wait while more is pending),
+ * so only events pile up to BD_MONITOR_OUTPUT_MAX, for a client that
+ * never reads.
+ */
 static void client_flush(BdMonitor *mon)
 {
     if (!client_write(mon) || mon->outbuf->len > BD_MONITOR_OUTPUT_MAX) {
         client_kill(mon);
         return;
     }
-    if (!mon->feeding) {
+    if (!client_busy(mon)) {
         client_update_watches(mon);
     }
 }
+
+static void client_run(BdMonitor *mon);
 
 static gboolean client_writable(gint fd, GIOCondition cond, gpointer opaque)
 {
@@ -106,22 +127,33 @@ static gboolean client_writable(gint fd, GIOCondition cond, gpointer opaque)
 
     mon->out_source = 0;
     if (!client_write(mon)) {
-        client_close(mon);
+        client_kill(mon);
         return G_SOURCE_REMOVE;
     }
-    client_update_watches(mon);
+    /* the client caught up: run what it sent meanwhile */
+    client_run(mon);
+    if (mon->has_client && !client_busy(mon)) {
+        client_update_watches(mon);
+    }
     return G_SOURCE_REMOVE;
 }
 
 static gboolean client_readable(gint fd, GIOCondition cond, gpointer opaque);
 
 /*
- * Read while the client keeps up with its replies; wait for the fd to
- * become writable while output is pending.
+ * Read while every command read so far has run (which it does while the
+ * client keeps up with its replies); wait for the fd to become writable
+ * while output is pending.
  */
+static bool client_wants_input(BdMonitor *mon)
+{
+    return !mon->dead && g_queue_is_empty(mon->requests) &&
+           mon->outbuf->len < BD_MONITOR_OUTPUT_HIGH;
+}
+
 static void client_update_watches(BdMonitor *mon)
 {
-    bool want_in = mon->outbuf->len < BD_MONITOR_OUTPUT_HIGH;
+    bool want_in = client_wants_input(mon);
     bool want_out = mon->outbuf->len > 0;
 
     if (want_in && !mon->in_source) {
@@ -140,30 +172,70 @@ static void client_update_watches(BdMonitor *mon)
     }
 }
 
+static void request_free(Request *req)
+{
+    if (req->value) {
+        json_node_unref(req->value);
+    }
+    if (req->err) {
+        g_error_free(req->err);
+    }
+    g_free(req);
+}
+
+/* The streamer's callback: queue the message for client_run(). */
 static void client_message(void *opaque, JsonNode *value, GError *err)
 {
     BdMonitor *mon = opaque;
+    Request *req = g_new(Request, 1);
+
+    req->value = value;
+    req->err = err;
+    g_queue_push_tail(mon->requests, req);
+}
+
+static void client_dispatch(BdMonitor *mon, Request *req)
+{
     g_autoptr(JsonObject) rsp = NULL;
 
-    if (!mon->dead) {
-        if (BD_TRACE_ENABLED(&bd_tp_qmp_command)) {
-            g_autofree char *req = value ? json_to_string(value, false)
-                                         : g_strdup(err->message);
+    if (BD_TRACE_ENABLED(&bd_tp_qmp_command)) {
+        g_autofree char *text = req->value ?
+                                json_to_string(req->value, false) :
+                                g_strdup(req->err->message);
 
-            bd_trace_emit(&bd_tp_qmp_command, "chardev %s req: %s",
-                          bd_chardev_id(mon->chr), req);
-        }
-        rsp = bd_qmp_dispatch(&mon->session, value, err);
-        if (rsp) {
-            client_queue(mon, rsp);
-            client_flush(mon);
-        }
+        bd_trace_emit(&bd_tp_qmp_command, "chardev %s req: %s",
+                      bd_chardev_id(mon->chr), text);
     }
-    if (value) {
-        json_node_unref(value);
+    rsp = bd_qmp_dispatch(&mon->session, req->value, req->err);
+    if (rsp) {
+        client_queue(mon, rsp);
+        client_flush(mon);
     }
-    if (err) {
-        g_error_free(err);
+}
+
+/*
+ * Run the queued commands, in order, while less than
+ * BD_MONITOR_OUTPUT_HIGH of output is pending: a client that sends many
+ * commands and reads late holds up its own commands (and, its input no
+ * longer read, its socket), never loses one.  Commands that run the main
+ * loop (draining an export) do not start the next one from inside.
+ */
+static void client_run(BdMonitor *mon)
+{
+    if (!mon->has_client || client_busy(mon)) {
+        return;
+    }
+    mon->running = true;
+    while (!mon->dead && !g_queue_is_empty(mon->requests) &&
+           mon->outbuf->len < BD_MONITOR_OUTPUT_HIGH) {
+        Request *req = g_queue_pop_head(mon->requests);
+
+        client_dispatch(mon, req);
+        request_free(req);
+    }
+    mon->running = false;
+    if (mon->dead) {
+        client_close(mon);
     }
 }
 
@@ -180,25 +252,25 @@ static gboolean client_readable(gint fd, GIOCondition cond, gpointer opaque)
     if (n <= 0) {
         /* EOF or error: the client is gone */
         mon->in_source = 0;
-        client_close(mon);
+        client_kill(mon);
         return G_SOURCE_REMOVE;
     }
     mon->feeding = true;
     bd_json_stream_feed(mon->stream, buf, (size_t)n);
     mon->feeding = false;
-    if (mon->dead) {
-        mon->in_source = 0;
-        client_close(mon);
+    /* this source stays only while the client may send more */
+    mon->in_source = 0;
+    client_run(mon);
+    if (!mon->has_client) {
         return G_SOURCE_REMOVE;
     }
-    if (mon->outbuf->len >= BD_MONITOR_OUTPUT_HIGH) {
-        /* stop reading until the client has read its replies */
-        mon->in_source = 0;
+    if (client_wants_input(mon)) {
+        mon->in_source = g_source_get_id(g_main_current_source());
+    }
+    if (!client_busy(mon)) {
         client_update_watches(mon);
-        return G_SOURCE_REMOVE;
     }
-    client_update_watches(mon);
-    return G_SOURCE_CONTINUE;
+    return mon->in_source ? G_SOURCE_CONTINUE : G_SOURCE_REMOVE;
 }
 
 static JsonObject *greeting(void)
@@ -224,6 +296,7 @@ static void client_open(void *opaque, int in_fd, int out_fd)
     mon->in_fd = in_fd;
     mon->out_fd = out_fd;
     mon->stream = bd_json_stream_new(client_message, mon);
+    mon->requests = g_queue_new();
     mon->outbuf = g_string_new(NULL);
     mon->session = (BdQmpSession) { .oob_offered = true };
     mon->dead = false;
@@ -247,6 +320,8 @@ static void client_close(BdMonitor *mon)
     }
     bd_json_stream_free(mon->stream);
     mon->stream = NULL;
+    g_queue_free_full(mon->requests, (GDestroyNotify)request_free);
+    mon->requests = NULL;
     g_string_free(mon->outbuf, true);
     mon->outbuf = NULL;
     mon->has_client = false;

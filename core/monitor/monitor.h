@@ -11,6 +11,9 @@
  * A client cannot hurt the others: malformed input only costs it error
  * replies; a client that does not read its replies stops being read once
  * 1 MiB of output is pending, and is dropped if 64 MiB pile up (events).
+ * Commands it sent meanwhile wait, parsed, and run once it has read
+ * enough: however far behind it is, it gets every reply, in order, and
+ * blockd holds at most one read's worth of its commands (64 KiB of text).
  *
  * Main thread only.
  */

@@ -45,17 +45,40 @@ static int open_locked(const char *path, GError **errp)
             .l_len = 0,
         };
         struct stat locked, now;
-        int fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+        /*
+         * Never through a symlink: whoever can place one at the path
+         * would have us write our pid into its target and delete the
+         * target at exit.  O_NONBLOCK keeps a FIFO there from blocking
+         * the open; it is refused below like anything not a regular file.
+         */
+        int fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW |
+                      O_NONBLOCK, 0600);
 
         if (fd < 0) {
-            g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
-                        "Could not create '%s': %s", path,
-                        g_strerror(errno));
+            int err = errno;
+
+            if (err == ELOOP || err == ENXIO) {
+                /* what O_NOFOLLOW / O_NONBLOCK turned away */
+                g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
+                            "Cannot use '%s' as pid file: not a regular "
+                            "file", path);
+            } else {
+                g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
+                            "Could not create '%s': %s", path,
+                            g_strerror(err));
+            }
             return -1;
         }
         if (fstat(fd, &locked) < 0) {
             g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
                         "Cannot stat file: %s", g_strerror(errno));
+            close(fd);
+            return -1;
+        }
+        if (!S_ISREG(locked.st_mode)) {
+            g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
+                        "Cannot use '%s' as pid file: not a regular file",
+                        path);
             close(fd);
             return -1;
         }
@@ -66,7 +89,7 @@ static int open_locked(const char *path, GError **errp)
             return -1;
         }
         /* the holder before us may have removed or replaced it */
-        if (stat(path, &now) == 0 && now.st_dev == locked.st_dev &&
+        if (lstat(path, &now) == 0 && now.st_dev == locked.st_dev &&
             now.st_ino == locked.st_ino) {
             return fd;
         }
@@ -121,7 +144,8 @@ void bd_pidfile_remove(void)
     if (pid_fd < 0) {
         return;
     }
-    if (fstat(pid_fd, &locked) == 0 && stat(pid_path, &now) == 0 &&
+    /* lstat: a symlink put there since is not ours to follow */
+    if (fstat(pid_fd, &locked) == 0 && lstat(pid_path, &now) == 0 &&
         now.st_dev == locked.st_dev && now.st_ino == locked.st_ino) {
         unlink(pid_path);
     }

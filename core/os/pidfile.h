@@ -22,8 +22,10 @@
  * QEMU's words: "Could not create 'PATH': REASON", "Cannot lock pid file:
  * REASON" (another instance holds it: "Resource temporarily
  * unavailable"), "Failed to truncate pid file: ...", "Failed to write pid
- * file", "cannot resolve PID file path: PATH: REASON".  Only one pid file
- * at a time.
+ * file", "cannot resolve PID file path: PATH: REASON".  Unlike QEMU, a
+ * symlink or anything else not a regular file at @path is refused
+ * ("Cannot use 'PATH' as pid file: not a regular file") and left alone.
+ * Only one pid file at a time.
  */
 bool bd_pidfile_write(const char *path, GError **errp);
 

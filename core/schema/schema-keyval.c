@@ -11,6 +11,7 @@
 
 #include <blockd/error.h>
 
+#include "json/json-uint64.h"
 #include "schema/schema-int.h"
 
 /* Whole-string strtoll/strtoull with base prefixes (0x, 0), as QEMU's
@@ -199,7 +200,8 @@ JsonNode *bd_schema_keyval_scalar(BdSchemaBuiltin b, const char *str,
         break;
     case BD_BUILTIN_SIZE:
         if (bd_schema_parse_size(str, &u)) {
-            json_node_set_int(out, (gint64)u);
+            json_node_unref(out);
+            out = bd_json_node_new_uint64(u);
         } else {
             expects = "size";
         }
@@ -209,7 +211,8 @@ JsonNode *bd_schema_keyval_scalar(BdSchemaBuiltin b, const char *str,
     case BD_BUILTIN_UINT32:
     case BD_BUILTIN_UINT64:
         if (parse_u64(str, &u)) {
-            json_node_set_int(out, (gint64)u);
+            json_node_unref(out);
+            out = bd_json_node_new_uint64(u);
         } else {
             expects = "integer";
         }

@@ -19,6 +19,7 @@
 
 #include <blockd/error.h>
 
+#include "json/json-uint64.h"
 #include "json/qdict-order.h"
 #include "schema/schema-int.h"
 
@@ -234,7 +235,9 @@ static JsonNode *visit_builtin(Visit *v, const char *name, JsonNode *node,
                 return fail(v, MSG_TYPE, full_name(v, name), "number");
             }
             out = json_node_new(JSON_NODE_VALUE);
-            json_node_set_double(out, json_node_get_double(node));
+            json_node_set_double(out, bd_json_node_is_big_uint64(node) ?
+                                 (double)(guint64)json_node_get_int(node) :
+                                 json_node_get_double(node));
             return out;
         default:
             /* Unsigned types take negative numbers too (as QEMU does,
@@ -243,6 +246,10 @@ static JsonNode *visit_builtin(Visit *v, const char *name, JsonNode *node,
                 if (is_unsigned(b)) {
                     return fail(v, MSG_VALUE, full_name(v, name), "uint64");
                 }
+                return fail(v, MSG_TYPE, full_name(v, name), "integer");
+            }
+            /* above INT64_MAX: a uint64 only (its copy stays one) */
+            if (!is_unsigned(b) && bd_json_node_is_big_uint64(node)) {
                 return fail(v, MSG_TYPE, full_name(v, name), "integer");
             }
             break;

@@ -390,10 +390,26 @@ class TestCase(unittest.TestCase):
 
     def start_daemon(self, args, binary=None, env=None):
         """Start `binary` (blockd by default) with `args`; it is stopped
-        by pid (SIGTERM, then SIGKILL) whatever the test's outcome."""
+        by pid (SIGTERM, then SIGKILL) whatever the test's outcome.  A
+        sanitizer report in blockd's stderr (a leak found at exit, an
+        error) then fails the test."""
         daemon = Daemon([binary or BLOCKD] + list(args), self.tmpdir, env=env)
-        self.addCleanup(daemon.stop)
+        self.addCleanup(self._stop_and_check, daemon)
         return daemon
+
+    def _stop_and_check(self, daemon):
+        daemon.stop()
+        if daemon.argv[0] == BLOCKD:
+            self.assert_no_sanitizer_report(daemon.stderr(),
+                                            f'blockd (pid {daemon.pid})')
+
+    def assert_no_sanitizer_report(self, text, what='blockd'):
+        """Fail if `text` (a blockd's stderr) holds a report of
+        AddressSanitizer, LeakSanitizer or UndefinedBehaviorSanitizer."""
+        match = _SANITIZER_REPORT.search(text)
+        if match:
+            self.fail(f'{what}: sanitizer report in its stderr:\n'
+                      f'{text[max(0, match.start() - 200):]}')
 
     def start_qsd(self, args, env=None):
         """Start qemu-storage-daemon like start_daemon(), or skip the test
@@ -412,11 +428,14 @@ class TestCase(unittest.TestCase):
     def run_command(self, argv, env=None, timeout=60, input=None):
         """Run a command to completion; returns subprocess.CompletedProcess
         with text stdout and stderr."""
-        return subprocess.run(argv, env=env, timeout=timeout,
-                              input=input, capture_output=True, text=True,
-                              cwd=self.tmpdir,
-                              stdin=None if input is not None
-                              else subprocess.DEVNULL)
+        res = subprocess.run(argv, env=env, timeout=timeout,
+                             input=input, capture_output=True, text=True,
+                             cwd=self.tmpdir,
+                             stdin=None if input is not None
+                             else subprocess.DEVNULL)
+        if argv and argv[0] == BLOCKD:
+            self.assert_no_sanitizer_report(res.stderr)
+        return res
 
     def run_blockd(self, args, env=None, timeout=60):
         res = self.run_command([BLOCKD] + list(args), env=env,
@@ -429,6 +448,13 @@ class TestCase(unittest.TestCase):
 # coroutines start with swapcontext) is not blockd's output.
 _SANITIZER_NOTE = re.compile(r'^==\d+==WARNING: ASan doesn\'t fully support '
                              r'makecontext/swapcontext.*\n', re.M)
+
+
+# The first line of every report that means a bug: ASan's errors,
+# LeakSanitizer's leaks at exit (tests/meson.build turns it on and makes
+# GLib's slices plain mallocs so that it sees them) and UBSan's findings.
+_SANITIZER_REPORT = re.compile(r'^==\d+==ERROR: (Address|Leak)Sanitizer'
+                               r'|^\S+:\d+:\d+: runtime error: ', re.M)
 
 
 def without_sanitizer_notes(text):

@@ -248,6 +248,44 @@ class PidFile(LifecycleCase):
         self.assertEqual(first.stop(), 0, first.stderr())
         self.assertFalse(os.path.exists(pidfile))
 
+    def refuses_pidfile(self, make):
+        """`make(pidfile)` puts something not a regular file at the pid
+        file path: blockd must refuse it by name, start nothing, and leave
+        what is there (and what it points to) untouched."""
+        pidfile = os.path.join(self.tmpdir, 'd.pid')
+        sock = os.path.join(self.tmpdir, 'qmp.sock')
+        make(pidfile)
+        before = os.lstat(pidfile)
+        res = self.run_blockd(['--pidfile', pidfile] + qmp_args(sock))
+        self.assertEqual(res.returncode, 1, res.stderr)
+        self.assertEqual(res.stderr,
+                         f"blockd: cannot create PID file: Cannot use "
+                         f"'{pidfile}' as pid file: not a regular file\n")
+        after = os.lstat(pidfile)
+        self.assertEqual((after.st_ino, after.st_mode, after.st_mtime_ns),
+                         (before.st_ino, before.st_mode, before.st_mtime_ns))
+        self.assertFalse(os.path.exists(sock))
+
+    def test_symlink_refused(self):
+        """A symlink at the pid file path (qemu-storage-daemon 7.2
+        follows it, writes its pid into the target and deletes the target
+        at exit) is refused; the target keeps its content."""
+        target = os.path.join(self.tmpdir, 'precious')
+        with open(target, 'w', encoding='ascii') as f:
+            f.write('keep me\n')
+        self.refuses_pidfile(lambda path: os.symlink(target, path))
+        with open(target, encoding='ascii') as f:
+            self.assertEqual(f.read(), 'keep me\n')
+        # a dangling symlink must not create its target either
+        dangling = os.path.join(self.tmpdir, 'nowhere')
+        os.unlink(os.path.join(self.tmpdir, 'd.pid'))
+        self.refuses_pidfile(lambda path: os.symlink(dangling, path))
+        self.assertFalse(os.path.lexists(dangling))
+
+    def test_fifo_refused(self):
+        """A FIFO at the path neither blocks start-up nor is used."""
+        self.refuses_pidfile(os.mkfifo)
+
     def test_second_instance_blocked_by_blockd(self):
         self.second_instance(h.BLOCKD)
 

@@ -85,7 +85,15 @@ static void test_values(void)
     CHECK("{'a':'it''s'}", "E:JSON parse error, expected separator in dict");
     CHECK("{'a':'b\\'c\"d'}", "V:{\"a\": \"b'c\\\"d\"}");
     CHECK("1 2 \"x\" [] {}", "V:1\nV:2\nV:\"x\"\nV:[]\nV:{}");
-    CHECK("0.1 -0.0 1e400 ", "V:0.10000000000000001\nV:-0\nV:inf");
+    /* JSON has no infinity: 1e999 is what reads back as one */
+    CHECK("0.1 -0.0 1e400 -1e400 ",
+          "V:0.10000000000000001\nV:-0\nV:1e999\nV:-1e999");
+    /* QEMU's integers reach from INT64_MIN to UINT64_MAX */
+    CHECK("9223372036854775807 9223372036854775808 18446744073709551615 "
+          "18446744073709551616 -9223372036854775808 -9223372036854775809 ",
+          "V:9223372036854775807\nV:9223372036854775808\n"
+          "V:18446744073709551615\nV:1.8446744073709552e+19\n"
+          "V:-9223372036854775808\nV:-9.2233720368547758e+18");
     CHECK("\"\\u00e9\\ud83d\\ude00\\u007f\\u0000\"",
           "V:\"\\u00E9\\uD83D\\uDE00\\u007F\\u0000\"");
     CHECK("\"\xc3\xa9\"", "V:\"\\u00E9\"");
