@@ -49,8 +49,7 @@ bool bd_qmp_block_set_write_threshold(JsonObject *args, JsonNode **ret,
     BdNode *node = bd_node_find(name);
 
     if (!node) {
-        g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
-                    "Device '%s' not found", name);
+        bd_error_setg(errp, "Device '%s' not found", name);
         return false;
     }
     bd_node_set_write_threshold(

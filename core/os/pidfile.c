@@ -59,32 +59,29 @@ static int open_locked(const char *path, GError **errp)
 
             if (err == ELOOP || err == ENXIO) {
                 /* what O_NOFOLLOW / O_NONBLOCK turned away */
-                g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
-                            "Cannot use '%s' as pid file: not a regular "
-                            "file", path);
+                bd_error_setg(errp,
+                              "Cannot use '%s' as pid file: not a regular "
+                              "file", path);
             } else {
-                g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
-                            "Could not create '%s': %s", path,
-                            g_strerror(err));
+                bd_error_setg(errp, "Could not create '%s': %s", path,
+                              g_strerror(err));
             }
             return -1;
         }
         if (fstat(fd, &locked) < 0) {
-            g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
-                        "Cannot stat file: %s", g_strerror(errno));
+            bd_error_setg(errp, "Cannot stat file: %s", g_strerror(errno));
             close(fd);
             return -1;
         }
         if (!S_ISREG(locked.st_mode)) {
-            g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
-                        "Cannot use '%s' as pid file: not a regular file",
-                        path);
+            bd_error_setg(errp,
+                          "Cannot use '%s' as pid file: not a regular file",
+                          path);
             close(fd);
             return -1;
         }
         if (fcntl(fd, F_SETLK, &lock) < 0) {
-            g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
-                        "Cannot lock pid file: %s", g_strerror(errno));
+            bd_error_setg(errp, "Cannot lock pid file: %s", g_strerror(errno));
             close(fd);
             return -1;
         }
@@ -109,20 +106,18 @@ bool bd_pidfile_write(const char *path, GError **errp)
         return false;
     }
     if (ftruncate(fd, 0) < 0) {
-        g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
-                    "Failed to truncate pid file: %s", g_strerror(errno));
+        bd_error_setg(errp,
+                      "Failed to truncate pid file: %s", g_strerror(errno));
         goto fail;
     }
     text = g_strdup_printf("%d\n", (int)getpid());
     if (!write_all(fd, text, strlen(text))) {
-        g_set_error_literal(errp, BD_ERROR, BD_ERROR_GENERIC,
-                            "Failed to write pid file");
+        bd_error_setg(errp, "Failed to write pid file");
         goto fail;
     }
     if (!realpath(path, abs)) {
-        g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
-                    "cannot resolve PID file path: %s: %s", path,
-                    g_strerror(errno));
+        bd_error_setg(errp, "cannot resolve PID file path: %s: %s", path,
+                      g_strerror(errno));
         goto fail;
     }
     pid_fd = fd;

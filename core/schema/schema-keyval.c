@@ -227,8 +227,7 @@ JsonNode *bd_schema_keyval_scalar(BdSchemaBuiltin b, const char *str,
     }
     if (expects) {
         json_node_unref(out);
-        g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
-                    "Parameter '%s' expects %s", full, expects);
+        bd_error_setg(errp, "Parameter '%s' expects %s", full, expects);
         return NULL;
     }
     return out;

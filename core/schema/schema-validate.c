@@ -482,8 +482,7 @@ JsonNode *bd_schema_check_type(const char *type_name, JsonNode *value,
     JsonNode *out;
 
     if (!type) {
-        g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
-                    "Unknown schema type '%s'", type_name);
+        bd_error_setg(errp, "Unknown schema type '%s'", type_name);
         return NULL;
     }
     visit_init(&v, keyval, errp);
