@@ -72,7 +72,7 @@ bool nbd_qmp_server_stop(JsonObject *args, JsonNode **ret, GError **errp);
 bool nbd_qmp_server_add(JsonObject *args, JsonNode **ret, GError **errp);
 bool nbd_qmp_server_remove(JsonObject *args, JsonNode **ret, GError **errp);
 
-/* --- connections (nbd-client.c) ---------------------------------------------- */
+/* --- connections (nbd-conn.c) ------------------------------------------------ */
 
 /*
  * Start serving the accepted socket @fd (non-blocking) in the main loop.
