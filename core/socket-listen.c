@@ -270,6 +270,37 @@ fail:
 
 /* ---- unix ---- */
 
+/*
+ * bind() made the socket file with the mode the umask leaves of 0777:
+ * at umask 000 anybody could connect.  Keep the owner's and the group's
+ * bits only (0660 or narrower), before listen(): until then nobody can
+ * connect at all.  Not following a symbolic link: if the directory lets
+ * others swap the file, the chmod must not land on what a link names.
+ * On failure the file (still the socket bound) is removed.
+ */
+static bool restrict_socket_mode(const char *path, GError **errp)
+{
+    struct stat st;
+
+    errno = 0;
+    if (lstat(path, &st) < 0 || !S_ISSOCK(st.st_mode)) {
+        g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
+                    "Failed to set the mode of socket %s: %s", path,
+                    errno ? g_strerror(errno) : "it is no longer a socket");
+        return false;
+    }
+    if ((st.st_mode & 07777) != (st.st_mode & 0660) &&
+        fchmodat(AT_FDCWD, path, st.st_mode & 0660,
+                 AT_SYMLINK_NOFOLLOW) < 0) {
+        g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
+                    "Failed to set the mode of socket %s: %s", path,
+                    g_strerror(errno));
+        unlink(path);
+        return false;
+    }
+    return true;
+}
+
 static int listen_unix(JsonObject *a, int backlog, BdSocketFile **file,
                        GError **errp)
 {
@@ -341,6 +372,9 @@ static int listen_unix(JsonObject *a, int backlog, BdSocketFile **file,
         g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
                     "Failed to bind socket to %s: %s", path,
                     g_strerror(errno));
+        goto fail;
+    }
+    if (!abstract && !restrict_socket_mode(path, errp)) {
         goto fail;
     }
     if (listen(fd, backlog) < 0) {

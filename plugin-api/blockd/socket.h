@@ -16,6 +16,9 @@
  *   <blockd/socket-activation.h>), else, when not asked by a monitor
  *   client, a decimal fd number the daemon inherited.  A monitor client
  *   cannot pass fds to blockd (nor to qemu-storage-daemon).
+ *
+ * A UNIX socket file is made with mode 0660 or narrower (the umask's
+ * bits are taken away too): only its owner and group may connect.
  */
 #ifndef BLOCKD_SOCKET_H
 #define BLOCKD_SOCKET_H
