@@ -251,8 +251,12 @@ static void client_finish(void *opaque)
 static void client_entry(void *opaque)
 {
     NbdClient *c = opaque;
+    int ret = nbd_negotiate(c);
 
-    if (nbd_negotiate(c) == 0) {
+    /* still in the main loop, where the timer runs: it cannot be firing */
+    c->negotiating_since = -1;
+    g_clear_pointer(&c->handshake_timer, bd_aio_timer_free);
+    if (ret == 0) {
         BdAioContext *ctx = nbd_export_next_context(c->exp);
 
         bd_export_ref(c->exp->exp);
@@ -275,7 +279,30 @@ static void client_entry(void *opaque)
     bd_aio_bh_schedule_oneshot(c->main_ctx, client_finish, c);
 }
 
-NbdClient *nbd_client_new(int fd, NbdTlsConfig *tls)
+/*
+ * The negotiation only ever waits for the socket: shut down, it finds the
+ * end of the stream (or a failed write, or a failed TLS handshake) and
+ * hangs up.  Nothing of the client's is freed here.
+ */
+static void client_shutdown(void *opaque)
+{
+    NbdClient *c = opaque;
+
+    shutdown(c->fd, SHUT_RDWR);
+}
+
+void nbd_client_drop(NbdClient *c)
+{
+    client_shutdown(c);
+}
+
+int64_t nbd_client_negotiating_since(NbdClient *c)
+{
+    return c->negotiating_since;
+}
+
+NbdClient *nbd_client_new(int fd, NbdTlsConfig *tls,
+                          uint32_t handshake_max_seconds)
 {
     NbdClient *c = g_new0(NbdClient, 1);
     struct sockaddr_storage addr;
@@ -287,6 +314,14 @@ NbdClient *nbd_client_new(int fd, NbdTlsConfig *tls)
     c->zerocopy = getsockname(fd, (struct sockaddr *)&addr, &addr_len) == 0 &&
                   addr.ss_family == AF_UNIX;
     c->main_ctx = c->ctx = bd_aio_current_context();
+    c->negotiating_since = bd_clock_ns();
+    if (handshake_max_seconds) {
+        c->handshake_timer = bd_aio_timer_new(c->main_ctx, client_shutdown,
+                                              c);
+        bd_aio_timer_mod(c->handshake_timer,
+                         c->negotiating_since +
+                         handshake_max_seconds * INT64_C(1000000000));
+    }
     bd_co_mutex_init(&c->send_lock);
     bd_aio_co_enter(c->ctx, bd_coroutine_create(client_entry, c));
     return c;

@@ -52,6 +52,8 @@ struct NbdClient {
     BdAioContext *ctx;          /* where the connection runs now */
     gint closing;               /* nbd_client_close() was called */
     bool broken;                /* a send failed: the stream is lost */
+    int64_t negotiating_since;  /* bd_clock_ns() at accept; -1 after */
+    BdAioTimer *handshake_timer; /* drops a client too slow to negotiate */
     NbdTls *tls;                /* TLS is required (NULL: never offered) */
     bool tls_active;            /* after STARTTLS: all traffic is TLS */
     bool zerocopy;              /* reads may use bd_blk_co_pread_to_fd() */
