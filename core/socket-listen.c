@@ -1,13 +1,15 @@
 /*
  * Listening on a SocketAddress (see <blockd/socket.h>): the one place that
  * turns inet, unix, vsock and fd addresses into listening sockets, with
- * the checks and messages of QEMU 7.2's socket code.
+ * the checks and messages of QEMU 7.2's socket code, and takes
+ * connections off them.
  */
 #define _GNU_SOURCE 1
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <netdb.h>
+#include <stdio.h>
 #include <netinet/in.h>
 #include <stddef.h>
 #include <stdlib.h>
@@ -581,5 +583,37 @@ int bd_socket_listen(JsonObject *addr, int backlog, BdSocketFile **file,
     }
     g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
                 "Parameter 'type' does not accept value '%s'", type);
+    return -1;
+}
+
+/* ---- accepting ---- */
+
+/*
+ * Whether exhaustion was logged since the last successful accept: one
+ * line per episode, however many listeners retry meanwhile.
+ */
+static bool exhaustion_logged;
+
+int bd_socket_accept(int lfd, const char *what, bool *exhausted)
+{
+    int fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    int err = errno;
+
+    *exhausted = false;
+    if (fd >= 0) {
+        exhaustion_logged = false;
+        return fd;
+    }
+    if (err == EMFILE || err == ENFILE || err == ENOBUFS || err == ENOMEM) {
+        *exhausted = true;
+        if (!exhaustion_logged) {
+            exhaustion_logged = true;
+            /* strerror(): g_strerror() may convert, which opens files */
+            fprintf(stderr, "blockd: warning: %s: cannot accept a "
+                    "connection: %s; trying again every %d ms\n", what,
+                    strerror(err), BD_SOCKET_ACCEPT_RETRY_MS);
+        }
+    }
+    errno = err;
     return -1;
 }

@@ -13,6 +13,11 @@
  * room for a newcomer (the oldest first), so that a fresh client does
  * not wait for the deadlines of a crowd of stalled ones.  Clients in
  * the transmission phase are never dropped for another.
+ *
+ * Out of file descriptors, accept() fails and leaves the connection
+ * queued: the server then stops watching its sockets and tries again
+ * after BD_SOCKET_ACCEPT_RETRY_MS, or as soon as one of its clients
+ * goes, rather than spin.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -50,7 +55,8 @@ typedef struct NbdServer {
     uint32_t handshake_max_seconds;
     GList *clients;             /* of NbdClient, newest first */
     unsigned nclients;
-    BdAioTimer *retry_timer;    /* ends a wait for an evictable client */
+    bool backoff;               /* out of descriptors: wait for retry */
+    BdAioTimer *retry_timer;    /* ends a backoff, or an eviction wait */
     NbdTlsConfig *tls;          /* NULL: no TLS */
 } NbdServer;
 
@@ -163,7 +169,9 @@ static void server_update_watch(void)
     int64_t when = INT64_MAX;
     bool watch;
 
-    if (!server_at_limit()) {
+    if (server->backoff) {
+        watch = false;              /* retry_timer is armed */
+    } else if (!server_at_limit()) {
         watch = true;
     } else {
         watch = evictable_client(bd_clock_ns(), &when) != NULL;
@@ -183,9 +191,10 @@ static void server_update_watch(void)
     }
 }
 
-/* End of a wait for an evictable client: look again. */
+/* End of a backoff or of a wait for an evictable client: look again. */
 static void server_retry(void *opaque)
 {
+    server->backoff = false;
     server_update_watch();
 }
 
@@ -193,6 +202,7 @@ static void server_accept(void *opaque)
 {
     int lfd = GPOINTER_TO_INT(opaque);
     NbdClient *victim = NULL;
+    bool exhausted;
     int64_t when;
     int fd;
 
@@ -203,9 +213,16 @@ static void server_accept(void *opaque)
             return;
         }
     }
-    fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    fd = bd_socket_accept(lfd, "NBD server", &exhausted);
     if (fd < 0) {
-        return;     /* EAGAIN, or a client that went away already */
+        if (exhausted) {
+            server->backoff = true;
+            bd_aio_timer_mod(server->retry_timer,
+                             bd_clock_ns() +
+                             BD_SOCKET_ACCEPT_RETRY_MS * INT64_C(1000000));
+            server_update_watch();
+        }
+        return;     /* else EAGAIN, or a client that went away already */
     }
     if (victim) {
         /* its slot is the newcomer's from now on; it ends on its own */
@@ -236,6 +253,10 @@ void nbd_server_client_gone(NbdClient *c)
     if (g_list_find(server->clients, c)) {
         server->clients = g_list_remove(server->clients, c);
         server->nclients--;
+    }
+    if (server->backoff) {
+        /* its descriptor is closed once this returns: try then */
+        bd_aio_timer_mod(server->retry_timer, bd_clock_ns());
     }
     server_update_watch();
 }
