@@ -9,10 +9,10 @@
  * Clients that connect and never finish their handshake must not shut
  * the others out: each has handshake-max-seconds to reach the
  * transmission phase (QEMU's CVE-2024-7409 fix), and at max-connections
- * one that has been negotiating for NBD_EVICT_AFTER_NS already makes
- * room for a newcomer (the oldest first), so that a fresh client does
- * not wait for the deadlines of a crowd of stalled ones.  Clients in
- * the transmission phase are never dropped for another.
+ * one that has been negotiating for a while already (evict_after_ns)
+ * makes room for a newcomer (the oldest first), so that a fresh client
+ * does not wait for the deadlines of a crowd of stalled ones.  Clients
+ * in the transmission phase are never dropped for another.
  *
  * Out of file descriptors, accept() fails and leaves the connection
  * queued: the server then stops watching its sockets and tries again
@@ -40,9 +40,13 @@
 
 /*
  * At max-connections, how long a client must have been negotiating to
- * be dropped for a newcomer.  Long enough for a real handshake, TLS
+ * be dropped for a newcomer: long enough for a real handshake, TLS
  * included, on a slow link (a few round trips); a client that connects
- * a moment after another is not the reason to cut that one off.
+ * a moment after another is not the reason to cut that one off.  With
+ * a handshake deadline, a tenth of it if that is shorter: stalled
+ * clients then make way max-connections at a time, every tenth of the
+ * deadline, and a fresh client queued behind up to ten times
+ * max-connections of them is served within the deadline.
  */
 #define NBD_EVICT_AFTER_NS INT64_C(1000000000)
 
@@ -53,6 +57,7 @@ typedef struct NbdServer {
     BdSocketFile *socket_file;  /* to remove on stop, or NULL */
     uint32_t max_connections;
     uint32_t handshake_max_seconds;
+    int64_t evict_after_ns;     /* see NBD_EVICT_AFTER_NS */
     GList *clients;             /* of NbdClient, newest first */
     unsigned nclients;
     bool backoff;               /* out of descriptors: wait for retry */
@@ -135,7 +140,7 @@ static void server_accept(void *opaque);
 
 /*
  * The client to drop for a newcomer at max-connections: the one
- * negotiating the longest, if for NBD_EVICT_AFTER_NS at least.  Else
+ * negotiating the longest, if for evict_after_ns at least.  Else
  * NULL, and *@when is when one will be (INT64_MAX: none negotiating).
  */
 static NbdClient *evictable_client(int64_t now, int64_t *when)
@@ -151,10 +156,10 @@ static NbdClient *evictable_client(int64_t now, int64_t *when)
             oldest = l->data;
         }
     }
-    if (oldest && now - oldest_since >= NBD_EVICT_AFTER_NS) {
+    if (oldest && now - oldest_since >= server->evict_after_ns) {
         return oldest;
     }
-    *when = oldest ? oldest_since + NBD_EVICT_AFTER_NS : INT64_MAX;
+    *when = oldest ? oldest_since + server->evict_after_ns : INT64_MAX;
     return NULL;
 }
 
@@ -370,6 +375,10 @@ bool nbd_qmp_server_start(JsonObject *args, JsonNode **ret, GError **errp)
         args, "max-connections", NBD_DEFAULT_MAX_CONNECTIONS);
     server->handshake_max_seconds = json_object_get_int_member_with_default(
         args, "handshake-max-seconds", NBD_DEFAULT_HANDSHAKE_MAX_SECONDS);
+    server->evict_after_ns = server->handshake_max_seconds
+        ? MIN(NBD_EVICT_AFTER_NS,
+              server->handshake_max_seconds * INT64_C(100000000))
+        : NBD_EVICT_AFTER_NS;
     server->retry_timer = bd_aio_timer_new(server->ctx, server_retry, NULL);
     server->watching = false;
     server_update_watch();
