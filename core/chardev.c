@@ -40,6 +40,8 @@ struct BdChardev {
     bool nodelay;
     int listen_fd;
     guint listen_source;
+    guint retry_source;     /* out of descriptors: accept again later */
+    char *accept_what;      /* names the chardev in bd_socket_accept() */
     int conn_fd;
     BdSocketFile *file;     /* a UNIX socket file we made, or NULL */
 
@@ -217,12 +219,32 @@ static void chardev_connected(BdChardev *chr, int fd)
     }
 }
 
+static gboolean chardev_accept_retry(gpointer opaque)
+{
+    BdChardev *chr = opaque;
+
+    chr->retry_source = 0;
+    chardev_listen_watch(chr);
+    return G_SOURCE_REMOVE;
+}
+
 static gboolean chardev_accept_ready(gint fd, GIOCondition cond,
                                      gpointer opaque)
 {
     BdChardev *chr = opaque;
-    int conn = accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    bool exhausted;
+    int conn = bd_socket_accept(fd, chr->accept_what, &exhausted);
 
+    if (conn < 0 && exhausted) {
+        /*
+         * The client stays queued and the socket readable: watching it
+         * would spin until a descriptor is free.  Look again later.
+         */
+        chr->listen_source = 0;
+        chr->retry_source = g_timeout_add(BD_SOCKET_ACCEPT_RETRY_MS,
+                                          chardev_accept_retry, chr);
+        return G_SOURCE_REMOVE;
+    }
     if (conn < 0) {
         /* EAGAIN, or the peer gave up before we accepted: wait again */
         return G_SOURCE_CONTINUE;
@@ -235,7 +257,7 @@ static gboolean chardev_accept_ready(gint fd, GIOCondition cond,
 static void chardev_listen_watch(BdChardev *chr)
 {
     if (chr->kind == CHARDEV_SOCKET && !chr->connected && chr->ops &&
-        !chr->listen_source && chr->listen_fd >= 0) {
+        !chr->listen_source && !chr->retry_source && chr->listen_fd >= 0) {
         chr->listen_source = g_unix_fd_add(chr->listen_fd, G_IO_IN,
                                            chardev_accept_ready, chr);
     }
@@ -286,6 +308,10 @@ void bd_chardev_detach(BdChardev *chr)
         g_source_remove(chr->listen_source);
         chr->listen_source = 0;
     }
+    if (chr->retry_source) {
+        g_source_remove(chr->retry_source);
+        chr->retry_source = 0;
+    }
     if (chr->kind == CHARDEV_SOCKET) {
         bd_chardev_disconnect(chr);
         /* without a frontend nobody accepts: see chardev_listen_watch */
@@ -325,6 +351,9 @@ static void chardev_free(BdChardev *chr)
     if (chr->listen_source) {
         g_source_remove(chr->listen_source);
     }
+    if (chr->retry_source) {
+        g_source_remove(chr->retry_source);
+    }
     if (chr->kind == CHARDEV_SOCKET) {
         if (chr->connected) {
             close(chr->conn_fd);
@@ -338,6 +367,7 @@ static void chardev_free(BdChardev *chr)
         json_object_unref(chr->addr);
     }
     g_free(chr->addr_desc);
+    g_free(chr->accept_what);
     g_free(chr->id);
     g_free(chr);
 }
@@ -503,6 +533,7 @@ static bool open_socket(BdChardev *chr, JsonObject *data, GError **errp)
         return false;
     }
     chr->addr_desc = describe_bound_address(chr->listen_fd);
+    chr->accept_what = g_strdup_printf("chardev '%s'", chr->id);
     if (wait && !wait_for_client(chr, errp)) {
         return false;
     }
