@@ -134,12 +134,32 @@ static void chardev_connected(BdChardev *chr, int fd)
     }
 }
 
+static gboolean chardev_accept_retry(gpointer opaque)
+{
+    BdChardev *chr = opaque;
+
+    chr->retry_source = 0;
+    bd_char_socket_listen_watch(chr);
+    return G_SOURCE_REMOVE;
+}
+
 static gboolean chardev_accept_ready(gint fd, GIOCondition cond,
                                      gpointer opaque)
 {
     BdChardev *chr = opaque;
-    int conn = accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    bool exhausted;
+    int conn = bd_socket_accept(fd, chr->accept_what, &exhausted);
 
+    if (conn < 0 && exhausted) {
+        /*
+         * The client stays queued and the socket readable: watching it
+         * would spin until a descriptor is free.  Look again later.
+         */
+        chr->listen_source = 0;
+        chr->retry_source = g_timeout_add(BD_SOCKET_ACCEPT_RETRY_MS,
+                                          chardev_accept_retry, chr);
+        return G_SOURCE_REMOVE;
+    }
     if (conn < 0) {
         /* EAGAIN, or the peer gave up before we accepted: wait again */
         return G_SOURCE_CONTINUE;
@@ -152,7 +172,7 @@ static gboolean chardev_accept_ready(gint fd, GIOCondition cond,
 void bd_char_socket_listen_watch(BdChardev *chr)
 {
     if (chr->kind == CHARDEV_SOCKET && !chr->connected && chr->ops &&
-        !chr->listen_source && chr->listen_fd >= 0) {
+        !chr->listen_source && !chr->retry_source && chr->listen_fd >= 0) {
         chr->listen_source = g_unix_fd_add(chr->listen_fd, G_IO_IN,
                                            chardev_accept_ready, chr);
     }
@@ -280,6 +300,7 @@ bool bd_char_socket_open(BdChardev *chr, JsonObject *data, GError **errp)
         return false;
     }
     chr->addr_desc = describe_bound_address(chr->listen_fd);
+    chr->accept_what = g_strdup_printf("chardev '%s'", chr->id);
     if (wait && !wait_for_client(chr, errp)) {
         return false;
     }
@@ -300,4 +321,5 @@ void bd_char_socket_close(BdChardev *chr)
         json_object_unref(chr->addr);
     }
     g_free(chr->addr_desc);
+    g_free(chr->accept_what);
 }

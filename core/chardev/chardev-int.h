@@ -32,6 +32,8 @@ struct BdChardev {
     bool nodelay;
     int listen_fd;
     guint listen_source;
+    guint retry_source;     /* out of descriptors: accept again later */
+    char *accept_what;      /* names the chardev in bd_socket_accept() */
     int conn_fd;
     BdSocketFile *file;     /* a UNIX socket file we made, or NULL */
 

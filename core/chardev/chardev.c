@@ -117,9 +117,14 @@ void bd_chardev_detach(BdChardev *chr)
         g_source_remove(chr->listen_source);
         chr->listen_source = 0;
     }
+    if (chr->retry_source) {
+        g_source_remove(chr->retry_source);
+        chr->retry_source = 0;
+    }
     if (chr->kind == CHARDEV_SOCKET) {
         bd_chardev_disconnect(chr);
-        /* without a frontend nobody accepts: see chardev_listen_watch */
+        /* without a frontend nobody accepts: see
+         * bd_char_socket_listen_watch */
     }
 }
 
@@ -196,6 +201,9 @@ static void chardev_free(BdChardev *chr)
 {
     if (chr->listen_source) {
         g_source_remove(chr->listen_source);
+    }
+    if (chr->retry_source) {
+        g_source_remove(chr->retry_source);
     }
     if (chr->kind == CHARDEV_SOCKET) {
         bd_char_socket_close(chr);

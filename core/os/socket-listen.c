@@ -1,13 +1,15 @@
 /*
  * Listening on a SocketAddress (see <blockd/socket.h>): the one place that
  * turns inet, unix, vsock and fd addresses into listening sockets, with
- * the checks and messages of QEMU 7.2's socket code.
+ * the checks and messages of QEMU 7.2's socket code, and takes
+ * connections off them.
  */
 #define _GNU_SOURCE 1
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <netdb.h>
+#include <stdio.h>
 #include <netinet/in.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -271,6 +273,37 @@ fail:
 
 /* ---- unix ---- */
 
+/*
+ * bind() made the socket file with the mode the umask leaves of 0777:
+ * at umask 000 anybody could connect.  Keep the owner's and the group's
+ * bits only (0660 or narrower), before listen(): until then nobody can
+ * connect at all.  Not following a symbolic link: if the directory lets
+ * others swap the file, the chmod must not land on what a link names.
+ * On failure the file (still the socket bound) is removed.
+ */
+static bool restrict_socket_mode(const char *path, GError **errp)
+{
+    struct stat st;
+
+    errno = 0;
+    if (lstat(path, &st) < 0 || !S_ISSOCK(st.st_mode)) {
+        g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
+                    "Failed to set the mode of socket %s: %s", path,
+                    errno ? g_strerror(errno) : "it is no longer a socket");
+        return false;
+    }
+    if ((st.st_mode & 07777) != (st.st_mode & 0660) &&
+        fchmodat(AT_FDCWD, path, st.st_mode & 0660,
+                 AT_SYMLINK_NOFOLLOW) < 0) {
+        g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
+                    "Failed to set the mode of socket %s: %s", path,
+                    g_strerror(errno));
+        unlink(path);
+        return false;
+    }
+    return true;
+}
+
 static int listen_unix(JsonObject *a, int backlog, BdSocketFile **file,
                        GError **errp)
 {
@@ -342,6 +375,9 @@ static int listen_unix(JsonObject *a, int backlog, BdSocketFile **file,
         g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
                     "Failed to bind socket to %s: %s", path,
                     g_strerror(errno));
+        goto fail;
+    }
+    if (!abstract && !restrict_socket_mode(path, errp)) {
         goto fail;
     }
     if (listen(fd, backlog) < 0) {
@@ -547,5 +583,37 @@ int bd_socket_listen(JsonObject *addr, int backlog, BdSocketFile **file,
     }
     g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
                 "Parameter 'type' does not accept value '%s'", type);
+    return -1;
+}
+
+/* ---- accepting ---- */
+
+/*
+ * Whether exhaustion was logged since the last successful accept: one
+ * line per episode, however many listeners retry meanwhile.
+ */
+static bool exhaustion_logged;
+
+int bd_socket_accept(int lfd, const char *what, bool *exhausted)
+{
+    int fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    int err = errno;
+
+    *exhausted = false;
+    if (fd >= 0) {
+        exhaustion_logged = false;
+        return fd;
+    }
+    if (err == EMFILE || err == ENFILE || err == ENOBUFS || err == ENOMEM) {
+        *exhausted = true;
+        if (!exhaustion_logged) {
+            exhaustion_logged = true;
+            /* strerror(): g_strerror() may convert, which opens files */
+            fprintf(stderr, "blockd: warning: %s: cannot accept a "
+                    "connection: %s; trying again every %d ms\n", what,
+                    strerror(err), BD_SOCKET_ACCEPT_RETRY_MS);
+        }
+    }
+    errno = err;
     return -1;
 }

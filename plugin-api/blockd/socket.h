@@ -16,9 +16,16 @@
  *   <blockd/socket-activation.h>), else, when not asked by a monitor
  *   client, a decimal fd number the daemon inherited.  A monitor client
  *   cannot pass fds to blockd (nor to qemu-storage-daemon).
+ *
+ * A UNIX socket file is made with mode 0660 or narrower (the umask's
+ * bits are taken away too): only its owner and group may connect.
+ * bd_socket_accept() takes connections off such a socket without
+ * spinning when the process runs out of file descriptors.
  */
 #ifndef BLOCKD_SOCKET_H
 #define BLOCKD_SOCKET_H
+
+#include <stdbool.h>
 
 #include <glib.h>
 #include <json-glib/json-glib.h>
@@ -44,6 +51,27 @@ typedef struct BdSocketFile BdSocketFile;
  */
 int bd_socket_listen(JsonObject *addr, int backlog, BdSocketFile **file,
                      GError **errp);
+
+/*
+ * How long a listener that ran out of descriptors waits before it tries
+ * bd_socket_accept() again (unless one of its connections closes first).
+ */
+#define BD_SOCKET_ACCEPT_RETRY_MS 100
+
+/*
+ * Accept a connection on @lfd, a listening socket: returns its fd
+ * (non-blocking, close-on-exec), or -1 with errno set.  After EAGAIN or
+ * a peer that left before it was accepted (ECONNABORTED...), wait for
+ * @lfd to be readable again.  When the process or the system is out of
+ * descriptors or memory (EMFILE, ENFILE, ENOBUFS, ENOMEM), *@exhausted
+ * is set to true (else false): the connection stays queued and @lfd
+ * stays readable, so a caller that watched it again at once would spin.
+ * It must stop watching @lfd and call again after
+ * BD_SOCKET_ACCEPT_RETRY_MS, or sooner when it has closed one of its own
+ * connections.  The first such failure after a success is logged on
+ * stderr, naming @what (for example "NBD server"), once.  Main thread.
+ */
+int bd_socket_accept(int lfd, const char *what, bool *exhausted);
 
 /*
  * Remove the socket file @file names, if it is still the socket that was

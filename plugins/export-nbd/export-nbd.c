@@ -1,7 +1,8 @@
 /*
  * export-nbd: the plugin: the 'nbd' export type and the nbd-server-*
  * QMP commands.  The protocol is in nbd-proto.c, connections in
- * nbd-client.c, the listening server in nbd-server.c.
+ * nbd-conn.c (with nbd-negotiate.c and nbd-requests.c), the listening
+ * server in nbd-server.c.
  */
 #include <string.h>
 

@@ -72,14 +72,30 @@ bool nbd_qmp_server_stop(JsonObject *args, JsonNode **ret, GError **errp);
 bool nbd_qmp_server_add(JsonObject *args, JsonNode **ret, GError **errp);
 bool nbd_qmp_server_remove(JsonObject *args, JsonNode **ret, GError **errp);
 
-/* --- connections (nbd-client.c) ---------------------------------------------- */
+/* --- connections (nbd-conn.c) ------------------------------------------------ */
 
 /*
  * Start serving the accepted socket @fd (non-blocking) in the main loop.
  * Takes ownership of @fd.  @tls: the server's TLS settings, which the
- * client then requires (NULL: no TLS).
+ * client then requires (NULL: no TLS).  A client that has not finished
+ * its handshake (TLS included) @handshake_max_seconds after this is
+ * dropped (0: never).
  */
-NbdClient *nbd_client_new(int fd, NbdTlsConfig *tls);
+NbdClient *nbd_client_new(int fd, NbdTlsConfig *tls,
+                          uint32_t handshake_max_seconds);
+
+/*
+ * When @c was accepted (bd_clock_ns()) if it is still negotiating, else
+ * -1 (in the transmission phase, or on its way out).
+ */
+int64_t nbd_client_negotiating_since(NbdClient *c);
+
+/*
+ * Hang up on @c, which is still negotiating (main loop): its socket is
+ * shut down and the connection ends as soon as it runs, as when its
+ * handshake deadline passes.
+ */
+void nbd_client_drop(NbdClient *c);
 
 /* Disconnect @c: pending requests fail, the socket is shut down. */
 void nbd_client_close(NbdClient *c);

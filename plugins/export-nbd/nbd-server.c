@@ -5,6 +5,19 @@
  * Everything here runs in the main loop.  At max-connections the server
  * stops watching its listening sockets, as QEMU does: further clients
  * wait in the kernel's backlog, without a greeting, until one goes.
+ *
+ * Clients that connect and never finish their handshake must not shut
+ * the others out: each has handshake-max-seconds to reach the
+ * transmission phase (QEMU's CVE-2024-7409 fix), and at max-connections
+ * one that has been negotiating for a while already (evict_after_ns)
+ * makes room for a newcomer (the oldest first), so that a fresh client
+ * does not wait for the deadlines of a crowd of stalled ones.  Clients
+ * in the transmission phase are never dropped for another.
+ *
+ * Out of file descriptors, accept() fails and leaves the connection
+ * queued: the server then stops watching its sockets and tries again
+ * after BD_SOCKET_ACCEPT_RETRY_MS, or as soon as one of its clients
+ * goes, rather than spin.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -22,14 +35,33 @@
 /* QEMU's default for max-connections. */
 #define NBD_DEFAULT_MAX_CONNECTIONS 100
 
+/* QEMU's default for handshake-max-seconds. */
+#define NBD_DEFAULT_HANDSHAKE_MAX_SECONDS 10
+
+/*
+ * At max-connections, how long a client must have been negotiating to
+ * be dropped for a newcomer: long enough for a real handshake, TLS
+ * included, on a slow link (a few round trips); a client that connects
+ * a moment after another is not the reason to cut that one off.  With
+ * a handshake deadline, a tenth of it if that is shorter: stalled
+ * clients then make way max-connections at a time, every tenth of the
+ * deadline, and a fresh client queued behind up to ten times
+ * max-connections of them is served within the deadline.
+ */
+#define NBD_EVICT_AFTER_NS INT64_C(1000000000)
+
 typedef struct NbdServer {
     BdAioContext *ctx;
     GArray *listen_fds;         /* of int */
     bool watching;
     BdSocketFile *socket_file;  /* to remove on stop, or NULL */
     uint32_t max_connections;
-    GList *clients;             /* of NbdClient */
+    uint32_t handshake_max_seconds;
+    int64_t evict_after_ns;     /* see NBD_EVICT_AFTER_NS */
+    GList *clients;             /* of NbdClient, newest first */
     unsigned nclients;
+    bool backoff;               /* out of descriptors: wait for retry */
+    BdAioTimer *retry_timer;    /* ends a backoff, or an eviction wait */
     NbdTlsConfig *tls;          /* NULL: no TLS */
 } NbdServer;
 
@@ -106,11 +138,52 @@ void nbd_server_remove_export(NbdExport *e)
 
 static void server_accept(void *opaque);
 
+/*
+ * The client to drop for a newcomer at max-connections: the one
+ * negotiating the longest, if for evict_after_ns at least.  Else
+ * NULL, and *@when is when one will be (INT64_MAX: none negotiating).
+ */
+static NbdClient *evictable_client(int64_t now, int64_t *when)
+{
+    NbdClient *oldest = NULL;
+    int64_t oldest_since = INT64_MAX;
+
+    for (GList *l = server->clients; l; l = l->next) {
+        int64_t since = nbd_client_negotiating_since(l->data);
+
+        if (since >= 0 && since <= oldest_since) {
+            oldest_since = since;
+            oldest = l->data;
+        }
+    }
+    if (oldest && now - oldest_since >= server->evict_after_ns) {
+        return oldest;
+    }
+    *when = oldest ? oldest_since + server->evict_after_ns : INT64_MAX;
+    return NULL;
+}
+
+static bool server_at_limit(void)
+{
+    return server->max_connections &&
+           server->nclients >= server->max_connections;
+}
+
 static void server_update_watch(void)
 {
-    bool watch = server->max_connections == 0 ||
-                 server->nclients < server->max_connections;
+    int64_t when = INT64_MAX;
+    bool watch;
 
+    if (server->backoff) {
+        watch = false;              /* retry_timer is armed */
+    } else if (!server_at_limit()) {
+        watch = true;
+    } else {
+        watch = evictable_client(bd_clock_ns(), &when) != NULL;
+        if (when != INT64_MAX) {
+            bd_aio_timer_mod(server->retry_timer, when);
+        }
+    }
     if (watch == server->watching) {
         return;
     }
@@ -123,13 +196,44 @@ static void server_update_watch(void)
     }
 }
 
+/* End of a backoff or of a wait for an evictable client: look again. */
+static void server_retry(void *opaque)
+{
+    server->backoff = false;
+    server_update_watch();
+}
+
 static void server_accept(void *opaque)
 {
     int lfd = GPOINTER_TO_INT(opaque);
-    int fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    NbdClient *victim = NULL;
+    bool exhausted;
+    int64_t when;
+    int fd;
 
+    if (server_at_limit()) {
+        victim = evictable_client(bd_clock_ns(), &when);
+        if (!victim) {
+            server_update_watch();
+            return;
+        }
+    }
+    fd = bd_socket_accept(lfd, "NBD server", &exhausted);
     if (fd < 0) {
-        return;     /* EAGAIN, or a client that went away already */
+        if (exhausted) {
+            server->backoff = true;
+            bd_aio_timer_mod(server->retry_timer,
+                             bd_clock_ns() +
+                             BD_SOCKET_ACCEPT_RETRY_MS * INT64_C(1000000));
+            server_update_watch();
+        }
+        return;     /* else EAGAIN, or a client that went away already */
+    }
+    if (victim) {
+        /* its slot is the newcomer's from now on; it ends on its own */
+        server->clients = g_list_remove(server->clients, victim);
+        server->nclients--;
+        nbd_client_drop(victim);
     }
     /*
      * A read reply is up to 32 MiB: with the default send buffer (about
@@ -139,18 +243,27 @@ static void server_accept(void *opaque)
      */
     setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &(int){ NBD_SOCKET_SNDBUF },
                sizeof(int));
-    server->clients = g_list_prepend(server->clients, nbd_client_new(fd, server->tls));
+    server->clients = g_list_prepend(
+        server->clients,
+        nbd_client_new(fd, server->tls, server->handshake_max_seconds));
     server->nclients++;
     server_update_watch();
 }
 
 void nbd_server_client_gone(NbdClient *c)
 {
-    if (server && g_list_find(server->clients, c)) {
+    if (!server) {
+        return;
+    }
+    if (g_list_find(server->clients, c)) {
         server->clients = g_list_remove(server->clients, c);
         server->nclients--;
-        server_update_watch();
     }
+    if (server->backoff) {
+        /* its descriptor is closed once this returns: try then */
+        bd_aio_timer_mod(server->retry_timer, bd_clock_ns());
+    }
+    server_update_watch();
 }
 
 void nbd_server_close_clients(NbdExport *e)
@@ -197,6 +310,7 @@ static void server_free(void)
         close(fd);
     }
     g_array_unref(server->listen_fds);
+    bd_aio_timer_free(server->retry_timer);
     g_clear_pointer(&server->socket_file, bd_socket_file_remove);
     /* connections still negotiating: they end on their own */
     for (GList *l = server->clients; l; l = l->next) {
@@ -259,6 +373,13 @@ bool nbd_qmp_server_start(JsonObject *args, JsonNode **ret, GError **errp)
     }
     server->max_connections = json_object_get_int_member_with_default(
         args, "max-connections", NBD_DEFAULT_MAX_CONNECTIONS);
+    server->handshake_max_seconds = json_object_get_int_member_with_default(
+        args, "handshake-max-seconds", NBD_DEFAULT_HANDSHAKE_MAX_SECONDS);
+    server->evict_after_ns = server->handshake_max_seconds
+        ? MIN(NBD_EVICT_AFTER_NS,
+              server->handshake_max_seconds * INT64_C(100000000))
+        : NBD_EVICT_AFTER_NS;
+    server->retry_timer = bd_aio_timer_new(server->ctx, server_retry, NULL);
     server->watching = false;
     server_update_watch();
     return true;

@@ -16,7 +16,7 @@ with data and holes, exported through raw with and without an offset:
   bytes.
 
 A read error in the middle of a zero-copy reply drops the connection
-(nbd-client.c); it is not provoked here: the path is only taken for
+(nbd-requests.c); it is not provoked here: the path is only taken for
 data that is in memory, which does not fail to read.
 """
 

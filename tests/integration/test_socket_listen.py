@@ -4,7 +4,12 @@ implementation (<blockd/socket.h>) that nbd-server-start, --nbd-server
 and socket chardevs share: replies and errors compared with
 qemu-storage-daemon 7.2, and clients connecting for real (nbdinfo over
 TCP, a Python client on abstract UNIX names, a vsock listener opened).
+
+Unlike qsd, whose UNIX socket files take their mode from the umask
+(0777 at umask 000, open to every local user), blockd makes them 0660 or
+narrower: checked here for each kind of user of the listener.
 """
+import stat
 import os
 import re
 import socket
@@ -202,6 +207,53 @@ class SocketListen(h.TestCase):
                     if lport == port and rport == local:
                         return fields[5].split(':')[0] == '02'
         return False
+
+    def socket_modes(self, umask):
+        """The modes of the UNIX socket files a blockd started under
+        @umask makes: QMP's (--chardev), the NBD server's
+        (--nbd-server), a chardev-add's and a temporary one's (a
+        chardev-add with an empty path, made in TMPDIR)."""
+        qmp_sock = os.path.join(self.tmpdir, f'qmp-{umask:o}.sock')
+        nbd_sock = os.path.join(self.tmpdir, f'nbd-{umask:o}.sock')
+        added = os.path.join(self.tmpdir, f'added-{umask:o}.sock')
+        tmp = self.make_tmpdir()
+        old = os.umask(umask)
+        try:
+            d = self.start_daemon(
+                ['--chardev',
+                 f'socket,id=m,path={qmp_sock},server=on,wait=off',
+                 '--monitor', 'chardev=m',
+                 '--nbd-server', f'addr.type=unix,addr.path={nbd_sock}'],
+                env=h.child_env(TMPDIR=tmp))
+        finally:
+            os.umask(old)
+        d.wait_for_socket_file(qmp_sock)
+        c = self.qmp(qmp_sock)
+        for cid, path in (('added', added), ('tmp', '')):
+            c.command('chardev-add', id=cid, backend={
+                'type': 'socket', 'data': {
+                    'addr': legacy({'type': 'unix', 'path': path}),
+                    'server': True, 'wait': False}})
+        made = [os.path.join(tmp, n) for n in os.listdir(tmp)]
+        self.assertEqual(len(made), 1, made)
+        modes = {}
+        for key, path in (('qmp', qmp_sock), ('nbd', nbd_sock),
+                          ('added', added), ('tmp', made[0])):
+            st = os.lstat(path)
+            self.assertTrue(stat.S_ISSOCK(st.st_mode), path)
+            modes[key] = stat.S_IMODE(st.st_mode)
+        # still a server one connects to
+        self.assertEqual(nbd_greeting(socket.AF_UNIX, nbd_sock), NBD_MAGIC)
+        return modes
+
+    def test_unix_socket_files_are_not_world_accessible(self):
+        self.assertEqual(self.socket_modes(0o000),
+                         dict.fromkeys(('qmp', 'nbd', 'added', 'tmp'),
+                                       0o660))
+        # a narrower umask narrows them further
+        self.assertEqual(self.socket_modes(0o077),
+                         dict.fromkeys(('qmp', 'nbd', 'added', 'tmp'),
+                                       0o600))
 
     def test_unix_abstract(self):
         """Abstract names, tight and not, reached by a Python client."""
