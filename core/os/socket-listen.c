@@ -89,8 +89,7 @@ static int inet_family(JsonObject *a, const char *host, bool *dual,
 
     *dual = (!has4 && !has6) || (has4 && v4 && has6 && v6);
     if (has4 && has6 && !v4 && !v6) {
-        g_set_error_literal(errp, BD_ERROR, BD_ERROR_GENERIC,
-                            "Cannot disable IPv4 and IPv6 at same time");
+        bd_error_setg(errp, "Cannot disable IPv4 and IPv6 at same time");
         return -1;
     }
     if (has4 && v4 && has6 && v6) {
@@ -163,8 +162,7 @@ static int listen_inet(JsonObject *a, int backlog, GError **errp)
     int fd = -1, rc, err = 0;
 
     if (!host) {
-        g_set_error_literal(errp, BD_ERROR, BD_ERROR_GENERIC,
-                            "host not specified");
+        bd_error_setg(errp, "host not specified");
         return -1;
     }
     hints.ai_family = inet_family(a, host, &dual, errp);
@@ -181,9 +179,9 @@ static int listen_inet(JsonObject *a, int backlog, GError **errp)
     rc = getaddrinfo(host[0] ? host : NULL, port[0] ? port : NULL, &hints,
                      &res);
     if (rc != 0) {
-        g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
-                    "address resolution failed for %s:%s: %s", host, port,
-                    gai_strerror(rc));
+        bd_error_setg(errp,
+                      "address resolution failed for %s:%s: %s", host, port,
+                      gai_strerror(rc));
         return -1;
     }
     for (struct addrinfo *e = res; e; e = e->ai_next) {
@@ -211,9 +209,9 @@ static int listen_inet(JsonObject *a, int backlog, GError **errp)
                 if (p == first) {
                     break;      /* e.g. no IPv6 here: next address */
                 }
-                g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
-                            "Failed to recreate failed listening socket: "
-                            "%s", g_strerror(err));
+                bd_error_setg(errp,
+                              "Failed to recreate failed listening socket: "
+                              "%s", g_strerror(err));
                 goto fail;
             }
             created = true;
@@ -223,8 +221,8 @@ static int listen_inet(JsonObject *a, int backlog, GError **errp)
                 if (err == EADDRINUSE) {
                     continue;
                 }
-                g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
-                            "Failed to bind socket: %s", g_strerror(err));
+                bd_error_setg(errp,
+                              "Failed to bind socket: %s", g_strerror(err));
                 goto fail;
             }
             if (listen(fd, backlog) < 0) {
@@ -232,18 +230,17 @@ static int listen_inet(JsonObject *a, int backlog, GError **errp)
                 if (err == EADDRINUSE) {
                     continue;
                 }
-                g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
-                            "Failed to listen on socket: %s",
-                            g_strerror(err));
+                bd_error_setg(errp, "Failed to listen on socket: %s",
+                              g_strerror(err));
                 goto fail;
             }
             /* accepted connections inherit it from the listener */
             if (keep_alive &&
                 setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &on,
                            sizeof(on)) < 0) {
-                g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
-                            "Unable to set keep-alive option on socket: "
-                            "%s", g_strerror(errno));
+                bd_error_setg(errp,
+                              "Unable to set keep-alive option on socket: "
+                              "%s", g_strerror(errno));
                 goto fail;
             }
             freeaddrinfo(res);
@@ -255,13 +252,12 @@ static int listen_inet(JsonObject *a, int backlog, GError **errp)
      * stale errno; the message alone is what its command line prints.
      */
     if (!tried) {
-        g_set_error_literal(errp, BD_ERROR, BD_ERROR_GENERIC,
-                            "Failed to create a socket");
+        bd_error_setg(errp, "Failed to create a socket");
     } else {
-        g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC, "%s: %s",
-                    created ? "Failed to find an available port"
+        bd_error_setg(errp, "%s: %s",
+                      created ? "Failed to find an available port"
                             : "Failed to create a socket",
-                    g_strerror(err));
+                      g_strerror(err));
     }
 fail:
     if (fd >= 0) {
@@ -287,17 +283,15 @@ static bool restrict_socket_mode(const char *path, GError **errp)
 
     errno = 0;
     if (lstat(path, &st) < 0 || !S_ISSOCK(st.st_mode)) {
-        g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
-                    "Failed to set the mode of socket %s: %s", path,
-                    errno ? g_strerror(errno) : "it is no longer a socket");
+        bd_error_setg(errp, "Failed to set the mode of socket %s: %s", path,
+                      errno ? g_strerror(errno) : "it is no longer a socket");
         return false;
     }
     if ((st.st_mode & 07777) != (st.st_mode & 0660) &&
         fchmodat(AT_FDCWD, path, st.st_mode & 0660,
                  AT_SYMLINK_NOFOLLOW) < 0) {
-        g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
-                    "Failed to set the mode of socket %s: %s", path,
-                    g_strerror(errno));
+        bd_error_setg(errp, "Failed to set the mode of socket %s: %s", path,
+                      g_strerror(errno));
         unlink(path);
         return false;
     }
@@ -323,8 +317,8 @@ static int listen_unix(JsonObject *a, int backlog, BdSocketFile **file,
     }
     fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
     if (fd < 0) {
-        g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
-                    "Failed to create Unix socket: %s", g_strerror(errno));
+        bd_error_setg(errp,
+                      "Failed to create Unix socket: %s", g_strerror(errno));
         return -1;
     }
     if (!path[0] && !abstract) {
@@ -337,17 +331,16 @@ static int listen_unix(JsonObject *a, int backlog, BdSocketFile **file,
     /* a path may fill sun_path without its NUL; an abstract name after one */
     if (plen > sizeof(sun.sun_path) ||
         (abstract && plen > sizeof(sun.sun_path) - 1)) {
-        g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
-                    "UNIX socket path '%s' is too long", path);
+        bd_error_setg(errp, "UNIX socket path '%s' is too long", path);
         goto fail;
     }
     if (tmp) {
         int tfd = g_mkstemp(tmp);
 
         if (tfd < 0) {
-            g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
-                        "Failed to make a temporary socket %s: %s", tmp,
-                        g_strerror(errno));
+            bd_error_setg(errp,
+                          "Failed to make a temporary socket %s: %s", tmp,
+                          g_strerror(errno));
             goto fail;
         }
         close(tfd);
@@ -358,9 +351,8 @@ static int listen_unix(JsonObject *a, int backlog, BdSocketFile **file,
          * A stale socket is replaced, as QEMU does; unlike QEMU, any
          * other file is left alone and bind() fails on it.
          */
-        g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
-                    "Failed to unlink socket %s: %s", path,
-                    g_strerror(errno));
+        bd_error_setg(errp, "Failed to unlink socket %s: %s", path,
+                      g_strerror(errno));
         goto fail;
     }
     if (abstract) {
@@ -372,17 +364,16 @@ static int listen_unix(JsonObject *a, int backlog, BdSocketFile **file,
         memcpy(sun.sun_path, path, plen);
     }
     if (bind(fd, (struct sockaddr *)&sun, len) < 0) {
-        g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
-                    "Failed to bind socket to %s: %s", path,
-                    g_strerror(errno));
+        bd_error_setg(errp, "Failed to bind socket to %s: %s", path,
+                      g_strerror(errno));
         goto fail;
     }
     if (!abstract && !restrict_socket_mode(path, errp)) {
         goto fail;
     }
     if (listen(fd, backlog) < 0) {
-        g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
-                    "Failed to listen on socket: %s", g_strerror(errno));
+        bd_error_setg(errp,
+                      "Failed to listen on socket: %s", g_strerror(errno));
         if (!abstract) {
             unlink(path);
         }
@@ -452,30 +443,26 @@ static int listen_vsock(JsonObject *a, int backlog, GError **errp)
     int fd;
 
     if (!parse_u32(cid ? cid : "", &svm.svm_cid)) {
-        g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
-                    "Failed to parse cid '%s'", cid ? cid : "");
+        bd_error_setg(errp, "Failed to parse cid '%s'", cid ? cid : "");
         return -1;
     }
     if (!parse_u32(port ? port : "", &svm.svm_port)) {
-        g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
-                    "Failed to parse port '%s'", port ? port : "");
+        bd_error_setg(errp, "Failed to parse port '%s'", port ? port : "");
         return -1;
     }
     fd = socket(AF_VSOCK, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
     if (fd < 0) {
-        g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
-                    "Failed to create socket: %s", g_strerror(errno));
+        bd_error_setg(errp, "Failed to create socket: %s", g_strerror(errno));
         return -1;
     }
     if (bind(fd, (struct sockaddr *)&svm, sizeof(svm)) < 0) {
-        g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
-                    "Failed to bind socket: %s", g_strerror(errno));
+        bd_error_setg(errp, "Failed to bind socket: %s", g_strerror(errno));
         close(fd);
         return -1;
     }
     if (listen(fd, backlog) < 0) {
-        g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
-                    "Failed to listen on socket: %s", g_strerror(errno));
+        bd_error_setg(errp,
+                      "Failed to listen on socket: %s", g_strerror(errno));
         close(fd);
         return -1;
     }
@@ -516,20 +503,18 @@ static int listen_fd(JsonObject *a, int backlog, GError **errp)
     fd = bd_socket_activation_fd(str);
     if (fd < 0) {
         if (bd_socket_activation_passed() && !g_ascii_isdigit(str[0])) {
-            g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
-                        "File descriptor named '%s' has not been found",
-                        str);
+            bd_error_setg(errp,
+                          "File descriptor named '%s' has not been found",
+                          str);
             return -1;
         }
         if (bd_request_origin() == BD_ORIGIN_CLIENT) {
-            g_set_error_literal(errp, BD_ERROR, BD_ERROR_GENERIC,
-                                "only QEMU supports file descriptor "
-                                "passing");
+            bd_error_setg(errp, "only QEMU supports file descriptor "
+                          "passing");
             return -1;
         }
         if (!parse_int(str, &fd)) {
-            g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
-                        "Unable to parse FD number %s", str);
+            bd_error_setg(errp, "Unable to parse FD number %s", str);
             return -1;
         }
     }
@@ -539,21 +524,20 @@ static int listen_fd(JsonObject *a, int backlog, GError **errp)
 
         if (fd < 0 ||
             getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) < 0) {
-            g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
-                        "File descriptor '%s' is not a socket", str);
+            bd_error_setg(errp, "File descriptor '%s' is not a socket", str);
             return -1;
         }
     }
     /* listening already (the usual case) or not yet: listen() does both */
     if (listen(fd, backlog) < 0) {
-        g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
-                    "Failed to listen on fd socket: %s", g_strerror(errno));
+        bd_error_setg(errp,
+                      "Failed to listen on fd socket: %s", g_strerror(errno));
         return -1;
     }
     if (!make_nonblock_cloexec(fd)) {
-        g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
-                    "Cannot make file descriptor '%s' non-blocking: %s", str,
-                    g_strerror(errno));
+        bd_error_setg(errp,
+                      "Cannot make file descriptor '%s' non-blocking: %s", str,
+                      g_strerror(errno));
         return -1;
     }
     return fd;
@@ -568,8 +552,7 @@ int bd_socket_listen(JsonObject *addr, int backlog, BdSocketFile **file,
         *file = NULL;
     }
     if (!type) {
-        g_set_error_literal(errp, BD_ERROR, BD_ERROR_GENERIC,
-                            "Parameter 'type' is missing");
+        bd_error_setg(errp, "Parameter 'type' is missing");
         return -1;
     }
     if (strcmp(type, "inet") == 0) {
@@ -581,8 +564,7 @@ int bd_socket_listen(JsonObject *addr, int backlog, BdSocketFile **file,
     } else if (strcmp(type, "fd") == 0) {
         return listen_fd(addr, backlog, errp);
     }
-    g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
-                "Parameter 'type' does not accept value '%s'", type);
+    bd_error_setg(errp, "Parameter 'type' does not accept value '%s'", type);
     return -1;
 }
 
