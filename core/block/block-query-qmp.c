@@ -16,6 +16,7 @@
 #include "block/dirty-bitmap.h"
 #include "json/json-writer.h"
 #include "qmp/qmp-dispatch.h"
+#include "util/main-thread.h"
 
 static const char *const *strong_names(BdNode *node)
 {
@@ -109,6 +110,7 @@ char *bd_node_filename(BdNode *node)
 
 int bd_node_get_info(BdNode *node, bool *is_dirty)
 {
+    BD_ASSERT_MAIN_LOOP();
     *is_dirty = false;
     return node->drv->get_info ? node->drv->get_info(node, is_dirty)
                                : -ENOTSUP;

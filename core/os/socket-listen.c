@@ -23,9 +23,11 @@
 #include <linux/vm_sockets.h>
 
 #include <blockd/error.h>
+#include <blockd/json.h>
 #include <blockd/socket.h>
 
 #include "os/systemd.h"
+#include "util/main-thread.h"
 #include "util/origin.h"
 
 #ifndef IPPROTO_MPTCP
@@ -39,27 +41,14 @@ struct BdSocketFile {
     pid_t owner;
 };
 
+/* A boolean member into *@val; false (*@val untouched) when absent. */
 static bool opt_bool(JsonObject *a, const char *name, bool *val)
 {
-    JsonNode *n = json_object_get_member(a, name);
-
-    if (!n || !JSON_NODE_HOLDS_VALUE(n) ||
-        json_node_get_value_type(n) != G_TYPE_BOOLEAN) {
+    if (!bd_json_value(a, name, G_TYPE_BOOLEAN)) {
         return false;
     }
-    *val = json_node_get_boolean(n);
+    *val = bd_json_get_bool(a, name, false);
     return true;
-}
-
-static const char *opt_str(JsonObject *a, const char *name)
-{
-    JsonNode *n = json_object_get_member(a, name);
-
-    if (!n || !JSON_NODE_HOLDS_VALUE(n) ||
-        json_node_get_value_type(n) != G_TYPE_STRING) {
-        return NULL;
-    }
-    return json_node_get_string(n);
 }
 
 static bool make_nonblock_cloexec(int fd)
@@ -148,8 +137,8 @@ static int try_bind(int fd, struct addrinfo *e, bool dual)
 
 static int listen_inet(JsonObject *a, int backlog, GError **errp)
 {
-    const char *host = opt_str(a, "host");
-    const char *port_in = opt_str(a, "port");
+    const char *host = bd_json_get_str(a, "host", NULL);
+    const char *port_in = bd_json_get_str(a, "port", NULL);
     struct addrinfo hints = {
         .ai_flags = AI_PASSIVE,
         .ai_socktype = SOCK_STREAM,
@@ -301,7 +290,7 @@ static bool restrict_socket_mode(const char *path, GError **errp)
 static int listen_unix(JsonObject *a, int backlog, BdSocketFile **file,
                        GError **errp)
 {
-    const char *path = opt_str(a, "path");
+    const char *path = bd_json_get_str(a, "path", NULL);
     bool abstract = false, tight = true;
     g_autofree char *tmp = NULL;
     struct sockaddr_un sun = { .sun_family = AF_UNIX };
@@ -438,7 +427,8 @@ static bool parse_u32(const char *s, unsigned int *out)
 
 static int listen_vsock(JsonObject *a, int backlog, GError **errp)
 {
-    const char *cid = opt_str(a, "cid"), *port = opt_str(a, "port");
+    const char *cid = bd_json_get_str(a, "cid", NULL);
+    const char *port = bd_json_get_str(a, "port", NULL);
     struct sockaddr_vm svm = { .svm_family = AF_VSOCK };
     int fd;
 
@@ -494,7 +484,7 @@ static bool parse_int(const char *s, int *out)
  */
 static int listen_fd(JsonObject *a, int backlog, GError **errp)
 {
-    const char *str = opt_str(a, "str");
+    const char *str = bd_json_get_str(a, "str", NULL);
     int fd;
 
     if (!str) {
@@ -546,7 +536,8 @@ static int listen_fd(JsonObject *a, int backlog, GError **errp)
 int bd_socket_listen(JsonObject *addr, int backlog, BdSocketFile **file,
                      GError **errp)
 {
-    const char *type = opt_str(addr, "type");
+    BD_ASSERT_MAIN_LOOP();
+    const char *type = bd_json_get_str(addr, "type", NULL);
 
     if (file) {
         *file = NULL;
@@ -578,6 +569,7 @@ static bool exhaustion_logged;
 
 int bd_socket_accept(int lfd, const char *what, bool *exhausted)
 {
+    BD_ASSERT_MAIN_LOOP();
     int fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
     int err = errno;
 
