@@ -14,7 +14,9 @@
   table, the folders and the headers have no cycle; a -int.h header is
   private to its folder; only *-qmp.c files register QMP commands;
   *-cli.c files live in cli/; only the top (main.c, core-init.c) sees
-  the top.  A self-test plants each kind of break in a synthetic core
+  the top;
+- core/ and plugins/ set a GenericError with bd_error_setg(), never
+  spelled out as g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC, ...).  A self-test plants each kind of break in a synthetic core
   and checks that it is reported.
 """
 import argparse
@@ -80,6 +82,9 @@ def check_plugins(t, src, build):
         own_build = os.path.join(build, 'plugins', plugin)
         with open(path, encoding='utf-8') as f:
             text = strip_c_comments(f.read())
+        t.check(not SPELLED_OUT_ERROR.search(text),
+                'plugins/%s sets a GenericError by hand: use '
+                'bd_error_setg()' % rel)
         for kind, name in INCLUDE.findall(text):
             where = 'plugins/%s includes %s%s%s' % (
                 rel, kind, name, '"' if kind == '"' else '>')
@@ -196,6 +201,10 @@ GENERATED = {'schema/core-schema.h', 'aio/aio-config.h'}
 # Generated at the top of the build tree, and seen by every folder.
 GENERATED_TOP = {'blockd-config.h'}
 REGISTER = re.compile(r'\bbd_qmp_register_command\s*\(')
+# A GenericError set by hand instead of with bd_error_setg().
+SPELLED_OUT_ERROR = re.compile(
+    r'\bg_set_error(?:_literal)?\s*\([^;]*?\bBD_ERROR\s*,\s*'
+    r'BD_ERROR_GENERIC\b')
 
 
 def read_table(readme):
@@ -290,6 +299,9 @@ def core_layering_errors(core):
                 and REGISTER.search(text)):
             errors.append('core/%s registers a QMP command: only *-qmp.c '
                           'files do' % rel)
+        if SPELLED_OUT_ERROR.search(text):
+            errors.append('core/%s sets a GenericError by hand: use '
+                          'bd_error_setg()' % rel)
         me = rel.replace(os.sep, '/')
         file_graph.setdefault(me, set())
         for kind, inc in INCLUDE.findall(text):
@@ -394,6 +406,9 @@ PLANTED = [
      '#include "top.h"\n', 'only the top'),
     ('a header that does not exist', 'util/ghost.c',
      '#include "util/ghost.h"\n', 'no such header'),
+    ('a GenericError spelled out', 'util/err.c',
+     'void e(GError **errp)\n{\n    g_set_error(errp, BD_ERROR,\n'
+     '                BD_ERROR_GENERIC, "x");\n}\n', 'bd_error_setg'),
 ]
 
 
