@@ -20,6 +20,7 @@
 #include "blockd-config.h"
 #include "chardev/chardev.h"
 #include "cli/blockdev-cli.h"
+#include "cli/chardev-cli.h"
 #include "cli/cli-help.h"
 #include "cli/export-cli.h"
 #include "core-init.h"

@@ -2,7 +2,7 @@
  * Character devices: the registry, what every backend shares (frontends,
  * connections, the QAPI shape) and chardev creation (see chardev.h).
  * The backends are char-socket.c and char-stdio.c; the flat --chardev
- * form is chardev-opts.c.
+ * form is cli/chardev-cli.c.
  */
 #include <string.h>
 #include <unistd.h>

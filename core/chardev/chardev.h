@@ -57,23 +57,10 @@ BdChardev *bd_chardev_new(const char *id, JsonObject *backend,
                           GError **errp);
 
 /*
- * Convert the flat --chardev option object (all values strings, as
- * bd_qemu_opts_parse() returns them: backend, id, path, host, port, fd,
- * server, wait, signal) to @id and the QAPI backend shape above.  Here
- * server defaults to off (QemuOpts' default) and wait to on.  Returns a
- * new object and sets *@id_out (g_free), or NULL with @errp set.
- */
-JsonObject *bd_chardev_opts_to_backend(JsonObject *opts, char **id_out,
-                                       GError **errp);
-
-/*
  * The backend types blockd implements, in the order qemu-storage-daemon's
  * "--chardev help" lists them.  NULL-terminated, static.
  */
 const char *const *bd_chardev_backend_types(void);
-
-/* Both steps: create a chardev from flat --chardev options. */
-BdChardev *bd_chardev_new_from_opts(JsonObject *opts, GError **errp);
 
 /* The chardev called @id, or NULL. */
 BdChardev *bd_chardev_find(const char *id);

@@ -21,13 +21,14 @@
 
 #include "blockd-config.h"
 #include "chardev/chardev.h"
+#include "cli/chardev-cli.h"
 #include "json/json-stream.h"
+#include "json/json-writer.h"
 #include "monitor/monitor.h"
 #include "plugin/plugin-loader.h"
 #include "qmp/control-qmp.h"
 #include "qmp/qmp-dispatch.h"
 #include "qmp/qmp-event.h"
-#include "json/json-writer.h"
 
 static char *tmpdir;
 

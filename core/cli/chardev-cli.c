@@ -1,12 +1,13 @@
 /*
- * The flat --chardev form (QemuOpts, "socket,id=x,path=...") turned into
- * the QAPI ChardevBackend shape chardev-add takes (see chardev.h).
+ * --chardev: the flat form (QemuOpts, "socket,id=x,path=...") turned into
+ * the QAPI ChardevBackend shape chardev-add takes (see chardev-cli.h).
  */
 #include <string.h>
 
 #include <blockd/error.h>
 
 #include "chardev/chardev.h"
+#include "cli/chardev-cli.h"
 
 /* QemuOpts' booleans. */
 static bool opts_bool(const char *name, const char *value, bool *out,
