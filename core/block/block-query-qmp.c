@@ -4,7 +4,7 @@
  * and member order of qemu-storage-daemon 7.2.
  *
  * Every object is filled in the order of its QAPI definition: the QMP
- * writer (core/qmp-json.c) turns json-glib's insertion order into QEMU's
+ * writer (core/json/json-writer.c) turns json-glib's insertion order into QEMU's
  * output order.
  */
 #include <errno.h>

@@ -1,6 +1,6 @@
 /*
  * The layers of blockd's JSON reader, shared by its front ends
- * (json-stream.c for QMP, json-parse.c for the command line).  As in
+ * (json-stream.c for QMP, json-oneshot.c for the command line).  As in
  * QEMU, and because where an error is reported depends on it:
  *
  * - the lexer (json-lexer.c) turns bytes into tokens and reports a byte

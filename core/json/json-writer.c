@@ -1,5 +1,5 @@
 /*
- * QEMU-compatible JSON output (see qmp-json.h).
+ * QEMU-compatible JSON output (see json-writer.h).
  */
 #include <math.h>
 #include <stdlib.h>

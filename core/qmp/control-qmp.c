@@ -1,5 +1,5 @@
 /*
- * The core's protocol-level QMP commands (see qmp-commands.h).
+ * The core's protocol-level QMP commands (see control-qmp.h).
  */
 #include <stdlib.h>
 #include <string.h>
