@@ -4,8 +4,8 @@
  * and member order of qemu-storage-daemon 7.2.
  *
  * Every object is filled in the order of its QAPI definition: the QMP
- * writer (core/json/json-writer.c) turns json-glib's insertion order into QEMU's
- * output order.
+ * writer (core/json/json-writer.c) turns json-glib's insertion order
+ * into QEMU's output order.
  */
 #include <errno.h>
 #include <string.h>
