@@ -2,12 +2,14 @@
  * --chardev: the flat form (QemuOpts, "socket,id=x,path=...") turned into
  * the QAPI ChardevBackend shape chardev-add takes (see chardev-cli.h).
  */
+#include <stdio.h>
 #include <string.h>
 
 #include <blockd/error.h>
 
 #include "chardev/chardev.h"
 #include "cli/chardev-cli.h"
+#include "cli/keyval.h"
 
 /* QemuOpts' booleans. */
 static bool opts_bool(const char *name, const char *value, bool *out,
@@ -222,4 +224,28 @@ BdChardev *bd_chardev_new_from_opts(JsonObject *opts, GError **errp)
         return NULL;
     }
     return bd_chardev_new(id, backend, errp);
+}
+
+bool bd_chardev_cli_option(const char *prog, const char *arg, bool *exit_now,
+                           GError **errp)
+{
+    g_autoptr(GPtrArray) warnings = g_ptr_array_new_with_free_func(g_free);
+    bool help = false;
+    g_autoptr(JsonObject) opts =
+        bd_qemu_opts_parse_full(arg, "backend", &help, warnings, errp);
+
+    for (guint i = 0; i < warnings->len; i++) {
+        fprintf(stderr, "%s: warning: %s\n", prog,
+                (char *)warnings->pdata[i]);
+    }
+    if (opts && (help || g_strcmp0(json_object_get_string_member_with_default(
+                                       opts, "backend", NULL), "help") == 0)) {
+        printf("Available chardev backend types: \n");
+        for (const char *const *t = bd_chardev_backend_types(); *t; t++) {
+            printf("  %s\n", *t);
+        }
+        *exit_now = true;
+        return true;
+    }
+    return opts && bd_chardev_new_from_opts(opts, errp);
 }

@@ -5,6 +5,8 @@
 #ifndef BLOCKD_CORE_CLI_CHARDEV_CLI_H
 #define BLOCKD_CORE_CLI_CHARDEV_CLI_H
 
+#include <stdbool.h>
+
 #include <glib.h>
 #include <json-glib/json-glib.h>
 
@@ -22,5 +24,14 @@ JsonObject *bd_chardev_opts_to_backend(JsonObject *opts, char **id_out,
 
 /* Both steps: create a chardev from flat --chardev options. */
 BdChardev *bd_chardev_new_from_opts(JsonObject *opts, GError **errp);
+
+/*
+ * One --chardev @arg, in QemuOpts syntax like qemu-storage-daemon's:
+ * warnings go to stderr as "@prog: warning: ...", "help" lists the
+ * backend types on stdout and sets *@exit_now.  False with @errp set
+ * (the caller prints it) when the chardev cannot be created.
+ */
+bool bd_chardev_cli_option(const char *prog, const char *arg, bool *exit_now,
+                           GError **errp);
 
 #endif /* BLOCKD_CORE_CLI_CHARDEV_CLI_H */

@@ -371,62 +371,6 @@ BdMonitor *bd_monitor_new(const char *chardev_id, bool pretty,
     return mon;
 }
 
-BdMonitor *bd_monitor_new_from_opts(JsonObject *opts, GError **errp)
-{
-    g_autoptr(GList) members = json_object_get_members(opts);
-    const char *chardev = NULL;
-    bool pretty = false;
-
-    for (GList *l = members; l; l = l->next) {
-        const char *key = l->data;
-        JsonNode *n = json_object_get_member(opts, key);
-        const char *v;
-
-        if (!JSON_NODE_HOLDS_VALUE(n) ||
-            json_node_get_value_type(n) != G_TYPE_STRING) {
-            bd_error_setg(errp,
-                          "Invalid parameter type for '%s', expected: string",
-                          key);
-            return NULL;
-        }
-        v = json_node_get_string(n);
-        if (strcmp(key, "chardev") == 0) {
-            chardev = v;
-        } else if (strcmp(key, "id") == 0) {
-            /* accepted; monitors are not looked up by id */
-        } else if (strcmp(key, "mode") == 0) {
-            if (strcmp(v, "control") != 0) {
-                if (strcmp(v, "readline") == 0) {
-                    bd_error_setg(errp, "Only QMP is supported");
-                } else {
-                    bd_error_setg(errp,
-                                  "Parameter 'mode' does not accept value "
-                                  "'%s'", v);
-                }
-                return NULL;
-            }
-        } else if (strcmp(key, "pretty") == 0) {
-            if (strcmp(v, "on") == 0) {
-                pretty = true;
-            } else if (strcmp(v, "off") == 0) {
-                pretty = false;
-            } else {
-                bd_error_setg(errp, "Parameter 'pretty' expects 'on' or "
-                              "'off'");
-                return NULL;
-            }
-        } else {
-            bd_error_setg(errp, "Parameter '%s' is unexpected", key);
-            return NULL;
-        }
-    }
-    if (!chardev) {
-        bd_error_setg(errp, "Parameter 'chardev' is missing");
-        return NULL;
-    }
-    return bd_monitor_new(chardev, pretty, errp);
-}
-
 void bd_monitor_free(BdMonitor *mon)
 {
     if (!mon) {

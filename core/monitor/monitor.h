@@ -41,12 +41,6 @@ typedef struct BdMonitor BdMonitor;
 BdMonitor *bd_monitor_new(const char *chardev_id, bool pretty,
                           GError **errp);
 
-/*
- * The same from the flat --monitor option object (string values:
- * chardev, mode (only "control"), pretty (on/off), id).
- */
-BdMonitor *bd_monitor_new_from_opts(JsonObject *opts, GError **errp);
-
 /* Stop serving: the client (if any) is disconnected, the chardev freed
  * for other use. */
 void bd_monitor_free(BdMonitor *mon);
