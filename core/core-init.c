@@ -3,14 +3,15 @@
  */
 #include "core-init.h"
 
-#include "block-qmp.h"
-#include "export.h"
-#include "main-loop.h"
-#include "object.h"
-#include "plugin-schema.h"
-#include "qmp-commands.h"
-#include "qmp-dispatch.h"
-#include "schema.h"
+#include "aio/main-loop.h"
+#include "block/block.h"
+#include "chardev/chardev.h"
+#include "export/export.h"
+#include "object/object.h"
+#include "plugin/plugin-schema.h"
+#include "qmp/control-qmp.h"
+#include "qmp/qmp-dispatch.h"
+#include "schema/schema.h"
 
 bool bd_core_init(GError **errp)
 {
@@ -20,7 +21,9 @@ bool bd_core_init(GError **errp)
     bd_main_loop_init();
     bd_block_init();
     bd_export_init();
+    /* in this order, query-commands lists them as qsd does */
     bd_qmp_register_core_commands();
+    bd_chardev_register_qmp_commands();
     bd_schema_register_qmp_commands();
     bd_object_register_qmp_commands();
     bd_qmp_set_argument_checker(bd_schema_check_command_args);

@@ -18,28 +18,30 @@
 #include <blockd/error.h>
 
 #include "blockd-config.h"
-#include "block-qmp.h"
-#include "chardev.h"
-#include "cli-help.h"
+#include "chardev/chardev.h"
+#include "cli/blockdev-cli.h"
+#include "cli/chardev-cli.h"
+#include "cli/cli-help.h"
+#include "cli/export-cli.h"
+#include "cli/monitor-cli.h"
 #include "core-init.h"
-#include "daemonize.h"
-#include "export.h"
-#include "main-loop.h"
-#include "nbd-server-cli.h"
-#include "monitor.h"
-#include "object-cli.h"
-#include "object.h"
-#include "plugin-list.h"
-#include "keyval.h"
-#include "plugin-loader.h"
-#include "plugin-schema.h"
-#include "pidfile.h"
-#include "qmp-commands.h"
-#include "qmp-dispatch.h"
-#include "schema.h"
-#include "systemd.h"
-#include "trace-points.h"
-#include "trace.h"
+#include "aio/main-loop.h"
+#include "cli/keyval.h"
+#include "cli/nbd-server-cli.h"
+#include "cli/object-cli.h"
+#include "monitor/monitor.h"
+#include "object/object.h"
+#include "os/daemonize.h"
+#include "os/pidfile.h"
+#include "os/systemd.h"
+#include "plugin/plugin-list.h"
+#include "plugin/plugin-loader.h"
+#include "plugin/plugin-schema.h"
+#include "qmp/control-qmp.h"
+#include "qmp/qmp-dispatch.h"
+#include "schema/schema.h"
+#include "util/trace-points.h"
+#include "util/trace.h"
 
 enum {
     OPT_BLOCKDEV = 256,
@@ -166,78 +168,13 @@ static const char *option_name(int c)
     return "?";
 }
 
-/* ---- QMP wiring: --chardev and --monitor ---- */
+/* ---- --chardev and --monitor (cli/chardev-cli.c, cli/monitor-cli.c) ---- */
 
 static void print_option_error(const char *prog, int opt, const char *arg,
                                const GError *err)
 {
     fprintf(stderr, "%s: --%s %s: %s\n", prog, option_name(opt), arg,
             err->message);
-}
-
-/* --chardev, in QemuOpts syntax like qemu-storage-daemon's. */
-static bool chardev_option(const char *prog, const char *arg, bool *exit_now)
-{
-    g_autoptr(GError) err = NULL;
-    g_autoptr(GPtrArray) warnings = g_ptr_array_new_with_free_func(g_free);
-    bool help = false;
-    g_autoptr(JsonObject) opts =
-        bd_qemu_opts_parse_full(arg, "backend", &help, warnings, &err);
-
-    for (guint i = 0; i < warnings->len; i++) {
-        fprintf(stderr, "%s: warning: %s\n", prog,
-                (char *)warnings->pdata[i]);
-    }
-    if (opts && (help || g_strcmp0(json_object_get_string_member_with_default(
-                                       opts, "backend", NULL), "help") == 0)) {
-        printf("Available chardev backend types: \n");
-        for (const char *const *t = bd_chardev_backend_types(); *t; t++) {
-            printf("  %s\n", *t);
-        }
-        *exit_now = true;
-        return true;
-    }
-    if (!opts || !bd_chardev_new_from_opts(opts, &err)) {
-        print_option_error(prog, OPT_CHARDEV, arg, err);
-        return false;
-    }
-    return true;
-}
-
-/* --monitor, keyval or JSON, checked against MonitorOptions. */
-static bool monitor_option(const char *prog, const char *arg)
-{
-    g_autoptr(GError) err = NULL;
-    bool is_json = false;
-    g_autoptr(JsonObject) opts =
-        bd_cli_parse_option(arg, "chardev", NULL, &is_json, &err);
-    g_autoptr(JsonNode) in = NULL;
-    g_autoptr(JsonNode) checked = NULL;
-
-    if (opts) {
-        in = json_node_init_object(json_node_alloc(), opts);
-        checked = bd_schema_check_type("MonitorOptions", in, !is_json, &err);
-    }
-    if (checked) {
-        JsonObject *o = json_node_get_object(checked);
-        const char *chardev = json_object_get_string_member(o, "chardev");
-        const char *mode = json_object_get_string_member_with_default(
-            o, "mode", "control");
-
-        /* like qemu-storage-daemon: a missing chardev is reported first */
-        if (strcmp(mode, "control") != 0 && bd_chardev_find(chardev)) {
-            g_set_error(&err, BD_ERROR, BD_ERROR_GENERIC,
-                        "Only QMP is supported");
-        } else {
-            bd_monitor_new(chardev, json_object_get_boolean_member_with_default(
-                               o, "pretty", false), &err);
-        }
-    }
-    if (err) {
-        print_option_error(prog, OPT_MONITOR, arg, err);
-        return false;
-    }
-    return true;
 }
 
 /*
@@ -332,6 +269,7 @@ int main(int argc, char **argv)
 
     dirs = bd_plugin_dirs(prescan_plugin_dir(argc, argv));
     bd_plugins_discover(dirs);
+    bd_plugins_warn_dirs(stderr, prog);
     if (!bd_core_init(&err)) {
         fprintf(stderr, "%s: %s\n", prog, err->message);
         return EXIT_FAILURE;
@@ -373,8 +311,12 @@ int main(int argc, char **argv)
         case OPT_MONITOR: {
             bool exit_now = false;
             bool ok = c == OPT_CHARDEV
-                ? chardev_option(prog, optarg, &exit_now)
-                : monitor_option(prog, optarg);
+                ? bd_chardev_cli_option(prog, optarg, &exit_now, &err)
+                : bd_monitor_cli_option(optarg, &err);
+            if (!ok) {
+                print_option_error(prog, c, optarg, err);
+                g_clear_error(&err);
+            }
             if (!ok || exit_now) {
                 status = ok ? EXIT_SUCCESS : EXIT_FAILURE;
                 goto out;
@@ -398,7 +340,7 @@ int main(int argc, char **argv)
                 : bd_cli_export_help(prog, optarg, &was_help);
             if (ok && !was_help) {
                 if (c == OPT_EXPORT ? !bd_export_cli_option(optarg, &err)
-                                    : !bd_blockdev_option(optarg, &err)) {
+                                    : !bd_blockdev_cli_option(optarg, &err)) {
                     print_option_error(prog, c, optarg, err);
                     ok = false;
                 }

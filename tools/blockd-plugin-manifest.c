@@ -13,7 +13,7 @@
 
 #include <glib.h>
 
-#include "plugin-loader.h"
+#include "plugin/plugin-loader.h"
 
 int main(int argc, char **argv)
 {

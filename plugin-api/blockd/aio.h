@@ -102,6 +102,7 @@ void bd_aio_timer_free(BdAioTimer *t);
  * convention 0 or a negative errno).  @fn must not touch the node's
  * coroutine state: it runs concurrently with the loop.
  */
+bd_coroutine_fn
 int bd_thread_pool_submit_co(BdAioContext *ctx, BdThreadPoolFunc *fn,
                              void *opaque);
 

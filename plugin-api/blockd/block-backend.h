@@ -43,10 +43,12 @@ typedef struct BdBlockBackend BdBlockBackend;
  * Read @bytes at @offset into @qiov (which holds at least @bytes).
  * @flags: 0 for now.
  */
+bd_coroutine_fn
 int bd_blk_co_preadv(BdBlockBackend *blk, int64_t offset, int64_t bytes,
                      BdIOVector *qiov, BdRequestFlags flags);
 
 /* bd_blk_co_preadv() into one buffer of @bytes bytes. */
+bd_coroutine_fn
 int bd_blk_co_pread(BdBlockBackend *blk, int64_t offset, int64_t bytes,
                     void *buf, BdRequestFlags flags);
 
@@ -78,6 +80,7 @@ int bd_blk_co_pread(BdBlockBackend *blk, int64_t offset, int64_t bytes,
  * that overlaps a write).  @flags: 0.  Each transfer counts as one read
  * in the node's statistics.
  */
+bd_coroutine_fn
 int64_t bd_blk_co_pread_to_fd(BdBlockBackend *blk, int64_t offset,
                               int64_t bytes, int out_fd,
                               BdRequestFlags flags);
@@ -87,10 +90,12 @@ int64_t bd_blk_co_pread_to_fd(BdBlockBackend *blk, int64_t offset,
  * stable before this returns.  When the backend is in write-through mode
  * (an export's 'writethrough' option) every write is FUA anyway.
  */
+bd_coroutine_fn
 int bd_blk_co_pwritev(BdBlockBackend *blk, int64_t offset, int64_t bytes,
                       BdIOVector *qiov, BdRequestFlags flags);
 
 /* bd_blk_co_pwritev() from one buffer of @bytes bytes. */
+bd_coroutine_fn
 int bd_blk_co_pwrite(BdBlockBackend *blk, int64_t offset, int64_t bytes,
                      const void *buf, BdRequestFlags flags);
 
@@ -99,6 +104,7 @@ int bd_blk_co_pwrite(BdBlockBackend *blk, int64_t offset, int64_t bytes,
  * range may be deallocated), BD_REQ_NO_FALLBACK (fail with -ENOTSUP
  * rather than write zero buffers), BD_REQ_FUA.
  */
+bd_coroutine_fn
 int bd_blk_co_pwrite_zeroes(BdBlockBackend *blk, int64_t offset,
                             int64_t bytes, BdRequestFlags flags);
 
@@ -106,9 +112,11 @@ int bd_blk_co_pwrite_zeroes(BdBlockBackend *blk, int64_t offset,
  * Tell the node that @bytes at @offset are no longer used.  Succeeds
  * doing nothing when the node does not discard (discard=ignore).
  */
+bd_coroutine_fn
 int bd_blk_co_pdiscard(BdBlockBackend *blk, int64_t offset, int64_t bytes);
 
 /* Make every completed write stable (a no-op on cache.no-flush nodes). */
+bd_coroutine_fn
 int bd_blk_co_flush(BdBlockBackend *blk);
 
 /*
@@ -119,6 +127,7 @@ int bd_blk_co_flush(BdBlockBackend *blk);
  * and @file, when not NULL, receive the offset in and the node that holds
  * the data when BD_BLOCK_OFFSET_VALID is set.
  */
+bd_coroutine_fn
 int bd_blk_co_block_status(BdBlockBackend *blk, bool want_zero,
                            int64_t offset, int64_t bytes, int64_t *pnum,
                            int64_t *map, BdNode **file);
@@ -134,10 +143,12 @@ int bd_blk_co_block_status(BdBlockBackend *blk, bool want_zero,
  * status is asked without want_zero, so this is cheap.  Returns the
  * depth or a negative errno.
  */
+bd_coroutine_fn
 int bd_blk_co_allocation_depth(BdBlockBackend *blk, int64_t offset,
                                int64_t bytes, int64_t *pnum);
 
 /* The node's length in bytes, or a negative errno. */
+bd_coroutine_fn
 int64_t bd_blk_co_getlength(BdBlockBackend *blk);
 
 /*
@@ -147,6 +158,7 @@ int64_t bd_blk_co_getlength(BdBlockBackend *blk);
  * allocate a grown range; @flags: pass 0.  Sets @errp with QEMU's
  * message on failure.
  */
+bd_coroutine_fn
 int bd_blk_co_truncate(BdBlockBackend *blk, int64_t offset, bool exact,
                        BdPreallocMode prealloc, BdRequestFlags flags,
                        GError **errp);

@@ -10,9 +10,19 @@
  * Contexts:
  * - "main loop": called in the main thread outside coroutines, with the
  *   node drained (no request in flight) unless said otherwise.
- * - "coroutine": called in a coroutine running in the node's AioContext
- *   (bd_node_get_aio_context()); the callback may yield (see
- *   <blockd/coroutine.h>, <blockd/aio.h>).  The request layer has already
+ * - "coroutine" (marked bd_coroutine_fn): called in a coroutine running
+ *   in the node's AioContext (bd_node_get_aio_context()); the callback
+ *   may yield (see <blockd/coroutine.h>, <blockd/aio.h>).  This holds for
+ *   every driver that does not set BD_DRIVER_THREAD_SAFE: when an export
+ *   serves the node from several IOThreads at once (multi-threaded
+ *   exports), the core moves each request to the node's context before
+ *   it calls the driver and back after, so such a driver never runs in
+ *   two threads at once.  A driver that sets BD_DRIVER_THREAD_SAFE is
+ *   called instead in the coroutine of whichever IOThread issued the
+ *   request, concurrently from several threads: it guards its own state
+ *   (locks, atomics, per-thread queues), and fd handlers, BHs and timers
+ *   it sets up belong to the calling coroutine's context
+ *   (bd_coroutine_get_aio_context()).  The request layer has already
  *   checked the request: the range is inside the node (except for
  *   writes to a growable protocol), aligned to the node's
  *   request_alignment, at most max_transfer long, the node is writable
@@ -30,6 +40,7 @@
 #include <json-glib/json-glib.h>
 
 #include <blockd/block.h>
+#include <blockd/coroutine.h>
 #include <blockd/registry.h>
 
 #ifdef __cplusplus
@@ -49,6 +60,13 @@ extern "C" {
 #define BD_DRIVER_PROTOCOL 0x1u
 #define BD_DRIVER_FORMAT   0x2u
 #define BD_DRIVER_FILTER   0x4u
+/*
+ * Added in ABI 1.0 as a flag, so no descriptor grows:
+ * @BD_DRIVER_THREAD_SAFE: the coroutine callbacks may run in several
+ *     threads at once (see "Contexts" above).  Without it the core calls
+ *     them only in the node's AioContext.
+ */
+#define BD_DRIVER_THREAD_SAFE 0x8u
 
 /*
  * BdBlockLimits: the I/O limits of a node, filled by refresh_limits.  The
@@ -103,7 +121,8 @@ typedef struct BdBlockLimits {
  *
  * @instance_size: bytes of per-node state (bd_node_get_opaque()), zeroed
  *     before open().  0: none.
- * @flags: BD_DRIVER_PROTOCOL, _FORMAT or _FILTER.
+ * @flags: BD_DRIVER_PROTOCOL, _FORMAT or _FILTER, with BD_DRIVER_THREAD_SAFE
+ *     if the driver is.
  *
  * @open: main loop.  Open @node from @options: the whole BlockdevOptions
  *     object of the node, already validated against the schema (the
@@ -238,21 +257,30 @@ struct BdBlockDriver {
     bool (*refresh_limits)(BdNode *node, BdBlockLimits *limits,
                            GError **errp);
 
+    bd_coroutine_fn
     int64_t (*co_getlength)(BdNode *node);
+    bd_coroutine_fn
     int (*co_preadv)(BdNode *node, int64_t offset, int64_t bytes,
                      BdIOVector *qiov, BdRequestFlags flags);
+    bd_coroutine_fn
     int (*co_pwritev)(BdNode *node, int64_t offset, int64_t bytes,
                       BdIOVector *qiov, BdRequestFlags flags);
+    bd_coroutine_fn
     int (*co_pwrite_zeroes)(BdNode *node, int64_t offset, int64_t bytes,
                             BdRequestFlags flags);
+    bd_coroutine_fn
     int (*co_pdiscard)(BdNode *node, int64_t offset, int64_t bytes);
+    bd_coroutine_fn
     int (*co_flush)(BdNode *node);
+    bd_coroutine_fn
     int (*co_block_status)(BdNode *node, bool want_zero, int64_t offset,
                            int64_t bytes, int64_t *pnum, int64_t *map,
                            BdNode **file);
+    bd_coroutine_fn
     int (*co_truncate)(BdNode *node, int64_t offset, bool exact,
                        BdPreallocMode prealloc, BdRequestFlags flags,
                        GError **errp);
+    bd_coroutine_fn
     int (*co_create)(JsonObject *options, GError **errp);
 
     void (*child_perm)(BdNode *node, BdChild *child, BdChildRole role,
@@ -275,6 +303,7 @@ struct BdBlockDriver {
     char *(*exact_filename)(BdNode *node);
     int64_t (*get_allocated_file_size)(BdNode *node);
     int (*get_info)(BdNode *node, bool *is_dirty);
+    bd_coroutine_fn
     int64_t (*co_pread_to_fd)(BdNode *node, int64_t offset, int64_t bytes,
                               int out_fd, BdRequestFlags flags);
 };

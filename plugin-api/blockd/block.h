@@ -28,6 +28,7 @@
 #include <json-glib/json-glib.h>
 
 #include <blockd/aio.h>
+#include <blockd/coroutine.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -313,8 +314,10 @@ const char *bd_child_get_name(BdChild *child);
  * detection, read-only checks and statistics apply as for any request.
  * @qiov holds exactly @bytes bytes.  Returns 0 or a negative errno.
  */
+bd_coroutine_fn
 int bd_child_co_preadv(BdChild *child, int64_t offset, int64_t bytes,
                        BdIOVector *qiov, BdRequestFlags flags);
+bd_coroutine_fn
 int bd_child_co_pwritev(BdChild *child, int64_t offset, int64_t bytes,
                         BdIOVector *qiov, BdRequestFlags flags);
 /*
@@ -322,20 +325,26 @@ int bd_child_co_pwritev(BdChild *child, int64_t offset, int64_t bytes,
  * co_pread_to_fd that passes the bytes through as they are (same
  * returns).
  */
+bd_coroutine_fn
 int64_t bd_child_co_pread_to_fd(BdChild *child, int64_t offset,
                                 int64_t bytes, int out_fd,
                                 BdRequestFlags flags);
 /* Buffer variants of the two above. */
+bd_coroutine_fn
 int bd_child_co_pread(BdChild *child, int64_t offset, int64_t bytes,
                       void *buf, BdRequestFlags flags);
+bd_coroutine_fn
 int bd_child_co_pwrite(BdChild *child, int64_t offset, int64_t bytes,
                        const void *buf, BdRequestFlags flags);
 /* Write zeroes (flags: MAY_UNMAP, NO_FALLBACK, FUA). */
+bd_coroutine_fn
 int bd_child_co_pwrite_zeroes(BdChild *child, int64_t offset, int64_t bytes,
                               BdRequestFlags flags);
 /* Discard (a no-op success unless the child node has discard=unmap). */
+bd_coroutine_fn
 int bd_child_co_pdiscard(BdChild *child, int64_t offset, int64_t bytes);
 /* Flush the child node and, recursively, its children. */
+bd_coroutine_fn
 int bd_child_co_flush(BdChild *child);
 /*
  * The status of the range from @offset (at most @bytes) of the child
@@ -344,10 +353,12 @@ int bd_child_co_flush(BdChild *child);
  * NULL) where the data lives when BD_BLOCK_OFFSET_VALID is set.  With
  * @want_zero false the answer may be coarser but cheaper.
  */
+bd_coroutine_fn
 int bd_child_co_block_status(BdChild *child, bool want_zero, int64_t offset,
                              int64_t bytes, int64_t *pnum, int64_t *map,
                              BdNode **file);
 /* The child node's length in bytes, or a negative errno. */
+bd_coroutine_fn
 int64_t bd_child_co_getlength(BdChild *child);
 /*
  * Resize the child node to @offset bytes (needs the RESIZE permission,
@@ -355,6 +366,7 @@ int64_t bd_child_co_getlength(BdChild *child);
  * the size cannot be exactly @offset (else a larger size is fine when
  * shrinking is impossible).  Sets @errp on failure.
  */
+bd_coroutine_fn
 int bd_child_co_truncate(BdChild *child, int64_t offset, bool exact,
                          BdPreallocMode prealloc, BdRequestFlags flags,
                          GError **errp);

@@ -7,6 +7,7 @@
 #include <blockd/plugin.h>
 #include <blockd/registry.h>
 #include <blockd/error.h>
+#include <blockd/json.h>
 #include <blockd/coroutine.h>
 #include <blockd/aio.h>
 #include <blockd/iothread.h>

@@ -23,6 +23,18 @@
 extern "C" {
 #endif
 
+/*
+ * bd_coroutine_fn marks a function (or a callback) that runs only in a
+ * coroutine and may yield, as QEMU's coroutine_fn does: call it from
+ * coroutine code only.  With clang it is an annotation that static
+ * checkers can follow from caller to callee; for compilers it is nothing.
+ */
+#if defined(__clang__)
+#define bd_coroutine_fn __attribute__((annotate("bd_coroutine_fn")))
+#else
+#define bd_coroutine_fn
+#endif
+
 typedef struct BdCoroutine BdCoroutine;
 typedef struct BdAioContext BdAioContext;
 
@@ -43,6 +55,7 @@ BdCoroutine *bd_coroutine_create(BdCoroutineEntry *entry, void *opaque);
  * somebody will wake it exactly once (a completion callback, a timer, a
  * lock hand-over).  Aborts outside a coroutine.
  */
+bd_coroutine_fn
 void bd_coroutine_yield(void);
 
 /*
@@ -91,6 +104,7 @@ void bd_aio_co_schedule(BdAioContext *ctx, BdCoroutine *co);
  * works only in the node's context serving a request from an export's
  * other IOThread, or a connection moving to its export's IOThread.
  */
+bd_coroutine_fn
 void bd_aio_co_reschedule_self(BdAioContext *ctx);
 
 /*
@@ -99,6 +113,7 @@ void bd_aio_co_reschedule_self(BdAioContext *ctx);
  * loop).  This is how a driver waits without a thread (null's latency-ns,
  * a retry back-off).
  */
+bd_coroutine_fn
 void bd_co_sleep_ns(int64_t ns);
 
 /* --- coroutine locks ---------------------------------------------------- */
@@ -144,6 +159,7 @@ void bd_co_queue_init(BdCoQueue *q);
  * returning.  Wake-ups may be spurious for the caller's condition: check
  * it again in a loop.
  */
+bd_coroutine_fn
 void bd_co_queue_wait(BdCoQueue *q, BdCoMutex *mutex);
 
 /*
@@ -162,6 +178,7 @@ bool bd_co_queue_empty(BdCoQueue *q);
 void bd_co_mutex_init(BdCoMutex *m);
 
 /* coroutine_fn: take @m, waiting in line while another coroutine has it. */
+bd_coroutine_fn
 void bd_co_mutex_lock(BdCoMutex *m);
 
 /*

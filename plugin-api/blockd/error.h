@@ -30,10 +30,12 @@ typedef enum BdErrorClass {
 GQuark bd_error_quark(void);
 
 /*
- * The QMP name of @cls ("GenericError", ...), or "GenericError" for a value
- * outside the enum.  Any thread; the string is static.
+ * Set *@errp (when @errp is not NULL) to a GenericError whose message is
+ * @fmt formatted as printf() does: the error nearly every failure
+ * reports.  A macro over g_set_error(), so it costs no exported symbol.
  */
-const char *bd_error_class_name(BdErrorClass cls);
+#define bd_error_setg(errp, ...) \
+    g_set_error((errp), BD_ERROR, BD_ERROR_GENERIC, __VA_ARGS__)
 
 #ifdef __cplusplus
 }

@@ -66,14 +66,6 @@ int bd_iothread_get_thread_id(BdIOThread *iot);
 BdIOThread *bd_iothread_find(const char *id);
 
 /*
- * Change @ctx's adaptive polling parameters (as for bd_iothread_new()).
- * Any thread.
- */
-bool bd_aio_context_set_poll_params(BdAioContext *ctx, int64_t max_ns,
-                                    int64_t grow, int64_t shrink,
-                                    GError **errp);
-
-/*
  * Set @ctx's aio-max-batch: how many requests an engine that batches
  * submissions (Linux AIO, io_uring) may queue before submitting them; 0
  * means the engine's default.  Negative values fail.  Any thread.

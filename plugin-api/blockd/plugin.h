@@ -34,7 +34,11 @@ extern "C" {
 /* "BLKDPLUG" read as a big-endian 64-bit number. */
 #define BD_PLUGIN_MAGIC UINT64_C(0x424c4b44504c5547)
 
-/* The ABI these headers describe.  A plugin records them at build time. */
+/*
+ * The ABI these headers describe.  A plugin records them at build time.
+ * This is the one place the version is written: the build reads it from
+ * here for blockd-plugin.pc, and the tests for their checks.
+ */
 #define BD_PLUGIN_ABI_MAJOR 1
 #define BD_PLUGIN_ABI_MINOR 0
 
@@ -87,19 +91,42 @@ typedef struct BdPluginDescriptor {
 #endif
 
 /*
+ * BD_PLUGIN(.name = ..., .version = ..., .description = ..., .license = ...,
+ *           .schema = ..., .init = ...)
+ *
+ * Defines the plugin's descriptor with the ABI of these headers, from
+ * designated initialisers of the fields after @struct_size (the macro
+ * fills in @magic, the ABI version and @struct_size).  A field a later
+ * minor appends is one more initialiser; a plugin that leaves it out
+ * gets zero, as a plugin built before it.  Use it exactly once per
+ * plugin, at file scope:
+ *
+ *     BD_PLUGIN(.name = "block-mine", .version = "1.0",
+ *               .description = "my driver", .license = "MIT",
+ *               .schema = block_mine_schema, .init = mine_init);
+ */
+#define BD_PLUGIN(...)                                                     \
+    BD_PLUGIN_EXTERN_C BD_PLUGIN_EXPORT                                    \
+    const BdPluginDescriptor BD_PLUGIN_SYMBOL = {                          \
+        .magic = BD_PLUGIN_MAGIC,                                          \
+        .abi_major = BD_PLUGIN_ABI_MAJOR,                                  \
+        .abi_minor = BD_PLUGIN_ABI_MINOR,                                  \
+        .struct_size = (uint32_t)sizeof(BdPluginDescriptor),               \
+        __VA_ARGS__                                                        \
+    }
+
+/*
  * BD_PLUGIN_DEFINE(name, version, description, license, schema, init)
  *
- * Defines the plugin's descriptor with the ABI of these headers.  Use it
- * exactly once per plugin, at file scope.
+ * The same with positional arguments, as before BD_PLUGIN: kept so that
+ * plugins written with it build unchanged.  It can only ever set these
+ * six fields; new plugins use BD_PLUGIN.
  */
 #define BD_PLUGIN_DEFINE(name_, version_, description_, license_, schema_, \
                          init_)                                            \
-    BD_PLUGIN_EXTERN_C BD_PLUGIN_EXPORT                                    \
-    const BdPluginDescriptor BD_PLUGIN_SYMBOL = {                          \
-        BD_PLUGIN_MAGIC, BD_PLUGIN_ABI_MAJOR, BD_PLUGIN_ABI_MINOR,         \
-        (uint32_t)sizeof(BdPluginDescriptor), (name_), (version_),         \
-        (description_), (license_), (schema_), (init_)                     \
-    }
+    BD_PLUGIN(.name = (name_), .version = (version_),                      \
+              .description = (description_), .license = (license_),        \
+              .schema = (schema_), .init = (init_))
 
 #ifdef __cplusplus
 }

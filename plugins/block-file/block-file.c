@@ -24,24 +24,6 @@
 
 /* --- options -------------------------------------------------------------- */
 
-static const char *opt_str(JsonObject *o, const char *name, const char *def)
-{
-    return json_object_has_member(o, name)
-           ? json_object_get_string_member(o, name) : def;
-}
-
-static bool opt_bool(JsonObject *o, const char *name, bool def)
-{
-    return json_object_has_member(o, name)
-           ? json_object_get_boolean_member(o, name) : def;
-}
-
-static int64_t opt_int(JsonObject *o, const char *name, int64_t def)
-{
-    return json_object_has_member(o, name)
-           ? json_object_get_int_member(o, name) : def;
-}
-
 /* Can this descriptor take OFD locks?  (Linux has them since 3.15.) */
 static bool have_ofd_locks(int fd)
 {
@@ -60,9 +42,8 @@ static bool select_engine(FileState *s, const char *aio, unsigned open_flags,
     if (!strcmp(aio, "native")) {
         mode = FILE_AIO_NATIVE;
         if (!(open_flags & BD_OPEN_CACHE_DIRECT)) {
-            g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
-                        "aio=native was specified, but it requires "
-                        "cache.direct=on, which was not specified.");
+            bd_error_setg(errp, "aio=native was specified, but it requires "
+                          "cache.direct=on, which was not specified.");
             return false;
         }
     } else if (!strcmp(aio, "io_uring")) {
@@ -72,9 +53,9 @@ static bool select_engine(FileState *s, const char *aio, unsigned open_flags,
     }
     s->engine = file_aio_engine(mode);
     if (!s->engine) {
-        g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
-                    "aio=%s was specified, but is not supported in this "
-                    "build.", aio);
+        bd_error_setg(errp,
+                      "aio=%s was specified, but is not supported in this "
+                      "build.", aio);
         return false;
     }
     return true;
@@ -86,8 +67,8 @@ static bool file_open_common(BdNode *node, JsonObject *options,
 {
     FileState *s = bd_node_get_opaque(node);
     const char *filename = json_object_get_string_member(options, "filename");
-    const char *locking = opt_str(options, "locking", "auto");
-    int64_t max_batch = opt_int(options, "aio-max-batch", 0);
+    const char *locking = bd_json_get_str(options, "locking", "auto");
+    int64_t max_batch = bd_json_get_int(options, "aio-max-batch", 0);
     bool rdwr = open_flags & BD_OPEN_RDWR;
     struct statfs sfs;
     struct stat st;
@@ -95,19 +76,18 @@ static bool file_open_common(BdNode *node, JsonObject *options,
     s->fd = -1;
     s->reopen_fd = -1;
     if (json_object_has_member(options, "pr-manager")) {
-        g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
-                    "No persistent reservation manager with id '%s' "
-                    "(blockd does not support pr-manager)",
-                    json_object_get_string_member(options, "pr-manager"));
+        bd_error_setg(errp, "No persistent reservation manager with id '%s' "
+                      "(blockd does not support pr-manager)",
+                      json_object_get_string_member(options, "pr-manager"));
         return false;
     }
-    if (!select_engine(s, opt_str(options, "aio", "threads"), open_flags,
-                       errp)) {
+    if (!select_engine(s, bd_json_get_str(options, "aio", "threads"),
+                       open_flags, errp)) {
         return false;
     }
     s->max_batch = max_batch > 0 ? MIN(max_batch, UINT32_MAX) : 0;
-    s->drop_cache = opt_bool(options, "drop-cache", true);
-    s->check_cache_dropped = opt_bool(options, "x-check-cache-dropped",
+    s->drop_cache = bd_json_get_bool(options, "drop-cache", true);
+    s->check_cache_dropped = bd_json_get_bool(options, "x-check-cache-dropped",
                                       false);
 
     /* Dynamic auto-read-only: read-write only once a writer comes. */
@@ -133,26 +113,24 @@ static bool file_open_common(BdNode *node, JsonObject *options,
         s->fd = open(filename, s->open_flags);
     }
     if (s->fd < 0) {
-        g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
-                    "Could not open '%s': %s", filename, g_strerror(errno));
+        bd_error_setg(errp,
+                      "Could not open '%s': %s", filename, g_strerror(errno));
         return false;
     }
     if (fstat(s->fd, &st) < 0) {
-        g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
-                    "Could not stat file: %s", g_strerror(errno));
+        bd_error_setg(errp, "Could not stat file: %s", g_strerror(errno));
         goto fail;
     }
     if (!device && !S_ISREG(st.st_mode)) {
-        g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
-                    "'%s' driver requires '%s' to be a regular file",
-                    bd_node_get_driver_name(node), filename);
+        bd_error_setg(errp, "'%s' driver requires '%s' to be a regular file",
+                      bd_node_get_driver_name(node), filename);
         goto fail;
     }
     if (device && !S_ISCHR(st.st_mode) && !S_ISBLK(st.st_mode)) {
-        g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
-                    "'%s' driver requires '%s' to be either a character "
-                    "or block device", bd_node_get_driver_name(node),
-                    filename);
+        bd_error_setg(errp,
+                      "'%s' driver requires '%s' to be either a character "
+                      "or block device", bd_node_get_driver_name(node),
+                      filename);
         goto fail;
     }
     s->in_memory = S_ISREG(st.st_mode) && fstatfs(s->fd, &sfs) == 0 &&
@@ -172,9 +150,8 @@ static bool file_open_common(BdNode *node, JsonObject *options,
     } else if (have_ofd_locks(s->fd)) {
         s->use_lock = true;
     } else if (!strcmp(locking, "on")) {
-        g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
-                    "File lock requested but OFD locking syscall is "
-                    "unavailable");
+        bd_error_setg(errp, "File lock requested but OFD locking syscall is "
+                      "unavailable");
         goto fail;
     }
 
@@ -265,9 +242,8 @@ static bool perm_prepare_fd(FileState *s, uint64_t perm, GError **errp)
     }
     fd = open(s->filename, want);
     if (fd < 0) {
-        g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
-                    "Could not open '%s': %s", s->filename,
-                    g_strerror(errno));
+        bd_error_setg(errp, "Could not open '%s': %s", s->filename,
+                      g_strerror(errno));
         return false;
     }
     probe = *s;
@@ -427,8 +403,8 @@ static bool file_reopen_prepare(BdNode *node, JsonObject *options,
     g_autoptr(GList) names = json_object_get_members(options);
     JsonObject *cache = json_object_has_member(options, "cache")
         ? json_object_get_object_member(options, "cache") : NULL;
-    bool ro = opt_bool(options, "read-only", false);
-    bool direct = cache && opt_bool(cache, "direct", false);
+    bool ro = bd_json_get_bool(options, "read-only", false);
+    bool direct = cache && bd_json_get_bool(cache, "direct", false);
     FileState probe;
     FileReopen *r;
     int fd;
@@ -443,28 +419,26 @@ static bool file_reopen_prepare(BdNode *node, JsonObject *options,
         }
         if (!old || !json_node_equal(old,
                                      json_object_get_member(options, name))) {
-            g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
-                        "Cannot change the option '%s'", name);
+            bd_error_setg(errp, "Cannot change the option '%s'", name);
             return false;
         }
     }
     /* QEMU's "mutable" option: once given, it must be given again. */
     if (json_object_has_member(s->options, "drop-cache") &&
         !json_object_has_member(options, "drop-cache")) {
-        g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
-                    "Option 'drop-cache' cannot be reset to its default "
-                    "value");
+        bd_error_setg(errp,
+                      "Option 'drop-cache' cannot be reset to its default "
+                      "value");
         return false;
     }
     if (!direct && !strcmp(s->engine->name, "native")) {
-        g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
-                    "aio=native was specified, but it requires "
-                    "cache.direct=on, which was not specified.");
+        bd_error_setg(errp, "aio=native was specified, but it requires "
+                      "cache.direct=on, which was not specified.");
         return false;
     }
 
     r = g_new0(FileReopen, 1);
-    r->dynamic_ro = !ro && opt_bool(options, "auto-read-only", false);
+    r->dynamic_ro = !ro && bd_json_get_bool(options, "auto-read-only", false);
     if (r->dynamic_ro && !(s->perm & WRITER_PERMS)) {
         ro = true;
     }
@@ -472,8 +446,7 @@ static bool file_reopen_prepare(BdNode *node, JsonObject *options,
                     (direct ? O_DIRECT : 0);
     fd = open(s->filename, r->open_flags);
     if (fd < 0) {
-        g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
-                    "Could not reopen file: %s", g_strerror(errno));
+        bd_error_setg(errp, "Could not reopen file: %s", g_strerror(errno));
         g_free(r);
         return false;
     }
@@ -487,8 +460,8 @@ static bool file_reopen_prepare(BdNode *node, JsonObject *options,
     }
     r->request_alignment = probe.request_alignment;
     r->buf_align = probe.buf_align;
-    r->drop_cache = opt_bool(options, "drop-cache", true);
-    r->check_cache_dropped = opt_bool(options, "x-check-cache-dropped",
+    r->drop_cache = bd_json_get_bool(options, "drop-cache", true);
+    r->check_cache_dropped = bd_json_get_bool(options, "x-check-cache-dropped",
                                       false);
     r->options = json_object_ref(options);
     s->reopen_fd = fd;
@@ -604,7 +577,7 @@ static int file_get_info(BdNode *node, bool *is_dirty)
 #define FILE_DRIVER_COMMON                                              \
     .struct_size = sizeof(BdBlockDriver),                               \
     .instance_size = sizeof(FileState),                                 \
-    .flags = BD_DRIVER_PROTOCOL,                                        \
+    .flags = BD_DRIVER_PROTOCOL | BD_DRIVER_THREAD_SAFE,                \
     .close = file_close,                                                \
     .refresh_limits = file_refresh_limits,                              \
     .co_getlength = file_co_getlength,                                  \
@@ -648,6 +621,9 @@ static bool block_file_init(BdRegistry *reg, GError **errp)
            bd_registry_add_block_driver(reg, &hdev_driver, errp);
 }
 
-BD_PLUGIN_DEFINE("block-file", BLOCKD_PLUGIN_VERSION,
-                 "file and host_device block drivers",
-                 "GPL-2.0-or-later", block_file_schema, block_file_init);
+BD_PLUGIN(.name = "block-file",
+          .version = BLOCKD_PLUGIN_VERSION,
+          .description = "file and host_device block drivers",
+          .license = "GPL-2.0-or-later",
+          .schema = block_file_schema,
+          .init = block_file_init);

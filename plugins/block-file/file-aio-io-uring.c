@@ -182,9 +182,9 @@ static FileAio *uring_open(BdAioContext *ctx, GError **errp)
     int ret = io_uring_queue_init(URING_ENTRIES, &s->ring, 0);
 
     if (ret < 0) {
-        g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
-                    "Unable to use io_uring: failed to init linux io_uring "
-                    "ring: %s", g_strerror(-ret));
+        bd_error_setg(errp,
+                      "Unable to use io_uring: failed to init linux io_uring "
+                      "ring: %s", g_strerror(-ret));
         g_free(s);
         return NULL;
     }

@@ -224,17 +224,17 @@ static FileAio *native_open(BdAioContext *ctx, GError **errp)
 
     s->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     if (s->efd < 0) {
-        g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
-                    "Unable to use native AIO: failed to initialize event "
-                    "notifier: %s", g_strerror(errno));
+        bd_error_setg(errp,
+                      "Unable to use native AIO: failed to initialize event "
+                      "notifier: %s", g_strerror(errno));
         g_free(s);
         return NULL;
     }
     ret = io_setup(NATIVE_MAX_EVENTS, &s->io_ctx);
     if (ret < 0) {
-        g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
-                    "Unable to use native AIO: failed to create linux AIO "
-                    "context: %s", g_strerror(-ret));
+        bd_error_setg(errp,
+                      "Unable to use native AIO: failed to create linux AIO "
+                      "context: %s", g_strerror(-ret));
         close(s->efd);
         g_free(s);
         return NULL;

@@ -439,8 +439,8 @@ static const char *prealloc_name(BdPreallocMode mode)
 
 static int set_error_errno(GError **errp, int err, const char *what)
 {
-    g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC, "%s: %s", what,
-                g_strerror(err));
+    bd_error_setg(errp, "%s: %s", what,
+                  g_strerror(err));
     return -err;
 }
 
@@ -477,8 +477,7 @@ static int truncate_fn(void *opaque)
     }
     cur = st.st_size;
     if (r->prealloc != BD_PREALLOC_OFF && cur > r->offset) {
-        g_set_error(&r->err, BD_ERROR, BD_ERROR_GENERIC,
-                    "Cannot use preallocation for shrinking files");
+        bd_error_setg(&r->err, "Cannot use preallocation for shrinking files");
         return -ENOTSUP;
     }
     switch (r->prealloc) {
@@ -517,9 +516,8 @@ static int truncate_fn(void *opaque)
         }
         return 0;
     default:
-        g_set_error(&r->err, BD_ERROR, BD_ERROR_GENERIC,
-                    "Unsupported preallocation mode: %s",
-                    prealloc_name(r->prealloc));
+        bd_error_setg(&r->err, "Unsupported preallocation mode: %s",
+                      prealloc_name(r->prealloc));
         return -ENOTSUP;
     }
 }
@@ -542,9 +540,8 @@ int file_co_truncate(BdNode *node, int64_t offset, bool exact,
         return ret;
     }
     if (prealloc != BD_PREALLOC_OFF) {
-        g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
-                    "Preallocation mode '%s' unsupported for this "
-                    "non-regular file", prealloc_name(prealloc));
+        bd_error_setg(errp, "Preallocation mode '%s' unsupported for this "
+                      "non-regular file", prealloc_name(prealloc));
         return -ENOTSUP;
     }
     cur = file_co_getlength(node);
@@ -553,13 +550,11 @@ int file_co_truncate(BdNode *node, int64_t offset, bool exact,
                                "file length");
     }
     if (offset != cur && exact) {
-        g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
-                    "Cannot resize device files");
+        bd_error_setg(errp, "Cannot resize device files");
         return -ENOTSUP;
     }
     if (cur < offset) {
-        g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
-                    "Cannot grow device files");
+        bd_error_setg(errp, "Cannot grow device files");
         return -EINVAL;
     }
     return 0;

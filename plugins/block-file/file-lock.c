@@ -63,18 +63,16 @@ static bool apply_set(int fd, int base, uint64_t *held, uint64_t want,
         if ((want & bit) && !(*held & bit)) {
             ret = lock_byte(fd, off, F_RDLCK);
             if (ret < 0) {
-                g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
-                            "Failed to lock byte %d: %s", off,
-                            g_strerror(-ret));
+                bd_error_setg(errp, "Failed to lock byte %d: %s", off,
+                              g_strerror(-ret));
                 return false;
             }
             *held |= bit;
         } else if (unlock && !(want & bit) && (*held & bit)) {
             ret = lock_byte(fd, off, F_UNLCK);
             if (ret < 0) {
-                g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
-                            "Failed to unlock byte %d: %s", off,
-                            g_strerror(-ret));
+                bd_error_setg(errp, "Failed to unlock byte %d: %s", off,
+                              g_strerror(-ret));
                 return false;
             }
             *held &= ~bit;
@@ -103,13 +101,11 @@ bool file_lock_check(int fd, uint64_t perm, uint64_t shared, GError **errp)
         }
         ret = test_byte(fd, FILE_LOCK_SHARED_BASE + i);
         if (ret == -EAGAIN) {
-            g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
-                        "Failed to get \"%s\" lock", perm_names[i]);
+            bd_error_setg(errp, "Failed to get \"%s\" lock", perm_names[i]);
             return false;
         } else if (ret < 0) {
-            g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
-                        "Failed to get \"%s\" lock: %s", perm_names[i],
-                        g_strerror(-ret));
+            bd_error_setg(errp, "Failed to get \"%s\" lock: %s", perm_names[i],
+                          g_strerror(-ret));
             return false;
         }
     }
@@ -122,13 +118,12 @@ bool file_lock_check(int fd, uint64_t perm, uint64_t shared, GError **errp)
         }
         ret = test_byte(fd, FILE_LOCK_PERM_BASE + i);
         if (ret == -EAGAIN) {
-            g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
-                        "Failed to get shared \"%s\" lock", perm_names[i]);
+            bd_error_setg(errp,
+                          "Failed to get shared \"%s\" lock", perm_names[i]);
             return false;
         } else if (ret < 0) {
-            g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
-                        "Failed to get shared \"%s\" lock: %s",
-                        perm_names[i], g_strerror(-ret));
+            bd_error_setg(errp, "Failed to get shared \"%s\" lock: %s",
+                          perm_names[i], g_strerror(-ret));
             return false;
         }
     }

@@ -45,8 +45,7 @@ bool file_probe_alignment(FileState *s, GError **errp)
     /* Twice the biggest alignment, so buf + align is aligned to align
      * but not to 2 * align. */
     if (posix_memalign(&buf, 2 * max_align, 2 * max_align)) {
-        g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
-                    "Could not find working O_DIRECT alignment");
+        bd_error_setg(errp, "Could not find working O_DIRECT alignment");
         return false;
     }
     /*
@@ -75,8 +74,7 @@ bool file_probe_alignment(FileState *s, GError **errp)
     }
     free(buf);
     if (!req || !s->buf_align) {
-        g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
-                    "Could not find working O_DIRECT alignment");
+        bd_error_setg(errp, "Could not find working O_DIRECT alignment");
         return false;
     }
     s->request_alignment = req;

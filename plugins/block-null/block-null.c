@@ -30,17 +30,16 @@ static bool null_open(BdNode *node, JsonObject *opts, unsigned flags,
     s->length = json_object_get_int_member_with_default(opts, "size",
                                                         INT64_C(1) << 30);
     if (s->length < 0) {
-        g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
-                    "Parameter 'size' expects a non-negative number below "
-                    "2^64");
+        bd_error_setg(errp,
+                      "Parameter 'size' expects a non-negative number below "
+                      "2^64");
         return false;
     }
     s->latency_ns = json_object_get_int_member_with_default(opts,
                                                             "latency-ns", 0);
     if (s->latency_ns < 0) {
         /* uint64 in the schema: values above INT64_MAX read as negative */
-        g_set_error_literal(errp, BD_ERROR, BD_ERROR_GENERIC,
-                            "latency-ns is invalid");
+        bd_error_setg(errp, "latency-ns is invalid");
         return false;
     }
     s->read_zeroes = json_object_get_boolean_member_with_default(
@@ -94,8 +93,7 @@ static bool null_reopen_prepare(BdNode *node, JsonObject *opts,
         changed = "read-zeroes";
     }
     if (changed) {
-        g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
-                    "Cannot change the option '%s'", changed);
+        bd_error_setg(errp, "Cannot change the option '%s'", changed);
         return false;
     }
     return true;
@@ -187,7 +185,8 @@ static int null_co_block_status(BdNode *node, bool want_zero, int64_t offset,
         .name = (name_),                                \
         .description = (desc_),                         \
         .instance_size = sizeof(NullState),             \
-        .flags = BD_DRIVER_PROTOCOL,                    \
+        .flags = BD_DRIVER_PROTOCOL |                   \
+                 BD_DRIVER_THREAD_SAFE,                 \
         .open = null_open,                              \
         .refresh_limits = null_refresh_limits,          \
         .co_getlength = null_co_getlength,              \
@@ -221,6 +220,9 @@ static bool block_null_init(BdRegistry *reg, GError **errp)
            bd_registry_add_block_driver(reg, &null_aio_driver, errp);
 }
 
-BD_PLUGIN_DEFINE("block-null", BLOCKD_PLUGIN_VERSION,
-                 "null block drivers (null-co, null-aio) for testing",
-                 "GPL-2.0-or-later", block_null_schema, block_null_init);
+BD_PLUGIN(.name = "block-null",
+          .version = BLOCKD_PLUGIN_VERSION,
+          .description = "null block drivers (null-co, null-aio) for testing",
+          .license = "GPL-2.0-or-later",
+          .schema = block_null_schema,
+          .init = block_null_init);

@@ -59,9 +59,9 @@ static bool raw_open(BdNode *node, JsonObject *opts, unsigned flags,
     s->has_size = json_object_has_member(opts, "size");
     s->size = json_object_get_int_member_with_default(opts, "size", 0);
     if (s->offset < 0 || s->size < 0) {
-        g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
-                    "Parameter '%s' expects a non-negative number below "
-                    "2^64", s->offset < 0 ? "offset" : "size");
+        bd_error_setg(errp,
+                      "Parameter '%s' expects a non-negative number below "
+                      "2^64", s->offset < 0 ? "offset" : "size");
         return false;
     }
     s->file = bd_node_open_child(node, opts, "file",
@@ -73,29 +73,29 @@ static bool raw_open(BdNode *node, JsonObject *opts, unsigned flags,
     }
     real_size = file_length(node, s->file);
     if (real_size < 0) {
-        g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
-                    "Could not get image size: %s", g_strerror(-real_size));
+        bd_error_setg(errp,
+                      "Could not get image size: %s", g_strerror(-real_size));
         return false;
     }
     if (s->offset > real_size) {
-        g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
-                    "Offset (%" G_GINT64_FORMAT ") cannot be greater than "
-                    "size of the containing file (%" G_GINT64_FORMAT ")",
-                    s->offset, real_size);
+        bd_error_setg(errp,
+                      "Offset (%" G_GINT64_FORMAT ") cannot be greater than "
+                      "size of the containing file (%" G_GINT64_FORMAT ")",
+                      s->offset, real_size);
         return false;
     }
     if (s->has_size && real_size - s->offset < s->size) {
         /* QEMU's message has the double space too */
-        g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
-                    "The sum of offset (%" G_GINT64_FORMAT ") and size (%"
-                    G_GINT64_FORMAT ") has to be smaller or equal to the  "
-                    "actual size of the containing file (%"
-                    G_GINT64_FORMAT ")", s->offset, s->size, real_size);
+        bd_error_setg(errp,
+                      "The sum of offset (%" G_GINT64_FORMAT ") and size (%"
+                      G_GINT64_FORMAT ") has to be smaller or equal to the  "
+                      "actual size of the containing file (%"
+                      G_GINT64_FORMAT ")", s->offset, s->size, real_size);
         return false;
     }
     if (s->has_size && s->size % SECTOR_SIZE) {
-        g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
-                    "Specified size is not multiple of %d", SECTOR_SIZE);
+        bd_error_setg(errp,
+                      "Specified size is not multiple of %d", SECTOR_SIZE);
         return false;
     }
     return true;
@@ -187,8 +187,7 @@ static int raw_co_truncate(BdNode *node, int64_t offset, bool exact,
     RawState *s = bd_node_get_opaque(node);
 
     if (s->has_size) {
-        g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
-                    "Cannot resize fixed-size raw disks");
+        bd_error_setg(errp, "Cannot resize fixed-size raw disks");
         return -ENOTSUP;
     }
     return bd_child_co_truncate(s->file, s->offset + offset, exact, prealloc,
@@ -224,7 +223,7 @@ static const BdBlockDriver raw_driver = {
     .description = "raw image: the file node's bytes as they are, or a "
                    "window of them",
     .instance_size = sizeof(RawState),
-    .flags = BD_DRIVER_FORMAT,
+    .flags = BD_DRIVER_FORMAT | BD_DRIVER_THREAD_SAFE,
     .open = raw_open,
     .refresh_limits = raw_refresh_limits,
     .co_getlength = raw_co_getlength,
@@ -245,6 +244,9 @@ static bool block_raw_init(BdRegistry *reg, GError **errp)
     return bd_registry_add_block_driver(reg, &raw_driver, errp);
 }
 
-BD_PLUGIN_DEFINE("block-raw", BLOCKD_PLUGIN_VERSION,
-                 "the raw format driver",
-                 "GPL-2.0-or-later", block_raw_schema, block_raw_init);
+BD_PLUGIN(.name = "block-raw",
+          .version = BLOCKD_PLUGIN_VERSION,
+          .description = "the raw format driver",
+          .license = "GPL-2.0-or-later",
+          .schema = block_raw_schema,
+          .init = block_raw_init);

@@ -618,8 +618,7 @@ static bool fuse_export_create(BdExport *exp, JsonObject *opts, GError **errp)
         opts, "growable", false);
     bd_co_mutex_init(&fe->resize_lock);
     if (!fuse_allow_other_parse(ao, &allow_other)) {
-        g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
-                    "Invalid allow-other value '%s'", ao);
+        bd_error_setg(errp, "Invalid allow-other value '%s'", ao);
         return false;
     }
 
@@ -698,6 +697,9 @@ static bool export_fuse_init(BdRegistry *reg, GError **errp)
     return bd_registry_add_export_type(reg, &fuse_export_type, errp);
 }
 
-BD_PLUGIN_DEFINE("export-fuse", BLOCKD_PLUGIN_VERSION,
-                 "the FUSE export: a block node as a regular file",
-                 "GPL-2.0-or-later", export_fuse_schema, export_fuse_init);
+BD_PLUGIN(.name = "export-fuse",
+          .version = BLOCKD_PLUGIN_VERSION,
+          .description = "the FUSE export: a block node as a regular file",
+          .license = "GPL-2.0-or-later",
+          .schema = export_fuse_schema,
+          .init = export_fuse_init);

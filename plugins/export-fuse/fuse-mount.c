@@ -118,21 +118,20 @@ static bool fuse_check_mountpoint(const char *path, GError **errp)
              * A FUSE mount whose server is gone: a daemon that was killed
              * before it could unmount.  Nobody else can clean it up.
              */
-            g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
-                        "Failed to stat '%s': %s (a FUSE export that was "
-                        "not unmounted, e.g. of a daemon that was killed, "
-                        "is still mounted there: remove it with "
-                        "'fusermount3 -u -z %s')",
-                        path, g_strerror(err), path);
+            bd_error_setg(errp,
+                          "Failed to stat '%s': %s (a FUSE export that was "
+                          "not unmounted, e.g. of a daemon that was killed, "
+                          "is still mounted there: remove it with "
+                          "'fusermount3 -u -z %s')",
+                          path, g_strerror(err), path);
         } else {
-            g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
-                        "Failed to stat '%s': %s", path, g_strerror(err));
+            bd_error_setg(errp,
+                          "Failed to stat '%s': %s", path, g_strerror(err));
         }
         return false;
     }
     if (!S_ISREG(st.st_mode)) {
-        g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
-                    "'%s' is not a regular file", path);
+        bd_error_setg(errp, "'%s' is not a regular file", path);
         return false;
     }
     return true;
@@ -332,13 +331,11 @@ static bool fuse_mount_try(FuseMount *m, const struct fuse_lowlevel_ops *ops,
     /* libfuse may have copied the arguments into memory of its own. */
     fuse_opt_free_args(&args);
     if (!m->se) {
-        g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
-                    "Failed to set up FUSE session");
+        bd_error_setg(errp, "Failed to set up FUSE session");
         return false;
     }
     if (fuse_session_mount(m->se, m->mountpoint) < 0) {
-        g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
-                    "Failed to mount FUSE session to export");
+        bd_error_setg(errp, "Failed to mount FUSE session to export");
         fuse_session_destroy(m->se);
         m->se = NULL;
         return false;
@@ -361,25 +358,24 @@ static bool fuse_mount_open_queues(FuseMount *m, GError **errp)
         if (i > 0) {
             q->fd = open("/dev/fuse", O_RDWR | O_CLOEXEC);
             if (q->fd < 0 || ioctl(q->fd, FUSE_DEV_IOC_CLONE, &master) < 0) {
-                g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
-                            "Failed to clone the FUSE device for another "
-                            "iothread: %s", g_strerror(errno));
+                bd_error_setg(errp,
+                              "Failed to clone the FUSE device for another "
+                              "iothread: %s", g_strerror(errno));
                 return false;
             }
         }
         /* Level-triggered handler: read until EAGAIN, never block. */
         fl = fcntl(q->fd, F_GETFL);
         if (fl < 0 || fcntl(q->fd, F_SETFL, fl | O_NONBLOCK) < 0) {
-            g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
-                        "Failed to make the FUSE device non-blocking: %s",
-                        g_strerror(errno));
+            bd_error_setg(errp,
+                          "Failed to make the FUSE device non-blocking: %s",
+                          g_strerror(errno));
             return false;
         }
     }
     if (m->nqueues > 1 &&
         fuse_session_custom_io(m->se, &fuse_multi_queue_io, fd) < 0) {
-        g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
-                    "Failed to set up FUSE I/O for several iothreads");
+        bd_error_setg(errp, "Failed to set up FUSE I/O for several iothreads");
         return false;
     }
     return true;
@@ -400,8 +396,8 @@ FuseMount *fuse_mount_new(const char *mountpoint, FuseAllowOther allow_other,
                                             g_free, NULL);
     }
     if (g_hash_table_contains(fuse_mounts, key)) {
-        g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
-                    "There already is a FUSE export on '%s'", mountpoint);
+        bd_error_setg(errp,
+                      "There already is a FUSE export on '%s'", mountpoint);
         return NULL;
     }
     if (!fuse_check_mountpoint(mountpoint, errp)) {

@@ -35,16 +35,14 @@ static bool export_bitmaps(NbdExport *e, BdExport *exp, JsonObject *opts,
             bm = bd_dirty_bitmap_find_in_chain(
                 bd_blk_get_node(bd_export_get_blk(exp)), name, &node);
             if (!bm) {
-                g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
-                            "Bitmap '%s' is not found", name);
+                bd_error_setg(errp, "Bitmap '%s' is not found", name);
                 return false;
             }
             /* its bits could change under a client that cannot write */
             if (ro && !bd_node_is_read_only(node) &&
                 bd_dirty_bitmap_enabled(bm)) {
-                g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
-                            "Enabled bitmap '%s' incompatible with "
-                            "readonly export", name);
+                bd_error_setg(errp, "Enabled bitmap '%s' incompatible with "
+                              "readonly export", name);
                 return false;
             }
         } else {
@@ -85,30 +83,25 @@ static bool nbd_export_create(BdExport *exp, JsonObject *opts,
     bool ro;
 
     if (!nbd_server_is_running()) {
-        g_set_error_literal(errp, BD_ERROR, BD_ERROR_GENERIC,
-                            "NBD server not running");
+        bd_error_setg(errp, "NBD server not running");
         return false;
     }
     if (strlen(name) > NBD_MAX_STRING_SIZE) {
-        g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
-                    "export name '%s' too long", name);
+        bd_error_setg(errp, "export name '%s' too long", name);
         return false;
     }
     if (desc && strlen(desc) > NBD_MAX_STRING_SIZE) {
-        g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
-                    "description '%s' too long", desc);
+        bd_error_setg(errp, "description '%s' too long", desc);
         return false;
     }
     if (nbd_export_lookup(name)) {
-        g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
-                    "NBD server already has export named '%s'", name);
+        bd_error_setg(errp, "NBD server already has export named '%s'", name);
         return false;
     }
     size = bd_blk_getlength(blk);
     if (size < 0) {
-        g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
-                    "Failed to determine the NBD export's length: %s",
-                    g_strerror((int)-size));
+        bd_error_setg(errp, "Failed to determine the NBD export's length: %s",
+                      g_strerror((int)-size));
         return false;
     }
     /* the size clients see must not change under them */
@@ -191,6 +184,10 @@ static bool export_nbd_init(BdRegistry *reg, GError **errp)
     return true;
 }
 
-BD_PLUGIN_DEFINE("export-nbd", BLOCKD_PLUGIN_VERSION,
-                 "NBD server: the nbd export type and nbd-server-* commands",
-                 "GPL-2.0-or-later", export_nbd_schema, export_nbd_init);
+BD_PLUGIN(.name = "export-nbd",
+          .version = BLOCKD_PLUGIN_VERSION,
+          .description = "NBD server: the nbd export type and nbd-server-* "
+                         "commands",
+          .license = "GPL-2.0-or-later",
+          .schema = export_nbd_schema,
+          .init = export_nbd_init);

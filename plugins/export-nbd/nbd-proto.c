@@ -70,8 +70,8 @@ bool nbd_parse_client_flags(uint32_t flags, bool *fixed, bool *no_zeroes,
     *no_zeroes = flags & NBD_FLAG_C_NO_ZEROES;
     flags &= ~(NBD_FLAG_C_FIXED_NEWSTYLE | NBD_FLAG_C_NO_ZEROES);
     if (flags) {
-        g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
-                    "Unknown client flags 0x%" PRIx32 " received", flags);
+        bd_error_setg(errp,
+                      "Unknown client flags 0x%" PRIx32 " received", flags);
         return false;
     }
     return true;
@@ -82,16 +82,14 @@ bool nbd_parse_option_header(const uint8_t buf[NBD_OPTION_HEADER_LEN],
                              GError **errp)
 {
     if (nbd_get64(buf) != NBD_OPTS_MAGIC) {
-        g_set_error_literal(errp, BD_ERROR, BD_ERROR_GENERIC,
-                            "Bad option magic received");
+        bd_error_setg(errp, "Bad option magic received");
         return false;
     }
     *option = nbd_get32(buf + 8);
     *length = nbd_get32(buf + 12);
     if (*length > NBD_MAX_BUFFER_SIZE) {
-        g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
-                    "len (%" PRIu32 ") is larger than max len (%u)",
-                    *length, NBD_MAX_BUFFER_SIZE);
+        bd_error_setg(errp, "len (%" PRIu32 ") is larger than max len (%u)",
+                      *length, NBD_MAX_BUFFER_SIZE);
         return false;
     }
     return true;
@@ -110,8 +108,7 @@ bool nbd_parse_export_name(const uint8_t *data, uint32_t len, char **name,
                            GError **errp)
 {
     if (len > NBD_MAX_STRING_SIZE) {
-        g_set_error_literal(errp, BD_ERROR, BD_ERROR_GENERIC,
-                            "Bad length received");
+        bd_error_setg(errp, "Bad length received");
         return false;
     }
     /* an empty name may come without a buffer */
@@ -154,20 +151,18 @@ static char *take_string(Cursor *c, uint32_t len, GError **errp,
     char *s;
 
     if (len > NBD_MAX_STRING_SIZE) {
-        g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
-                    "Invalid %s length: %" PRIu32, what, len);
+        bd_error_setg(errp, "Invalid %s length: %" PRIu32, what, len);
         return NULL;
     }
     if (len > c->left) {
-        g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
-                    "%s length %" PRIu32 " exceeds the option data", what,
-                    len);
+        bd_error_setg(errp,
+                      "%s length %" PRIu32 " exceeds the option data", what,
+                      len);
         return NULL;
     }
     s = g_strndup((const char *)c->p, len);
     if (strlen(s) != len) {
-        g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
-                    "%s contains a NUL byte", what);
+        bd_error_setg(errp, "%s contains a NUL byte", what);
         g_free(s);
         return NULL;
     }
@@ -191,8 +186,7 @@ bool nbd_parse_info_request(const uint8_t *data, uint32_t len,
 
     memset(req, 0, sizeof(*req));
     if (!take_u32(&c, &namelen)) {
-        g_set_error_literal(errp, BD_ERROR, BD_ERROR_GENERIC,
-                            "Option data too short");
+        bd_error_setg(errp, "Option data too short");
         return false;
     }
     req->name = take_string(&c, namelen, errp, "name");
@@ -200,15 +194,15 @@ bool nbd_parse_info_request(const uint8_t *data, uint32_t len,
         return false;
     }
     if (!take_u16(&c, &count)) {
-        g_set_error_literal(errp, BD_ERROR, BD_ERROR_GENERIC,
-                            "Option data too short");
+        bd_error_setg(errp, "Option data too short");
         goto fail;
     }
     if (c.left != (uint32_t)count * 2) {
-        g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
-                    "Request data too %s: %" PRIu16 " requests in %" PRIu32
-                    " bytes", c.left < (uint32_t)count * 2 ? "short" : "long",
-                    count, c.left);
+        bd_error_setg(errp,
+                      "Request data too %s: %" PRIu16 " requests in %" PRIu32
+                      " bytes",
+                      c.left < (uint32_t)count * 2 ? "short" : "long", count,
+                      c.left);
         goto fail;
     }
     for (unsigned i = 0; i < count; i++) {
@@ -252,8 +246,7 @@ bool nbd_parse_meta_request(const uint8_t *data, uint32_t len,
     memset(req, 0, sizeof(*req));
     req->queries = g_ptr_array_new_with_free_func(g_free);
     if (!take_u32(&c, &namelen)) {
-        g_set_error_literal(errp, BD_ERROR, BD_ERROR_GENERIC,
-                            "Option data too short");
+        bd_error_setg(errp, "Option data too short");
         goto fail;
     }
     req->name = take_string(&c, namelen, errp, "export name");
@@ -261,15 +254,14 @@ bool nbd_parse_meta_request(const uint8_t *data, uint32_t len,
         goto fail;
     }
     if (!take_u32(&c, &count)) {
-        g_set_error_literal(errp, BD_ERROR, BD_ERROR_GENERIC,
-                            "Option data too short");
+        bd_error_setg(errp, "Option data too short");
         goto fail;
     }
     /* each query needs at least its 4-byte length: bound the loop first */
     if (count > c.left / 4) {
-        g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
-                    "%" PRIu32 " queries do not fit in the option data",
-                    count);
+        bd_error_setg(errp,
+                      "%" PRIu32 " queries do not fit in the option data",
+                      count);
         goto fail;
     }
     for (uint32_t i = 0; i < count; i++) {
@@ -277,8 +269,7 @@ bool nbd_parse_meta_request(const uint8_t *data, uint32_t len,
         char *q;
 
         if (!take_u32(&c, &qlen)) {
-            g_set_error_literal(errp, BD_ERROR, BD_ERROR_GENERIC,
-                                "Option data too short");
+            bd_error_setg(errp, "Option data too short");
             goto fail;
         }
         q = take_string(&c, qlen, errp, "query");
@@ -288,9 +279,8 @@ bool nbd_parse_meta_request(const uint8_t *data, uint32_t len,
         g_ptr_array_add(req->queries, q);
     }
     if (c.left) {
-        g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
-                    "%" PRIu32 " unexpected bytes after the queries",
-                    c.left);
+        bd_error_setg(errp, "%" PRIu32 " unexpected bytes after the queries",
+                      c.left);
         goto fail;
     }
     return true;
@@ -356,8 +346,7 @@ bool nbd_parse_request(const uint8_t *buf, bool extended, NbdRequest *req,
     uint32_t want = extended ? NBD_EXTENDED_REQUEST_MAGIC : NBD_REQUEST_MAGIC;
 
     if (magic != want) {
-        g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
-                    "invalid magic (got 0x%" PRIx32 ")", magic);
+        bd_error_setg(errp, "invalid magic (got 0x%" PRIx32 ")", magic);
         return false;
     }
     req->flags = nbd_get16(buf + 4);
@@ -389,23 +378,22 @@ int nbd_check_request(const NbdRequest *req, const NbdRequestLimits *lim,
         req->type != NBD_CMD_WRITE) {
         /* len is the length of a payload this server takes for no command */
         if (req->len > NBD_MAX_BUFFER_SIZE) {
-            g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
-                        "payload len (%" PRIu64 ") is larger than max len "
-                        "(%u)", req->len, NBD_MAX_BUFFER_SIZE);
+            bd_error_setg(errp,
+                          "payload len (%" PRIu64 ") is larger than max len "
+                          "(%u)", req->len, NBD_MAX_BUFFER_SIZE);
             *fatal = true;
             return -EINVAL;
         }
         *payload_len = (uint32_t)req->len;
-        g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
-                    "unexpected payload for command %s",
-                    nbd_cmd_name(req->type));
+        bd_error_setg(errp, "unexpected payload for command %s",
+                      nbd_cmd_name(req->type));
         return -EINVAL;
     }
     if (req->type == NBD_CMD_READ || req->type == NBD_CMD_WRITE) {
         if (req->len > NBD_MAX_BUFFER_SIZE) {
-            g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
-                        "len (%" PRIu64 ") is larger than max len (%u)",
-                        req->len, NBD_MAX_BUFFER_SIZE);
+            bd_error_setg(errp,
+                          "len (%" PRIu64 ") is larger than max len (%u)",
+                          req->len, NBD_MAX_BUFFER_SIZE);
             /* a write's payload is not read: the stream is lost */
             *fatal = req->type == NBD_CMD_WRITE;
             return -EINVAL;
@@ -415,19 +403,18 @@ int nbd_check_request(const NbdRequest *req, const NbdRequestLimits *lim,
         }
     }
     if (req->type > NBD_CMD_BLOCK_STATUS) {
-        g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
-                    "invalid request type (%" PRIu16 ") received", req->type);
+        bd_error_setg(errp, "invalid request type (%" PRIu16 ") received",
+                      req->type);
         return -EINVAL;
     }
     if (lim->read_only && is_write_like(req->type)) {
-        g_set_error_literal(errp, BD_ERROR, BD_ERROR_GENERIC,
-                            "Export is read-only");
+        bd_error_setg(errp, "Export is read-only");
         return -EROFS;
     }
     if (req->offset > lim->size || req->len > lim->size - req->offset) {
-        g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
-                    "operation past EOF; From: %" PRIu64 ", Len: %" PRIu64
-                    ", Size: %" PRIu64, req->offset, req->len, lim->size);
+        bd_error_setg(errp,
+                      "operation past EOF; From: %" PRIu64 ", Len: %" PRIu64
+                      ", Size: %" PRIu64, req->offset, req->len, lim->size);
         return (req->type == NBD_CMD_WRITE ||
                 req->type == NBD_CMD_WRITE_ZEROES) ? -ENOSPC : -EINVAL;
     }
@@ -442,20 +429,18 @@ int nbd_check_request(const NbdRequest *req, const NbdRequestLimits *lim,
         valid_flags |= NBD_CMD_FLAG_REQ_ONE;
     }
     if (req->flags & ~valid_flags) {
-        g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
-                    "unsupported flags for command %s (got 0x%" PRIx16 ")",
-                    nbd_cmd_name(req->type), req->flags);
+        bd_error_setg(errp,
+                      "unsupported flags for command %s (got 0x%" PRIx16 ")",
+                      nbd_cmd_name(req->type), req->flags);
         return -EINVAL;
     }
     if (req->type == NBD_CMD_BLOCK_STATUS) {
         if (!req->len) {
-            g_set_error_literal(errp, BD_ERROR, BD_ERROR_GENERIC,
-                                "need non-zero length");
+            bd_error_setg(errp, "need non-zero length");
             return -EINVAL;
         }
         if (!lim->base_allocation && !lim->allocation_depth) {
-            g_set_error_literal(errp, BD_ERROR, BD_ERROR_GENERIC,
-                                "CMD_BLOCK_STATUS not negotiated");
+            bd_error_setg(errp, "CMD_BLOCK_STATUS not negotiated");
             return -EINVAL;
         }
     }

@@ -334,8 +334,7 @@ bool nbd_qmp_server_start(JsonObject *args, JsonNode **ret, GError **errp)
     int fd;
 
     if (server) {
-        g_set_error_literal(errp, BD_ERROR, BD_ERROR_GENERIC,
-                            "NBD server already running");
+        bd_error_setg(errp, "NBD server already running");
         return false;
     }
     /*
@@ -388,8 +387,7 @@ bool nbd_qmp_server_start(JsonObject *args, JsonNode **ret, GError **errp)
 bool nbd_qmp_server_stop(JsonObject *args, JsonNode **ret, GError **errp)
 {
     if (!server) {
-        g_set_error_literal(errp, BD_ERROR, BD_ERROR_GENERIC,
-                            "NBD server not running");
+        bd_error_setg(errp, "NBD server not running");
         return false;
     }
     bd_export_close_all("nbd");
@@ -415,9 +413,9 @@ bool nbd_qmp_server_add(JsonObject *args, JsonNode **ret, GError **errp)
      */
     node = bd_node_find(device);
     if (!node) {
-        g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
-                    "Cannot find device='%s' nor node-name='%s'", device,
-                    device);
+        bd_error_setg(errp,
+                      "Cannot find device='%s' nor node-name='%s'", device,
+                      device);
         return false;
     }
     /*
@@ -429,8 +427,7 @@ bool nbd_qmp_server_add(JsonObject *args, JsonNode **ret, GError **errp)
         writable = false;
     }
     if (!server) {
-        g_set_error_literal(errp, BD_ERROR, BD_ERROR_GENERIC,
-                            "NBD server not running");
+        bd_error_setg(errp, "NBD server not running");
         return false;
     }
     /* the export's id is its name, as in QEMU */
@@ -462,14 +459,12 @@ bool nbd_qmp_server_remove(JsonObject *args, JsonNode **ret, GError **errp)
     BdExport *exp;
 
     if (!server) {
-        g_set_error_literal(errp, BD_ERROR, BD_ERROR_GENERIC,
-                            "NBD server not running");
+        bd_error_setg(errp, "NBD server not running");
         return false;
     }
     exp = bd_export_find(name);
     if (exp && strcmp(bd_export_get_type_name(exp), "nbd") != 0) {
-        g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
-                    "Block export '%s' is not an NBD export", name);
+        bd_error_setg(errp, "Block export '%s' is not an NBD export", name);
         return false;
     }
     return bd_export_del(name, strcmp(mode, "hard") == 0, errp);

@@ -35,15 +35,14 @@ NbdTlsConfig *nbd_tls_config_new(const char *creds_id, const char *authz_id,
     NbdTlsConfig *cfg;
 
     if (!obj) {
-        g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
-                    "No TLS credentials with id '%s'", creds_id);
+        bd_error_setg(errp, "No TLS credentials with id '%s'", creds_id);
         return NULL;
     }
     ops = bd_object_find(creds_id, "tls-creds") ?
           bd_object_get_interface(obj, BD_TLS_INTERFACE) : NULL;
     if (!ops || !HAS_OP(ops, session_free)) {
-        g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
-                    "Object with id '%s' is not TLS credentials", creds_id);
+        bd_error_setg(errp,
+                      "Object with id '%s' is not TLS credentials", creds_id);
         return NULL;
     }
     cfg = g_new0(NbdTlsConfig, 1);
@@ -52,8 +51,7 @@ NbdTlsConfig *nbd_tls_config_new(const char *creds_id, const char *authz_id,
     cfg->creds = ops->get_creds(obj);
     cfg->authz_id = g_strdup(authz_id);
     if (ops->creds_get_endpoint(cfg->creds) != BD_TLS_ENDPOINT_SERVER) {
-        g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
-                    "Expected TLS credentials for a server endpoint");
+        bd_error_setg(errp, "Expected TLS credentials for a server endpoint");
         nbd_tls_config_free(cfg);
         return NULL;
     }

@@ -99,8 +99,8 @@ static bool authz_list_decide(AuthzList *list, const char *identity)
 
 static void error_type(GError **errp, const char *name, const char *want)
 {
-    g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
-                "Invalid parameter type for '%s', expected: %s", name, want);
+    bd_error_setg(errp,
+                  "Invalid parameter type for '%s', expected: %s", name, want);
 }
 
 /* A string member @key of @obj, or NULL with @errp set; @path names it. */
@@ -113,8 +113,7 @@ static const char *get_string(JsonObject *obj, const char *key,
     *present = node != NULL;
     if (!node) {
         if (!optional) {
-            g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
-                        "Parameter '%s' is missing", path);
+            bd_error_setg(errp, "Parameter '%s' is missing", path);
         }
         return NULL;
     }
@@ -144,8 +143,8 @@ static bool get_choice(JsonObject *obj, const char *key, const char *path,
         *first = !strcmp(value, v0);
         return true;
     }
-    g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
-                "Parameter '%s' does not accept value '%s'", key, value);
+    bd_error_setg(errp,
+                  "Parameter '%s' does not accept value '%s'", key, value);
     return false;
 }
 
@@ -186,9 +185,8 @@ static bool parse_rule(JsonNode *node, guint index, AuthzRule *rule,
     for (GList *l = members; l; l = l->next) {
         if (strcmp(l->data, "match") && strcmp(l->data, "policy") &&
             strcmp(l->data, "format")) {
-            g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
-                        "Parameter '%s.%s' is unexpected", prefix,
-                        (const char *)l->data);
+            bd_error_setg(errp, "Parameter '%s.%s' is unexpected", prefix,
+                          (const char *)l->data);
             return false;
         }
     }
@@ -236,8 +234,7 @@ static bool authz_list_parse(AuthzList *list, JsonObject *props,
                 g_array_append_val(list->rules, rule);
             }
         } else {
-            g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
-                        "Property 'authz-list.%s' not found", name);
+            bd_error_setg(errp, "Property 'authz-list.%s' not found", name);
             return false;
         }
     }
@@ -256,27 +253,23 @@ static AuthzList *authz_file_load(const char *filename, GError **errp)
     gsize len;
 
     if (!g_file_get_contents(filename, &contents, &len, &err)) {
-        g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
-                    "Unable to read '%s': %s", filename, err->message);
+        bd_error_setg(errp, "Unable to read '%s': %s", filename, err->message);
         return NULL;
     }
     /* QEMU's parser stops at a NUL; so does this one */
     len = strlen(contents);
     if (!contents[strspn(contents, " \t\r\n")]) {
-        g_set_error_literal(errp, BD_ERROR, BD_ERROR_GENERIC,
-                            "Expecting a JSON value");
+        bd_error_setg(errp, "Expecting a JSON value");
         return NULL;
     }
     parser = json_parser_new_immutable();
     if (!json_parser_load_from_data(parser, contents, len, &err)) {
-        g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
-                    "JSON parse error, %s", err->message);
+        bd_error_setg(errp, "JSON parse error, %s", err->message);
         return NULL;
     }
     root = json_parser_get_root(parser);
     if (!root || !JSON_NODE_HOLDS_OBJECT(root)) {
-        g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
-                    "File '%s' must contain a JSON object", filename);
+        bd_error_setg(errp, "File '%s' must contain a JSON object", filename);
         return NULL;
     }
     list = authz_list_new();
@@ -338,27 +331,25 @@ static bool authz_file_watch(AuthzObject *a, GError **errp)
     g_autofree char *dir = g_path_get_dirname(a->filename);
 
     if (!strcmp(dir, ".")) {
-        g_set_error_literal(errp, BD_ERROR, BD_ERROR_GENERIC,
-                            "Filename must be an absolute path");
+        bd_error_setg(errp, "Filename must be an absolute path");
         return false;
     }
     a->basename = g_path_get_basename(a->filename);
     if (!strcmp(a->basename, ".")) {
-        g_set_error_literal(errp, BD_ERROR, BD_ERROR_GENERIC,
-                            "Path has no trailing filename component");
+        bd_error_setg(errp, "Path has no trailing filename component");
         return false;
     }
     a->inotify_fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
     if (a->inotify_fd < 0) {
-        g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
-                    "Unable to initialize inotify: %s", g_strerror(errno));
+        bd_error_setg(errp,
+                      "Unable to initialize inotify: %s", g_strerror(errno));
         return false;
     }
     if (inotify_add_watch(a->inotify_fd, dir,
                           IN_CREATE | IN_DELETE | IN_MODIFY | IN_MOVED_TO |
                           IN_MOVED_FROM | IN_ATTRIB | IN_ONLYDIR) < 0) {
-        g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
-                    "Unable to watch '%s': %s", dir, g_strerror(errno));
+        bd_error_setg(errp,
+                      "Unable to watch '%s': %s", dir, g_strerror(errno));
         return false;
     }
     a->inotify_source = g_unix_fd_add(a->inotify_fd, G_IO_IN,
@@ -491,8 +482,10 @@ static bool object_authz_init(BdRegistry *reg, GError **errp)
            bd_registry_add_object_type(reg, &authz_listfile_type, errp);
 }
 
-BD_PLUGIN_DEFINE("object-authz", "0.1.0",
-                 "the authz-simple, authz-list and authz-listfile object "
-                 "types",
-                 "GPL-2.0-or-later", object_authz_schema,
-                 object_authz_init);
+BD_PLUGIN(.name = "object-authz",
+          .version = BLOCKD_PLUGIN_VERSION,
+          .description = "the authz-simple, authz-list and authz-listfile "
+                         "object types",
+          .license = "GPL-2.0-or-later",
+          .schema = object_authz_schema,
+          .init = object_authz_init);

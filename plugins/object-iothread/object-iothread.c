@@ -33,9 +33,9 @@ static bool get_param(JsonObject *props, const char *name, int64_t def,
 {
     *value = json_object_get_int_member_with_default(props, name, def);
     if (*value < 0) {
-        g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
-                    "%s value must be in range [0, %" G_GINT64_FORMAT "]",
-                    name, G_MAXINT64);
+        bd_error_setg(errp,
+                      "%s value must be in range [0, %" G_GINT64_FORMAT "]",
+                      name, G_MAXINT64);
         return false;
     }
     return true;
@@ -59,8 +59,7 @@ static bool iothread_create(BdObject *obj, JsonObject *props, GError **errp)
     }
     if (t->thread_pool_min > t->thread_pool_max || !t->thread_pool_max ||
         t->thread_pool_min > INT_MAX || t->thread_pool_max > INT_MAX) {
-        g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
-                    "bad thread-pool-min/thread-pool-max values");
+        bd_error_setg(errp, "bad thread-pool-min/thread-pool-max values");
         return false;
     }
 
@@ -145,7 +144,9 @@ static bool object_iothread_init(BdRegistry *reg, GError **errp)
            bd_registry_add_qmp_command(reg, &query_iothreads_cmd, errp);
 }
 
-BD_PLUGIN_DEFINE("object-iothread", "0.1.0",
-                 "the iothread object type and query-iothreads",
-                 "GPL-2.0-or-later", object_iothread_schema,
-                 object_iothread_init);
+BD_PLUGIN(.name = "object-iothread",
+          .version = BLOCKD_PLUGIN_VERSION,
+          .description = "the iothread object type and query-iothreads",
+          .license = "GPL-2.0-or-later",
+          .schema = object_iothread_schema,
+          .init = object_iothread_init);

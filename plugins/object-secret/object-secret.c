@@ -62,13 +62,11 @@ static uint8_t *base64_decode(const char *text, size_t len, size_t *out_len,
 
     *out_len = 0;
     if (memchr(text, '\0', len)) {
-        g_set_error_literal(errp, BD_ERROR, BD_ERROR_GENERIC,
-                            "Base64 data contains embedded NUL characters");
+        bd_error_setg(errp, "Base64 data contains embedded NUL characters");
         return NULL;
     }
     if (strspn(text, BASE64_CHARS) != len) {
-        g_set_error_literal(errp, BD_ERROR, BD_ERROR_GENERIC,
-                            "Base64 data contains invalid characters");
+        bd_error_setg(errp, "Base64 data contains invalid characters");
         return NULL;
     }
     copy = g_strndup(text, len);
@@ -85,13 +83,12 @@ static bool secret_read_input(SecretObject *s, uint8_t **input, size_t *len,
 
     if (s->file) {
         if (s->data) {
-            g_set_error_literal(errp, BD_ERROR, BD_ERROR_GENERIC,
-                                "'file' and 'data' are mutually exclusive");
+            bd_error_setg(errp, "'file' and 'data' are mutually exclusive");
             return false;
         }
         if (!g_file_get_contents(s->file, &contents, &length, &err)) {
-            g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
-                        "Unable to read %s: %s", s->file, err->message);
+            bd_error_setg(errp,
+                          "Unable to read %s: %s", s->file, err->message);
             return false;
         }
         *input = (uint8_t *)contents;
@@ -103,8 +100,7 @@ static bool secret_read_input(SecretObject *s, uint8_t **input, size_t *len,
         *input = (uint8_t *)g_strdup(s->data);
         return true;
     }
-    g_set_error_literal(errp, BD_ERROR, BD_ERROR_GENERIC,
-                        "Either 'file' or 'data' must be provided");
+    bd_error_setg(errp, "Either 'file' or 'data' must be provided");
     return false;
 }
 
@@ -116,15 +112,13 @@ static bool secret_lookup(const char *id, uint8_t **data, size_t *len,
     const BdSecretInterface *ops;
 
     if (!obj) {
-        g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
-                    "No secret with id '%s'", id);
+        bd_error_setg(errp, "No secret with id '%s'", id);
         return false;
     }
     ops = bd_object_get_interface(obj, BD_SECRET_INTERFACE);
     if (!ops || ops->struct_size <= offsetof(BdSecretInterface, get_data) ||
         !ops->get_data) {
-        g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
-                    "Object with id '%s' is not a secret", id);
+        bd_error_setg(errp, "Object with id '%s' is not a secret", id);
         return false;
     }
     return ops->get_data(obj, data, len, errp);
@@ -158,13 +152,11 @@ static bool secret_decrypt(SecretObject *s, const uint8_t *input,
         return false;
     }
     if (key_len != AES256_KEY_LEN) {
-        g_set_error_literal(errp, BD_ERROR, BD_ERROR_GENERIC,
-                            "Key should be 32 bytes in length");
+        bd_error_setg(errp, "Key should be 32 bytes in length");
         goto out;
     }
     if (!s->iv) {
-        g_set_error_literal(errp, BD_ERROR, BD_ERROR_GENERIC,
-                            "IV is required to decrypt secret");
+        bd_error_setg(errp, "IV is required to decrypt secret");
         goto out;
     }
     iv = base64_decode(s->iv, strlen(s->iv), &iv_len, errp);
@@ -172,8 +164,7 @@ static bool secret_decrypt(SecretObject *s, const uint8_t *input,
         goto out;
     }
     if (iv_len != AES_BLOCK_LEN) {
-        g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
-                    "IV should be 16 bytes in length not %zu", iv_len);
+        bd_error_setg(errp, "IV should be 16 bytes in length not %zu", iv_len);
         goto out;
     }
 
@@ -182,8 +173,8 @@ static bool secret_decrypt(SecretObject *s, const uint8_t *input,
     rc = gnutls_cipher_init(&cipher, GNUTLS_CIPHER_AES_256_CBC, &key_datum,
                             &iv_datum);
     if (rc < 0) {
-        g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
-                    "Cannot initialize cipher: %s", gnutls_strerror(rc));
+        bd_error_setg(errp,
+                      "Cannot initialize cipher: %s", gnutls_strerror(rc));
         cipher = NULL;
         goto out;
     }
@@ -200,17 +191,16 @@ static bool secret_decrypt(SecretObject *s, const uint8_t *input,
         ct_len = input_len;
     }
     if (ct_len % AES_BLOCK_LEN) {
-        g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
-                    "Length %zu must be a multiple of block size %d",
-                    ct_len, AES_BLOCK_LEN);
+        bd_error_setg(errp, "Length %zu must be a multiple of block size %d",
+                      ct_len, AES_BLOCK_LEN);
         goto out;
     }
     plain = g_malloc0(ct_len + 1);
     if (ct_len) {
         rc = gnutls_cipher_decrypt2(cipher, ct, ct_len, plain, ct_len);
         if (rc < 0) {
-            g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
-                        "Cannot decrypt data: %s", gnutls_strerror(rc));
+            bd_error_setg(errp,
+                          "Cannot decrypt data: %s", gnutls_strerror(rc));
             goto out;
         }
         /*
@@ -220,9 +210,9 @@ static bool secret_decrypt(SecretObject *s, const uint8_t *input,
          */
         pad = plain[ct_len - 1];
         if (pad > AES_BLOCK_LEN || pad > ct_len) {
-            g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
-                        "Incorrect number of padding bytes (%d) found on "
-                        "decrypted data", (int)pad);
+            bd_error_setg(errp,
+                          "Incorrect number of padding bytes (%d) found on "
+                          "decrypted data", (int)pad);
             goto out;
         }
         plain_len = ct_len - pad;
@@ -258,8 +248,7 @@ static bool secret_create(BdObject *obj, JsonObject *props, GError **errp)
     /* QEMU 7.2 keeps 'loaded' in its schema but made the property
      * read-only, so any value is refused when it is set. */
     if (json_object_has_member(props, "loaded")) {
-        g_set_error_literal(errp, BD_ERROR, BD_ERROR_GENERIC,
-                            "Property 'secret.loaded' is not writable");
+        bd_error_setg(errp, "Property 'secret.loaded' is not writable");
         return false;
     }
     s->data = dup_member(props, "data");
@@ -324,8 +313,8 @@ static bool secret_get_data(BdObject *obj, uint8_t **data, size_t *len,
 
     if (!s->raw) {
         /* only while its own data is being loaded, e.g. keyid=itself */
-        g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
-                    "Secret with id '%s' has no data", bd_object_get_id(obj));
+        bd_error_setg(errp, "Secret with id '%s' has no data",
+                      bd_object_get_id(obj));
         return false;
     }
     copy = g_malloc(s->raw_len + 1);
@@ -363,7 +352,9 @@ static bool object_secret_init(BdRegistry *reg, GError **errp)
     return bd_registry_add_object_type(reg, &secret_type, errp);
 }
 
-BD_PLUGIN_DEFINE("object-secret", "0.1.0",
-                 "the secret object type",
-                 "GPL-2.0-or-later", object_secret_schema,
-                 object_secret_init);
+BD_PLUGIN(.name = "object-secret",
+          .version = BLOCKD_PLUGIN_VERSION,
+          .description = "the secret object type",
+          .license = "GPL-2.0-or-later",
+          .schema = object_secret_schema,
+          .init = object_secret_init);

@@ -11,10 +11,6 @@
 #include <blockd/blockd.h>
 #include <blockd/tls.h>
 
-/* Every failure here is a GenericError with QEMU's message. */
-#define tls_set_err(errp, ...) \
-    g_set_error((errp), BD_ERROR, BD_ERROR_GENERIC, __VA_ARGS__)
-
 typedef enum TlsCredsKind {
     TLS_CREDS_ANON,
     TLS_CREDS_PSK,
@@ -44,7 +40,46 @@ struct BdTlsCreds {
 /* The priority string used when the object sets none (QEMU's default). */
 #define TLS_DEFAULT_PRIORITY "NORMAL"
 
+/* File names inside 'dir', as QEMU reads them. */
+#define FILE_CA_CERT "ca-cert.pem"
+#define FILE_CA_CRL "ca-crl.pem"
+#define FILE_SERVER_CERT "server-cert.pem"
+#define FILE_SERVER_KEY "server-key.pem"
+#define FILE_CLIENT_CERT "client-cert.pem"
+#define FILE_CLIENT_KEY "client-key.pem"
+#define FILE_DH_PARAMS "dh-params.pem"
+#define FILE_PSK "keys.psk"
+
+
+/* What object-add was given, kept from create() to complete(). */
+typedef struct TlsCredsObject {
+    TlsCredsKind kind;
+    BdTlsEndpoint endpoint;
+    bool verify_peer;
+    bool sanity_check;
+    char *dir;
+    char *priority;
+    char *username;
+    char *passwordid;
+    BdTlsCreds *creds;          /* loaded by complete() */
+} TlsCredsObject;
+
 void tls_creds_unref(BdTlsCreds *creds);
+
+/* tls-creds.c: files of 'dir'. */
+/*
+ * The path of @name in @t's dir in *@path, or NULL when it does not exist
+ * and is not @required.  False with @errp set when it cannot be used.
+ */
+bool tls_get_path(TlsCredsObject *t, const char *name, bool required,
+                  char **path, GError **errp);
+/* Load dh-params.pem (@file) into creds->dh_params; NULL: leave it unset. */
+bool tls_load_dh_params(BdTlsCreds *creds, const char *file, GError **errp);
+
+/* Load @t's files into @creds, one per kind (tls-creds-KIND.c). */
+bool tls_load_x509(TlsCredsObject *t, BdTlsCreds *creds, GError **errp);
+bool tls_load_psk(TlsCredsObject *t, BdTlsCreds *creds, GError **errp);
+bool tls_load_anon(TlsCredsObject *t, BdTlsCreds *creds, GError **errp);
 
 /* tls-session.c: the session half of the interface. */
 BdTlsSession *tls_session_new(BdTlsCreds *creds, int fd,

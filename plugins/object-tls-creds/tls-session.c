@@ -60,7 +60,7 @@ static bool set_priority(BdTlsSession *s, const char *extra, GError **errp)
     int ret = gnutls_priority_set_direct(s->handle, prio, NULL);
 
     if (ret < 0) {
-        tls_set_err(errp, extra ? "Unable to set TLS session priority %s: %s"
+        bd_error_setg(errp, extra ? "Unable to set TLS session priority %s: %s"
                             : "Cannot set default TLS session priority "
                               "%s: %s", prio, gnutls_strerror(ret));
         return false;
@@ -84,8 +84,8 @@ BdTlsSession *tls_session_new(BdTlsCreds *creds, int fd,
                       GNUTLS_NONBLOCK | GNUTLS_NO_SIGNAL);
     if (ret < 0) {
         s->handle = NULL;
-        tls_set_err(errp, "Cannot initialize TLS session: %s",
-                    gnutls_strerror(ret));
+        bd_error_setg(errp, "Cannot initialize TLS session: %s",
+                      gnutls_strerror(ret));
         goto fail;
     }
     switch (creds->kind) {
@@ -119,8 +119,8 @@ BdTlsSession *tls_session_new(BdTlsCreds *creds, int fd,
         break;
     }
     if (ret < 0) {
-        tls_set_err(errp, "Cannot set session credentials: %s",
-                    gnutls_strerror(ret));
+        bd_error_setg(errp, "Cannot set session credentials: %s",
+                      gnutls_strerror(ret));
         goto fail;
     }
     gnutls_transport_set_int(s->handle, fd);
@@ -141,7 +141,7 @@ static bool check_certificate(BdTlsSession *s, GError **errp)
 
     ret = gnutls_certificate_verify_peers2(s->handle, &status);
     if (ret < 0) {
-        tls_set_err(errp, "Verify failed: %s", gnutls_strerror(ret));
+        bd_error_setg(errp, "Verify failed: %s", gnutls_strerror(ret));
         return false;
     }
     if (status) {
@@ -160,12 +160,12 @@ static bool check_certificate(BdTlsSession *s, GError **errp)
         if (status & GNUTLS_CERT_INSECURE_ALGORITHM) {
             reason = "The certificate uses an insecure algorithm";
         }
-        tls_set_err(errp, "%s", reason);
+        bd_error_setg(errp, "%s", reason);
         return false;
     }
     certs = gnutls_certificate_get_peers(s->handle, &ncerts);
     if (!certs) {
-        tls_set_err(errp, "No certificate peers");
+        bd_error_setg(errp, "No certificate peers");
         return false;
     }
     for (unsigned i = 0; i < ncerts; i++) {
@@ -174,18 +174,18 @@ static bool check_certificate(BdTlsSession *s, GError **errp)
 
         ret = gnutls_x509_crt_init(&cert);
         if (ret < 0) {
-            tls_set_err(errp, "Cannot initialize certificate: %s",
-                        gnutls_strerror(ret));
+            bd_error_setg(errp, "Cannot initialize certificate: %s",
+                          gnutls_strerror(ret));
             return false;
         }
         ret = gnutls_x509_crt_import(cert, &certs[i], GNUTLS_X509_FMT_DER);
         if (ret < 0) {
-            tls_set_err(errp, "Cannot import certificate: %s",
-                        gnutls_strerror(ret));
+            bd_error_setg(errp, "Cannot import certificate: %s",
+                          gnutls_strerror(ret));
         } else if (gnutls_x509_crt_get_expiration_time(cert) < now) {
-            tls_set_err(errp, "The certificate has expired");
+            bd_error_setg(errp, "The certificate has expired");
         } else if (gnutls_x509_crt_get_activation_time(cert) > now) {
-            tls_set_err(errp, "The certificate is not yet activated");
+            bd_error_setg(errp, "The certificate is not yet activated");
         } else if (i > 0) {
             ok = true;
         } else {
@@ -203,8 +203,8 @@ static bool check_certificate(BdTlsSession *s, GError **errp)
                 ret = gnutls_x509_crt_get_dn(cert, s->peer_name, &size);
             }
             if (ret < 0) {
-                tls_set_err(errp, "Cannot get client distinguished name: %s",
-                            gnutls_strerror(ret));
+                bd_error_setg(errp, "Cannot get client distinguished name: %s",
+                              gnutls_strerror(ret));
                 g_clear_pointer(&s->peer_name, g_free);
             } else {
                 if (!s->peer_name) {
@@ -220,30 +220,32 @@ static bool check_certificate(BdTlsSession *s, GError **errp)
 
                 ok = false;
                 if (!obj && !bd_object_find(s->authz_id, NULL)) {
-                    tls_set_err(errp, "Cannot find QAuthZ object ID %s",
-                                s->authz_id);
+                    bd_error_setg(errp, "Cannot find QAuthZ object ID %s",
+                                  s->authz_id);
                 } else if (!az || az->struct_size <
                            G_STRUCT_OFFSET(BdAuthzInterface, is_allowed) +
                            sizeof(az->is_allowed) || !az->is_allowed) {
-                    tls_set_err(errp, "Object '%s' is not a QAuthZ subclass",
-                                s->authz_id);
+                    bd_error_setg(errp, "Object '%s' is not a QAuthZ subclass",
+                                  s->authz_id);
                 } else if (az->is_allowed(obj, s->peer_name, &err)) {
                     ok = true;
                 } else if (err) {
                     g_propagate_error(errp, err);
                 } else {
-                    tls_set_err(errp, "TLS x509 authz check for %s is denied",
-                                s->peer_name);
+                    bd_error_setg(errp,
+                                  "TLS x509 authz check for %s is denied",
+                                  s->peer_name);
                 }
             }
             if (ok && s->hostname &&
                 !gnutls_x509_crt_check_hostname(cert, s->hostname)) {
-                tls_set_err(errp, "Certificate does not match the hostname %s",
-                            s->hostname);
+                bd_error_setg(errp,
+                              "Certificate does not match the hostname %s",
+                              s->hostname);
                 ok = false;
             } else if (ok && !s->hostname &&
                        s->creds->endpoint == BD_TLS_ENDPOINT_CLIENT) {
-                tls_set_err(errp, "No hostname for certificate validation");
+                bd_error_setg(errp, "No hostname for certificate validation");
                 ok = false;
             }
         }
@@ -269,7 +271,7 @@ int tls_session_handshake(BdTlsSession *s, GError **errp)
         return -EAGAIN;
     }
     if (ret < 0) {
-        tls_set_err(errp, "TLS handshake failed: %s", gnutls_strerror(ret));
+        bd_error_setg(errp, "TLS handshake failed: %s", gnutls_strerror(ret));
         return -1;
     }
     /* anon and PSK have nothing more to check; x509 only if asked */
@@ -293,8 +295,8 @@ ssize_t tls_session_read(BdTlsSession *s, void *buf, size_t len,
         return -EAGAIN;
     }
     if (ret < 0) {
-        tls_set_err(errp, "Cannot read from TLS channel: %s",
-                    gnutls_strerror(ret));
+        bd_error_setg(errp, "Cannot read from TLS channel: %s",
+                      gnutls_strerror(ret));
         return -1;
     }
     return ret;
@@ -339,8 +341,8 @@ ssize_t tls_session_writev(BdTlsSession *s, const struct iovec *iov,
     }
     s->wbuf_pending = 0;
     if (ret < 0) {
-        tls_set_err(errp, "Cannot write to TLS channel: %s",
-                    gnutls_strerror(ret));
+        bd_error_setg(errp, "Cannot write to TLS channel: %s",
+                      gnutls_strerror(ret));
         return -1;
     }
     return ret;

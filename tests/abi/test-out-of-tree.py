@@ -6,7 +6,9 @@ manifest with the staged tools, then check that the build tree's blockd
 lists it as loaded and that it loads lazily.
 """
 import argparse
+import glob
 import os
+import shutil
 
 import abitest
 
@@ -37,6 +39,12 @@ def main():
         flags, incdir = abitest.staged_cflags(args.pkg_config, stage, pc_dir,
                                               libs=True)
         abi = abitest.abi_version(os.path.join(incdir, 'blockd', 'plugin.h'))
+        # the plugin writer's guide is installed with the headers (when
+        # rst2man, which tools/dev installs, is there to build it)
+        guides = glob.glob(os.path.join(stage, '**', 'man7',
+                                        'blockd-plugin.7'), recursive=True)
+        t.check(guides or not shutil.which('rst2man'),
+                'blockd-plugin(7) is not installed')
 
         embed = abitest.staged_variable(args.pkg_config, stage, pc_dir,
                                         'qapi_embed')

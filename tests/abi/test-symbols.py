@@ -16,6 +16,32 @@ def strip_c_comments(text):
     return re.sub(r'/\*.*?\*/|//[^\n]*', ' ', text, flags=re.S)
 
 
+def without_static_inline(text):
+    """@text without its static inline functions (header-only helpers
+    such as <blockd/json.h>'s, which are not exported): each from
+    "static inline" to the brace that closes its body."""
+    out = []
+    pos = 0
+    while True:
+        start = text.find('static inline', pos)
+        if start < 0:
+            break
+        brace = text.find('{', start)
+        depth, j = 0, brace
+        while True:
+            if text[j] == '{':
+                depth += 1
+            elif text[j] == '}':
+                depth -= 1
+                if depth == 0:
+                    break
+            j += 1
+        out.append(text[pos:start])
+        pos = j + 1
+    out.append(text[pos:])
+    return ' '.join(out)
+
+
 def header_functions(headers_dir):
     """Names of the bd_* functions declared in the public headers."""
     names = set()
@@ -24,6 +50,7 @@ def header_functions(headers_dir):
             text = strip_c_comments(f.read())
         # Drop preprocessor directives, with their continuation lines.
         text = re.sub(r'^[ \t]*#(?:[^\n]*\\\n)*[^\n]*', ' ', text, flags=re.M)
+        text = without_static_inline(text)
         for stmt in re.split(r'[;{}]', text):
             stmt = ' '.join(stmt.split())
             if stmt.startswith('typedef '):

@@ -9,10 +9,10 @@
 
 #include <glib.h>
 
-#include "aio-context.h"
+#include "aio/aio-context.h"
 #include "aio-test-util.h"
-#include "coroutine.h"
-#include "thread-pool.h"
+#include "aio/coroutine.h"
+#include "aio/thread-pool.h"
 
 static void report(const char *what, long n, int64_t ns)
 {

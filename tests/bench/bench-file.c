@@ -23,7 +23,7 @@
 #include <glib/gstdio.h>
 
 #include "blockd-config.h"
-#include "aio-context.h"
+#include "aio/aio-context.h"
 #include "file-aio.h"
 
 static BdAioContext *main_ctx;

@@ -25,8 +25,8 @@
 
 #include <glib.h>
 
-#include "block-int.h"
-#include "plugin-loader.h"
+#include "block/block-int.h"
+#include "plugin/plugin-loader.h"
 
 #define FILE_IMAGE_SIZE (256 << 20)
 

@@ -41,19 +41,19 @@
 
 #include <blockd/blockd.h>
 
-#include "aio-context.h"
+#include "aio/aio-context.h"
 #include "blockd-config.h"
 #include "core-init.h"
-#include "block-qmp.h"
-#include "export.h"
-#include "main-loop.h"
-#include "object.h"
-#include "plugin-loader.h"
-#include "plugin-schema.h"
-#include "qmp-commands.h"
-#include "qmp-dispatch.h"
-#include "schema.h"
-#include "trace-points.h"
+#include "block/block.h"
+#include "export/export.h"
+#include "aio/main-loop.h"
+#include "object/object.h"
+#include "plugin/plugin-loader.h"
+#include "plugin/plugin-schema.h"
+#include "qmp/control-qmp.h"
+#include "qmp/qmp-dispatch.h"
+#include "schema/schema.h"
+#include "util/trace-points.h"
 
 /* Longest time one input may take before it counts as a hang. */
 #define HANG_BOUND_NS (8 * G_GINT64_CONSTANT(1000000000))

@@ -35,6 +35,11 @@ BUILD_ROOT = os.environ.get('BLOCKD_BUILD_ROOT', '')
 SOURCE_ROOT = os.environ.get('BLOCKD_SOURCE_ROOT', '')
 
 # How long a daemon gets to start, and to stop after SIGTERM, in seconds.
+# The unprivileged user some tests run the daemon as (setpriv).
+NOBODY = 65534
+NOBODY_SETPRIV = ['setpriv', f'--reuid={NOBODY}', f'--regid={NOBODY}',
+                  '--clear-groups']
+
 START_TIMEOUT = 10.0
 STOP_TIMEOUT = 10.0
 
@@ -363,6 +368,25 @@ class TestCase(unittest.TestCase):
         if getattr(self, '_tmpdir', None) is None:
             self._tmpdir = self.make_tmpdir()
         return self._tmpdir
+
+    def unprivileged_blockd(self):
+        """(binary, plugin_dir): blockd and the built plugins copied into
+        a private directory that user nobody owns, for tests that run the
+        daemon as nobody.  The checkout itself may be where nobody cannot
+        go (a clone in a 0700 home directory), so never run it from
+        there."""
+        root = self.make_tmpdir()
+        os.chown(root, NOBODY, NOBODY)
+        binary = os.path.join(root, 'blockd')
+        shutil.copy2(BLOCKD, binary)
+        plugins = os.path.join(root, 'plugins')
+        os.mkdir(plugins)
+        os.chmod(plugins, 0o755)
+        src = os.environ['BLOCKD_PLUGIN_DIR']
+        for name in sorted(os.listdir(src)):
+            if name.endswith(('.so', '.plugin')):
+                shutil.copy2(os.path.join(src, name), plugins)
+        return binary, plugins
 
     def start_daemon(self, args, binary=None, env=None):
         """Start `binary` (blockd by default) with `args`; it is stopped

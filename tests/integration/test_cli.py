@@ -177,6 +177,37 @@ class ListPlugins(h.TestCase):
         res = self.run_blockd(['--list-plugins'], env=env)
         self.assert_no_plugins(res, empty)
 
+    def test_unreadable_plugin_dir(self):
+        """A plugin directory that is there but cannot be read is named
+        with the reason: on stderr before an option fails for want of its
+        plugins, and in --list-plugins.  A missing one is no error."""
+        if os.geteuid() != 0:
+            self.skipTest('needs root to run blockd as another user')
+        binary, _ = self.unprivileged_blockd()
+        closed = os.path.join(self.tmpdir, 'plugins')
+        os.mkdir(closed, 0o700)             # root's, the daemon is nobody
+        os.chown(self.tmpdir, h.NOBODY, h.NOBODY)
+        missing = os.path.join(self.tmpdir, 'missing')
+        why = f'cannot read plugin directory {closed}: Permission denied'
+        env = h.child_env(unset=['BLOCKD_PLUGIN_DIR'])
+
+        res = self.run_command(h.NOBODY_SETPRIV + [
+            binary, '--plugin-dir', f'{closed}:{missing}', '--list-plugins'],
+            env=env)
+        self.assertEqual(res.returncode, 0, res.stderr)
+        self.assertIn(f'plugin directories: {closed}:{missing}\n'
+                      f'error: {why}\n', res.stdout)
+        self.assertNotIn('missing:', res.stdout)
+
+        res = self.run_command(h.NOBODY_SETPRIV + [
+            binary, '--plugin-dir', closed,
+            '--blockdev', 'file,node-name=a,filename=/dev/null'], env=env)
+        self.assertEqual(res.returncode, 1)
+        lines = h.without_sanitizer_notes(res.stderr).splitlines()
+        self.assertEqual(lines[0], f'blockd: warning: {why}')
+        self.assertIn("Parameter 'driver' does not accept value 'file'",
+                      lines[-1])
+
 
 class PlainDaemon(h.TestCase):
     """`blockd` with no arguments runs until told to stop."""

@@ -451,11 +451,11 @@ class Fuse(h.TestCase):
         os.chown(self.tmpdir, 65534, 65534)
         img = self.image()
         os.chown(img, 65534, 65534)
-        drop = ['setpriv', '--reuid=65534', '--regid=65534',
-                '--clear-groups']
+        drop = h.NOBODY_SETPRIV
+        blockd, plugin_dir = self.unprivileged_blockd()
         results = {}
         for q in (True, False):
-            binary = h.find_qsd() if q else h.BLOCKD
+            binary = h.find_qsd() if q else blockd
             for mode in ('on', 'auto', 'off'):
                 mp = self.mountpoint(name=f'mp-{q}-{mode}')
                 os.chown(mp, 65534, 65534)
@@ -463,7 +463,7 @@ class Fuse(h.TestCase):
                     img, mp, f',writable=on,allow-other={mode}',
                     ',locking=off')
                 if not q:
-                    argv += ['--plugin-dir', os.environ['BLOCKD_PLUGIN_DIR']]
+                    argv += ['--plugin-dir', plugin_dir]
                 p = subprocess.Popen(argv, cwd=self.tmpdir,
                                      stdout=subprocess.PIPE,
                                      stderr=subprocess.PIPE, text=True)

@@ -10,8 +10,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "aio-context.h"
-#include "coroutine.h"
+#include "aio/aio-context.h"
+#include "aio/coroutine.h"
 
 /* The context the program's main thread runs; its main() sets it. */
 extern BdAioContext *main_ctx;

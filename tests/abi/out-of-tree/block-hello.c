@@ -57,6 +57,7 @@ static bool hello_init(BdRegistry *reg, GError **errp)
            bd_registry_add_qmp_command(reg, &hello_qmp_command, errp);
 }
 
-BD_PLUGIN_DEFINE("block-hello", "2.3.4",
-                 "an example plugin built out of tree", "MIT",
-                 block_hello_schema, hello_init);
+BD_PLUGIN(.name = "block-hello", .version = "2.3.4",
+          .description = "an example plugin built out of tree",
+          .license = "MIT", .schema = block_hello_schema,
+          .init = hello_init);

@@ -3,9 +3,8 @@
 
 static bool init_fails_init(BdRegistry *reg, GError **errp)
 {
-    g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
-                "the frobnicator of %s is missing",
-                bd_registry_plugin_name(reg));
+    bd_error_setg(errp, "the frobnicator of %s is missing",
+                  bd_registry_plugin_name(reg));
     return false;
 }
 

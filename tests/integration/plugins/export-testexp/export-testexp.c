@@ -89,14 +89,12 @@ static bool testexp_create(BdExport *exp, JsonObject *opts, GError **errp)
 
     if (json_object_get_boolean_member_with_default(opts, "fail-create",
                                                     false)) {
-        g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
-                    "testexp '%s' refuses to be created",
-                    bd_export_get_id(exp));
+        bd_error_setg(errp, "testexp '%s' refuses to be created",
+                      bd_export_get_id(exp));
         return false;
     }
     if (p.write && !bd_export_is_writable(exp)) {
-        g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
-                    "'pattern' needs writable=on");
+        bd_error_setg(errp, "'pattern' needs writable=on");
         return false;
     }
     if (p.write) {
@@ -110,8 +108,7 @@ static bool testexp_create(BdExport *exp, JsonObject *opts, GError **errp)
         g_main_context_iteration(NULL, TRUE);
     }
     if (p.ret < 0) {
-        g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
-                    "testexp I/O failed: %s", g_strerror(-p.ret));
+        bd_error_setg(errp, "testexp I/O failed: %s", g_strerror(-p.ret));
         return false;
     }
     return true;
@@ -151,8 +148,7 @@ static BdExport *find_testexp(JsonObject *args, GError **errp)
     BdExport *exp = bd_export_find(id);
 
     if (!exp || strcmp(bd_export_get_type_name(exp), "testexp") != 0) {
-        g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
-                    "no testexp export '%s'", id);
+        bd_error_setg(errp, "no testexp export '%s'", id);
         return NULL;
     }
     return exp;
@@ -167,9 +163,8 @@ static bool qmp_testexp_connect(JsonObject *args, JsonNode **ret,
         return false;
     }
     if (bd_export_is_shutting_down(exp)) {
-        g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
-                    "testexp '%s' is shutting down",
-                    bd_export_get_id(exp));
+        bd_error_setg(errp, "testexp '%s' is shutting down",
+                      bd_export_get_id(exp));
         return false;
     }
     bd_export_ref(exp);
@@ -188,8 +183,8 @@ static bool qmp_testexp_disconnect(JsonObject *args, JsonNode **ret,
     }
     t = bd_export_get_opaque(exp);
     if (t->clients == 0) {
-        g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
-                    "testexp '%s' has no client", bd_export_get_id(exp));
+        bd_error_setg(errp,
+                      "testexp '%s' has no client", bd_export_get_id(exp));
         return false;
     }
     t->clients--;

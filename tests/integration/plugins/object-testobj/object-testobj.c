@@ -24,9 +24,8 @@ static bool testobj_create(BdObject *obj, JsonObject *props, GError **errp)
 
     if (json_object_get_boolean_member_with_default(props, "fail-create",
                                                     false)) {
-        g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
-                    "testobj '%s' refuses to be created",
-                    bd_object_get_id(obj));
+        bd_error_setg(errp, "testobj '%s' refuses to be created",
+                      bd_object_get_id(obj));
         return false;
     }
     t->label = g_strdup(json_object_get_string_member_with_default(
@@ -46,17 +45,15 @@ static bool testobj_complete(BdObject *obj, GError **errp)
         BdObject *other = bd_object_find(t->uses_id, "testobj");
 
         if (!other || other == obj) {
-            g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
-                        "testobj '%s' not found", t->uses_id);
+            bd_error_setg(errp, "testobj '%s' not found", t->uses_id);
             return false;
         }
         t->used = other;
         ((Testobj *)bd_object_get_opaque(other))->users++;
     }
     if (t->fail_complete) {
-        g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
-                    "testobj '%s' fails to complete",
-                    bd_object_get_id(obj));
+        bd_error_setg(errp, "testobj '%s' fails to complete",
+                      bd_object_get_id(obj));
         return false;
     }
     return true;

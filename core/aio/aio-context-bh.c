@@ -1,0 +1,216 @@
+/*
+ * Bottom halves and the scheduling of coroutines into a context.
+ *
+ * A scheduled BH sits in its context's list; bd_aio_bh_poll() moves the
+ * whole list into a batch on its own stack and runs that batch, so BHs
+ * scheduled by the callbacks run in the next iteration (a BH that
+ * reschedules itself cannot starve the loop), and a nested
+ * bd_aio_poll() from a callback only runs newer BHs.  The lists are
+ * sentinel-headed rings, so cancelling a BH unlinks it from whichever
+ * list (context or batch) it is in.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "aio/aio-context-int.h"
+#include "aio/coroutine-int.h"
+
+struct BdAioBH {
+    BdAioLink link;         /* first: a link is its BH */
+    BdAioContext *ctx;
+    BdAioBHFunc *cb;
+    void *opaque;
+    bool scheduled;         /* under ctx->lock */
+    bool oneshot;
+};
+
+void bd_aio_link_init(BdAioLink *l)
+{
+    l->prev = l->next = l;
+}
+
+bool bd_aio_link_empty(BdAioLink *l)
+{
+    return l->next == l;
+}
+
+void bd_aio_link_insert_tail(BdAioLink *head, BdAioLink *l)
+{
+    l->prev = head->prev;
+    l->next = head;
+    head->prev->next = l;
+    head->prev = l;
+}
+
+void bd_aio_link_unlink(BdAioLink *l)
+{
+    l->prev->next = l->next;
+    l->next->prev = l->prev;
+    l->prev = l->next = l;
+}
+
+BdAioBH *bd_aio_bh_new(BdAioContext *ctx, BdAioBHFunc *cb, void *opaque)
+{
+    BdAioBH *bh = g_new0(BdAioBH, 1);
+
+    bd_aio_link_init(&bh->link);
+    bh->ctx = ctx;
+    bh->cb = cb;
+    bh->opaque = opaque;
+    return bh;
+}
+
+void bd_aio_bh_schedule(BdAioBH *bh)
+{
+    BdAioContext *ctx = bh->ctx;
+    bool added = false;
+
+    g_mutex_lock(&ctx->lock);
+    if (!bh->scheduled) {
+        bh->scheduled = true;
+        bd_aio_link_insert_tail(&ctx->bh_list, &bh->link);
+        added = true;
+    }
+    g_mutex_unlock(&ctx->lock);
+    if (added) {
+        bd_aio_notify(ctx);
+    }
+}
+
+void bd_aio_bh_schedule_oneshot(BdAioContext *ctx, BdAioBHFunc *cb,
+                                void *opaque)
+{
+    BdAioBH *bh = bd_aio_bh_new(ctx, cb, opaque);
+
+    bh->oneshot = true;
+    bd_aio_bh_schedule(bh);
+}
+
+void bd_aio_bh_cancel(BdAioBH *bh)
+{
+    g_mutex_lock(&bh->ctx->lock);
+    if (bh->scheduled) {
+        bh->scheduled = false;
+        bd_aio_link_unlink(&bh->link);
+    }
+    g_mutex_unlock(&bh->ctx->lock);
+}
+
+void bd_aio_bh_delete(BdAioBH *bh)
+{
+    bd_aio_bh_cancel(bh);
+    g_free(bh);
+}
+
+static void aio_wait_kick_cb(void *opaque)
+{
+}
+
+void bd_aio_wait_kick(BdAioContext *ctx)
+{
+    bd_aio_bh_schedule_oneshot(ctx, aio_wait_kick_cb, NULL);
+}
+
+bool bd_aio_bh_pending(BdAioContext *ctx)
+{
+    bool pending;
+
+    g_mutex_lock(&ctx->lock);
+    pending = !bd_aio_link_empty(&ctx->bh_list);
+    g_mutex_unlock(&ctx->lock);
+    return pending;
+}
+
+bool bd_aio_bh_poll(BdAioContext *ctx)
+{
+    BdAioLink batch;
+    bool progress = false;
+
+    g_mutex_lock(&ctx->lock);
+    if (bd_aio_link_empty(&ctx->bh_list)) {
+        g_mutex_unlock(&ctx->lock);
+        return false;
+    }
+    /* Splice the context's list into the batch. */
+    batch.next = ctx->bh_list.next;
+    batch.prev = ctx->bh_list.prev;
+    batch.next->prev = &batch;
+    batch.prev->next = &batch;
+    bd_aio_link_init(&ctx->bh_list);
+
+    for (;;) {
+        BdAioBH *bh;
+        bool oneshot;
+
+        if (bd_aio_link_empty(&batch)) {
+            break;
+        }
+        bh = (BdAioBH *)batch.next;
+        bd_aio_link_unlink(&bh->link);
+        bh->scheduled = false;
+        oneshot = bh->oneshot;
+        g_mutex_unlock(&ctx->lock);
+
+        /* A reusable BH may delete itself in its callback. */
+        bh->cb(bh->opaque);
+        if (oneshot) {
+            g_free(bh);
+        }
+        progress = true;
+        g_mutex_lock(&ctx->lock);
+    }
+    g_mutex_unlock(&ctx->lock);
+    return progress;
+}
+
+void bd_aio_bh_cleanup(BdAioContext *ctx)
+{
+    while (!bd_aio_link_empty(&ctx->bh_list)) {
+        BdAioBH *bh = (BdAioBH *)ctx->bh_list.next;
+
+        bd_aio_link_unlink(&bh->link);
+        bh->scheduled = false;
+        if (bh->oneshot) {
+            g_free(bh);
+        }
+    }
+}
+
+void bd_aio_co_schedule(BdAioContext *ctx, BdCoroutine *co)
+{
+    const char *prev = NULL;
+
+    if (!__atomic_compare_exchange_n(&co->scheduled, &prev, __func__, false,
+                                     __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST)) {
+        fprintf(stderr, "blockd: %s: coroutine was already scheduled in "
+                "'%s'\n", __func__, prev);
+        abort();
+    }
+    g_mutex_lock(&ctx->lock);
+    co->sched_next = NULL;
+    *ctx->sched_tail = co;
+    ctx->sched_tail = &co->sched_next;
+    g_mutex_unlock(&ctx->lock);
+    bd_aio_bh_schedule(ctx->co_schedule_bh);
+}
+
+void bd_aio_co_schedule_bh_cb(void *opaque)
+{
+    BdAioContext *ctx = opaque;
+    BdCoroutine *co;
+
+    g_mutex_lock(&ctx->lock);
+    co = ctx->sched_head;
+    ctx->sched_head = NULL;
+    ctx->sched_tail = &ctx->sched_head;
+    g_mutex_unlock(&ctx->lock);
+
+    while (co) {
+        BdCoroutine *next = co->sched_next;
+
+        co->sched_next = NULL;
+        __atomic_store_n(&co->scheduled, NULL, __ATOMIC_SEQ_CST);
+        bd_aio_coroutine_enter(ctx, co);
+        co = next;
+    }
+}

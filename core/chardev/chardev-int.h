@@ -1,0 +1,82 @@
+/*
+ * What the files of chardev/ share: the chardev itself, and the functions
+ * of the registry (chardev.c) and the backends (char-socket.c,
+ * char-stdio.c) that the others call.  Private to chardev/.
+ *
+ * Main thread only.
+ */
+#ifndef BLOCKD_CORE_CHARDEV_CHARDEV_INT_H
+#define BLOCKD_CORE_CHARDEV_CHARDEV_INT_H
+
+#include <stdbool.h>
+
+#include <glib.h>
+#include <json-glib/json-glib.h>
+
+#include <blockd/socket.h>
+
+#include "chardev/chardev.h"
+
+typedef enum ChardevKind {
+    CHARDEV_SOCKET,
+    CHARDEV_STDIO,
+} ChardevKind;
+
+struct BdChardev {
+    char *id;
+    ChardevKind kind;
+
+    /* socket */
+    JsonObject *addr;       /* flat SocketAddress */
+    char *addr_desc;        /* the bound address, as query-chardev says */
+    bool nodelay;
+    int listen_fd;
+    guint listen_source;
+    guint retry_source;     /* out of descriptors: accept again later */
+    char *accept_what;      /* names the chardev in bd_socket_accept() */
+    int conn_fd;
+    BdSocketFile *file;     /* a UNIX socket file we made, or NULL */
+
+    /* stdio */
+    bool stdio_eof;
+
+    bool connected;
+    const BdChardevFrontendOps *ops;
+    void *opaque;
+};
+
+/* Whether a chardev of @kind exists (stdio may be used once). */
+bool bd_chardev_kind_in_use(ChardevKind kind);
+
+/*
+ * Members of the QAPI shape, checked as QEMU's visitor would: NULL (or
+ * false) with @errp set when a @required member is missing or a member
+ * has another type; @path prefixes the name in the message.
+ */
+const char *bd_chardev_str_member(JsonObject *obj, const char *name,
+                                  const char *path, bool required,
+                                  GError **errp);
+/* A boolean member; *@val is left alone when it is absent. */
+bool bd_chardev_bool_member(JsonObject *obj, const char *name,
+                            const char *path, bool *val, GError **errp);
+JsonObject *bd_chardev_obj_member(JsonObject *obj, const char *name,
+                                  const char *path, bool required,
+                                  GError **errp);
+
+/* ---- socket (char-socket.c) ---- */
+
+/* Open the ChardevSocket @data: listen, and wait for a client if asked. */
+bool bd_char_socket_open(BdChardev *chr, JsonObject *data, GError **errp);
+/* query-chardev's filename of a socket chardev. */
+char *bd_char_socket_filename(BdChardev *chr);
+/* Accept the next client, if a frontend is attached and none is. */
+void bd_char_socket_listen_watch(BdChardev *chr);
+/* Close the sockets and remove the socket file blockd made. */
+void bd_char_socket_close(BdChardev *chr);
+
+/* ---- stdio (char-stdio.c) ---- */
+
+/* Open the ChardevStdio @data (NULL: none): once, never daemonized. */
+bool bd_char_stdio_open(BdChardev *chr, JsonObject *data, GError **errp);
+
+#endif /* BLOCKD_CORE_CHARDEV_CHARDEV_INT_H */

@@ -1,0 +1,309 @@
+/*
+ * Character devices: the registry, what every backend shares (frontends,
+ * connections, the QAPI shape) and chardev creation (see chardev.h).
+ * The backends are char-socket.c and char-stdio.c; the flat --chardev
+ * form is cli/chardev-cli.c.
+ */
+#include <string.h>
+#include <unistd.h>
+
+#include <glib-unix.h>
+
+#include <blockd/error.h>
+
+#include "chardev/chardev-int.h"
+#include "chardev/chardev.h"
+
+static GPtrArray *chardevs;     /* of BdChardev *, creation order */
+
+BdChardev *bd_chardev_find(const char *id)
+{
+    for (guint i = 0; chardevs && i < chardevs->len; i++) {
+        BdChardev *chr = g_ptr_array_index(chardevs, i);
+
+        if (strcmp(chr->id, id) == 0) {
+            return chr;
+        }
+    }
+    return NULL;
+}
+
+const char *bd_chardev_id(BdChardev *chr)
+{
+    return chr->id;
+}
+
+bool bd_chardev_has_frontend(BdChardev *chr)
+{
+    return chr->ops != NULL;
+}
+
+GPtrArray *bd_chardev_ids(void)
+{
+    GPtrArray *ids = g_ptr_array_new_with_free_func(g_free);
+
+    /* newest first, as qemu-storage-daemon lists them */
+    for (guint i = chardevs ? chardevs->len : 0; i-- > 0;) {
+        BdChardev *chr = g_ptr_array_index(chardevs, i);
+
+        g_ptr_array_add(ids, g_strdup(chr->id));
+    }
+    return ids;
+}
+
+bool bd_chardev_kind_in_use(ChardevKind kind)
+{
+    for (guint i = 0; chardevs && i < chardevs->len; i++) {
+        BdChardev *other = g_ptr_array_index(chardevs, i);
+
+        if (other->kind == kind) {
+            return true;
+        }
+    }
+    return false;
+}
+
+char *bd_chardev_filename(BdChardev *chr)
+{
+    if (chr->kind == CHARDEV_STDIO) {
+        return g_strdup("stdio");
+    }
+    return bd_char_socket_filename(chr);
+}
+
+/* ---- frontends and connections ---- */
+
+void bd_chardev_disconnect(BdChardev *chr)
+{
+    if (!chr->connected) {
+        return;
+    }
+    chr->connected = false;
+    if (chr->kind == CHARDEV_STDIO) {
+        /* stdin has ended for good: there is no next client */
+        chr->stdio_eof = true;
+        return;
+    }
+    close(chr->conn_fd);
+    chr->conn_fd = -1;
+    bd_char_socket_listen_watch(chr);
+}
+
+bool bd_chardev_attach(BdChardev *chr, const BdChardevFrontendOps *ops,
+                       void *opaque, GError **errp)
+{
+    if (chr->ops) {
+        bd_error_setg(errp, "Device '%s' is in use", chr->id);
+        return false;
+    }
+    chr->ops = ops;
+    chr->opaque = opaque;
+    if (chr->connected) {
+        ops->open(opaque, chr->kind == CHARDEV_STDIO ? STDIN_FILENO
+                                                      : chr->conn_fd,
+                  chr->kind == CHARDEV_STDIO ? STDOUT_FILENO
+                                             : chr->conn_fd);
+    } else {
+        bd_char_socket_listen_watch(chr);
+    }
+    return true;
+}
+
+void bd_chardev_detach(BdChardev *chr)
+{
+    chr->ops = NULL;
+    chr->opaque = NULL;
+    if (chr->listen_source) {
+        g_source_remove(chr->listen_source);
+        chr->listen_source = 0;
+    }
+    if (chr->retry_source) {
+        g_source_remove(chr->retry_source);
+        chr->retry_source = 0;
+    }
+    if (chr->kind == CHARDEV_SOCKET) {
+        bd_chardev_disconnect(chr);
+        /* without a frontend nobody accepts: see
+         * bd_char_socket_listen_watch */
+    }
+}
+
+/* ---- reading the QAPI shape, without trusting it to be validated ---- */
+
+static JsonNode *member(JsonObject *obj, const char *name, const char *path,
+                        JsonNodeType type, GType vtype, bool required,
+                        GError **errp)
+{
+    JsonNode *n = json_object_get_member(obj, name);
+    const char *tname;
+
+    if (!n) {
+        if (required) {
+            bd_error_setg(errp, "Parameter '%s%s' is missing", path, name);
+        }
+        return NULL;
+    }
+    if (json_node_get_node_type(n) == type &&
+        (type != JSON_NODE_VALUE || json_node_get_value_type(n) == vtype)) {
+        return n;
+    }
+    tname = type == JSON_NODE_OBJECT ? "object" :
+            vtype == G_TYPE_BOOLEAN ? "boolean" :
+            vtype == G_TYPE_INT64 ? "integer" : "string";
+    bd_error_setg(errp,
+                  "Invalid parameter type for '%s%s', expected: %s", path,
+                  name, tname);
+    return NULL;
+}
+
+/* A string member, or NULL (with @errp set when that is an error). */
+const char *bd_chardev_str_member(JsonObject *obj, const char *name,
+                                  const char *path, bool required,
+                                  GError **errp)
+{
+    JsonNode *n = member(obj, name, path, JSON_NODE_VALUE, G_TYPE_STRING,
+                         required, errp);
+
+    return n ? json_node_get_string(n) : NULL;
+}
+
+/* A boolean member; *@val is left alone when it is absent. */
+bool bd_chardev_bool_member(JsonObject *obj, const char *name,
+                            const char *path, bool *val, GError **errp)
+{
+    GError *err = NULL;
+    JsonNode *n = member(obj, name, path, JSON_NODE_VALUE, G_TYPE_BOOLEAN,
+                         false, &err);
+
+    if (err) {
+        g_propagate_error(errp, err);
+        return false;
+    }
+    if (n) {
+        *val = json_node_get_boolean(n);
+    }
+    return true;
+}
+
+JsonObject *bd_chardev_obj_member(JsonObject *obj, const char *name,
+                                  const char *path, bool required,
+                                  GError **errp)
+{
+    JsonNode *n = member(obj, name, path, JSON_NODE_OBJECT, G_TYPE_INVALID,
+                         required, errp);
+
+    return n ? json_node_get_object(n) : NULL;
+}
+
+/* ---- creating and removing ---- */
+
+static void chardev_free(BdChardev *chr)
+{
+    if (chr->listen_source) {
+        g_source_remove(chr->listen_source);
+    }
+    if (chr->retry_source) {
+        g_source_remove(chr->retry_source);
+    }
+    if (chr->kind == CHARDEV_SOCKET) {
+        bd_char_socket_close(chr);
+    }
+    g_free(chr->id);
+    g_free(chr);
+}
+
+BdChardev *bd_chardev_new(const char *id, JsonObject *backend, GError **errp)
+{
+    static const char *const known[] = {
+        "file", "serial", "parallel", "pipe", "udp", "pty", "null", "mux",
+        "msmouse", "wctablet", "braille", "testdev", "console",
+        "spicevmc", "spiceport", "qemu-vdagent", "dbus", "vc", "ringbuf",
+        "memory",
+    };
+    BdChardev *chr;
+    const char *type;
+    JsonObject *data = NULL;
+    bool ok;
+
+    if (!chardevs) {
+        chardevs = g_ptr_array_new();
+    }
+    if (bd_chardev_find(id)) {
+        bd_error_setg(errp, "Chardev with id '%s' already exists", id);
+        return NULL;
+    }
+    type = bd_chardev_str_member(backend, "type", "backend.", true, errp);
+    if (!type) {
+        return NULL;
+    }
+    /* every branch of the legacy ChardevBackend union wraps 'data' */
+    data = bd_chardev_obj_member(backend, "data", "backend.", true, errp);
+    if (!data) {
+        return NULL;
+    }
+    if (strcmp(type, "socket") != 0 && strcmp(type, "stdio") != 0) {
+        for (size_t i = 0; i < G_N_ELEMENTS(known); i++) {
+            if (strcmp(type, known[i]) == 0) {
+                bd_error_setg(errp, "chardev backend '%s' is not supported by "
+                              "blockd (supported: socket, stdio)", type);
+                return NULL;
+            }
+        }
+        bd_error_setg(errp,
+                      "Parameter 'backend.type' does not accept value '%s'",
+                      type);
+        return NULL;
+    }
+
+    chr = g_new0(BdChardev, 1);
+    chr->id = g_strdup(id);
+    chr->listen_fd = -1;
+    chr->conn_fd = -1;
+    if (strcmp(type, "socket") == 0) {
+        chr->kind = CHARDEV_SOCKET;
+        ok = bd_char_socket_open(chr, data, errp);
+    } else {
+        ok = bd_char_stdio_open(chr, data, errp);
+    }
+    if (!ok) {
+        chardev_free(chr);
+        return NULL;
+    }
+    g_ptr_array_add(chardevs, chr);
+    return chr;
+}
+
+bool bd_chardev_remove(const char *id, GError **errp)
+{
+    BdChardev *chr = bd_chardev_find(id);
+
+    if (!chr) {
+        bd_error_setg(errp, "Chardev '%s' not found", id);
+        return false;
+    }
+    if (chr->ops) {
+        bd_error_setg(errp, "Chardev '%s' is busy", id);
+        return false;
+    }
+    g_ptr_array_remove(chardevs, chr);
+    chardev_free(chr);
+    return true;
+}
+
+void bd_chardev_remove_all(void)
+{
+    while (chardevs && chardevs->len) {
+        BdChardev *chr = g_ptr_array_index(chardevs, chardevs->len - 1);
+
+        g_ptr_array_remove_index(chardevs, chardevs->len - 1);
+        chardev_free(chr);
+    }
+    g_clear_pointer(&chardevs, g_ptr_array_unref);
+}
+
+const char *const *bd_chardev_backend_types(void)
+{
+    static const char *const types[] = { "socket", "stdio", NULL };
+
+    return types;
+}
