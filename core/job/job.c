@@ -75,7 +75,7 @@ static const bool verbs[BD_JOB_VERB__MAX][BD_JOB_STATUS__MAX] = {
     [BD_JOB_VERB_PAUSE] =            {0, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0},
     [BD_JOB_VERB_RESUME] =           {0, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0},
     [BD_JOB_VERB_SET_SPEED] =        {0, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0},
-    [BD_JOB_VERB_COMPLETE] =         {0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0},
+    [BD_JOB_VERB_COMPLETE] =         {0, 0, 0, 0, 1, 1, 0, 0, 0, 0, 0},
     [BD_JOB_VERB_DISMISS] =          {0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0},
     [BD_JOB_VERB_FINALIZE] =         {0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0},
 };

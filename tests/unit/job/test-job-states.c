@@ -46,7 +46,7 @@ typedef struct VerbState {
     { v, BD_JOB_STATUS_PAUSED }, { v, BD_JOB_STATUS_READY },              \
     { v, BD_JOB_STATUS_STANDBY }
 
-/* job.json's JobVerb: which state each verb applies to */
+/* which states each of job.json's verbs applies to, as QEMU 7.2 */
 static const VerbState allowed_verbs[] = {
     ACTIVE(BD_JOB_VERB_CANCEL),
     { BD_JOB_VERB_CANCEL, BD_JOB_STATUS_WAITING },
@@ -55,6 +55,8 @@ static const VerbState allowed_verbs[] = {
     ACTIVE(BD_JOB_VERB_RESUME),
     ACTIVE(BD_JOB_VERB_SET_SPEED),
     { BD_JOB_VERB_COMPLETE, BD_JOB_STATUS_READY },
+    /* a READY job paused (STANDBY) may be completed too (QEMU 6.0 on) */
+    { BD_JOB_VERB_COMPLETE, BD_JOB_STATUS_STANDBY },
     { BD_JOB_VERB_DISMISS, BD_JOB_STATUS_CONCLUDED },
     { BD_JOB_VERB_FINALIZE, BD_JOB_STATUS_PENDING },
 };
