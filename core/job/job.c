@@ -307,7 +307,8 @@ static void job_completed(BdJob *job)
     }
     job_transition(job, BD_JOB_STATUS_WAITING);
     job_transition(job, BD_JOB_STATUS_PENDING);
-    if (job->type->block_job) {
+    /* only a job that waits for job-finalize says it is pending */
+    if (job->type->block_job && !job->auto_finalize) {
         JsonObject *data = json_object_new();
 
         json_object_set_string_member(data, "type", job->type->name);
@@ -365,6 +366,26 @@ static bool job_should_pause(BdJob *job)
     return job->pause_count > 0 && !bd_job_is_cancelled(job);
 }
 
+/*
+ * The job's coroutine gives the CPU back until job_enter() wakes it: a
+ * sleeping job is not busy, which query-block-jobs shows.
+ */
+static bd_coroutine_fn void job_do_yield(BdJob *job)
+{
+    job->busy = false;
+    bd_coroutine_yield();
+    g_assert(job->busy);
+}
+
+bd_coroutine_fn void bd_job_yield(BdJob *job)
+{
+    /* a pause or cancel that came meanwhile is seen at once */
+    if (!job_should_pause(job) && !bd_job_is_cancelled(job)) {
+        job_do_yield(job);
+    }
+    bd_job_pause_point(job);
+}
+
 bd_coroutine_fn void bd_job_pause_point(BdJob *job)
 {
     BdJobStatus before = job->status;
@@ -378,11 +399,9 @@ bd_coroutine_fn void bd_job_pause_point(BdJob *job)
     job_transition(job, before == BD_JOB_STATUS_READY ?
                    BD_JOB_STATUS_STANDBY : BD_JOB_STATUS_PAUSED);
     job->paused = true;
-    job->busy = false;
     while (job_should_pause(job)) {
-        bd_coroutine_yield();
+        job_do_yield(job);
     }
-    job->busy = true;
     job->paused = false;
     job_transition(job, before == BD_JOB_STATUS_READY ?
                    BD_JOB_STATUS_READY : BD_JOB_STATUS_RUNNING);
@@ -391,11 +410,34 @@ bd_coroutine_fn void bd_job_pause_point(BdJob *job)
     }
 }
 
-/* Wake a job that sleeps at a pause point so that it looks again. */
+/* Wake a job that sleeps (in bd_job_yield() or paused) to look again. */
 static void job_enter(BdJob *job)
 {
-    if (job->started && job->paused && !job->deferred_to_main_loop) {
+    if (job->started && !job->busy && !job->deferred_to_main_loop) {
+        job->busy = true;
         bd_aio_co_enter(bd_aio_main_context(), job->co);
+    }
+}
+
+void bd_job_enter(BdJob *job)
+{
+    job_enter(job);
+}
+
+void bd_job_pause(BdJob *job)
+{
+    job->pause_count++;
+    if (!job->paused) {
+        job_enter(job);
+    }
+}
+
+void bd_job_resume(BdJob *job)
+{
+    g_assert(job->pause_count > 0);
+    job->pause_count--;
+    if (!job_should_pause(job)) {
+        job_enter(job);
     }
 }
 
@@ -432,6 +474,8 @@ bool bd_job_user_pause(BdJob *job, GError **errp)
     }
     job->user_paused = true;
     job->pause_count++;
+    /* a sleeping job wakes up to reach its pause point */
+    job_enter(job);
     return true;
 }
 
@@ -460,8 +504,13 @@ bool bd_job_user_cancel(BdJob *job, bool force, GError **errp)
         job->user_paused = false;
         job->pause_count--;
     }
+    /*
+     * QEMU cancels softly (completing instead) only for a type with its
+     * own cancel callback (mirror); no job type here has one, so every
+     * cancel is forced, whatever block-job-cancel's @force says.
+     */
     job->cancelled = true;
-    job->force_cancel |= force;
+    job->force_cancel = true;
     if (!job->started) {
         job_completed(job);
     } else if (job->deferred_to_main_loop) {

@@ -47,8 +47,9 @@ typedef struct BdJob BdJob;
  *     bd_job_pause_point() between steps (pause and cancel take effect
  *     there) and report progress.  Return 0, or a negative errno and set
  *     @errp (the job then fails with that message).  Required.
- * @complete: main loop.  job-complete on a READY job: make @run finish
- *     soon.  NULL: the type never becomes READY.
+ * @complete: main loop.  job-complete on a READY (or STANDBY) job: make
+ *     @run finish soon (bd_job_enter() wakes it).  NULL: the job cannot
+ *     be completed ("The active block job 'x' cannot be completed").
  * @prepare: main loop, PENDING.  Last chance to fail before commit: return
  *     0, or a negative errno and set @errp.  NULL: nothing to prepare.
  * @commit: main loop.  The job succeeded: make its result visible.  NULL:
@@ -108,6 +109,25 @@ bool bd_job_is_cancelled(BdJob *job);
  * while the job is paused.
  */
 bd_coroutine_fn void bd_job_pause_point(BdJob *job);
+
+/*
+ * Coroutine, in @run.  Sleep until bd_job_enter() (or a pause, resume,
+ * cancel or complete) wakes the job, then pass a pause point.  A job that
+ * waits for something (READY, waiting for job-complete) sleeps here.
+ */
+bd_coroutine_fn void bd_job_yield(BdJob *job);
+
+/* Main loop.  Wake a job sleeping in bd_job_yield(); no-op otherwise. */
+void bd_job_enter(BdJob *job);
+
+/*
+ * Main loop or @run.  Hold the job paused (it stops at its next pause
+ * point; query-block-jobs shows it paused), e.g. while its nodes are
+ * drained; counted, each released by one bd_job_resume().  Not the
+ * user's pause: job-resume does not release it.
+ */
+void bd_job_pause(BdJob *job);
+void bd_job_resume(BdJob *job);
 
 /* Progress: @done more units are done; @remaining more are to do. */
 void bd_job_progress_update(BdJob *job, uint64_t done);
