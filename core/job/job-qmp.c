@@ -9,23 +9,20 @@
 
 typedef bool (*JobVerbFn)(BdJob *job, GError **errp);
 
+/* A verb returns nothing: *ret stays NULL, the client sees {}. */
 static bool apply(JsonObject *args, const char *key, bool block,
-                  JobVerbFn fn, JsonNode **ret, GError **errp)
+                  JobVerbFn fn, GError **errp)
 {
     BdJob *job = bd_job_find_for_verb(bd_json_get_str(args, key, ""), block,
                                       errp);
 
-    if (!job || !fn(job, errp)) {
-        return false;
-    }
-    *ret = json_node_init_object(json_node_alloc(), json_object_new());
-    return true;
+    return job && fn(job, errp);
 }
 
 #define VERB(cname, key, block, fn)                                      \
     static bool cname(JsonObject *args, JsonNode **ret, GError **errp)   \
     {                                                                    \
-        return apply(args, key, block, fn, ret, errp);                   \
+        return apply(args, key, block, fn, errp);                         \
     }
 
 static bool job_cancel_forced(BdJob *job, GError **errp)
@@ -56,7 +53,6 @@ static bool qmp_block_job_cancel(JsonObject *args, JsonNode **ret,
                             errp)) {
         return false;
     }
-    *ret = json_node_init_object(json_node_alloc(), json_object_new());
     return true;
 }
 
@@ -70,7 +66,6 @@ static bool qmp_block_job_set_speed(JsonObject *args, JsonNode **ret,
         !bd_job_set_speed(job, bd_json_get_int(args, "speed", 0), errp)) {
         return false;
     }
-    *ret = json_node_init_object(json_node_alloc(), json_object_new());
     return true;
 }
 

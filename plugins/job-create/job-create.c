@@ -69,7 +69,6 @@ static bool qmp_blockdev_create(JsonObject *args, JsonNode **ret,
         return false;
     }
     bd_job_start(job);
-    *ret = json_node_init_object(json_node_alloc(), json_object_new());
     return true;
 }
 

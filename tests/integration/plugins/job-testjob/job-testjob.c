@@ -92,7 +92,6 @@ static bool qmp_testjob_start(JsonObject *args, JsonNode **ret,
         return false;
     }
     bd_job_start(job);
-    *ret = json_node_init_object(json_node_alloc(), json_object_new());
     return true;
 }
 
