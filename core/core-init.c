@@ -22,6 +22,8 @@ bool bd_core_init(GError **errp)
     bd_main_loop_init();
     bd_block_init();
     bd_export_init();
+    /* after the exports: its shutdown notifier runs before theirs */
+    bd_job_init();
     /* in this order, query-commands lists them as qsd does */
     bd_qmp_register_core_commands();
     bd_chardev_register_qmp_commands();

@@ -13,6 +13,7 @@
 
 #include "aio/aio-context.h"
 #include "aio/coroutine.h"
+#include "aio/main-loop.h"
 #include "job/job.h"
 #include "plugin/plugin-loader.h"
 #include "qmp/qmp-event.h"
@@ -494,11 +495,8 @@ bool bd_job_user_resume(BdJob *job, GError **errp)
     return true;
 }
 
-bool bd_job_user_cancel(BdJob *job, bool force, GError **errp)
+static void job_cancel(BdJob *job)
 {
-    if (!job_apply_verb(job, BD_JOB_VERB_CANCEL, errp)) {
-        return false;
-    }
     /* a paused job cannot see its cancel: it is resumed first */
     if (job->user_paused) {
         job->user_paused = false;
@@ -521,7 +519,48 @@ bool bd_job_user_cancel(BdJob *job, bool force, GError **errp)
     } else {
         job_enter(job);
     }
+}
+
+bool bd_job_user_cancel(BdJob *job, bool force, GError **errp)
+{
+    if (!job_apply_verb(job, BD_JOB_VERB_CANCEL, errp)) {
+        return false;
+    }
+    job_cancel(job);
     return true;
+}
+
+/*
+ * At shutdown, as qemu-storage-daemon does: every job is held paused (its
+ * nodes are drained), then, newest first, each is cancelled, waited for
+ * (its run gives up at its next pause point) and dismissed, before the
+ * exports and nodes it uses go.  A job already CONCLUDED is dismissed.
+ */
+static void jobs_shutdown(void *opaque)
+{
+    for (GList *l = jobs; l; l = l->next) {
+        bd_job_pause(l->data);
+    }
+    while (jobs) {
+        BdJob *job = jobs->data;
+
+        if (job->status != BD_JOB_STATUS_CONCLUDED) {
+            job_cancel(job);
+            /* an auto-dismissed job leaves the list when it concludes */
+            while (g_list_find(jobs, job) &&
+                   job->status != BD_JOB_STATUS_CONCLUDED) {
+                bd_aio_poll(bd_aio_main_context(), true);
+            }
+        }
+        if (g_list_find(jobs, job)) {
+            job_do_dismiss(job);
+        }
+    }
+}
+
+void bd_job_init(void)
+{
+    bd_shutdown_add_notifier(jobs_shutdown, NULL);
 }
 
 bool bd_job_user_complete(BdJob *job, GError **errp)

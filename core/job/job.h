@@ -49,6 +49,9 @@ const char *bd_job_verb_name(BdJobVerb v);
 bool bd_job_transition_allowed(BdJobStatus from, BdJobStatus to);
 bool bd_job_verb_allowed(BdJobVerb verb, BdJobStatus s);
 
+/* At shutdown, cancel every job and wait for it (a shutdown notifier). */
+void bd_job_init(void);
+
 /* Register the job-* and block-job-* commands and query-jobs. */
 void bd_job_register_qmp_commands(void);
 

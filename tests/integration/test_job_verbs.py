@@ -14,8 +14,11 @@ import blockd_harness as h
 PLUGIN_DIRS = (os.environ.get('BLOCKD_PLUGIN_DIR', '') + ':' +
                os.environ.get('BLOCKD_TEST_JOB_PLUGIN_DIR', ''))
 LENGTH = 1048576
-NODES = ['--blockdev', 'null-co,node-name=src,size=%d' % LENGTH,
-         '--blockdev', 'null-co,node-name=dst,size=%d' % LENGTH]
+# a source and a target per mirror that may run at the same time
+NODES = []
+for pair in ('', '-q1', '-q2', '-q3'):
+    NODES += ['--blockdev', 'null-co,node-name=src%s,size=%d' % (pair, LENGTH),
+              '--blockdev', 'null-co,node-name=dst%s,size=%d' % (pair, LENGTH)]
 
 
 def start(job_id, **flags):
@@ -76,6 +79,16 @@ SEQUENCE = [
     ('query-jobs', None, None),
 ]
 
+# jobs left READY, paused and PENDING when the daemon quits
+QUIT_SEQUENCE = [
+    (*start('q1', **{'auto-dismiss': False}), ('BLOCK_JOB_READY', None)),
+    (*start('q2'), ('BLOCK_JOB_READY', None)),
+    ('job-pause', {'id': 'q2'}, status('q2', 'standby')),
+    (*start('q3', **{'auto-finalize': False}), ('BLOCK_JOB_READY', None)),
+    ('job-complete', {'id': 'q3'}, ('BLOCK_JOB_PENDING', None)),
+    ('quit', None, None),
+]
+
 
 def normalize(value, type_name):
     """The job type's name as TYPE."""
@@ -89,7 +102,7 @@ def normalize(value, type_name):
 
 class JobVerbs(h.TestCase):
 
-    def replay(self, qsd):
+    def start(self, qsd):
         sock = os.path.join(self.make_tmpdir(), 'qmp.sock')
         args = NODES + ['--chardev',
                         'socket,id=m,path=%s,server=on,wait=off' % sock,
@@ -99,15 +112,20 @@ class JobVerbs(h.TestCase):
         else:
             d = self.start_daemon(['--plugin-dir', PLUGIN_DIRS] + args)
         d.wait_for_socket(sock)
-        qmp = self.qmp(sock)
+        return d, self.qmp(sock)
+
+    def replay(self, qsd, sequence=SEQUENCE):
+        d, qmp = self.start(qsd)
         type_name = 'mirror' if qsd else 'testjob'
         replies, events = [], []
-        for cmd, args, until in SEQUENCE:
+        for cmd, args, until in sequence:
             if cmd == 'START':
                 if qsd:
                     cmd = 'blockdev-mirror'
-                    args = dict(args, device='src', target='dst',
-                                sync='full')
+                    pair = '-' + args['job-id'] if sequence is QUIT_SEQUENCE \
+                        else ''
+                    args = dict(args, device='src' + pair,
+                                target='dst' + pair, sync='full')
                 else:
                     cmd = 'testjob-start'
                     args = dict(args, length=LENGTH)
@@ -120,16 +138,31 @@ class JobVerbs(h.TestCase):
                 events.append(qmp.wait_event(until[0]))
                 events += qmp.take_events()
         events += qmp.take_events()
+        if sequence is QUIT_SEQUENCE:
+            # what the jobs send until the daemon closes the monitor
+            try:
+                while True:
+                    events.append(qmp.receive())
+            except ConnectionError:
+                pass
+            self.assertEqual(d.wait(), 0)
         for e in events:
             e.pop('timestamp', None)
         return replies, normalize(events, type_name)
 
-    def test_sequence_matches_qsd(self):
-        ours = self.replay(False)
-        theirs = self.replay(True)
-        for (cmd, args, _), a, b in zip(SEQUENCE, ours[0], theirs[0]):
+    def compare(self, sequence):
+        ours = self.replay(False, sequence)
+        theirs = self.replay(True, sequence)
+        for (cmd, args, _), a, b in zip(sequence, ours[0], theirs[0]):
             self.assertEqual(a, b, '%s %s' % (cmd, args))
         self.assertEqual(ours[1], theirs[1])
+
+    def test_sequence_matches_qsd(self):
+        self.compare(SEQUENCE)
+
+    def test_quit_cancels_jobs(self):
+        """quit cancels the jobs still there, paused or not, and waits."""
+        self.compare(QUIT_SEQUENCE)
 
 
 if __name__ == '__main__':
