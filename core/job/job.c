@@ -182,7 +182,11 @@ BdJob *bd_job_new(const char *type, const char *id, unsigned flags,
     if (!jt) {
         return NULL;
     }
-    g_assert(jt->run);
+    if (!jt->run) {
+        /* a plugin built for the 1.0 layout, or one that forgot it */
+        bd_error_setg(errp, "Job type '%s' has no run callback", type);
+        return NULL;
+    }
     job = g_new0(BdJob, 1);
     job->id = g_strdup(id);
     job->type = jt;
