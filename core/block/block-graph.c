@@ -321,6 +321,12 @@ static const BdBlockDriver *find_driver(const char *name, GError **errp)
     return drv ? drv : bd_plugins_lookup(BD_PROVIDE_BLOCK_DRIVER, name, errp);
 }
 
+const BdBlockDriver *bd_block_driver_find(const char *name, GError **errp)
+{
+    BD_ASSERT_MAIN_LOOP();
+    return find_driver(name, errp);
+}
+
 /* The node's common options (BlockdevOptions' base) into flags. */
 static bool parse_common(BdNode *node, JsonObject *o, GError **errp)
 {

@@ -309,6 +309,14 @@ struct BdBlockDriver {
 };
 
 /*
+ * Main loop.  The block driver @name, its plugin loaded if needed (for a
+ * plugin that calls a driver's callbacks without a node: blockdev-create
+ * calls @co_create).  NULL with a message naming @name or its plugin if
+ * nothing provides it or the plugin fails to load.
+ */
+const BdBlockDriver *bd_block_driver_find(const char *name, GError **errp);
+
+/*
  * The permissions a node whose own users take @perm and share @shared
  * should take (*@nperm) and share (*@nshared) on a child with @role,
  * decided as QEMU 7.2 does:

@@ -606,6 +606,7 @@ static const BdBlockDriver file_driver = {
     .name = "file",
     .description = "image files (aio=threads, native, io_uring)",
     .open = file_open,
+    .co_create = file_co_create,
 };
 
 static const BdBlockDriver hdev_driver = {

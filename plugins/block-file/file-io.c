@@ -522,22 +522,27 @@ static int truncate_fn(void *opaque)
     }
 }
 
+int file_co_truncate_fd(int fd, int64_t offset, BdPreallocMode prealloc,
+                        GError **errp)
+{
+    TruncateRequest r = { .fd = fd, .offset = offset, .prealloc = prealloc };
+    int ret = file_aio_co_run(truncate_fn, &r);
+
+    if (ret < 0) {
+        g_propagate_error(errp, r.err);
+    }
+    return ret;
+}
+
 int file_co_truncate(BdNode *node, int64_t offset, bool exact,
                      BdPreallocMode prealloc, BdRequestFlags flags,
                      GError **errp)
 {
     FileState *s = bd_node_get_opaque(node);
-    TruncateRequest r = { .fd = s->fd, .offset = offset,
-                          .prealloc = prealloc };
     int64_t cur;
-    int ret;
 
     if (!s->is_device) {
-        ret = file_aio_co_run(truncate_fn, &r);
-        if (ret < 0) {
-            g_propagate_error(errp, r.err);
-        }
-        return ret;
+        return file_co_truncate_fd(s->fd, offset, prealloc, errp);
     }
     if (prealloc != BD_PREALLOC_OFF) {
         bd_error_setg(errp, "Preallocation mode '%s' unsupported for this "

@@ -89,6 +89,15 @@ int file_co_flush(BdNode *node);
 int file_co_block_status(BdNode *node, bool want_zero, int64_t offset,
                          int64_t bytes, int64_t *pnum, int64_t *map,
                          BdNode **file);
+/* coroutine_fn, main loop: blockdev-create for the file driver. */
+int file_co_create(JsonObject *opts, GError **errp);
+/*
+ * coroutine_fn: resize the regular file @fd to @offset as QEMU does (with
+ * its messages), in the thread pool; for resizing a node and for creating
+ * an image.
+ */
+int file_co_truncate_fd(int fd, int64_t offset, BdPreallocMode prealloc,
+                        GError **errp);
 int file_co_truncate(BdNode *node, int64_t offset, bool exact,
                      BdPreallocMode prealloc, BdRequestFlags flags,
                      GError **errp);

@@ -73,10 +73,17 @@ CORE_COMMANDS = {
     'block-dirty-bitmap-clear', 'block-dirty-bitmap-enable',
     'block-dirty-bitmap-disable', 'block-dirty-bitmap-merge',
     'x-debug-block-dirty-bitmap-sha256',
+    'query-jobs', 'job-pause', 'job-resume', 'job-cancel', 'job-complete',
+    'job-dismiss', 'job-finalize', 'query-block-jobs',
+    'block-job-set-speed', 'block-job-cancel', 'block-job-pause',
+    'block-job-resume', 'block-job-complete', 'block-job-dismiss',
+    'block-job-finalize',
 }
 # The events the core emits.
 CORE_EVENTS = {'BLOCK_EXPORT_DELETED', 'BLOCK_IO_ERROR',
-               'BLOCK_WRITE_THRESHOLD'}
+               'BLOCK_WRITE_THRESHOLD', 'JOB_STATUS_CHANGE',
+               'BLOCK_JOB_COMPLETED', 'BLOCK_JOB_CANCELLED',
+               'BLOCK_JOB_ERROR', 'BLOCK_JOB_READY', 'BLOCK_JOB_PENDING'}
 # Conditions true for qemu-storage-daemon 7.2 on Linux as Debian builds it
 # (checked against its query-qmp-schema), for the definitions blockd has.
 TRUE_CONDITIONS = {'CONFIG_LINUX', 'CONFIG_POSIX', 'HAVE_IPPROTO_MPTCP'}
@@ -85,7 +92,7 @@ EXTENSIBLE_ENUMS = {'BlockdevDriver', 'BlockExportType', 'ObjectType',
                     'ImageInfoSpecificKind'}
 EXTENSIBLE_UNIONS = {'BlockdevOptions', 'BlockExportOptions',
                      'ObjectOptions', 'ImageInfoSpecific',
-                     'BlockStatsSpecific'}
+                     'BlockStatsSpecific', 'BlockdevCreateOptions'}
 SUBSET_ENUMS = {'ChardevBackendKind'}       # socket and stdio only
 SUBSET_UNIONS = {'ChardevBackend'}
 BLOCKD_OWN = {'PluginState', 'PluginInfo', 'query-plugins'}

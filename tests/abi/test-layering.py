@@ -156,6 +156,11 @@ CORE_WORDS = {'file', 'nbd', 'nbd-server-start'}
 # by id, never through the object-iothread plugin), and
 # x-blockdev-set-iothread's argument and the help text name them.
 CORE_WORDS |= {'iothread'}
+# "create" is the job type of blockdev-create (plugin job-create) and an
+# everyday word of the core (export and object types' create callbacks,
+# creating a pid file or a socket); the job manager finds job types only
+# through the registry, which the other job type names would show.
+CORE_WORDS |= {'create'}
 
 
 def whole_word(name):
