@@ -107,6 +107,11 @@ char *bd_node_filename(BdNode *node)
     return g_strconcat("json:", json, NULL);
 }
 
+char *bd_node_get_filename(BdNode *node)
+{
+    return bd_node_filename(node);
+}
+
 int bd_node_get_info(BdNode *node, bool *is_dirty)
 {
     *is_dirty = false;

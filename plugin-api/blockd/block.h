@@ -255,6 +255,14 @@ uint32_t bd_node_get_request_alignment(BdNode *node);
  */
 uint32_t bd_node_get_max_transfer(BdNode *node);
 
+/*
+ * The node's file name as query-named-block-nodes shows it: a path, a
+ * protocol name ("null-co://"), or "json:{...}".  Newly allocated (free
+ * with g_free()).  What a format resolves a relative backing or data file
+ * name against.  Main loop.
+ */
+char *bd_node_get_filename(BdNode *node);
+
 /* The node's "file" child, NULL if none.  Any thread. */
 BdChild *bd_node_get_file(BdNode *node);
 
