@@ -1,0 +1,186 @@
+#!/usr/bin/python3
+"""A smoke test of the qcow2 driver (plugins/block-qcow2) with QEMU's own
+tools as the reference; the thorough matrix is in the other test_qcow2*
+files.
+
+- images that qemu-img creates in many shapes (v2 and v3, cluster sizes
+  from 512 B to 2 MiB, refcount widths, extended L2, zlib and zstd
+  compressed clusters, a backing file with its format) and that qemu-io
+  fills read through blockd's NBD export exactly as qemu-img reads them;
+- writes through blockd (qemu-io over NBD: partial clusters, clusters
+  over a backing file, runs across L2 tables, and enough clusters to
+  grow the refcount structures) leave an image that `qemu-img check`
+  finds clean and that reads as a raw reference written the same way;
+- bad images and options are refused with qemu-storage-daemon's words.
+"""
+
+import os
+import time
+
+import blockd_harness as h
+
+MIB = 1 << 20
+
+# (offset, length, pattern) writes: unaligned heads and tails, a run
+# over many clusters, one at the end of the disk
+WRITES = [(512, 4096, 0x11), (3 * MIB + 100, 70000, 0x22),
+          (10 * MIB, 3 * MIB, 0x33), (31 * MIB, MIB, 0x44),
+          (7 * MIB + 12345, 1, 0x55)]
+SIZE = 32 * MIB
+
+
+class Qcow2Basic(h.TestCase):
+
+    def img(self, name):
+        return os.path.join(self.tmpdir, name)
+
+    def check_run(self, argv):
+        r = self.run_command(argv)
+        self.assertEqual(r.returncode, 0, f'{argv}: {r.stdout}{r.stderr}')
+        return r
+
+    def create(self, name, opts='', size=SIZE, backing=None):
+        argv = ['qemu-img', 'create', '-f', 'qcow2']
+        if opts:
+            argv += ['-o', opts]
+        if backing:
+            argv += ['-b', backing, '-F', 'qcow2']
+        self.check_run(argv + [self.img(name), str(size)])
+        return self.img(name)
+
+    def qemu_io(self, target, cmds, fmt=None):
+        argv = ['qemu-io']
+        if fmt:
+            argv += ['-f', fmt]
+        for c in cmds:
+            argv += ['-c', c]
+        r = self.check_run(argv + [target])
+        self.assertNotIn('Pattern verification failed', r.stdout)
+        self.assertNotIn('error', r.stdout.lower())
+        return r
+
+    def export(self, path, extra=''):
+        """blockd exporting the qcow2 image at @path; returns the URI."""
+        stamp = time.monotonic_ns()
+        sock = self.img(f'nbd-{stamp}.sock')
+        d = self.start_daemon([
+            '--blockdev',
+            '{"driver":"qcow2","node-name":"n","file":{"driver":"file",'
+            f'"filename":"{path}"}}{extra}}}',
+            '--nbd-server', f'addr.type=unix,addr.path={sock}',
+            '--export', 'type=nbd,id=e,node-name=n,name=e,writable=on'])
+        d.wait_for_socket(sock)
+        return d, f'nbd+unix:///e?socket={sock}'
+
+    def assert_reads_as_qemu(self, path, uri):
+        ours, ref = self.img('ours.raw'), self.img('ref.raw')
+        self.check_run(['qemu-img', 'convert', '-f', 'raw', '-O', 'raw',
+                        uri, ours])
+        self.check_run(['qemu-img', 'convert', '-U', '-f', 'qcow2', '-O',
+                        'raw', path, ref])
+        self.check_run(['cmp', ours, ref])
+
+    def write_cmds(self):
+        return [f'write -P {p:#x} {o} {n}' for o, n, p in WRITES]
+
+    def test_reads_what_qemu_wrote(self):
+        shapes = ['compat=0.10', 'compat=1.1', 'cluster_size=512',
+                  'cluster_size=2M', 'refcount_bits=1', 'refcount_bits=64',
+                  'extended_l2=on,cluster_size=64k',
+                  'lazy_refcounts=on', 'compression_type=zstd']
+        for shape in shapes:
+            with self.subTest(shape=shape):
+                path = self.create(f'r-{len(shape)}-{shape[:5]}.qcow2',
+                                   shape)
+                self.qemu_io(path, self.write_cmds() +
+                             ['write -z 12M 64k', 'discard 10M 64k'])
+                d, uri = self.export(path)
+                self.assert_reads_as_qemu(path, uri)
+                d.stop()
+
+    def test_compressed(self):
+        for ctype in ('zlib', 'zstd'):
+            with self.subTest(compression=ctype):
+                src = self.create(f'src-{ctype}.qcow2')
+                self.qemu_io(src, self.write_cmds())
+                path = self.img(f'c-{ctype}.qcow2')
+                self.check_run(['qemu-img', 'convert', '-c', '-O', 'qcow2',
+                                '-o', f'compression_type={ctype}', src,
+                                path])
+                d, uri = self.export(path)
+                self.assert_reads_as_qemu(path, uri)
+                d.stop()
+
+    def write_and_check(self, path, writes_on_base=()):
+        d, uri = self.export(path)
+        self.qemu_io(uri, self.write_cmds(), fmt='raw')
+        # what was written reads back through blockd
+        self.qemu_io(uri, [f'read -P {p:#x} {o} {n}' for o, n, p in WRITES],
+                     fmt='raw')
+        d.stop()
+        r = self.check_run(['qemu-img', 'check', path])
+        self.assertIn('No errors were found', r.stdout)
+        self.assertNotIn('leaked', r.stdout)
+        # the same writes done by qemu-io on a copy made the same way
+        ref = self.img('ref.raw')
+        with open(ref, 'wb') as f:
+            f.truncate(SIZE)
+        self.qemu_io(ref, list(writes_on_base) + self.write_cmds(),
+                     fmt='raw')
+        self.check_run(['qemu-img', 'compare', '-f', 'qcow2', '-F', 'raw',
+                        path, ref])
+
+    def test_writes(self):
+        shapes = ['compat=0.10', 'compat=1.1', 'cluster_size=512',
+                  'cluster_size=2M', 'refcount_bits=1', 'refcount_bits=64',
+                  'extended_l2=on', 'lazy_refcounts=on']
+        for shape in shapes:
+            with self.subTest(shape=shape):
+                path = self.create(f'w-{shape.replace("=", "-")}.qcow2',
+                                   shape)
+                self.write_and_check(path)
+
+    def test_writes_over_backing(self):
+        for shape in ('compat=1.1', 'extended_l2=on', 'cluster_size=4k'):
+            with self.subTest(shape=shape):
+                tag = shape.replace('=', '-')
+                base = self.create(f'base-{tag}.qcow2')
+                base_writes = ['write -P 0x77 0 32M']
+                self.qemu_io(base, base_writes)
+                top = self.create(f'top-{tag}.qcow2', shape,
+                                  backing=base)
+                self.write_and_check(top, base_writes)
+
+    def test_refcount_growth(self):
+        # 512-byte clusters: the first refcount table covers 8 MiB only
+        path = self.create('grow.qcow2', 'cluster_size=512', size=64 * MIB)
+        d, uri = self.export(path)
+        self.qemu_io(uri, ['write -P 0x66 0 40M'], fmt='raw')
+        d.stop()
+        r = self.check_run(['qemu-img', 'check', path])
+        self.assertIn('No errors were found', r.stdout)
+        self.qemu_io(path, ['read -P 0x66 0 40M', 'read -P 0 40M 24M'])
+
+    def test_bad_images_refused_as_qsd(self):
+        path = self.create('bad.qcow2')
+        with open(path, 'r+b') as f:
+            f.seek(20)
+            f.write((30).to_bytes(4, 'big'))   # cluster_bits 30
+        r = self.run_blockd([
+            '--blockdev', f'driver=qcow2,node-name=n,file.driver=file,'
+            f'file.filename={path}'])
+        self.assertNotEqual(r.returncode, 0)
+        self.assertIn('Unsupported cluster size: 2^30', r.stderr)
+
+    def test_encrypt_refused(self):
+        path = self.create('enc.qcow2')
+        r = self.run_blockd([
+            '--blockdev', f'driver=qcow2,node-name=n,file.driver=file,'
+            f'file.filename={path},encrypt.format=luks,'
+            'encrypt.key-secret=s0'])
+        self.assertNotEqual(r.returncode, 0)
+        self.assertIn('encryption comes with the luks work', r.stderr)
+
+
+if __name__ == '__main__':
+    h.main()
