@@ -11,6 +11,7 @@
 #include "block-query.h"
 #include "dirty-bitmap.h"
 #include "keyval.h"
+#include "main-loop.h"
 #include "qmp-dispatch.h"
 #include "schema.h"
 
@@ -25,8 +26,34 @@ static bool qmp_blockdev_del(JsonObject *args, JsonNode **ret, GError **errp)
         json_object_get_string_member(args, "node-name"), errp);
 }
 
+/*
+ * At exit the nodes blockdev-add made are closed, newest first, as QEMU
+ * closes all block devices: a format driver writes back what it caches
+ * (qcow2's L2 and refcount tables) and marks its image clean.  The
+ * exports are gone by then (their notifier was added later, so it runs
+ * first).
+ */
+static void block_close_all(void *opaque)
+{
+    GPtrArray *all = bd_node_all();
+
+    for (guint i = all->len; i-- > 0;) {
+        BdNode *node;
+
+        if (i >= all->len) {
+            continue;
+        }
+        node = all->pdata[i];
+        if (node->monitor_owned && node->refcnt == 1) {
+            node->monitor_owned = false;
+            bd_node_unref(node);
+        }
+    }
+}
+
 void bd_block_init(void)
 {
+    bd_shutdown_add_notifier(block_close_all, NULL);
     bd_aio_main_context();
     bd_qmp_register_command("blockdev-add", qmp_blockdev_add, 0);
     bd_qmp_register_command("blockdev-del", qmp_blockdev_del, 0);
