@@ -446,6 +446,8 @@ static void free_state(Qcow2State *s)
     qcow2_cache_free(s->refcount_cache);
     s->l2_cache = s->refcount_cache = NULL;
     g_clear_pointer(&s->l1_table, g_free);
+    g_slist_free_full(s->retired_l1, g_free);
+    s->retired_l1 = NULL;
     g_clear_pointer(&s->refcount_table, g_free);
     g_clear_pointer(&s->backing_file, g_free);
     g_clear_pointer(&s->backing_format, g_free);
@@ -520,6 +522,7 @@ static bool qcow2_refresh_limits(BdNode *node, BdBlockLimits *bl,
     bl->pdiscard_alignment = s->cluster_size;
     bl->pwrite_zeroes_alignment = s->subcluster_size;
     bl->opt_transfer = s->cluster_size;
+    bl->supported_zero_flags = BD_REQ_MAY_UNMAP | BD_REQ_NO_FALLBACK;
     return true;
 }
 
@@ -560,6 +563,9 @@ static const BdBlockDriver qcow2_driver = {
     .co_getlength = qcow2_co_getlength,
     .co_preadv = qcow2_co_preadv,
     .co_pwritev = qcow2_co_pwritev,
+    .co_pwrite_zeroes = qcow2_co_pwrite_zeroes,
+    .co_pdiscard = qcow2_co_pdiscard,
+    .co_truncate = qcow2_co_truncate,
     .co_flush = qcow2_co_flush,
     .co_block_status = qcow2_co_block_status,
     .get_info = qcow2_get_info,

@@ -7,6 +7,7 @@
  * make its cluster used) before the L1 entry that points to it.
  */
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "qcow2.h"
@@ -110,13 +111,14 @@ int qcow2_get_host_offset(Qcow2State *s, int64_t offset, int64_t bytes,
     bytes = MIN(bytes, max);
     *copied = false;
     *host = 0;
-    if (l1_index >= s->l1_size) {
+    if (l1_index >= __atomic_load_n(&s->l1_size, __ATOMIC_ACQUIRE)) {
         *type = QCOW2_UNALLOCATED;
         *pnum = bytes;
         return 0;
     }
-    l2_offset = __atomic_load_n(&s->l1_table[l1_index], __ATOMIC_ACQUIRE) &
-                L1E_OFFSET_MASK;
+    l2_offset = __atomic_load_n(&__atomic_load_n(&s->l1_table,
+                                                 __ATOMIC_ACQUIRE)[l1_index],
+                                __ATOMIC_ACQUIRE) & L1E_OFFSET_MASK;
     if (!l2_offset) {
         *type = QCOW2_UNALLOCATED;
         *pnum = bytes;

@@ -168,8 +168,8 @@ bool qcow2_parse_header(Qcow2State *s, const uint8_t *buf, size_t len,
     /* the feature table names unknown features in the message below */
     ext_end = s->backing_file_offset ? s->backing_file_offset
                                      : (uint64_t)s->cluster_size;
-    if (s->version == 3 &&
-        !parse_extensions(s, buf, len, s->header_length, ext_end, errp)) {
+    /* version 2 images have extensions too, after the 72-byte header */
+    if (!parse_extensions(s, buf, len, s->header_length, ext_end, errp)) {
         return false;
     }
     if (s->incompat & ~QCOW2_INCOMPAT_MASK) {

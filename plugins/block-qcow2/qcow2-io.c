@@ -241,9 +241,9 @@ static void lockfree_end(Qcow2State *s)
     __atomic_sub_fetch(&s->lockfree_ops, 1, __ATOMIC_ACQ_REL);
 }
 
-static void wait_lockfree_idle(Qcow2State *s, int own)
+void qcow2_wait_lockfree_idle(Qcow2State *s)
 {
-    while (__atomic_load_n(&s->lockfree_ops, __ATOMIC_ACQUIRE) > own) {
+    while (__atomic_load_n(&s->lockfree_ops, __ATOMIC_ACQUIRE) > 0) {
         bd_co_sleep_ns(20000);
     }
 }
@@ -405,6 +405,18 @@ int qcow2_co_preadv(BdNode *node, int64_t offset, int64_t bytes,
 }
 
 /* --- writes --- */
+
+bool qcow2_find_inflight(Qcow2State *s, int64_t start, int64_t end,
+                         BdCoQueue **queue)
+{
+    for (Qcow2InFlight *f = s->inflight; f; f = f->next) {
+        if (f->start < end && start < f->end) {
+            *queue = &f->waiters;
+            return true;
+        }
+    }
+    return false;
+}
 
 static Qcow2InFlight *find_inflight(Qcow2State *s, int64_t start,
                                     int64_t end)
@@ -675,9 +687,13 @@ out_relock:
         qcow2_cache_put(s->l2_cache, slice);
         if (need_free && !s->data_file_raw) {
             /* the old clusters: shared ones keep their other owners */
-            wait_lockfree_idle(s, 0);
-            for (int64_t i = 0; i < nc; i++) {
-                qcow2_free_l2_entry(s, old_entries[i]);
+            /* the new entries on disk before the old clusters may be reused */
+            if (s->use_lazy_refcounts ||
+                qcow2_cache_flush(s->l2_cache) == 0) {
+                qcow2_wait_lockfree_idle(s);
+                for (int64_t i = 0; i < nc; i++) {
+                    qcow2_free_l2_entry(s, old_entries[i]);
+                }
             }
         }
     } else if (!in_place && !s->data_file_raw) {

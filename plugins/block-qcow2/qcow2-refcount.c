@@ -375,13 +375,18 @@ int qcow2_free_clusters(Qcow2State *s, int64_t offset, int64_t length,
 
 int qcow2_free_l2_entry(Qcow2State *s, uint64_t entry)
 {
+    return qcow2_free_l2_entry_discard(s, entry,
+                                       s->discard_passthrough_other);
+}
+
+int qcow2_free_l2_entry_discard(Qcow2State *s, uint64_t entry, bool pass)
+{
     if (entry & QCOW_OFLAG_COMPRESSED) {
         uint64_t coff = entry & s->cluster_offset_mask;
         uint64_t nb = ((entry >> s->csize_shift) & s->csize_mask) + 1;
         int64_t len = nb * 512 - (coff & 511);
 
-        return qcow2_free_clusters(s, coff, len,
-                                   s->discard_passthrough_other);
+        return qcow2_free_clusters(s, coff, len, pass);
     }
     if (entry & L2E_OFFSET_MASK) {
         if (has_data_file(s)) {
@@ -389,8 +394,7 @@ int qcow2_free_l2_entry(Qcow2State *s, uint64_t entry)
             return 0;
         }
         return qcow2_free_clusters(s, entry & L2E_OFFSET_MASK,
-                                   s->cluster_size,
-                                   s->discard_passthrough_other);
+                                   s->cluster_size, pass);
     }
     return 0;
 }

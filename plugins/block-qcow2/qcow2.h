@@ -184,6 +184,7 @@ typedef struct Qcow2State {
     /* L1 table, host order; entries read/written atomically */
     uint64_t *l1_table;
     uint32_t l1_size;
+    GSList *retired_l1;     /* replaced tables readers may still hold */
     int64_t l1_table_offset;
 
     /* refcount table, host order, under meta_lock */
@@ -269,6 +270,9 @@ int qcow2_free_clusters(Qcow2State *s, int64_t offset, int64_t length,
                         bool pass_discard);
 /* Drop the reference of an L2 entry's host cluster(s). */
 int qcow2_free_l2_entry(Qcow2State *s, uint64_t l2_entry);
+/* The same, passing the discard to the file when @pass. */
+int qcow2_free_l2_entry_discard(Qcow2State *s, uint64_t l2_entry,
+                                bool pass);
 
 /* --- mapping (qcow2-cluster.c) --- */
 
@@ -319,6 +323,15 @@ int qcow2_mark_clean(Qcow2State *s);
 /* coroutine_fn, meta_lock held: write back the metadata caches. */
 int qcow2_write_caches(Qcow2State *s);
 
+/*
+ * meta_lock held: true with *@queue (to wait in) if an allocation of
+ * guest [@start, @end) is in flight.
+ */
+bool qcow2_find_inflight(Qcow2State *s, int64_t start, int64_t end,
+                         BdCoQueue **queue);
+/* Wait until no lock-free read or write runs (before freeing clusters). */
+void qcow2_wait_lockfree_idle(Qcow2State *s);
+
 /* --- I/O (qcow2-io.c) --- */
 
 int qcow2_co_preadv(BdNode *node, int64_t offset, int64_t bytes,
@@ -329,6 +342,26 @@ int qcow2_co_block_status(BdNode *node, bool want_zero, int64_t offset,
                           int64_t bytes, int64_t *pnum, int64_t *map,
                           BdNode **file);
 int qcow2_co_flush(BdNode *node);
+
+/* --- zeroes, discard (qcow2-discard.c) --- */
+
+/*
+ * coroutine_fn: make [@offset, +@bytes) (aligned) read as zeroes through
+ * L2 entries: a discard (@discard, QEMU's semantics), or a zero write
+ * that may free host clusters (@unmap); @full removes every trace
+ * (shrinking).  -ENOTSUP when it takes writing data.
+ */
+int qcow2_zero_range(Qcow2State *s, int64_t offset, int64_t bytes,
+                     bool discard, bool unmap, bool full);
+int qcow2_co_pwrite_zeroes(BdNode *node, int64_t offset, int64_t bytes,
+                           BdRequestFlags flags);
+int qcow2_co_pdiscard(BdNode *node, int64_t offset, int64_t bytes);
+
+/* --- resizing (qcow2-resize.c) --- */
+
+int qcow2_co_truncate(BdNode *node, int64_t offset, bool exact,
+                      BdPreallocMode prealloc, BdRequestFlags flags,
+                      GError **errp);
 
 /* --- compression (qcow2-compress.c) --- */
 

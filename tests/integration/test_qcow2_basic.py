@@ -151,6 +151,68 @@ class Qcow2Basic(h.TestCase):
                                   backing=base)
                 self.write_and_check(top, base_writes)
 
+    def test_zeroes_and_discard(self):
+        # write-zeroes with and without unmap, discards of whole clusters,
+        # on images with and without backing file and subclusters
+        ops = ['write -z 1M 1M', 'write -z -u 11M 1M', 'discard 30M 2M',
+               'write -z 3M 8k', 'write -z 31M 64k']
+        for shape in ('compat=1.1', 'extended_l2=on', 'compat=0.10'):
+            with self.subTest(shape=shape):
+                tag = shape.replace('=', '-')
+                base = self.create(f'zbase-{tag}.qcow2')
+                base_writes = ['write -P 0x77 0 32M']
+                self.qemu_io(base, base_writes)
+                top = self.create(f'ztop-{tag}.qcow2', shape, backing=base)
+                d, uri = self.export(top, ',"discard":"unmap"')
+                self.qemu_io(uri, self.write_cmds() + ops, fmt='raw')
+                d.stop()
+                r = self.check_run(['qemu-img', 'check', top])
+                self.assertIn('No errors were found', r.stdout)
+                self.assertNotIn('leaked', r.stdout)
+                # qemu-io on a copy of the same images does the same
+                base2 = self.create(f'zbase2-{tag}.qcow2')
+                self.qemu_io(base2, base_writes)
+                top2 = self.create(f'ztop2-{tag}.qcow2', shape,
+                                   backing=base2)
+                self.qemu_io(top2, self.write_cmds() + ops)
+                self.check_run(['qemu-img', 'compare', '-f', 'qcow2', '-F',
+                                'qcow2', top, top2])
+                # and the same clusters are allocated in this layer
+                maps = []
+                for img in (top, top2):
+                    r = self.check_run(['qemu-img', 'map', '--output=json',
+                                        img])
+                    maps.append([(e['start'], e['length'], e['depth'],
+                                  e['zero'], e['data'])
+                                 for e in __import__('json').loads(r.stdout)])
+                self.assertEqual(maps[0], maps[1])
+
+    def test_resize(self):
+        path = self.create('resize.qcow2', size=SIZE)
+        stamp = time.monotonic_ns()
+        qmp_sock = self.img(f'qmp-{stamp}.sock')
+        d = self.start_daemon([
+            '--chardev', f'socket,id=m,path={qmp_sock},server=on,wait=off',
+            '--monitor', 'chardev=m',
+            '--blockdev',
+            '{"driver":"qcow2","node-name":"n","file":{"driver":"file",'
+            f'"filename":"{path}"}}}}'])
+        d.wait_for_socket_file(qmp_sock)
+        q = self.qmp(qmp_sock)
+        # grow well past what the L1 table covers, then shrink
+        q.command('block_resize', {'node-name': 'n', 'size': 4 << 40})
+        q.command('block_resize', {'node-name': 'n', 'size': 16 * MIB})
+        with self.assertRaises(h.QmpError) as e:
+            q.command('block_resize', {'node-name': 'n', 'size': 1000})
+        self.assertEqual(e.exception.desc,
+                         'The new size must be a multiple of 512')
+        d.stop()
+        r = self.check_run(['qemu-img', 'info', '--output=json', path])
+        self.assertEqual(__import__('json').loads(r.stdout)['virtual-size'],
+                         16 * MIB)
+        r = self.check_run(['qemu-img', 'check', path])
+        self.assertIn('No errors were found', r.stdout)
+
     def test_refcount_growth(self):
         # 512-byte clusters: the first refcount table covers 8 MiB only
         path = self.create('grow.qcow2', 'cluster_size=512', size=64 * MIB)

@@ -1,0 +1,208 @@
+/*
+ * block-qcow2: resizing (block_resize), under QEMU 7.2's rules: whole
+ * sectors, no images with internal snapshots, shrinking drops the
+ * clusters past the end; the L1 table grows when the disk does.
+ *
+ * A new L1 table is written and flushed before the header points to it,
+ * and the old one is freed after.
+ */
+#include <errno.h>
+#include <string.h>
+
+#include "qcow2.h"
+
+static int write_header_field(Qcow2State *s, int64_t off, const void *buf,
+                              int64_t len)
+{
+    int ret = bd_child_co_pwrite(s->file, off, len, buf, 0);
+
+    return ret < 0 ? ret : bd_child_co_flush(s->file);
+}
+
+/* meta_lock held: an L1 table of @new_size entries in new clusters. */
+static int grow_l1(Qcow2State *s, uint32_t new_size)
+{
+    int64_t bytes = ((int64_t)new_size * 8 + 511) & ~511ll;
+    int64_t old_offset = s->l1_table_offset;
+    int64_t old_bytes = (int64_t)s->l1_size * 8;
+    int64_t new_offset;
+    uint64_t *be, *table;
+    uint8_t hdr[12];
+    int ret;
+
+    new_offset = qcow2_alloc_clusters(s, size_to_clusters(s, bytes));
+    if (new_offset < 0) {
+        return new_offset;
+    }
+    ret = qcow2_cache_flush(s->refcount_cache);
+    if (ret < 0) {
+        return ret;
+    }
+    be = g_malloc0(bytes);
+    for (uint32_t i = 0; i < s->l1_size; i++) {
+        be[i] = GUINT64_TO_BE(s->l1_table[i]);
+    }
+    ret = qcow2_pre_write_overlap_check(s, 0, new_offset, bytes);
+    if (ret == 0) {
+        ret = bd_child_co_pwrite(s->file, new_offset, bytes, be, 0);
+    }
+    if (ret == 0) {
+        ret = bd_child_co_flush(s->file);
+    }
+    g_free(be);
+    if (ret < 0) {
+        qcow2_free_clusters(s, new_offset, bytes, false);
+        return ret;
+    }
+    *(uint32_t *)hdr = GUINT32_TO_BE(new_size);
+    *(uint64_t *)(hdr + 4) = GUINT64_TO_BE((uint64_t)new_offset);
+    ret = write_header_field(s, 36, hdr, sizeof(hdr));
+    if (ret < 0) {
+        qcow2_free_clusters(s, new_offset, bytes, false);
+        return ret;
+    }
+    /* readers load entries atomically; the old array lives until close */
+    table = g_new0(uint64_t, new_size);
+    memcpy(table, s->l1_table, old_bytes);
+    s->retired_l1 = g_slist_prepend(s->retired_l1, s->l1_table);
+    __atomic_store_n(&s->l1_table, table, __ATOMIC_RELEASE);
+    s->l1_table_offset = new_offset;
+    __atomic_store_n(&s->l1_size, new_size, __ATOMIC_RELEASE);
+    if (old_bytes) {
+        return qcow2_free_clusters(s, old_offset, old_bytes,
+                                   s->discard_passthrough_other);
+    }
+    return 0;
+}
+
+/* meta_lock held: drop the L2 tables of L1 entries from @new_size on. */
+static int shrink_l1(Qcow2State *s, uint32_t new_size)
+{
+    g_autoptr(GArray) l2s = g_array_new(FALSE, FALSE, sizeof(uint64_t));
+    int64_t first = new_size & ~63u;
+    int64_t n = (int64_t)s->l1_size - first;
+    g_autofree uint64_t *be = NULL;
+    int ret;
+
+    if (new_size >= s->l1_size) {
+        return 0;
+    }
+    for (uint32_t i = new_size; i < s->l1_size; i++) {
+        uint64_t l2 = s->l1_table[i] & L1E_OFFSET_MASK;
+
+        if (l2) {
+            g_array_append_val(l2s, l2);
+        }
+        __atomic_store_n(&s->l1_table[i], 0, __ATOMIC_RELEASE);
+    }
+    be = g_new0(uint64_t, n);
+    for (int64_t i = 0; i < n; i++) {
+        be[i] = GUINT64_TO_BE(s->l1_table[first + i]);
+    }
+    /* the entries gone on disk before their tables are freed */
+    ret = bd_child_co_pwrite(s->file, s->l1_table_offset + first * 8, n * 8,
+                             be, 0);
+    if (ret == 0) {
+        ret = bd_child_co_flush(s->file);
+    }
+    if (ret < 0) {
+        return ret;
+    }
+    qcow2_wait_lockfree_idle(s);
+    for (guint i = 0; i < l2s->len; i++) {
+        int64_t off = g_array_index(l2s, uint64_t, i);
+
+        ret = qcow2_free_clusters(s, off, s->cluster_size,
+                                  s->discard_passthrough_other);
+        if (ret < 0) {
+            return ret;
+        }
+    }
+    return 0;
+}
+
+int qcow2_co_truncate(BdNode *node, int64_t offset, bool exact,
+                      BdPreallocMode prealloc, BdRequestFlags flags,
+                      GError **errp)
+{
+    Qcow2State *s = bd_node_get_opaque(node);
+    int shift = s->cluster_bits + s->l2_bits;
+    uint64_t new_l1 = ((uint64_t)offset + (1ull << shift) - 1) >> shift;
+    uint64_t be;
+    int ret;
+
+    if (s->nb_snapshots) {
+        g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
+                    "Can't resize an image which has snapshots");
+        return -ENOTSUP;
+    }
+    if (offset & 511) {
+        g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
+                    "The new size must be a multiple of 512");
+        return -EINVAL;
+    }
+    if (prealloc != BD_PREALLOC_OFF) {
+        static const char *const names[] = {
+            "off", "metadata", "falloc", "full",
+        };
+
+        g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
+                    "Preallocation mode '%s' is not supported yet by the "
+                    "qcow2 driver", names[prealloc]);
+        return -ENOTSUP;
+    }
+    if (new_l1 > QCOW_MAX_L1_SIZE / 8) {
+        g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
+                    "Failed to grow the L1 table: File too large");
+        return -EFBIG;
+    }
+    bd_co_mutex_lock(&s->meta_lock);
+    if (offset < s->size) {
+        int64_t from = (offset + s->cluster_size - 1) &
+                       ~(s->cluster_size - 1);
+
+        bd_co_mutex_unlock(&s->meta_lock);
+        ret = from < s->size ?
+              qcow2_zero_range(s, from, s->size - from, true, true, true) :
+              0;
+        bd_co_mutex_lock(&s->meta_lock);
+        if (ret < 0) {
+            g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
+                        "Failed to discard cropped clusters: %s",
+                        g_strerror(-ret));
+            goto out;
+        }
+        ret = shrink_l1(s, new_l1);
+        if (ret < 0) {
+            g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
+                        "Failed to reduce the number of L2 tables: %s",
+                        g_strerror(-ret));
+            goto out;
+        }
+    } else if (new_l1 > s->l1_size) {
+        ret = grow_l1(s, new_l1);
+        if (ret < 0) {
+            g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
+                        "Failed to grow the L1 table: %s", g_strerror(-ret));
+            goto out;
+        }
+    }
+    if (s->data_file_raw) {
+        ret = bd_child_co_truncate(s->data_file, offset, exact, prealloc,
+                                   flags, errp);
+        if (ret < 0) {
+            goto out;
+        }
+    }
+    be = GUINT64_TO_BE((uint64_t)offset);
+    ret = write_header_field(s, 24, &be, 8);
+    if (ret < 0) {
+        g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
+                    "Failed to update the image size: %s", g_strerror(-ret));
+        goto out;
+    }
+    s->size = offset;
+out:
+    bd_co_mutex_unlock(&s->meta_lock);
+    return ret;
+}
