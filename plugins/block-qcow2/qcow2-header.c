@@ -208,8 +208,8 @@ bool qcow2_parse_header(Qcow2State *s, const uint8_t *buf, size_t len,
 
     s->extended_l2 = s->incompat & QCOW2_INCOMPAT_EXTL2;
     if (s->extended_l2 && s->cluster_bits < 14) {
-        FAIL("Extended L2 entries are only supported with cluster sizes "
-             "of at least 16384 bytes");
+        /* 32 subclusters of at least 512 bytes */
+        FAIL("Unsupported subcluster size: %d", (1 << s->cluster_bits) / 32);
     }
     s->l2_entry_size = s->extended_l2 ? 16 : 8;
     s->l2_bits = s->cluster_bits - (s->extended_l2 ? 4 : 3);
@@ -221,7 +221,7 @@ bool qcow2_parse_header(Qcow2State *s, const uint8_t *buf, size_t len,
     s->cluster_offset_mask = (1ull << s->csize_shift) - 1;
 
     if (s->crypt_method > 2) {
-        FAIL("Unsupported encryption method: %u", s->crypt_method);
+        FAIL("Unsupported encryption method %u", s->crypt_method);
     }
     if (s->crypt_method) {
         FAIL("qcow2: encrypted images (%s) are not supported yet: "

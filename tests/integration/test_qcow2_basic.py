@@ -234,6 +234,40 @@ class Qcow2Basic(h.TestCase):
         self.assertNotEqual(r.returncode, 0)
         self.assertIn('Unsupported cluster size: 2^30', r.stderr)
 
+    def test_bad_headers_as_qsd(self):
+        """Each bad header gives qemu-storage-daemon's message."""
+        qsd = h.find_qsd()
+        if qsd is None:
+            self.skipTest('qemu-storage-daemon is not installed')
+        # (name, offset, struct format, value)
+        patches = [
+            ('magic', 0, '>I', 0x12345678), ('version', 4, '>I', 4),
+            ('cbits', 20, '>I', 22), ('hdrlen', 100, '>I', 100),
+            ('backoff', 8, '>Q', 70000), ('incompat', 72, '>Q', 1 << 5),
+            ('corrupt', 72, '>Q', 2), ('rorder', 96, '>I', 7),
+            ('ctype', 104, '>B', 2), ('zlibbit', 72, '>Q', 8),
+            ('crypt', 32, '>I', 3), ('rt0', 56, '>I', 0),
+            ('rtbig', 56, '>I', 1 << 20), ('rtoff', 48, '>Q', 65536 + 512),
+            ('l1small', 36, '>I', 0), ('l1big', 36, '>I', 1 << 30),
+            ('l1off', 40, '>Q', 3 * 65536 + 8), ('snapoff', 64, '>Q', 12345),
+            ('datafile', 72, '>Q', 4), ('size', 24, '>Q', 1 << 62),
+        ]
+        for name, off, fmt, val in patches:
+            with self.subTest(image=name):
+                msgs = []
+                for binary in (qsd, h.BLOCKD):
+                    path = self.create(f'{name}-{len(msgs)}.qcow2')
+                    with open(path, 'r+b') as f:
+                        f.seek(off)
+                        f.write(__import__('struct').pack(fmt, val))
+                    r = self.run_command([
+                        binary, '--blockdev',
+                        f'driver=qcow2,node-name=n,file.driver=file,'
+                        f'file.filename={path}'], timeout=10)
+                    self.assertNotEqual(r.returncode, 0)
+                    msgs.append(r.stderr.split(f'{path}: ', 1)[-1])
+                self.assertEqual(msgs[1], msgs[0])
+
     def test_encrypt_refused(self):
         path = self.create('enc.qcow2')
         r = self.run_blockd([
