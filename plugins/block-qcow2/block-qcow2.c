@@ -365,12 +365,6 @@ static bool do_open(Qcow2State *s, JsonObject *opts, unsigned flags,
     }
     s->cache_clean_interval = interval;
 
-    if ((s->incompat & QCOW2_INCOMPAT_DIRTY) && !s->read_only) {
-        /* the repair of a dirty image (leaked refcounts) is not there yet */
-        FAIL("qcow2: the image was not closed cleanly (dirty bit set): "
-             "repairing its refcounts is not supported yet; open it "
-             "read-only or repair it with 'qemu-img check -r all'");
-    }
     if (s->nb_bitmaps && (s->autoclear & QCOW2_AUTOCLEAR_BITMAPS) &&
         !s->read_only) {
         /* writing would leave the persistent bitmaps stale */
@@ -392,6 +386,15 @@ static bool do_open(Qcow2State *s, JsonObject *opts, unsigned flags,
     }
     if (!open_data_file(s, opts, errp) || !open_backing(s, opts, errp)) {
         return false;
+    }
+    if ((s->incompat & QCOW2_INCOMPAT_DIRTY) && !s->read_only) {
+        /* refcounts left stale by lazy refcounts: repair, as QEMU does */
+        bd_co_mutex_lock(&s->meta_lock);
+        ret = qcow2_repair_dirty(s, errp);
+        bd_co_mutex_unlock(&s->meta_lock);
+        if (ret < 0) {
+            return false;
+        }
     }
     if (!s->read_only && (s->autoclear & ~QCOW2_AUTOCLEAR_MASK)) {
         /* unknown autoclear features: their data may be stale from now */

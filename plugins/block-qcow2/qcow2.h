@@ -357,6 +357,14 @@ int qcow2_co_pwrite_zeroes(BdNode *node, int64_t offset, int64_t bytes,
                            BdRequestFlags flags);
 int qcow2_co_pdiscard(BdNode *node, int64_t offset, int64_t bytes);
 
+/* --- repair (qcow2-check.c) --- */
+
+/*
+ * coroutine_fn, meta_lock held, writable: rebuild the refcounts and
+ * COPIED flags of a dirty image and clear its dirty bit.
+ */
+int qcow2_repair_dirty(Qcow2State *s, GError **errp);
+
 /* --- resizing (qcow2-resize.c) --- */
 
 int qcow2_co_truncate(BdNode *node, int64_t offset, bool exact,
