@@ -213,6 +213,40 @@ class Qcow2Basic(h.TestCase):
         r = self.check_run(['qemu-img', 'check', path])
         self.assertIn('No errors were found', r.stdout)
 
+    def test_dirty_image_repaired(self):
+        """A dirty lazy-refcounts image with stale refcounts (some too
+        low, one too high) is repaired by a writable open: clean for
+        qemu-img check, the dirty bit gone, the data as qemu-img's own
+        repair leaves it."""
+        import struct
+        path = self.create('dirty.qcow2', 'lazy_refcounts=on')
+        self.qemu_io(path, ['write -P 1 0 5M', 'write -P 2 20M 64k'])
+        with open(path, 'r+b') as f:
+            f.seek(48)
+            rt = struct.unpack('>Q', f.read(8))[0]
+            f.seek(rt)
+            rb = struct.unpack('>Q', f.read(8))[0]
+            f.seek(rb + 2 * 5)
+            f.write(bytes(2 * 60))
+            f.seek(rb + 2 * 2)
+            f.write(struct.pack('>H', 7))
+            f.seek(72)
+            f.write(struct.pack('>Q', 1))
+        ref = self.img('dirty-ref.qcow2')
+        __import__('shutil').copy(path, ref)
+        self.check_run(['qemu-img', 'check', '-r', 'all', ref])
+        d, uri = self.export(path)
+        self.qemu_io(uri, ['read -P 1 0 5M', 'read -P 2 20M 64k'],
+                     fmt='raw')
+        d.stop()
+        r = self.check_run(['qemu-img', 'check', path])
+        self.assertIn('No errors were found', r.stdout)
+        self.assertNotIn('leaked', r.stdout)
+        with open(path, 'rb') as f:
+            f.seek(72)
+            self.assertEqual(struct.unpack('>Q', f.read(8))[0], 0)
+        self.check_run(['qemu-img', 'compare', path, ref])
+
     def test_refcount_growth(self):
         # 512-byte clusters: the first refcount table covers 8 MiB only
         path = self.create('grow.qcow2', 'cluster_size=512', size=64 * MIB)
