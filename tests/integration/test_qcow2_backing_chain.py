@@ -33,6 +33,8 @@ def monitor_args(sock):
 
 class BackingChainTest(blockd_harness.TestCase):
 
+    maxDiff = None
+
     def path(self, name):
         return os.path.join(self.tmpdir, name)
 
