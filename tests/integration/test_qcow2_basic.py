@@ -213,6 +213,33 @@ class Qcow2Basic(h.TestCase):
         r = self.check_run(['qemu-img', 'check', path])
         self.assertIn('No errors were found', r.stdout)
 
+    def test_map_as_qsd(self):
+        """nbdinfo --map (base:allocation through the backing chain) and
+        qemu:allocation-depth of a qcow2 node over a qcow2 backing file
+        are what qemu-storage-daemon answers."""
+        base = self.create('mbase.qcow2', size=64 * MIB)
+        self.qemu_io(base, ['write -P 1 0 2M', 'write -z 4M 1M'])
+        top = self.create('mtop.qcow2', backing=base)
+        self.qemu_io(top, ['write -P 2 1M 2M', 'write -z 8M 64k',
+                           'write -P 3 20M 64k'])
+        answers = []
+        for qsd in (True, False):
+            sock = self.img(f'map-{qsd}.sock')
+            args = ['--blockdev',
+                    '{"driver":"qcow2","node-name":"n","read-only":true,'
+                    f'"file":{{"driver":"file","filename":"{top}"}}}}',
+                    '--nbd-server', f'addr.type=unix,addr.path={sock}',
+                    '--export', 'type=nbd,id=e,node-name=n,name=e,'
+                    'allocation-depth=on']
+            d = self.start_qsd(args) if qsd else self.start_daemon(args)
+            d.wait_for_socket(sock)
+            uri = f'nbd+unix:///e?socket={sock}'
+            answers.append([
+                self.check_run(['nbdinfo', f'--map={ctx}', uri]).stdout
+                for ctx in ('base:allocation', 'qemu:allocation-depth')])
+            d.stop()
+        self.assertEqual(answers[1], answers[0])
+
     def test_dirty_image_repaired(self):
         """A dirty lazy-refcounts image with stale refcounts (some too
         low, one too high) is repaired by a writable open: clean for
