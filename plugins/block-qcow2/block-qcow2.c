@@ -227,17 +227,21 @@ static bool open_data_file(Qcow2State *s, JsonObject *opts, GError **errp)
 static bool open_backing(Qcow2State *s, JsonObject *opts, GError **errp)
 {
     JsonNode *b = json_object_get_member(opts, "backing");
-    g_autofree char *path = NULL;
-
     if (b && JSON_NODE_HOLDS_NULL(b)) {
         return true;
     }
     if (b) {
         s->backing = bd_node_open_child(s->node, opts, "backing",
                                         BD_CHILD_COW, false, errp);
-        return s->backing != NULL;
+        if (!s->backing) {
+            return false;
+        }
     }
     if (!s->backing_file) {
+        return true;
+    }
+    s->full_backing_file = relative_path(s->node, s->file, s->backing_file);
+    if (b) {
         return true;
     }
     if (!s->backing_format) {
@@ -249,9 +253,9 @@ static bool open_backing(Qcow2State *s, JsonObject *opts, GError **errp)
              "header; give the backing node explicitly with 'backing'",
              s->backing_file);
     }
-    path = relative_path(s->node, s->file, s->backing_file);
     s->backing = open_named_child(s->node, "backing", s->backing_format,
-                                  path, true, BD_CHILD_COW, errp);
+                                  s->full_backing_file, true, BD_CHILD_COW,
+                                  errp);
     return s->backing != NULL;
 }
 
@@ -374,6 +378,10 @@ static bool do_open(Qcow2State *s, JsonObject *opts, unsigned flags,
     if (!read_tables(s, errp)) {
         return false;
     }
+    ret = qcow2_read_bitmap_list(s);
+    if (ret < 0) {
+        FAIL("Could not read the bitmap directory: %s", g_strerror(-ret));
+    }
     s->l2_slice_size = l2_entry / s->l2_entry_size;
     s->l2_cache = qcow2_cache_new(s->file, l2_cache_size, l2_entry);
     s->refcount_cache = qcow2_cache_new(s->file, rc_cache_size,
@@ -453,6 +461,8 @@ static void free_state(Qcow2State *s)
     s->retired_l1 = NULL;
     g_clear_pointer(&s->refcount_table, g_free);
     g_clear_pointer(&s->backing_file, g_free);
+    g_clear_pointer(&s->full_backing_file, g_free);
+    qcow2_free_bitmap_list(s);
     g_clear_pointer(&s->backing_format, g_free);
     g_clear_pointer(&s->image_data_file, g_free);
     if (s->unknown_exts) {
@@ -572,6 +582,7 @@ static const BdBlockDriver qcow2_driver = {
     .co_flush = qcow2_co_flush,
     .co_block_status = qcow2_co_block_status,
     .get_info = qcow2_get_info,
+    .query_image_info = qcow2_query_image_info,
     .detach_aio_context = qcow2_detach_aio_context,
     .attach_aio_context = qcow2_attach_aio_context,
 };

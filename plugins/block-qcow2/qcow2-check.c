@@ -158,7 +158,7 @@ static int count_bitmaps(Qcow2State *s, Counts *c)
         const uint8_t *e = dir + pos;
         uint64_t toff = rd64(e);
         uint32_t tsize = rd32(e + 8);
-        uint32_t name_len = e[14] << 8 | e[15];
+        uint32_t name_len = e[18] << 8 | e[19];
         uint32_t extra = rd32(e + 20);
         g_autofree uint64_t *t = g_new(uint64_t, tsize ? tsize : 1);
 

@@ -159,6 +159,7 @@ typedef struct Qcow2State {
     uint32_t nb_snapshots;
     uint64_t snapshots_offset;
     char *backing_file;     /* as the header has it, or NULL */
+    char *full_backing_file;    /* the same, resolved against the image */
     char *backing_format;   /* the backing format extension, or NULL */
     char *image_data_file;  /* the data file name extension, or NULL */
     GByteArray *unknown_exts;   /* unknown extensions, kept as they are */
@@ -166,6 +167,7 @@ typedef struct Qcow2State {
     uint32_t nb_bitmaps;
     uint64_t bitmap_directory_offset;
     uint64_t bitmap_directory_size;
+    GPtrArray *bitmaps;     /* persistent bitmaps (qcow2-info.c) */
 
     /* geometry */
     bool extended_l2;
@@ -356,6 +358,14 @@ int qcow2_zero_range(Qcow2State *s, int64_t offset, int64_t bytes,
 int qcow2_co_pwrite_zeroes(BdNode *node, int64_t offset, int64_t bytes,
                            BdRequestFlags flags);
 int qcow2_co_pdiscard(BdNode *node, int64_t offset, int64_t bytes);
+
+/* --- query information (qcow2-info.c) --- */
+
+/* coroutine_fn: read the names and flags of the persistent bitmaps. */
+int qcow2_read_bitmap_list(Qcow2State *s);
+void qcow2_free_bitmap_list(Qcow2State *s);
+/* BdBlockDriver.query_image_info */
+void qcow2_query_image_info(BdNode *node, JsonObject *info);
 
 /* --- repair (qcow2-check.c) --- */
 

@@ -240,6 +240,38 @@ class Qcow2Basic(h.TestCase):
             d.stop()
         self.assertEqual(answers[1], answers[0])
 
+    def query_nodes(self, path, qsd, flat):
+        stamp = time.monotonic_ns()
+        sock = self.img(f'q-{stamp}.sock')
+        args = ['--chardev', f'socket,id=m,path={sock},server=on,wait=off',
+                '--monitor', 'chardev=m', '--blockdev',
+                '{"driver":"qcow2","node-name":"n","read-only":true,'
+                f'"file":{{"driver":"file","filename":"{path}"}}}}']
+        d = self.start_qsd(args) if qsd else self.start_daemon(args)
+        d.wait_for_socket_file(sock)
+        nodes = self.qmp(sock).command('query-named-block-nodes',
+                                       {'flat': flat})
+        d.stop()
+        # generated node names differ; the qcow2 nodes are compared
+        return sorted([dict(n, **{'node-name': None}) for n in nodes
+                       if n['drv'] == 'qcow2'], key=lambda n: n['file'])
+
+    def test_query_as_qsd(self):
+        """query-named-block-nodes shows a qcow2 node (image information,
+        format-specific part, backing chain) as qemu-storage-daemon."""
+        base = self.create('qbase.qcow2', 'compat=0.10')
+        shapes = [('qv3', 'compat=1.1', base),
+                  ('qext', 'extended_l2=on,compression_type=zstd,'
+                   'lazy_refcounts=on', None),
+                  ('qdf', f'data_file={self.img("qdf.raw")},'
+                   'data_file_raw=on', None)]
+        for name, opts, backing in shapes:
+            path = self.create(f'{name}.qcow2', opts, backing=backing)
+            for flat in (True, False):
+                with self.subTest(image=name, flat=flat):
+                    self.assertEqual(self.query_nodes(path, False, flat),
+                                     self.query_nodes(path, True, flat))
+
     def test_dirty_image_repaired(self):
         """A dirty lazy-refcounts image with stale refcounts (some too
         low, one too high) is repaired by a writable open: clean for
