@@ -275,8 +275,8 @@ static bool read_tables(Qcow2State *s, GError **errp)
 
     if (s->l1_size) {
         s->l1_table = g_new0(uint64_t, s->l1_size);
-        ret = bd_child_co_pread(s->file, s->l1_table_offset,
-                                (int64_t)s->l1_size * 8, s->l1_table, 0);
+        ret = qcow2_child_pread(s->file, s->l1_table_offset,
+                                (int64_t)s->l1_size * 8, s->l1_table);
         if (ret < 0) {
             g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
                         "Could not read L1 table: %s", g_strerror(-ret));
@@ -289,9 +289,9 @@ static bool read_tables(Qcow2State *s, GError **errp)
     s->refcount_table_size = s->refcount_table_clusters <<
                              (s->cluster_bits - 3);
     s->refcount_table = g_new0(uint64_t, s->refcount_table_size);
-    ret = bd_child_co_pread(s->file, s->refcount_table_offset,
+    ret = qcow2_child_pread(s->file, s->refcount_table_offset,
                             (int64_t)s->refcount_table_size * 8,
-                            s->refcount_table, 0);
+                            s->refcount_table);
     if (ret < 0) {
         g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
                     "Could not initialize refcount handling: %s",
@@ -333,6 +333,11 @@ static bool do_open(Qcow2State *s, JsonObject *opts, unsigned flags,
     }
     if (!qcow2_check_tables(s, file_len, errp)) {
         return false;
+    }
+    if (s->have_encrypt_opts) {
+        /* an image without encryption: QEMU's words */
+        FAIL("No encryption in image header, but options specified format "
+             "'%s'", s->encrypt_format);
     }
 
     s->use_lazy_refcounts = opt_bool(opts, "lazy-refcounts",
@@ -462,6 +467,7 @@ static void free_state(Qcow2State *s)
     g_clear_pointer(&s->refcount_table, g_free);
     g_clear_pointer(&s->backing_file, g_free);
     g_clear_pointer(&s->full_backing_file, g_free);
+    g_clear_pointer(&s->encrypt_format, g_free);
     qcow2_free_bitmap_list(s);
     g_clear_pointer(&s->backing_format, g_free);
     g_clear_pointer(&s->image_data_file, g_free);
@@ -483,9 +489,10 @@ static bool qcow2_open(BdNode *node, JsonObject *opts, unsigned flags,
 
     s->node = node;
     bd_co_mutex_init(&s->meta_lock);
-    if (json_object_has_member(opts, "encrypt")) {
-        FAIL("qcow2: encrypted images are not supported yet: encryption "
-             "comes with the luks work");
+    s->have_encrypt_opts = json_object_has_member(opts, "encrypt");
+    if (s->have_encrypt_opts) {
+        s->encrypt_format = g_strdup(json_object_get_string_member(
+            json_object_get_object_member(opts, "encrypt"), "format"));
     }
     s->read_only = !(flags & BD_OPEN_RDWR);
     s->file = bd_node_open_child(node, opts, "file",

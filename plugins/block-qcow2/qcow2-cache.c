@@ -217,8 +217,8 @@ int qcow2_cache_get(Qcow2Cache *c, int64_t offset, bool fresh, void **table)
     if (fresh) {
         memset(entry_data(c, victim), 0, c->entry_size);
     } else {
-        ret = bd_child_co_pread(c->child, offset, c->entry_size,
-                                entry_data(c, victim), 0);
+        ret = qcow2_child_pread(c->child, offset, c->entry_size,
+                                entry_data(c, victim));
         if (ret < 0) {
             g_mutex_lock(&c->lock);
             c->e[victim].offset = -1;

@@ -45,7 +45,7 @@ static int count_l2(Qcow2State *s, Counts *c, uint64_t l2_offset)
 {
     int64_t bytes = s->l2_size * s->l2_entry_size;
     g_autofree uint64_t *t = g_malloc(bytes);
-    int ret = bd_child_co_pread(s->file, l2_offset, bytes, t, 0);
+    int ret = qcow2_child_pread(s->file, l2_offset, bytes, t);
 
     if (ret < 0) {
         return ret;
@@ -75,7 +75,7 @@ static int count_l1(Qcow2State *s, Counts *c, uint64_t offset,
     count(s, c, offset, (int64_t)size * 8);
     if (!table) {
         t = g_new(uint64_t, size);
-        ret = bd_child_co_pread(s->file, offset, (int64_t)size * 8, t, 0);
+        ret = qcow2_child_pread(s->file, offset, (int64_t)size * 8, t);
         if (ret < 0) {
             return ret;
         }
@@ -115,7 +115,7 @@ static int count_snapshots(Qcow2State *s, Counts *c)
 
     for (uint32_t i = 0; i < s->nb_snapshots; i++) {
         uint8_t h[40];
-        int ret = bd_child_co_pread(s->file, off, sizeof(h), h, 0);
+        int ret = qcow2_child_pread(s->file, off, sizeof(h), h);
         uint32_t extra, id_len, name_len;
 
         if (ret < 0) {
@@ -147,8 +147,8 @@ static int count_bitmaps(Qcow2State *s, Counts *c)
         return 0;
     }
     dir = g_malloc(s->bitmap_directory_size);
-    ret = bd_child_co_pread(s->file, s->bitmap_directory_offset,
-                            s->bitmap_directory_size, dir, 0);
+    ret = qcow2_child_pread(s->file, s->bitmap_directory_offset,
+                            s->bitmap_directory_size, dir);
     if (ret < 0) {
         return ret;
     }
@@ -163,7 +163,7 @@ static int count_bitmaps(Qcow2State *s, Counts *c)
         g_autofree uint64_t *t = g_new(uint64_t, tsize ? tsize : 1);
 
         if (tsize) {
-            ret = bd_child_co_pread(s->file, toff, (int64_t)tsize * 8, t, 0);
+            ret = qcow2_child_pread(s->file, toff, (int64_t)tsize * 8, t);
             if (ret < 0) {
                 return ret;
             }

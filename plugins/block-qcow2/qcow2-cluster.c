@@ -48,7 +48,7 @@ void qcow2_l2_set(Qcow2State *s, uint64_t *slice, int i, uint64_t entry,
 Qcow2ClusterType qcow2_entry_type(Qcow2State *s, uint64_t entry,
                                   uint64_t bitmap, int sc)
 {
-    bool host = entry & L2E_OFFSET_MASK;
+    bool host = l2e_has_host(s, entry);
 
     if (entry & QCOW_OFLAG_COMPRESSED) {
         return QCOW2_COMPRESSED;
@@ -83,7 +83,7 @@ static bool check_l2_offset(Qcow2State *s, uint64_t l2_offset,
                             int64_t l1_index)
 {
     if (offset_into_cluster(s, l2_offset)) {
-        qcow2_signal_corruption(s, l2_offset, s->cluster_size,
+        qcow2_signal_corruption(s, true, -1, -1,
                                 "L2 table offset %#" G_GINT64_MODIFIER
                                 "x unaligned (L1 index: %#"
                                 G_GINT64_MODIFIER "x)", l2_offset,
@@ -148,8 +148,8 @@ int qcow2_get_host_offset(Qcow2State *s, int64_t offset, int64_t bytes,
     }
     if (s->extended_l2 && (bitmap & (bitmap >> 32) & 0xffffffffu)) {
         qcow2_cache_put(s->l2_cache, slice);
-        qcow2_signal_corruption(s, -1, 0, "Invalid cluster entry found "
-                                " (L2 offset: %#" G_GINT64_MODIFIER
+        qcow2_signal_corruption(s, true, -1, -1, "Invalid cluster entry "
+                                "found (L2 offset: %#" G_GINT64_MODIFIER
                                 "x, L2 index: %#x)", l2_offset, index);
         return -EIO;
     }
@@ -158,7 +158,7 @@ int qcow2_get_host_offset(Qcow2State *s, int64_t offset, int64_t bytes,
         first_host = entry & L2E_OFFSET_MASK;
         if (offset_into_cluster(s, first_host)) {
             qcow2_cache_put(s->l2_cache, slice);
-            qcow2_signal_corruption(s, first_host, s->cluster_size,
+            qcow2_signal_corruption(s, true, -1, -1,
                                     "Cluster allocation offset %#"
                                     G_GINT64_MODIFIER "x unaligned (L2 "
                                     "offset: %#" G_GINT64_MODIFIER
@@ -280,7 +280,7 @@ static int l2_allocate(Qcow2State *s, int64_t l1_index)
     }
     memset(table, 0, s->cluster_size);
     if (old_offset) {
-        ret = bd_child_co_pread(s->file, old_offset, l2_bytes, table, 0);
+        ret = qcow2_child_pread(s->file, old_offset, l2_bytes, table);
         if (ret < 0) {
             goto out;
         }

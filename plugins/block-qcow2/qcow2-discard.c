@@ -66,7 +66,7 @@ static int64_t zero_in_slice(Qcow2State *s, int64_t offset, int64_t bytes,
         uint64_t new_entry = entry, new_bitmap = bitmap;
         bool whole = coff == 0 && (n == s->cluster_size ||
                                    offset + done + n >= s->size);
-        bool has_host = (entry & L2E_OFFSET_MASK) ||
+        bool has_host = l2e_has_host(s, entry) ||
                         (entry & QCOW_OFLAG_COMPRESSED);
         bool drop_host = false;
 
@@ -119,7 +119,7 @@ static int64_t zero_in_slice(Qcow2State *s, int64_t offset, int64_t bytes,
             drop_host = has_host;
         } else {
             bool keep = mode == ZERO_KEEP && (entry & QCOW_OFLAG_COPIED) &&
-                        (entry & L2E_OFFSET_MASK) &&
+                        l2e_has_host(s, entry) &&
                         !(entry & QCOW_OFLAG_COMPRESSED);
 
             if (keep) {
@@ -240,6 +240,9 @@ int qcow2_co_pwrite_zeroes(BdNode *node, int64_t offset, int64_t bytes,
 {
     Qcow2State *s = bd_node_get_opaque(node);
 
+    if (qcow2_unusable(s)) {
+        return -ENOMEDIUM;
+    }
     if (s->incompat & QCOW2_INCOMPAT_CORRUPT) {
         return -EIO;
     }
@@ -260,6 +263,9 @@ int qcow2_co_pdiscard(BdNode *node, int64_t offset, int64_t bytes)
 {
     Qcow2State *s = bd_node_get_opaque(node);
 
+    if (qcow2_unusable(s)) {
+        return -ENOMEDIUM;
+    }
     if (s->incompat & QCOW2_INCOMPAT_CORRUPT) {
         return -EIO;
     }

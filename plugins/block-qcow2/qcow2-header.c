@@ -67,13 +67,14 @@ static bool parse_extensions(Qcow2State *s, const uint8_t *buf, size_t len,
             break;
         }
         if (elen > end - off || elen > len - off) {
-            FAIL("Invalid extension length");
+            FAIL("Header extension too large");
         }
         switch (type) {
         case QCOW2_EXT_BACKING_FORMAT:
-            if (elen >= 1023) {
+            /* QEMU keeps the format name in 16 bytes */
+            if (elen >= 16) {
                 FAIL("ERROR: ext_backing_format: len=%u too large "
-                     "(>=%zu)", elen, (size_t)1023);
+                     "(>=%zu)", elen, (size_t)16);
             }
             g_free(s->backing_format);
             s->backing_format = g_strndup((const char *)data, elen);
@@ -85,6 +86,10 @@ static bool parse_extensions(Qcow2State *s, const uint8_t *buf, size_t len,
             g_byte_array_append(s->feature_table, data, elen);
             break;
         case QCOW2_EXT_CRYPTO:
+            if (s->crypt_method != 2) {
+                FAIL("CRYPTO header extension only expected with LUKS "
+                     "encryption method");
+            }
             /* encrypted images are refused once the header is read */
             break;
         case QCOW2_EXT_BITMAPS:
@@ -125,11 +130,11 @@ bool qcow2_parse_header(Qcow2State *s, const uint8_t *buf, size_t len,
     if (s->version < 2 || s->version > 3) {
         FAIL("Unsupported qcow2 version %u", s->version);
     }
-    s->cluster_bits = be32(buf + 20);
-    if (s->cluster_bits < QCOW2_MIN_CLUSTER_BITS ||
-        s->cluster_bits > QCOW2_MAX_CLUSTER_BITS) {
-        FAIL("Unsupported cluster size: 2^%i", s->cluster_bits);
+    if (be32(buf + 20) < QCOW2_MIN_CLUSTER_BITS ||
+        be32(buf + 20) > QCOW2_MAX_CLUSTER_BITS) {
+        FAIL("Unsupported cluster size: 2^%u", be32(buf + 20));
     }
+    s->cluster_bits = be32(buf + 20);
     s->cluster_size = 1 << s->cluster_bits;
     s->backing_file_offset = be64(buf + 8);
     s->backing_file_size = be32(buf + 16);
@@ -224,6 +229,10 @@ bool qcow2_parse_header(Qcow2State *s, const uint8_t *buf, size_t len,
         FAIL("Unsupported encryption method %u", s->crypt_method);
     }
     if (s->crypt_method) {
+        /* QEMU's first complaint without options is the missing key */
+        if (!s->have_encrypt_opts) {
+            FAIL("Parameter 'encrypt.key-secret' is required for cipher");
+        }
         FAIL("qcow2: encrypted images (%s) are not supported yet: "
              "encryption comes with the luks work",
              s->crypt_method == 1 ? "aes" : "luks");

@@ -37,8 +37,8 @@ int qcow2_read_bitmap_list(Qcow2State *s)
         return 0;
     }
     dir = g_malloc(s->bitmap_directory_size);
-    ret = bd_child_co_pread(s->file, s->bitmap_directory_offset,
-                            s->bitmap_directory_size, dir, 0);
+    ret = qcow2_child_pread(s->file, s->bitmap_directory_offset,
+                            s->bitmap_directory_size, dir);
     if (ret < 0) {
         return ret;
     }

@@ -28,33 +28,40 @@ struct Qcow2InFlight {
 
 /* --- corruption, overlap checks --- */
 
-void qcow2_signal_corruption(Qcow2State *s, int64_t offset, int64_t size,
-                             const char *fmt, ...)
+void qcow2_signal_corruption(Qcow2State *s, bool fatal, int64_t offset,
+                             int64_t size, const char *fmt, ...)
 {
     g_autofree char *msg = NULL;
     va_list ap;
 
+    /* a read-only image cannot be marked: report, keep serving */
+    fatal = fatal && !s->read_only;
+    if (s->signaled_corruption &&
+        (!fatal || (s->incompat & QCOW2_INCOMPAT_CORRUPT))) {
+        return;
+    }
     va_start(ap, fmt);
     msg = g_strdup_vprintf(fmt, ap);
     va_end(ap);
-    if (s->incompat & QCOW2_INCOMPAT_CORRUPT) {
-        return;
+    if (fatal) {
+        g_printerr("qcow2: Marking image as corrupt: %s; further "
+                   "corruption events will be suppressed\n", msg);
+    } else {
+        g_printerr("qcow2: Image is corrupt: %s; further non-fatal "
+                   "corruption events will be suppressed\n", msg);
     }
-    if (s->read_only) {
-        g_warning("qcow2: Image is corrupt: %s; further non-fatal "
-                  "corruption events will be suppressed", msg);
+    bd_node_report_corruption(s->node, msg, offset, size, fatal);
+    s->signaled_corruption = true;
+    if (fatal) {
+        /* the bit on disk, so that nobody opens the image writable again */
+        if (bd_in_coroutine()) {
+            qcow2_write_incompat(s, s->incompat | QCOW2_INCOMPAT_CORRUPT);
+            bd_child_co_flush(s->file);
+        }
         s->incompat |= QCOW2_INCOMPAT_CORRUPT;
-        return;
+        /* as QEMU takes the driver away: the node serves nothing more */
+        __atomic_store_n(&s->unusable, true, __ATOMIC_RELEASE);
     }
-    g_warning("qcow2: Marking image as corrupt: %s; further corruption "
-              "events will be suppressed", msg);
-    /* the bit on disk, so that nobody opens the image writable again */
-    if (bd_in_coroutine()) {
-        qcow2_write_incompat(s, s->incompat | QCOW2_INCOMPAT_CORRUPT);
-    }
-    s->incompat |= QCOW2_INCOMPAT_CORRUPT;
-    (void)offset;
-    (void)size;
 }
 
 static bool ranges_overlap(int64_t a, int64_t alen, int64_t b, int64_t blen)
@@ -154,7 +161,8 @@ int qcow2_pre_write_overlap_check(Qcow2State *s, int ign, int64_t offset,
     if (!ol) {
         return 0;
     }
-    qcow2_signal_corruption(s, offset, size, "Preventing invalid write on "
+    qcow2_signal_corruption(s, true, offset, size, "Preventing invalid "
+                            "write on "
                             "metadata (overlaps with %s)",
                             metadata_ol_name(ol));
     return -EIO;
@@ -260,7 +268,7 @@ static int read_compressed(Qcow2State *s, uint64_t entry, int64_t in_cluster,
     g_autofree uint8_t *out = g_malloc(s->cluster_size);
     int ret;
 
-    ret = bd_child_co_pread(s->file, coff, csize, in, 0);
+    ret = qcow2_child_pread(s->file, coff, csize, in);
     if (ret < 0) {
         return ret;
     }
@@ -344,6 +352,41 @@ static void sub_iovec(BdIOVector *sub, struct iovec *iov, BdIOVector *qiov,
     bd_iovec_init_external(sub, iov, niov);
 }
 
+int qcow2_child_preadv(BdChild *child, int64_t offset, int64_t bytes,
+                       BdIOVector *qiov, size_t qoff)
+{
+    int64_t len = bd_child_co_getlength(child);
+    int64_t n;
+    int ret = 0;
+
+    if (len < 0) {
+        return len;
+    }
+    /* past the end of the file reads as zeroes, as QEMU reads it */
+    n = offset >= len ? 0 : MIN(bytes, len - offset);
+    if (n > 0) {
+        struct iovec *iov = g_new(struct iovec, qiov->niov);
+        BdIOVector sub;
+
+        sub_iovec(&sub, iov, qiov, qoff, n);
+        ret = bd_child_co_preadv(child, offset, n, &sub, 0);
+        g_free(iov);
+    }
+    if (ret == 0 && n < bytes) {
+        bd_iovec_memset(qiov, qoff + n, 0, bytes - n);
+    }
+    return ret;
+}
+
+int qcow2_child_pread(BdChild *child, int64_t offset, int64_t bytes,
+                      void *buf)
+{
+    BdIOVector qiov;
+
+    bd_iovec_init_buf(&qiov, buf, bytes);
+    return qcow2_child_preadv(child, offset, bytes, &qiov, 0);
+}
+
 /* Guest read of [@offset, +@bytes) into @qiov at @qoff. */
 static int qcow2_read(Qcow2State *s, int64_t offset, int64_t bytes,
                       BdIOVector *qiov, size_t qoff)
@@ -375,15 +418,9 @@ static int qcow2_read(Qcow2State *s, int64_t offset, int64_t bytes,
             ret = read_compressed(s, host, offset_into_cluster(s, offset), n,
                                   qiov, qoff);
             break;
-        case QCOW2_NORMAL: {
-            struct iovec *iov = g_new(struct iovec, qiov->niov);
-            BdIOVector sub;
-
-            sub_iovec(&sub, iov, qiov, qoff, n);
-            ret = bd_child_co_preadv(s->data_file, host, n, &sub, 0);
-            g_free(iov);
+        case QCOW2_NORMAL:
+            ret = qcow2_child_preadv(s->data_file, host, n, qiov, qoff);
             break;
-        }
         }
         if (ret < 0) {
             break;
@@ -401,6 +438,9 @@ int qcow2_co_preadv(BdNode *node, int64_t offset, int64_t bytes,
 {
     Qcow2State *s = bd_node_get_opaque(node);
 
+    if (qcow2_unusable(s)) {
+        return -ENOMEDIUM;
+    }
     return qcow2_read(s, offset, bytes, qiov, 0);
 }
 
@@ -445,7 +485,7 @@ static bool writable_in_place(Qcow2State *s, uint64_t entry, uint64_t bitmap,
                               int sc_first, int sc_last)
 {
     if ((entry & QCOW_OFLAG_COMPRESSED) || !(entry & QCOW_OFLAG_COPIED) ||
-        !(entry & L2E_OFFSET_MASK)) {
+        !l2e_has_host(s, entry)) {
         return false;
     }
     if (!s->extended_l2) {
@@ -475,7 +515,7 @@ static int64_t write_alloc(Qcow2State *s, int64_t offset, int64_t bytes,
 {
     int64_t cs = s->cluster_size;
     int sc_per = 1 << (s->cluster_bits - s->subcluster_bits);
-    int64_t cstart, cend, nc, host, len, wstart, wend;
+    int64_t cstart, cend, nc, host, len = 0, wstart, wend;
     uint64_t *slice;
     uint64_t *old_entries = NULL, *old_bitmaps = NULL;
     bool in_place = false, full_cow;
@@ -522,7 +562,7 @@ again:
             return 0;
         }
         if (s->extended_l2 && (e0 & QCOW_OFLAG_COPIED) &&
-            (e0 & L2E_OFFSET_MASK) && !(e0 & QCOW_OFLAG_COMPRESSED)) {
+            l2e_has_host(s, e0) && !(e0 & QCOW_OFLAG_COMPRESSED)) {
             /* an owned cluster with unallocated subclusters */
             in_place = true;
             nc = 1;
@@ -531,7 +571,7 @@ again:
     for (int64_t i = 1; i < nc; i++) {
         uint64_t e = qcow2_l2_get(s, slice, index + i);
 
-        if (((e & QCOW_OFLAG_COPIED) && (e & L2E_OFFSET_MASK)) ||
+        if (((e & QCOW_OFLAG_COPIED) && l2e_has_host(s, e)) ||
             (e & QCOW_OFLAG_COMPRESSED)) {
             nc = i;
             break;
@@ -553,8 +593,11 @@ again:
 
     if (in_place) {
         host = old_entries[0] & L2E_OFFSET_MASK;
-    } else if (s->data_file_raw) {
-        /* a raw data file holds every cluster at its guest offset */
+    } else if (has_data_file(s)) {
+        /*
+         * an external data file holds every cluster at its guest offset,
+         * without refcounts (as QEMU allocates them)
+         */
         host = cstart;
     } else {
         host = qcow2_alloc_clusters(s, nc);
@@ -585,8 +628,8 @@ again:
 
         full_cow = t0 == QCOW2_COMPRESSED || tn == QCOW2_COMPRESSED ||
                    (!in_place &&
-                    ((old_entries[0] & L2E_OFFSET_MASK) ||
-                     (old_entries[nc - 1] & L2E_OFFSET_MASK)));
+                    (l2e_has_host(s, old_entries[0]) ||
+                     l2e_has_host(s, old_entries[nc - 1])));
     }
     if (full_cow) {
         wstart = cstart;
@@ -678,14 +721,14 @@ out_relock:
                 }
             }
             qcow2_l2_set(s, slice, index + i, entry, bitmap);
-            if (!in_place && (old_entries[i] & (L2E_OFFSET_MASK |
-                                                QCOW_OFLAG_COMPRESSED))) {
+            if (!in_place && (l2e_has_host(s, old_entries[i]) ||
+                              (old_entries[i] & QCOW_OFLAG_COMPRESSED))) {
                 need_free = true;
             }
         }
         qcow2_cache_mark_dirty(s->l2_cache, slice);
         qcow2_cache_put(s->l2_cache, slice);
-        if (need_free && !s->data_file_raw) {
+        if (need_free && !has_data_file(s)) {
             /* the old clusters: shared ones keep their other owners */
             /* the new entries on disk before the old clusters may be reused */
             if (s->use_lazy_refcounts ||
@@ -696,7 +739,7 @@ out_relock:
                 }
             }
         }
-    } else if (!in_place && !s->data_file_raw) {
+    } else if (!in_place && !has_data_file(s)) {
         /* nothing points to the new clusters: give them back */
         qcow2_free_clusters(s, host, nc * cs, false);
     }
@@ -718,6 +761,9 @@ int qcow2_co_pwritev(BdNode *node, int64_t offset, int64_t bytes,
     size_t qoff = 0;
     int ret = 0;
 
+    if (qcow2_unusable(s)) {
+        return -ENOMEDIUM;
+    }
     if (s->incompat & QCOW2_INCOMPAT_CORRUPT) {
         return -EIO;
     }
@@ -776,6 +822,9 @@ int qcow2_co_block_status(BdNode *node, bool want_zero, int64_t offset,
     bool copied;
     int ret, status = 0;
 
+    if (qcow2_unusable(s)) {
+        return -ENOMEDIUM;
+    }
     ret = qcow2_get_host_offset(s, offset, bytes, &type, &host, pnum,
                                 &copied);
     if (ret < 0) {
@@ -801,6 +850,9 @@ int qcow2_co_flush(BdNode *node)
     Qcow2State *s = bd_node_get_opaque(node);
     int ret;
 
+    if (qcow2_unusable(s)) {
+        return 0;
+    }
     bd_co_mutex_lock(&s->meta_lock);
     ret = qcow2_write_caches(s);
     bd_co_mutex_unlock(&s->meta_lock);

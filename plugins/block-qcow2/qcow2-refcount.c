@@ -81,7 +81,7 @@ int qcow2_get_refcount(Qcow2State *s, int64_t cluster_index,
         return 0;
     }
     if (offset_into_cluster(s, block_off)) {
-        qcow2_signal_corruption(s, block_off, s->cluster_size,
+        qcow2_signal_corruption(s, true, -1, -1,
                                 "Refblock offset %#" G_GINT64_MODIFIER
                                 "x unaligned (reftable index: %#"
                                 G_GINT64_MODIFIER "x)", block_off,
@@ -264,7 +264,7 @@ int qcow2_update_refcount(Qcow2State *s, int64_t offset, int64_t length,
                     (int64_t)(s->refcount_table[rt_index] &
                               REFT_OFFSET_MASK) : 0;
         if (!block_off) {
-            qcow2_signal_corruption(s, c << s->cluster_bits,
+            qcow2_signal_corruption(s, true, c << s->cluster_bits,
                                     s->cluster_size,
                                     "Freeing a cluster with no refcount "
                                     "block");

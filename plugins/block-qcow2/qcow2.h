@@ -215,7 +215,11 @@ typedef struct Qcow2State {
     BdAioTimer *clean_timer;
 
     bool read_only;
+    bool have_encrypt_opts; /* 'encrypt' was given (refused later) */
+    char *encrypt_format;   /* its format */
     bool dirty_marked;      /* we set the dirty bit for lazy refcounts */
+    bool signaled_corruption;   /* a BLOCK_IMAGE_CORRUPTED went out */
+    bool unusable;          /* fatal corruption: all I/O refused */
     bool data_file_raw;
 } Qcow2State;
 
@@ -242,6 +246,17 @@ static inline int64_t l2_index_of(Qcow2State *s, int64_t off)
 static inline bool has_data_file(Qcow2State *s)
 {
     return s->incompat & QCOW2_INCOMPAT_DATA_FILE;
+}
+
+/*
+ * Whether an L2 entry has a host cluster: an offset, or with an external
+ * data file offset 0 marked COPIED (the spec allows 0 only there).
+ */
+static inline bool l2e_has_host(Qcow2State *s, uint64_t entry)
+{
+    return (entry & L2E_OFFSET_MASK) ||
+           (has_data_file(s) && (entry & QCOW_OFLAG_COPIED) &&
+            !(entry & QCOW_OFLAG_COMPRESSED));
 }
 
 /* --- header (qcow2-header.c) --- */
@@ -315,9 +330,20 @@ int qcow2_get_l2_slice(Qcow2State *s, int64_t offset, uint64_t **slice,
  */
 int qcow2_pre_write_overlap_check(Qcow2State *s, int ign, int64_t offset,
                                   int64_t size);
-/* Mark the image corrupt, report it, and make the node refuse writes. */
-void qcow2_signal_corruption(Qcow2State *s, int64_t offset, int64_t size,
-                             const char *fmt, ...) G_GNUC_PRINTF(4, 5);
+/*
+ * Report corruption (BLOCK_IMAGE_CORRUPTED, QEMU's suppression rules);
+ * when @fatal and writable, mark the image corrupt and make the node
+ * refuse all I/O.  @offset/@size: the access, -1 for none.
+ */
+void qcow2_signal_corruption(Qcow2State *s, bool fatal, int64_t offset,
+                             int64_t size, const char *fmt, ...)
+    G_GNUC_PRINTF(5, 6);
+
+/* After a fatal corruption the node refuses all I/O, as QEMU's does. */
+static inline bool qcow2_unusable(Qcow2State *s)
+{
+    return __atomic_load_n(&s->unusable, __ATOMIC_ACQUIRE);
+}
 /* coroutine_fn: set the dirty bit (lazy refcounts) before a write. */
 int qcow2_mark_dirty(Qcow2State *s);
 /* coroutine_fn: write the caches back and clear the dirty bit. */
@@ -335,6 +361,15 @@ bool qcow2_find_inflight(Qcow2State *s, int64_t start, int64_t end,
 void qcow2_wait_lockfree_idle(Qcow2State *s);
 
 /* --- I/O (qcow2-io.c) --- */
+
+/*
+ * coroutine_fn: read from @child, the part past its end as zeroes (as
+ * QEMU's protocol drivers read it).
+ */
+int qcow2_child_preadv(BdChild *child, int64_t offset, int64_t bytes,
+                       BdIOVector *qiov, size_t qoff);
+int qcow2_child_pread(BdChild *child, int64_t offset, int64_t bytes,
+                      void *buf);
 
 int qcow2_co_preadv(BdNode *node, int64_t offset, int64_t bytes,
                     BdIOVector *qiov, BdRequestFlags flags);

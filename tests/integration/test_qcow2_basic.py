@@ -362,13 +362,30 @@ class Qcow2Basic(h.TestCase):
                 self.assertEqual(msgs[1], msgs[0])
 
     def test_encrypt_refused(self):
-        path = self.create('enc.qcow2')
-        r = self.run_blockd([
-            '--blockdev', f'driver=qcow2,node-name=n,file.driver=file,'
-            f'file.filename={path},encrypt.format=luks,'
-            'encrypt.key-secret=s0'])
+        path = self.img('enc.qcow2')
+        self.check_run(['qemu-img', 'create', '--object',
+                        'secret,id=s0,data=secret', '-f', 'qcow2', '-o',
+                        'encrypt.format=luks,encrypt.key-secret=s0', path,
+                        '16M'])
+        blockdev = ('driver=qcow2,node-name=n,file.driver=file,'
+                    f'file.filename={path}')
+        r = self.run_blockd(['--object', 'secret,id=s0,data=secret',
+                             '--blockdev', blockdev + ',encrypt.format=luks,'
+                             'encrypt.key-secret=s0'])
         self.assertNotEqual(r.returncode, 0)
         self.assertIn('encryption comes with the luks work', r.stderr)
+        # without options, qsd's first complaint: the missing key
+        r = self.run_blockd(['--blockdev', blockdev])
+        self.assertNotEqual(r.returncode, 0)
+        self.assertIn("Parameter 'encrypt.key-secret' is required for "
+                      "cipher", r.stderr)
+        # options for an image without encryption, as qsd
+        plain = self.create('plain.qcow2')
+        r = self.run_blockd(['--blockdev', 'driver=qcow2,node-name=n,'
+                             f'file.driver=file,file.filename={plain},'
+                             'encrypt.format=luks'])
+        self.assertIn("No encryption in image header, but options specified "
+                      "format 'luks'", r.stderr)
 
 
 if __name__ == '__main__':
