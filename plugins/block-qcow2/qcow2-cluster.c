@@ -285,9 +285,12 @@ static int l2_allocate(Qcow2State *s, int64_t l1_index)
             goto out;
         }
     }
-    /* the refcount of the new table on disk before anything points to it */
+    /*
+     * The refcount of the new table and the table itself on disk before
+     * the L1 entry that points to it: both written, then one flush.
+     */
     if (!s->use_lazy_refcounts) {
-        ret = qcow2_cache_flush(s->refcount_cache);
+        ret = qcow2_cache_write(s->refcount_cache);
         if (ret < 0) {
             goto out;
         }
@@ -300,7 +303,6 @@ static int l2_allocate(Qcow2State *s, int64_t l1_index)
     if (ret < 0) {
         goto out;
     }
-    /* the table on disk before the L1 entry that points to it */
     ret = bd_child_co_flush(s->file);
     if (ret < 0) {
         goto out;

@@ -600,10 +600,18 @@ again:
          */
         host = cstart;
     } else {
-        host = qcow2_alloc_clusters(s, nc);
+        int64_t got;
+
+        host = qcow2_alloc_clusters_upto(s, nc, &got);
         if (host < 0) {
             ret = host;
             goto out_unlock;
+        }
+        if (got < nc) {
+            /* the free run was shorter: write what it holds */
+            nc = got;
+            len = MIN(len, nc * cs - offset_into_cluster(s, offset));
+            cend = cstart + nc * cs;
         }
     }
     f.start = cstart;

@@ -115,40 +115,62 @@ static int write_reftable_entry(Qcow2State *s, uint64_t rt_index)
 
 /*
  * A bigger refcount table, in a fresh area just past what the current
- * one covers: one new refcount block describing the area, then the new
- * table, which includes that block.  The header switches to it in one
- * write after both are on disk; the old table is freed after.
+ * one covers: first the new refcount blocks describing the area (as many
+ * as the area needs to hold them and the table), then the new table,
+ * which includes them.  The header switches to it in one write after
+ * both are on disk; the old table is freed after.
  */
 static int grow_reftable(Qcow2State *s, uint64_t needed_index)
 {
     uint64_t per_cluster = s->cluster_size / 8;
-    uint64_t new_size = MAX(needed_index + 1,
-                            (uint64_t)s->refcount_table_size * 2);
-    uint64_t new_clusters = (new_size + per_cluster - 1) / per_cluster;
+    uint64_t per_block = 1ull << s->refcount_block_bits;
     uint64_t area_index = s->refcount_table_size;
+    uint64_t new_size, new_clusters, nblocks;
     int64_t area = (int64_t)(area_index << s->refcount_block_bits)
                    << s->cluster_bits;
+    int64_t table_off;
     int64_t old_offset = s->refcount_table_offset;
     uint32_t old_clusters = s->refcount_table_clusters;
     uint64_t *new_table;
     uint8_t hdr[12];
-    void *blk;
     int ret;
 
+    new_size = MAX(needed_index + 1, (uint64_t)s->refcount_table_size * 2);
+    for (;;) {
+        new_clusters = (new_size + per_cluster - 1) / per_cluster;
+        /* blocks enough to count themselves and the table */
+        nblocks = (new_clusters + per_block - 2) / (per_block - 1);
+        if (new_size >= area_index + nblocks) {
+            break;
+        }
+        new_size = area_index + nblocks;
+    }
     new_size = new_clusters * per_cluster;
-    if (new_clusters + 1 > (1ull << s->refcount_block_bits) ||
-        new_clusters > (QCOW_MAX_REFTABLE_SIZE >> s->cluster_bits)) {
+    if (new_clusters > (QCOW_MAX_REFTABLE_SIZE >> s->cluster_bits)) {
         return -EFBIG;
     }
-    ret = qcow2_cache_get(s->refcount_cache, area, true, &blk);
-    if (ret < 0) {
-        return ret;
+    /*
+     * Block b sits at cluster b of the area and describes range
+     * area_index + b: area clusters [b * per_block, (b + 1) * per_block),
+     * which hold the blocks first, then the table.
+     */
+    for (uint64_t b = 0; b < nblocks; b++) {
+        uint64_t first = b * per_block;
+        uint64_t last = MIN(first + per_block, nblocks + new_clusters);
+        void *blk;
+
+        ret = qcow2_cache_get(s->refcount_cache,
+                              area + ((int64_t)b << s->cluster_bits), true,
+                              &blk);
+        if (ret < 0) {
+            return ret;
+        }
+        for (uint64_t c = first; c < last; c++) {
+            rc_set(s, blk, c - first, 1);
+        }
+        qcow2_cache_mark_dirty(s->refcount_cache, blk);
+        qcow2_cache_put(s->refcount_cache, blk);
     }
-    for (uint64_t i = 0; i <= new_clusters; i++) {
-        rc_set(s, blk, i, 1);
-    }
-    qcow2_cache_mark_dirty(s->refcount_cache, blk);
-    qcow2_cache_put(s->refcount_cache, blk);
     ret = qcow2_cache_flush(s->refcount_cache);
     if (ret < 0) {
         return ret;
@@ -158,8 +180,12 @@ static int grow_reftable(Qcow2State *s, uint64_t needed_index)
     for (uint64_t i = 0; i < s->refcount_table_size; i++) {
         new_table[i] = GUINT64_TO_BE(s->refcount_table[i]);
     }
-    new_table[area_index] = GUINT64_TO_BE((uint64_t)area);
-    ret = bd_child_co_pwrite(s->file, area + s->cluster_size,
+    for (uint64_t b = 0; b < nblocks; b++) {
+        new_table[area_index + b] =
+            GUINT64_TO_BE((uint64_t)(area + ((int64_t)b << s->cluster_bits)));
+    }
+    table_off = area + ((int64_t)nblocks << s->cluster_bits);
+    ret = bd_child_co_pwrite(s->file, table_off,
                              new_clusters * s->cluster_size, new_table, 0);
     if (ret == 0) {
         ret = bd_child_co_flush(s->file);
@@ -168,7 +194,7 @@ static int grow_reftable(Qcow2State *s, uint64_t needed_index)
         g_free(new_table);
         return ret;
     }
-    *(uint64_t *)hdr = GUINT64_TO_BE((uint64_t)(area + s->cluster_size));
+    *(uint64_t *)hdr = GUINT64_TO_BE((uint64_t)table_off);
     *(uint32_t *)(hdr + 8) = GUINT32_TO_BE((uint32_t)new_clusters);
     ret = bd_child_co_pwrite(s->file, HDR_REFTABLE_OFFSET, sizeof(hdr), hdr,
                              0);
@@ -185,7 +211,7 @@ static int grow_reftable(Qcow2State *s, uint64_t needed_index)
     g_free(s->refcount_table);
     s->refcount_table = new_table;
     s->refcount_table_size = new_size;
-    s->refcount_table_offset = area + s->cluster_size;
+    s->refcount_table_offset = table_off;
     s->refcount_table_clusters = new_clusters;
     return qcow2_free_clusters(s, old_offset,
                                (int64_t)old_clusters << s->cluster_bits,
@@ -296,17 +322,36 @@ int qcow2_update_refcount(Qcow2State *s, int64_t offset, int64_t length,
     return 0;
 }
 
-int64_t qcow2_alloc_clusters(Qcow2State *s, int64_t n)
+/*
+ * Find free clusters from free_cluster_index on: a run of exactly @n
+ * (@exact) or of 1 to @n, taken in the refcounts.  A range that had no
+ * refcount block gets one at its first cluster, so a run in fresh space
+ * is at most one block's range minus one cluster long.
+ */
+static int64_t alloc_run(Qcow2State *s, int64_t n, bool exact, int64_t *got)
 {
+    int64_t per_block = 1ll << s->refcount_block_bits;
     int64_t start = s->free_cluster_index, run = 0;
     int ret;
 
     for (int64_t c = start;; c++) {
         uint64_t rc;
 
-        if ((c & ((1ll << s->refcount_block_bits) - 1)) == 0 || c == start) {
+        if ((c & (per_block - 1)) == 0 || c == s->free_cluster_index) {
+            uint64_t rt_index = c >> s->refcount_block_bits;
+            bool fresh = rt_index >= s->refcount_table_size ||
+                         !(s->refcount_table[rt_index] & REFT_OFFSET_MASK);
+
+            if (fresh && exact && n > per_block - 1 && run == 0) {
+                /* no run that long can exist from here on */
+                return -EFBIG;
+            }
+            if (fresh && run > 0 && !exact) {
+                /* the run ends where the new block will be */
+                break;
+            }
             /* a block that does not exist yet takes the range's first */
-            ret = ensure_refblock(s, c >> s->refcount_block_bits);
+            ret = ensure_refblock(s, rt_index);
             if (ret < 0) {
                 return ret;
             }
@@ -316,31 +361,47 @@ int64_t qcow2_alloc_clusters(Qcow2State *s, int64_t n)
             return ret;
         }
         if (rc) {
+            if (run && !exact) {
+                break;
+            }
             run = 0;
             continue;
         }
         if (run == 0) {
             start = c;
-            if (start == s->free_cluster_index) {
-                /* nothing free before: the next search starts here */
-            }
         }
         if (++run == n) {
             break;
         }
     }
-    if ((start + n - 1) >> (63 - s->cluster_bits)) {
+    if (exact && run != n) {
+        return -EFBIG;
+    }
+    if ((start + run - 1) >> (63 - s->cluster_bits)) {
         return -EFBIG;
     }
     ret = qcow2_update_refcount(s, start << s->cluster_bits,
-                                n << s->cluster_bits, 1);
+                                run << s->cluster_bits, 1);
     if (ret < 0) {
         return ret;
     }
     if (start == s->free_cluster_index) {
-        s->free_cluster_index = start + n;
+        s->free_cluster_index = start + run;
     }
+    *got = run;
     return start << s->cluster_bits;
+}
+
+int64_t qcow2_alloc_clusters(Qcow2State *s, int64_t n)
+{
+    int64_t got;
+
+    return alloc_run(s, n, true, &got);
+}
+
+int64_t qcow2_alloc_clusters_upto(Qcow2State *s, int64_t n, int64_t *got)
+{
+    return alloc_run(s, n, false, got);
 }
 
 int qcow2_free_clusters(Qcow2State *s, int64_t offset, int64_t length,

@@ -279,6 +279,8 @@ int qcow2_get_refcount(Qcow2State *s, int64_t cluster_index,
                        uint64_t *refcount);
 /* Allocate @n contiguous clusters; returns the host offset or -errno. */
 int64_t qcow2_alloc_clusters(Qcow2State *s, int64_t n);
+/* Allocate 1 to @n contiguous clusters (*@got of them). */
+int64_t qcow2_alloc_clusters_upto(Qcow2State *s, int64_t n, int64_t *got);
 /* Add @addend to the refcount of every cluster in the byte range. */
 int qcow2_update_refcount(Qcow2State *s, int64_t offset, int64_t length,
                           int64_t addend);
