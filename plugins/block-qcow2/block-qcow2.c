@@ -383,6 +383,10 @@ static bool do_open(Qcow2State *s, JsonObject *opts, unsigned flags,
     if (!read_tables(s, errp)) {
         return false;
     }
+    ret = qcow2_read_snapshot_list(s);
+    if (ret < 0) {
+        FAIL("Could not read snapshots: %s", g_strerror(-ret));
+    }
     ret = qcow2_read_bitmap_list(s);
     if (ret < 0) {
         FAIL("Could not read the bitmap directory: %s", g_strerror(-ret));
@@ -469,6 +473,7 @@ static void free_state(Qcow2State *s)
     g_clear_pointer(&s->full_backing_file, g_free);
     g_clear_pointer(&s->encrypt_format, g_free);
     qcow2_free_bitmap_list(s);
+    qcow2_free_snapshot_list(s);
     g_clear_pointer(&s->backing_format, g_free);
     g_clear_pointer(&s->image_data_file, g_free);
     if (s->unknown_exts) {

@@ -67,6 +67,60 @@ int qcow2_read_bitmap_list(Qcow2State *s)
     return 0;
 }
 
+int qcow2_read_snapshot_list(Qcow2State *s)
+{
+    int64_t off = s->snapshots_offset;
+
+    s->snapshot_l1 = g_array_new(FALSE, TRUE, sizeof(Qcow2SnapshotL1));
+    for (uint32_t i = 0; i < s->nb_snapshots; i++) {
+        Qcow2SnapshotL1 sn = { 0 };
+        uint8_t h[40];
+        uint32_t id_len, name_len, extra;
+        int ret = qcow2_child_pread(s->file, off, sizeof(h), h);
+
+        if (ret < 0) {
+            return ret;
+        }
+        sn.offset = (uint64_t)GUINT32_FROM_BE(*(uint32_t *)h) << 32 |
+                    GUINT32_FROM_BE(*(uint32_t *)(h + 4));
+        sn.size = GUINT32_FROM_BE(*(uint32_t *)(h + 8));
+        id_len = h[12] << 8 | h[13];
+        name_len = h[14] << 8 | h[15];
+        extra = GUINT32_FROM_BE(*(uint32_t *)(h + 36));
+        if (sn.size > QCOW_MAX_L1_SIZE / 8) {
+            return -EFBIG;
+        }
+        /* the L2 tables of the snapshot, for the inactive-l2 check */
+        if (sn.size && (s->overlap_check & QCOW2_OL_INACTIVE_L2)) {
+            sn.l2 = g_new(uint64_t, sn.size);
+            ret = qcow2_child_pread(s->file, sn.offset, sn.size * 8ll,
+                                    sn.l2);
+            if (ret < 0) {
+                g_free(sn.l2);
+                return ret;
+            }
+            for (uint32_t j = 0; j < sn.size; j++) {
+                sn.l2[j] = GUINT64_FROM_BE(sn.l2[j]) & L1E_OFFSET_MASK;
+            }
+        }
+        g_array_append_val(s->snapshot_l1, sn);
+        off += 40 + extra + id_len + name_len;
+        off = (off + 7) & ~7ll;
+    }
+    return 0;
+}
+
+void qcow2_free_snapshot_list(Qcow2State *s)
+{
+    if (s->snapshot_l1) {
+        for (guint i = 0; i < s->snapshot_l1->len; i++) {
+            g_free(g_array_index(s->snapshot_l1, Qcow2SnapshotL1, i).l2);
+        }
+        g_array_unref(s->snapshot_l1);
+        s->snapshot_l1 = NULL;
+    }
+}
+
 void qcow2_free_bitmap_list(Qcow2State *s)
 {
     if (s->bitmaps) {

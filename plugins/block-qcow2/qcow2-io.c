@@ -103,6 +103,21 @@ static int overlap_check(Qcow2State *s, int ign, int64_t offset,
                        s->bitmap_directory_size)) {
         return QCOW2_OL_BITMAP_DIRECTORY;
     }
+    for (guint i = 0; s->snapshot_l1 && i < s->snapshot_l1->len; i++) {
+        Qcow2SnapshotL1 *sn = &g_array_index(s->snapshot_l1,
+                                             Qcow2SnapshotL1, i);
+
+        if ((chk & QCOW2_OL_INACTIVE_L1) && sn->size &&
+            ranges_overlap(offset, size, sn->offset, sn->size * 8ll)) {
+            return QCOW2_OL_INACTIVE_L1;
+        }
+        for (uint32_t j = 0; (chk & QCOW2_OL_INACTIVE_L2) && sn->l2 &&
+             j < sn->size; j++) {
+            if (sn->l2[j] && ranges_overlap(offset, size, sn->l2[j], cs)) {
+                return QCOW2_OL_INACTIVE_L2;
+            }
+        }
+    }
     if (chk & QCOW2_OL_ACTIVE_L2) {
         for (uint32_t i = 0; i < s->l1_size; i++) {
             uint64_t l2 = __atomic_load_n(&s->l1_table[i], __ATOMIC_RELAXED) &

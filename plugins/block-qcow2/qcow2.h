@@ -136,6 +136,13 @@ bool qcow2_cache_is_dirty(Qcow2Cache *c);
 
 typedef struct Qcow2InFlight Qcow2InFlight;
 
+/* A snapshot's L1 table, for the inactive-l1/-l2 overlap checks. */
+typedef struct Qcow2SnapshotL1 {
+    uint64_t offset;
+    uint32_t size;
+    uint64_t *l2;           /* its L2 offsets (inactive-l2 only) */
+} Qcow2SnapshotL1;
+
 typedef struct Qcow2State {
     BdNode *node;
     BdChild *file;          /* metadata (and data without a data file) */
@@ -168,6 +175,7 @@ typedef struct Qcow2State {
     uint64_t bitmap_directory_offset;
     uint64_t bitmap_directory_size;
     GPtrArray *bitmaps;     /* persistent bitmaps (qcow2-info.c) */
+    GArray *snapshot_l1;    /* of Qcow2SnapshotL1 */
 
     /* geometry */
     bool extended_l2;
@@ -401,6 +409,9 @@ int qcow2_co_pdiscard(BdNode *node, int64_t offset, int64_t bytes);
 /* coroutine_fn: read the names and flags of the persistent bitmaps. */
 int qcow2_read_bitmap_list(Qcow2State *s);
 void qcow2_free_bitmap_list(Qcow2State *s);
+/* coroutine_fn: the snapshots' L1 tables (and L2 offsets if checked). */
+int qcow2_read_snapshot_list(Qcow2State *s);
+void qcow2_free_snapshot_list(Qcow2State *s);
 /* BdBlockDriver.query_image_info */
 void qcow2_query_image_info(BdNode *node, JsonObject *info);
 
