@@ -272,6 +272,31 @@ class Qcow2Basic(h.TestCase):
                     self.assertEqual(self.query_nodes(path, False, flat),
                                      self.query_nodes(path, True, flat))
 
+    def test_bitmap_granularity_as_qsd(self):
+        """A dirty bitmap added without a granularity takes the cluster
+        size, clamped to 4 KiB..64 KiB, as in qsd."""
+        for cs in ('512', '64k', '2M'):
+            path = self.create(f'g-{cs}.qcow2', f'cluster_size={cs}')
+            got = []
+            for qsd in (True, False):
+                sock = self.img(f'g-{cs}-{qsd}.sock')
+                args = ['--chardev',
+                        f'socket,id=m,path={sock},server=on,wait=off',
+                        '--monitor', 'chardev=m', '--blockdev',
+                        '{"driver":"qcow2","node-name":"n",'
+                        f'"file":{{"driver":"file","filename":"{path}"}}}}']
+                d = self.start_qsd(args) if qsd else self.start_daemon(args)
+                d.wait_for_socket_file(sock)
+                q = self.qmp(sock)
+                q.command('block-dirty-bitmap-add', {'node': 'n',
+                                                     'name': 'b'})
+                nodes = q.command('query-named-block-nodes')
+                got.append([n.get('dirty-bitmaps') for n in nodes
+                            if n['node-name'] == 'n'])
+                d.stop()
+            with self.subTest(cluster_size=cs):
+                self.assertEqual(got[1], got[0])
+
     def test_dirty_image_repaired(self):
         """A dirty lazy-refcounts image with stale refcounts (some too
         low, one too high) is repaired by a writable open: clean for
