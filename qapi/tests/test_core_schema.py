@@ -76,7 +76,7 @@ CORE_COMMANDS = {
 }
 # The events the core emits.
 CORE_EVENTS = {'BLOCK_EXPORT_DELETED', 'BLOCK_IO_ERROR',
-               'BLOCK_WRITE_THRESHOLD'}
+               'BLOCK_WRITE_THRESHOLD', 'BLOCK_IMAGE_CORRUPTED'}
 # Conditions true for qemu-storage-daemon 7.2 on Linux as Debian builds it
 # (checked against its query-qmp-schema), for the definitions blockd has.
 TRUE_CONDITIONS = {'CONFIG_LINUX', 'CONFIG_POSIX', 'HAVE_IPPROTO_MPTCP'}
