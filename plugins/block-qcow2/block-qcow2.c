@@ -300,6 +300,9 @@ static bool read_tables(Qcow2State *s, GError **errp)
     }
     for (uint32_t i = 0; i < s->refcount_table_size; i++) {
         s->refcount_table[i] = GUINT64_FROM_BE(s->refcount_table[i]);
+        if (s->refcount_table[i]) {
+            s->refcount_table_used = i + 1;
+        }
     }
     return true;
 }

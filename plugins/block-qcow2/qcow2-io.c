@@ -129,7 +129,8 @@ static int overlap_check(Qcow2State *s, int ign, int64_t offset,
         }
     }
     if (chk & QCOW2_OL_REFCOUNT_BLOCK) {
-        for (uint32_t i = 0; i < s->refcount_table_size; i++) {
+        /* the used part only: the table is mostly empty on most images */
+        for (uint32_t i = 0; i < s->refcount_table_used; i++) {
             uint64_t rb = s->refcount_table[i] & REFT_OFFSET_MASK;
 
             if (rb && ranges_overlap(offset, size, rb, cs)) {

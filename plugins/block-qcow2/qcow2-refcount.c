@@ -213,6 +213,7 @@ static int grow_reftable(Qcow2State *s, uint64_t needed_index)
     s->refcount_table_size = new_size;
     s->refcount_table_offset = table_off;
     s->refcount_table_clusters = new_clusters;
+    s->refcount_table_used = area_index + nblocks;
     return qcow2_free_clusters(s, old_offset,
                                (int64_t)old_clusters << s->cluster_bits,
                                s->discard_passthrough_other);
@@ -257,6 +258,7 @@ static int ensure_refblock(Qcow2State *s, uint64_t rt_index)
         return ret;
     }
     s->refcount_table[rt_index] = block_off;
+    s->refcount_table_used = MAX(s->refcount_table_used, rt_index + 1);
     ret = write_reftable_entry(s, rt_index);
     if (ret < 0) {
         s->refcount_table[rt_index] = 0;

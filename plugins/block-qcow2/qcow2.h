@@ -200,6 +200,7 @@ typedef struct Qcow2State {
     /* refcount table, host order, under meta_lock */
     uint64_t *refcount_table;
     uint32_t refcount_table_size;   /* entries */
+    uint32_t refcount_table_used;   /* 1 + the last non-empty entry */
     int64_t refcount_table_offset;
     uint32_t refcount_table_clusters;
 
