@@ -280,6 +280,34 @@ def refcount_order_7(img):
 
 
 @patched()
+def refcount_order_huge(img):
+    """a width whose top bit is set (negative as a signed int)"""
+    img.set(REFCOUNT_ORDER, 0xff000004)
+
+
+@patched()
+def header_length_huge(img):
+    img.set(HEADER_LENGTH, 0xfffffff8)
+
+
+@patched()
+def l1_size_top_bit(img):
+    img.set(L1_SIZE, 0x80000001)
+
+
+@patched()
+def backing_size_huge(img):
+    img.set(BACKING_OFFSET, 0x1000)
+    img.set(BACKING_SIZE, 0xffffffff)
+
+
+@patched()
+def snapshots_count_huge(img):
+    img.set(NB_SNAPSHOTS, 0xffffffff)
+    img.set(SNAPSHOTS_OFFSET, 0x10000)
+
+
+@patched()
 def l1_offset_unaligned(img):
     img.set(L1_OFFSET, img.get(L1_OFFSET) + 512)
 
@@ -488,6 +516,11 @@ CASES = [
     ('header_length_unaligned', header_length_unaligned, False),
     ('header_length_past_cluster', header_length_past_cluster, False),
     ('refcount_order_7', refcount_order_7, False),
+    ('refcount_order_huge', refcount_order_huge, False),
+    ('header_length_huge', header_length_huge, False),
+    ('l1_size_top_bit', l1_size_top_bit, False),
+    ('backing_size_huge', backing_size_huge, False),
+    ('snapshots_count_huge', snapshots_count_huge, False),
     ('l1_offset_unaligned', l1_offset_unaligned, False),
     ('l1_offset_zero', l1_offset_zero, False),
     ('l1_offset_past_end', l1_offset_past_end, False),
