@@ -333,7 +333,7 @@ int qcow2_update_refcount(Qcow2State *s, int64_t offset, int64_t length,
 static int64_t alloc_run(Qcow2State *s, int64_t n, bool exact, int64_t *got)
 {
     int64_t per_block = 1ll << s->refcount_block_bits;
-    int64_t start = s->free_cluster_index, run = 0;
+    int64_t start = s->free_cluster_index, run = 0, first_free = -1;
     int ret;
 
     for (int64_t c = start;; c++) {
@@ -369,6 +369,9 @@ static int64_t alloc_run(Qcow2State *s, int64_t n, bool exact, int64_t *got)
             run = 0;
             continue;
         }
+        if (first_free < 0) {
+            first_free = c;
+        }
         if (run == 0) {
             start = c;
         }
@@ -387,9 +390,13 @@ static int64_t alloc_run(Qcow2State *s, int64_t n, bool exact, int64_t *got)
     if (ret < 0) {
         return ret;
     }
-    if (start == s->free_cluster_index) {
-        s->free_cluster_index = start + run;
-    }
+    /*
+     * Every cluster below the hint is in use: it moves past the run taken
+     * unless the scan passed free clusters (a run too short) before it.
+     * Without this each allocation would rescan the image from its first
+     * free cluster, quadratic in the clusters allocated.
+     */
+    s->free_cluster_index = first_free < start ? first_free : start + run;
     *got = run;
     return start << s->cluster_bits;
 }
