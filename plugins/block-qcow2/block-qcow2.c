@@ -468,6 +468,7 @@ static void free_state(Qcow2State *s)
     qcow2_cache_free(s->l2_cache);
     qcow2_cache_free(s->refcount_cache);
     s->l2_cache = s->refcount_cache = NULL;
+    g_clear_pointer(&s->opts, json_object_unref);
     g_clear_pointer(&s->l1_table, g_free);
     g_slist_free_full(s->retired_l1, g_free);
     s->retired_l1 = NULL;
@@ -503,6 +504,7 @@ static bool qcow2_open(BdNode *node, JsonObject *opts, unsigned flags,
             json_object_get_object_member(opts, "encrypt"), "format"));
     }
     s->read_only = !(flags & BD_OPEN_RDWR);
+    s->opts = json_object_ref(opts);
     s->file = bd_node_open_child(node, opts, "file",
                                  BD_CHILD_METADATA | BD_CHILD_PRIMARY,
                                  false, errp);
@@ -594,6 +596,9 @@ static const BdBlockDriver qcow2_driver = {
     .co_pwrite_zeroes = qcow2_co_pwrite_zeroes,
     .co_pdiscard = qcow2_co_pdiscard,
     .co_truncate = qcow2_co_truncate,
+    .reopen_prepare = qcow2_reopen_prepare,
+    .reopen_commit = qcow2_reopen_commit,
+    .reopen_abort = qcow2_reopen_abort,
     .co_flush = qcow2_co_flush,
     .co_block_status = qcow2_co_block_status,
     .get_info = qcow2_get_info,

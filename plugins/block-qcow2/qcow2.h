@@ -223,6 +223,7 @@ typedef struct Qcow2State {
     int64_t cache_clean_interval;
     BdAioTimer *clean_timer;
 
+    JsonObject *opts;       /* the options opened with (for reopen) */
     bool read_only;
     bool have_encrypt_opts; /* 'encrypt' was given (refused later) */
     char *encrypt_format;   /* its format */
@@ -429,6 +430,13 @@ int qcow2_repair_dirty(Qcow2State *s, GError **errp);
 int qcow2_co_truncate(BdNode *node, int64_t offset, bool exact,
                       BdPreallocMode prealloc, BdRequestFlags flags,
                       GError **errp);
+
+/* --- blockdev-reopen (qcow2-reopen.c) --- */
+
+bool qcow2_reopen_prepare(BdNode *node, JsonObject *options, void **state,
+                          GError **errp);
+void qcow2_reopen_commit(BdNode *node, void *state);
+void qcow2_reopen_abort(BdNode *node, void *state);
 
 /* --- compression (qcow2-compress.c) --- */
 

@@ -12,6 +12,9 @@ files.
   grow the refcount structures) leave an image that `qemu-img check`
   finds clean and that reads as a raw reference written the same way;
 - bad images and options are refused with qemu-storage-daemon's words.
+- blockdev-reopen read-only <-> read-write answers as qsd and leaves a
+  clean image (metadata written back, the lazy-refcounts dirty bit
+  cleared) when the node goes read-only.
 """
 
 import os
@@ -330,6 +333,78 @@ class Qcow2Basic(h.TestCase):
             f.seek(72)
             self.assertEqual(struct.unpack('>Q', f.read(8))[0], 0)
         self.check_run(['qemu-img', 'compare', path, ref])
+
+    def reopen_run(self, path, qsd):
+        """blockdev-reopen of a lazy-refcounts image: read-only to
+        read-write, a write through NBD, back to read-only.  Returns the
+        replies and the dirty bit seen at each step."""
+        import struct
+
+        def dirty():
+            with open(path, 'rb') as f:
+                f.seek(72)
+                return struct.unpack('>Q', f.read(8))[0] & 1
+
+        stamp = time.monotonic_ns()
+        qmp_sock = self.img(f'qmp-{stamp}.sock')
+        nbd_sock = self.img(f'nbd-{stamp}.sock')
+        args = ['--chardev', f'socket,id=m,path={qmp_sock},server=on,'
+                'wait=off', '--monitor', 'chardev=m',
+                '--blockdev', f'driver=file,node-name=f,filename={path}',
+                '--blockdev', 'driver=qcow2,node-name=n,file=f,'
+                'read-only=on',
+                '--nbd-server', f'addr.type=unix,addr.path={nbd_sock}']
+        d = self.start_qsd(args) if qsd else self.start_daemon(args)
+        d.wait_for_socket_file(qmp_sock)
+        q = self.qmp(qmp_sock)
+        seen = []
+
+        def reopen(ro):
+            try:
+                seen.append(q.command('blockdev-reopen', {'options': [
+                    {'driver': 'qcow2', 'node-name': 'n', 'file': 'f',
+                     'read-only': ro}]}))
+            except h.QmpError as e:
+                seen.append(e.desc)
+
+        export = {'type': 'nbd', 'id': 'e', 'node-name': 'n',
+                  'writable': True}
+        try:
+            q.command('block-export-add', export)
+        except h.QmpError as e:
+            seen.append(e.desc)
+        reopen(False)
+        q.command('block-export-add', export)
+        self.qemu_io(f'nbd+unix:///n?socket={nbd_sock}',
+                     ['write -P 0x77 1M 192k', 'write -P 0x78 9M 4k'],
+                     fmt='raw')
+        seen.append(('dirty while writable', dirty()))
+        # read-only under a writer is refused
+        reopen(True)
+        q.command('block-export-del', {'id': 'e'})
+        q.wait_event('BLOCK_EXPORT_DELETED')
+        reopen(True)
+        seen.append(('dirty after read-only', dirty()))
+        r = self.check_run(['qemu-img', 'check', '-U', path])
+        seen.append(r.stdout)
+        d.stop()
+        self.qemu_io(path, ['read -P 0x77 1M 192k', 'read -P 0x78 9M 4k',
+                            'read -P 0 2M 7M'])
+        return seen
+
+    def test_reopen_as_qsd(self):
+        """blockdev-reopen read-only <-> read-write of a qcow2 node: the
+        same replies as qsd, the metadata written back and the dirty bit
+        of lazy refcounts cleared when it goes read-only, the image clean
+        for qemu-img check while the daemon still runs."""
+        got = []
+        for qsd in (True, False):
+            path = self.create(f'reopen-{qsd}.qcow2', 'lazy_refcounts=on')
+            got.append(self.reopen_run(path, qsd))
+        self.assertEqual(got[1], got[0])
+        self.assertIn(('dirty while writable', 1), got[1])
+        self.assertIn(('dirty after read-only', 0), got[1])
+        self.assertIn('No errors were found', got[1][-1])
 
     def test_refcount_growth(self):
         # 512-byte clusters: the first refcount table covers 8 MiB only
