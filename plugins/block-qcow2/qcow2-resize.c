@@ -5,6 +5,12 @@
  *
  * A new L1 table is written and flushed before the header points to it,
  * and the old one is freed after.
+ *
+ * Growing with preallocation (QEMU's modes): every new guest cluster gets
+ * a host cluster and a normal L2 entry (metadata); falloc and full also
+ * make the file hold the data clusters (the file's own preallocation for
+ * the part past its end).  Host clusters reused from inside the file are
+ * zeroed first, so that no stale data shows through a new mapping.
  */
 #include <errno.h>
 #include <string.h>
@@ -121,6 +127,144 @@ static int shrink_l1(Qcow2State *s, uint32_t new_size)
     return 0;
 }
 
+/*
+ * Zero buffers written to [@host, +@len) of the file: falloc and full
+ * need the blocks allocated, which a write-zeroes request may not do.
+ */
+static int write_zero_data(Qcow2State *s, int64_t host, int64_t len)
+{
+    int64_t chunk = MIN(len, 1 << 20);
+    g_autofree void *zero = g_malloc0(chunk);
+    int ret = 0;
+
+    for (int64_t done = 0; done < len && ret == 0; done += chunk) {
+        ret = bd_child_co_pwrite(s->file, host + done,
+                                 MIN(chunk, len - done), zero, 0);
+    }
+    return ret;
+}
+
+/* meta_lock held: host clusters for guest [@from, @to) (see the top). */
+static int preallocate(Qcow2State *s, int64_t from, int64_t to,
+                       BdPreallocMode mode, GError **errp)
+{
+    int64_t cs = s->cluster_size;
+    int64_t file_len = bd_child_co_getlength(s->file);
+    int64_t host_end = 0;
+    int64_t c = from & ~(cs - 1);
+    /* host ranges allocated past the file's end, (offset, length) pairs */
+    g_autoptr(GArray) fresh = g_array_new(FALSE, FALSE, sizeof(int64_t));
+    int64_t cur_len;
+    int ret;
+
+    if (file_len < 0) {
+        g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
+                    "Could not get the file size: %s", g_strerror(-file_len));
+        return file_len;
+    }
+    while (c < to) {
+        uint64_t *slice;
+        int index;
+        int64_t n, run = 0, got, host;
+
+        ret = qcow2_get_l2_slice_alloc(s, c, &slice, &index);
+        if (ret < 0) {
+            goto fail;
+        }
+        n = MIN((to - c + cs - 1) >> s->cluster_bits,
+                s->l2_slice_size - index);
+        while (run < n) {
+            uint64_t e = qcow2_l2_get(s, slice, index + run);
+
+            if (l2e_has_host(s, e) || (e & QCOW_OFLAG_COMPRESSED)) {
+                break;
+            }
+            run++;
+        }
+        if (run == 0) {
+            /* a cluster that has data already keeps it */
+            qcow2_cache_put(s->l2_cache, slice);
+            c += cs;
+            continue;
+        }
+        host = qcow2_alloc_clusters_upto(s, run, &got);
+        if (host < 0) {
+            qcow2_cache_put(s->l2_cache, slice);
+            ret = host;
+            goto fail;
+        }
+        if (host < file_len) {
+            int64_t len = MIN(got * cs, file_len - host);
+
+            ret = mode == BD_PREALLOC_METADATA
+                ? bd_child_co_pwrite_zeroes(s->file, host, len, 0)
+                : write_zero_data(s, host, len);
+            if (ret < 0) {
+                qcow2_cache_put(s->l2_cache, slice);
+                qcow2_free_clusters(s, host, got * cs, false);
+                goto fail;
+            }
+        }
+        /*
+         * with extended L2 the subclusters stay unallocated (their data
+         * still comes from the backing file or reads as zeroes), as QEMU
+         * preallocates them
+         */
+        for (int64_t i = 0; i < got; i++) {
+            qcow2_l2_set(s, slice, index + i,
+                         (host + i * cs) | QCOW_OFLAG_COPIED, 0);
+        }
+        qcow2_cache_mark_dirty(s->l2_cache, slice);
+        qcow2_cache_put(s->l2_cache, slice);
+        if (host + got * cs > file_len) {
+            int64_t start = MAX(host, file_len), len = host + got * cs - start;
+
+            g_array_append_val(fresh, start);
+            g_array_append_val(fresh, len);
+        }
+        host_end = MAX(host_end, host + got * cs);
+        c += got * cs;
+    }
+    /*
+     * Past the old end: the file's own preallocation for what lies past
+     * its current end; L2 tables or refcount blocks written after the
+     * data clusters may have moved that end, so the data clusters below
+     * it are written as zeroes for falloc and full.
+     */
+    cur_len = bd_child_co_getlength(s->file);
+    if (cur_len < 0) {
+        ret = cur_len;
+        goto fail;
+    }
+    if (host_end > cur_len) {
+        ret = bd_child_co_truncate(s->file, host_end, false,
+                                   mode == BD_PREALLOC_METADATA ?
+                                   BD_PREALLOC_OFF : mode, 0, errp);
+        if (ret < 0) {
+            return ret;
+        }
+    }
+    for (guint i = 0; mode != BD_PREALLOC_METADATA && i < fresh->len;
+         i += 2) {
+        int64_t start = g_array_index(fresh, int64_t, i);
+        int64_t end = MIN(start + g_array_index(fresh, int64_t, i + 1),
+                          cur_len);
+
+        if (end > start) {
+            ret = write_zero_data(s, start, end - start);
+            if (ret < 0) {
+                goto fail;
+            }
+        }
+    }
+    return 0;
+
+fail:
+    g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
+                "Could not preallocate new clusters: %s", g_strerror(-ret));
+    return ret;
+}
+
 int qcow2_co_truncate(BdNode *node, int64_t offset, bool exact,
                       BdPreallocMode prealloc, BdRequestFlags flags,
                       GError **errp)
@@ -141,14 +285,15 @@ int qcow2_co_truncate(BdNode *node, int64_t offset, bool exact,
                     "The new size must be a multiple of 512");
         return -EINVAL;
     }
-    if (prealloc != BD_PREALLOC_OFF) {
-        static const char *const names[] = {
-            "off", "metadata", "falloc", "full",
-        };
-
+    if (prealloc != BD_PREALLOC_OFF && offset < s->size) {
         g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
-                    "Preallocation mode '%s' is not supported yet by the "
-                    "qcow2 driver", names[prealloc]);
+                    "Preallocation can't be used for shrinking an image");
+        return -ENOTSUP;
+    }
+    if (prealloc != BD_PREALLOC_OFF && has_data_file(s)) {
+        g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
+                    "Preallocation of an image with an external data file "
+                    "is not supported yet by the qcow2 driver");
         return -ENOTSUP;
     }
     if (new_l1 > QCOW_MAX_L1_SIZE / 8) {
@@ -184,6 +329,12 @@ int qcow2_co_truncate(BdNode *node, int64_t offset, bool exact,
         if (ret < 0) {
             g_set_error(errp, BD_ERROR, BD_ERROR_GENERIC,
                         "Failed to grow the L1 table: %s", g_strerror(-ret));
+            goto out;
+        }
+    }
+    if (prealloc != BD_PREALLOC_OFF && offset > s->size) {
+        ret = preallocate(s, s->size, offset, prealloc, errp);
+        if (ret < 0) {
             goto out;
         }
     }
