@@ -60,8 +60,14 @@ static int grow_l1(Qcow2State *s, uint32_t new_size)
         qcow2_free_clusters(s, new_offset, bytes, false);
         return ret;
     }
-    *(uint32_t *)hdr = GUINT32_TO_BE(new_size);
-    *(uint64_t *)(hdr + 4) = GUINT64_TO_BE((uint64_t)new_offset);
+    {
+        /* l1_size and l1_table_offset, one write; unaligned in hdr */
+        uint32_t be_size = GUINT32_TO_BE(new_size);
+        uint64_t be_off = GUINT64_TO_BE((uint64_t)new_offset);
+
+        memcpy(hdr, &be_size, 4);
+        memcpy(hdr + 4, &be_off, 8);
+    }
     ret = write_header_field(s, 36, hdr, sizeof(hdr));
     if (ret < 0) {
         qcow2_free_clusters(s, new_offset, bytes, false);
