@@ -315,8 +315,8 @@ int bd_blk_co_block_status(BdBlockBackend *blk, bool want_zero,
     if (!node) {
         return -ENOMEDIUM;
     }
-    ret = bd_node_co_block_status(node, want_zero, offset, bytes, pnum, map,
-                                  file);
+    ret = bd_node_co_block_status_above(node, want_zero, offset, bytes,
+                                        pnum, map, file);
     blk_leave(node);
     return ret;
 }

@@ -189,6 +189,13 @@ int bd_node_co_block_status(BdNode *node, bool want_zero, int64_t offset,
                             BdNode **file);
 int64_t bd_node_co_getlength(BdNode *node);
 /*
+ * coroutine_fn: block status through the backing chain, as QEMU's
+ * bdrv_block_status_above(node, NULL): what a reader of @node gets.
+ */
+int bd_node_co_block_status_above(BdNode *node, bool want_zero,
+                                  int64_t offset, int64_t bytes,
+                                  int64_t *pnum, int64_t *map, BdNode **file);
+/*
  * coroutine_fn: bd_blk_co_allocation_depth() on a node: the depth (0 for
  * unallocated) of the first *@pnum bytes from @offset.
  */

@@ -950,6 +950,47 @@ static BdNode *layer_below(BdNode *node)
     return NULL;
 }
 
+int bd_node_co_block_status_above(BdNode *node, bool want_zero,
+                                  int64_t offset, int64_t bytes,
+                                  int64_t *pnum, int64_t *map, BdNode **file)
+{
+    /*
+     * As QEMU's bdrv_block_status_above(bs, NULL): where a layer defines
+     * nothing, the answer is the next layer's; a format layer with nothing
+     * below reads as zeroes there, and so does a range past the end of a
+     * shorter layer below.
+     */
+    for (BdNode *n = node;;) {
+        BdNode *below;
+        int64_t num = 0, len;
+        int ret = bd_node_co_block_status(n, want_zero, offset, bytes, &num,
+                                          map, file);
+
+        if (ret < 0 || (ret & BD_BLOCK_ALLOCATED) || num <= 0) {
+            *pnum = num;
+            return ret;
+        }
+        bytes = num;
+        below = layer_below(n);
+        if (!below) {
+            if (n->drv && (n->drv->flags & BD_DRIVER_FORMAT)) {
+                ret |= BD_BLOCK_ZERO;
+            }
+            *pnum = num;
+            return ret;
+        }
+        len = bd_node_co_getlength(below);
+        if (len >= 0 && offset >= len) {
+            *pnum = num;
+            return (ret & BD_BLOCK_EOF) | BD_BLOCK_ZERO;
+        }
+        if (len >= 0) {
+            bytes = MIN(bytes, len - offset);
+        }
+        n = below;
+    }
+}
+
 int bd_node_co_allocation_depth(BdNode *node, int64_t offset, int64_t bytes,
                                 int64_t *pnum)
 {

@@ -108,6 +108,11 @@ char *bd_node_filename(BdNode *node)
     return g_strconcat("json:", json, NULL);
 }
 
+char *bd_node_get_filename(BdNode *node)
+{
+    return bd_node_filename(node);
+}
+
 int bd_node_get_info(BdNode *node, bool *is_dirty)
 {
     BD_ASSERT_MAIN_LOOP();
@@ -144,7 +149,15 @@ int64_t bd_node_get_allocated_file_size(BdNode *node)
     return sum;
 }
 
-static JsonObject *image_info(BdNode *node)
+/* The backing node of @node, NULL if none. */
+static BdNode *backing_node(BdNode *node)
+{
+    BdChild *c = bd_node_get_backing(node);
+
+    return c ? c->node : NULL;
+}
+
+static JsonObject *image_info(BdNode *node, bool flat)
 {
     JsonObject *o = json_object_new();
     int64_t actual = bd_node_get_allocated_file_size(node);
@@ -160,6 +173,13 @@ static JsonObject *image_info(BdNode *node)
         json_object_set_int_member(o, "actual-size", actual);
     }
     json_object_set_int_member(o, "virtual-size", node->total_bytes);
+    if (node->drv->query_image_info) {
+        node->drv->query_image_info(node, o);
+    }
+    if (!flat && backing_node(node)) {
+        json_object_set_object_member(o, "backing-image",
+                                      image_info(backing_node(node), flat));
+    }
     return o;
 }
 
@@ -185,13 +205,23 @@ JsonObject *bd_node_device_info(BdNode *node, bool flat)
     g_autofree char *filename = bd_node_filename(node);
     JsonArray *bitmaps;
 
-    /* no backing chains yet, so @flat changes nothing */
-    (void)flat;
+    int depth = 0;
+
+    /* QEMU counts the chain only for the nested (not flat) answer */
+    for (BdNode *b = flat ? NULL : backing_node(node); b;
+         b = backing_node(b)) {
+        depth++;
+    }
     json_object_set_string_member(o, "file", filename);
     json_object_set_string_member(o, "node-name", node->node_name);
     json_object_set_boolean_member(o, "ro", node->read_only);
     json_object_set_string_member(o, "drv", node->drv->name);
-    json_object_set_int_member(o, "backing_file_depth", 0);
+    if (backing_node(node)) {
+        g_autofree char *bf = bd_node_filename(backing_node(node));
+
+        json_object_set_string_member(o, "backing_file", bf);
+    }
+    json_object_set_int_member(o, "backing_file_depth", depth);
     json_object_set_boolean_member(o, "encrypted", false);
     json_object_set_string_member(o, "detect_zeroes",
                                   detect_zeroes_name(node->detect_zeroes));
@@ -199,7 +229,7 @@ JsonObject *bd_node_device_info(BdNode *node, bool flat)
     for (size_t i = 0; i < G_N_ELEMENTS(limits); i++) {
         json_object_set_int_member(o, limits[i], 0);
     }
-    json_object_set_object_member(o, "image", image_info(node));
+    json_object_set_object_member(o, "image", image_info(node, flat));
     json_object_set_boolean_member(cache, "writeback", true);
     json_object_set_boolean_member(cache, "direct",
                                    node->open_flags & BD_OPEN_CACHE_DIRECT);

@@ -365,12 +365,22 @@ out:
 
 uint32_t bd_node_default_bitmap_granularity(BdNode *node)
 {
+    int64_t cluster_size = 0;
+
     /*
      * QEMU takes the format's cluster size, clamped to 4 KiB..64 KiB, and
-     * 64 KiB when the driver reports none; no driver here reports one.
+     * 64 KiB when the driver reports none; formats report theirs in the
+     * image information.
      */
-    (void)node;
-    return 65536;
+    if (node->drv && node->drv->query_image_info) {
+        JsonObject *info = json_object_new();
+
+        node->drv->query_image_info(node, info);
+        cluster_size = json_object_get_int_member_with_default(
+            info, "cluster-size", 0);
+        json_object_unref(info);
+    }
+    return cluster_size > 0 ? CLAMP(cluster_size, 4096, 65536) : 65536;
 }
 
 void bd_node_dirty_bitmaps_init(BdNode *node)

@@ -120,8 +120,12 @@ bd_coroutine_fn
 int bd_blk_co_flush(BdBlockBackend *blk);
 
 /*
- * Block status of the range starting at @offset, at most @bytes long:
- * returns BD_BLOCK_* bits (DATA, ZERO, ALLOCATED, ...) that hold for the
+ * Block status of the range starting at @offset, at most @bytes long, as
+ * a reader of the backend sees it through the backing chain (QEMU's
+ * blk_co_block_status_above() over the whole chain: where a layer defines
+ * nothing the layers below answer, and a format layer with nothing below
+ * reads as ZERO): returns BD_BLOCK_* bits (DATA, ZERO, ALLOCATED, ...)
+ * that hold for the
  * first *@pnum bytes (> 0 unless @offset is the end of the node), or a
  * negative errno.  @want_zero: spend effort to find ZERO ranges.  @map
  * and @file, when not NULL, receive the offset in and the node that holds

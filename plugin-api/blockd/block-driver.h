@@ -242,6 +242,12 @@ typedef struct BdBlockLimits {
  *     -ENOTSUP.  A driver that transforms data (formats that map or
  *     decrypt, copy-on-read) leaves it NULL or forwards it only where the
  *     bytes are the child's as they are (raw).
+ * @query_image_info: main loop.  Add the driver's own members to the
+ *     node's ImageInfo @info, as QEMU 7.2 shows them for the format
+ *     (cluster-size, backing-filename, full-backing-filename,
+ *     backing-filename-format, format-specific, ...); the core has set
+ *     filename, format, dirty-flag, actual-size and virtual-size, and adds
+ *     backing-image itself.  NULL: nothing more.
  */
 struct BdBlockDriver {
     uint32_t struct_size;
@@ -306,6 +312,7 @@ struct BdBlockDriver {
     bd_coroutine_fn
     int64_t (*co_pread_to_fd)(BdNode *node, int64_t offset, int64_t bytes,
                               int out_fd, BdRequestFlags flags);
+    void (*query_image_info)(BdNode *node, JsonObject *info);
 };
 
 /*

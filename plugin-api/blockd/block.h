@@ -256,6 +256,24 @@ uint32_t bd_node_get_request_alignment(BdNode *node);
  */
 uint32_t bd_node_get_max_transfer(BdNode *node);
 
+/*
+ * The node's file name as query-named-block-nodes shows it: a path, a
+ * protocol name ("null-co://"), or "json:{...}".  Newly allocated (free
+ * with g_free()).  What a format resolves a relative backing or data file
+ * name against.  Main loop.
+ */
+char *bd_node_get_filename(BdNode *node);
+
+/*
+ * For format drivers that find their metadata corrupt: send the
+ * BLOCK_IMAGE_CORRUPTED event for @node with @msg, the host @offset and
+ * @size of the access that found it (each -1 when there is none) and
+ * @fatal (the driver has marked the image corrupt and refuses I/O from
+ * now on).  The event goes out from the main loop.  Any thread.
+ */
+void bd_node_report_corruption(BdNode *node, const char *msg,
+                               int64_t offset, int64_t size, bool fatal);
+
 /* The node's "file" child, NULL if none.  Any thread. */
 BdChild *bd_node_get_file(BdNode *node);
 

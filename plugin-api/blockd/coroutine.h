@@ -116,6 +116,14 @@ void bd_aio_co_reschedule_self(BdAioContext *ctx);
 bd_coroutine_fn
 void bd_co_sleep_ns(int64_t ns);
 
+/*
+ * Main loop, outside coroutines (or inside one, where it simply calls
+ * @entry): run @entry(@opaque) in a new coroutine of the main context and
+ * run the main loop until it returns.  For a driver's open() and close(),
+ * which read and write metadata through their children.
+ */
+void bd_run_co(BdCoroutineEntry *entry, void *opaque);
+
 /* --- coroutine locks ---------------------------------------------------- */
 
 /* One waiting coroutine; lives on the waiter's stack (opaque). */

@@ -83,7 +83,8 @@ CORE_COMMANDS = {
 CORE_EVENTS = {'BLOCK_EXPORT_DELETED', 'BLOCK_IO_ERROR',
                'BLOCK_WRITE_THRESHOLD', 'JOB_STATUS_CHANGE',
                'BLOCK_JOB_COMPLETED', 'BLOCK_JOB_CANCELLED',
-               'BLOCK_JOB_ERROR', 'BLOCK_JOB_READY', 'BLOCK_JOB_PENDING'}
+               'BLOCK_JOB_ERROR', 'BLOCK_JOB_READY', 'BLOCK_JOB_PENDING',
+               'BLOCK_IMAGE_CORRUPTED'}
 # Conditions true for qemu-storage-daemon 7.2 on Linux as Debian builds it
 # (checked against its query-qmp-schema), for the definitions blockd has.
 TRUE_CONDITIONS = {'CONFIG_LINUX', 'CONFIG_POSIX', 'HAVE_IPPROTO_MPTCP'}

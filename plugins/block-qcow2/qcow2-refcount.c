@@ -1,0 +1,470 @@
+/*
+ * block-qcow2: reference counts and cluster allocation.  Every function
+ * here runs in a coroutine with meta_lock held.
+ *
+ * Order on disk, so that a crash leaves leaked clusters at most: a new
+ * refcount block is written before the refcount table entry that points
+ * to it; a new refcount table (with its own refcount block) before the
+ * header that points to it, and the old one freed only after; refcount
+ * increments (the refcount cache) before the L2 entries that use the
+ * clusters (the L2 cache depends on the refcount cache).
+ */
+#include <errno.h>
+#include <string.h>
+
+#include "qcow2.h"
+
+static uint64_t rc_get(Qcow2State *s, const void *blk, uint64_t i)
+{
+    const uint8_t *b = blk;
+
+    switch (s->refcount_order) {
+    case 0:
+        return (b[i / 8] >> (i % 8)) & 0x1;
+    case 1:
+        return (b[i / 4] >> (2 * (i % 4))) & 0x3;
+    case 2:
+        return (b[i / 2] >> (4 * (i % 2))) & 0xf;
+    case 3:
+        return b[i];
+    case 4:
+        return GUINT16_FROM_BE(((const uint16_t *)blk)[i]);
+    case 5:
+        return GUINT32_FROM_BE(((const uint32_t *)blk)[i]);
+    default:
+        return GUINT64_FROM_BE(((const uint64_t *)blk)[i]);
+    }
+}
+
+static void rc_set(Qcow2State *s, void *blk, uint64_t i, uint64_t v)
+{
+    uint8_t *b = blk;
+    int shift;
+
+    switch (s->refcount_order) {
+    case 0:
+    case 1:
+    case 2:
+        shift = (i % (8 >> s->refcount_order)) << s->refcount_order;
+        b += i / (8 >> s->refcount_order);
+        *b = (*b & ~(s->refcount_max << shift)) | (v << shift);
+        break;
+    case 3:
+        b[i] = v;
+        break;
+    case 4:
+        ((uint16_t *)blk)[i] = GUINT16_TO_BE(v);
+        break;
+    case 5:
+        ((uint32_t *)blk)[i] = GUINT32_TO_BE(v);
+        break;
+    default:
+        ((uint64_t *)blk)[i] = GUINT64_TO_BE(v);
+        break;
+    }
+}
+
+int qcow2_get_refcount(Qcow2State *s, int64_t cluster_index,
+                       uint64_t *refcount)
+{
+    uint64_t rt_index = cluster_index >> s->refcount_block_bits;
+    uint64_t block_off;
+    void *blk;
+    int ret;
+
+    *refcount = 0;
+    if (rt_index >= s->refcount_table_size) {
+        return 0;
+    }
+    block_off = s->refcount_table[rt_index] & REFT_OFFSET_MASK;
+    if (!block_off) {
+        return 0;
+    }
+    if (offset_into_cluster(s, block_off)) {
+        qcow2_signal_corruption(s, true, -1, -1,
+                                "Refblock offset %#" G_GINT64_MODIFIER
+                                "x unaligned (reftable index: %#"
+                                G_GINT64_MODIFIER "x)", block_off,
+                                rt_index);
+        return -EIO;
+    }
+    ret = qcow2_cache_get(s->refcount_cache, block_off, false, &blk);
+    if (ret < 0) {
+        return ret;
+    }
+    *refcount = rc_get(s, blk, cluster_index &
+                       ((1ull << s->refcount_block_bits) - 1));
+    qcow2_cache_put(s->refcount_cache, blk);
+    return 0;
+}
+
+static int write_reftable_entry(Qcow2State *s, uint64_t rt_index)
+{
+    /* the 512-byte block around the entry, from the table in memory */
+    uint64_t first = rt_index & ~63ull;
+    uint64_t buf[64];
+    uint64_t n = MIN(64, s->refcount_table_size - first);
+
+    memset(buf, 0, sizeof(buf));
+    for (uint64_t i = 0; i < n; i++) {
+        buf[i] = GUINT64_TO_BE(s->refcount_table[first + i]);
+    }
+    return bd_child_co_pwrite(s->file, s->refcount_table_offset + first * 8,
+                              n * 8, buf, 0);
+}
+
+/*
+ * A bigger refcount table, in a fresh area just past what the current
+ * one covers: first the new refcount blocks describing the area (as many
+ * as the area needs to hold them and the table), then the new table,
+ * which includes them.  The header switches to it in one write after
+ * both are on disk; the old table is freed after.
+ */
+static int grow_reftable(Qcow2State *s, uint64_t needed_index)
+{
+    uint64_t per_cluster = s->cluster_size / 8;
+    uint64_t per_block = 1ull << s->refcount_block_bits;
+    uint64_t area_index = s->refcount_table_size;
+    uint64_t new_size, new_clusters, nblocks;
+    int64_t area = (int64_t)(area_index << s->refcount_block_bits)
+                   << s->cluster_bits;
+    int64_t table_off;
+    int64_t old_offset = s->refcount_table_offset;
+    uint32_t old_clusters = s->refcount_table_clusters;
+    uint64_t *new_table;
+    uint8_t hdr[12];
+    int ret;
+
+    new_size = MAX(needed_index + 1, (uint64_t)s->refcount_table_size * 2);
+    for (;;) {
+        new_clusters = (new_size + per_cluster - 1) / per_cluster;
+        /* blocks enough to count themselves and the table */
+        nblocks = (new_clusters + per_block - 2) / (per_block - 1);
+        if (new_size >= area_index + nblocks) {
+            break;
+        }
+        new_size = area_index + nblocks;
+    }
+    new_size = new_clusters * per_cluster;
+    if (new_clusters > (QCOW_MAX_REFTABLE_SIZE >> s->cluster_bits)) {
+        return -EFBIG;
+    }
+    /*
+     * Block b sits at cluster b of the area and describes range
+     * area_index + b: area clusters [b * per_block, (b + 1) * per_block),
+     * which hold the blocks first, then the table.
+     */
+    for (uint64_t b = 0; b < nblocks; b++) {
+        uint64_t first = b * per_block;
+        uint64_t last = MIN(first + per_block, nblocks + new_clusters);
+        void *blk;
+
+        ret = qcow2_cache_get(s->refcount_cache,
+                              area + ((int64_t)b << s->cluster_bits), true,
+                              &blk);
+        if (ret < 0) {
+            return ret;
+        }
+        for (uint64_t c = first; c < last; c++) {
+            rc_set(s, blk, c - first, 1);
+        }
+        qcow2_cache_mark_dirty(s->refcount_cache, blk);
+        qcow2_cache_put(s->refcount_cache, blk);
+    }
+    ret = qcow2_cache_flush(s->refcount_cache);
+    if (ret < 0) {
+        return ret;
+    }
+
+    new_table = g_malloc0(new_clusters * s->cluster_size);
+    for (uint64_t i = 0; i < s->refcount_table_size; i++) {
+        new_table[i] = GUINT64_TO_BE(s->refcount_table[i]);
+    }
+    for (uint64_t b = 0; b < nblocks; b++) {
+        new_table[area_index + b] =
+            GUINT64_TO_BE((uint64_t)(area + ((int64_t)b << s->cluster_bits)));
+    }
+    table_off = area + ((int64_t)nblocks << s->cluster_bits);
+    ret = bd_child_co_pwrite(s->file, table_off,
+                             new_clusters * s->cluster_size, new_table, 0);
+    if (ret == 0) {
+        ret = bd_child_co_flush(s->file);
+    }
+    if (ret < 0) {
+        g_free(new_table);
+        return ret;
+    }
+    *(uint64_t *)hdr = GUINT64_TO_BE((uint64_t)table_off);
+    *(uint32_t *)(hdr + 8) = GUINT32_TO_BE((uint32_t)new_clusters);
+    ret = bd_child_co_pwrite(s->file, HDR_REFTABLE_OFFSET, sizeof(hdr), hdr,
+                             0);
+    if (ret == 0) {
+        ret = bd_child_co_flush(s->file);
+    }
+    if (ret < 0) {
+        g_free(new_table);
+        return ret;
+    }
+    for (uint64_t i = 0; i < new_size; i++) {
+        new_table[i] = GUINT64_FROM_BE(new_table[i]);
+    }
+    g_free(s->refcount_table);
+    s->refcount_table = new_table;
+    s->refcount_table_size = new_size;
+    s->refcount_table_offset = table_off;
+    s->refcount_table_clusters = new_clusters;
+    s->refcount_table_used = area_index + nblocks;
+    return qcow2_free_clusters(s, old_offset,
+                               (int64_t)old_clusters << s->cluster_bits,
+                               s->discard_passthrough_other);
+}
+
+/*
+ * Make sure the refcount block for @rt_index exists.  A new one goes to
+ * the first cluster of the range it describes (free, since the range had
+ * no block) and counts itself.
+ */
+static int ensure_refblock(Qcow2State *s, uint64_t rt_index)
+{
+    int64_t block_off;
+    void *blk;
+    int ret;
+
+    if (rt_index >= s->refcount_table_size) {
+        ret = grow_reftable(s, rt_index);
+        if (ret < 0) {
+            return ret;
+        }
+    }
+    if (s->refcount_table[rt_index] & REFT_OFFSET_MASK) {
+        return 0;
+    }
+    block_off = (int64_t)(rt_index << s->refcount_block_bits)
+                << s->cluster_bits;
+    ret = qcow2_pre_write_overlap_check(s, 0, block_off, s->cluster_size);
+    if (ret < 0) {
+        return ret;
+    }
+    ret = qcow2_cache_get(s->refcount_cache, block_off, true, &blk);
+    if (ret < 0) {
+        return ret;
+    }
+    rc_set(s, blk, 0, 1);
+    qcow2_cache_mark_dirty(s->refcount_cache, blk);
+    qcow2_cache_put(s->refcount_cache, blk);
+    /* the block on disk before the table entry that points to it */
+    ret = qcow2_cache_flush(s->refcount_cache);
+    if (ret < 0) {
+        return ret;
+    }
+    s->refcount_table[rt_index] = block_off;
+    s->refcount_table_used = MAX(s->refcount_table_used, rt_index + 1);
+    ret = write_reftable_entry(s, rt_index);
+    if (ret < 0) {
+        s->refcount_table[rt_index] = 0;
+    }
+    return ret;
+}
+
+int qcow2_update_refcount(Qcow2State *s, int64_t offset, int64_t length,
+                          int64_t addend)
+{
+    int64_t first = offset >> s->cluster_bits;
+    int64_t last = (offset + length - 1) >> s->cluster_bits;
+    uint64_t block_mask = (1ull << s->refcount_block_bits) - 1;
+
+    if (length <= 0) {
+        return 0;
+    }
+    for (int64_t c = first; c <= last;) {
+        uint64_t rt_index = c >> s->refcount_block_bits;
+        int64_t block_off;
+        void *blk;
+        int ret;
+
+        if (addend > 0) {
+            ret = ensure_refblock(s, rt_index);
+            if (ret < 0) {
+                return ret;
+            }
+        }
+        block_off = rt_index < s->refcount_table_size ?
+                    (int64_t)(s->refcount_table[rt_index] &
+                              REFT_OFFSET_MASK) : 0;
+        if (!block_off) {
+            qcow2_signal_corruption(s, true, c << s->cluster_bits,
+                                    s->cluster_size,
+                                    "Freeing a cluster with no refcount "
+                                    "block");
+            return -EIO;
+        }
+        ret = qcow2_cache_get(s->refcount_cache, block_off, false, &blk);
+        if (ret < 0) {
+            return ret;
+        }
+        for (; c <= last && (uint64_t)c >> s->refcount_block_bits ==
+                            rt_index; c++) {
+            uint64_t i = c & block_mask;
+            uint64_t rc = rc_get(s, blk, i);
+
+            if ((addend < 0 && rc < (uint64_t)-addend) ||
+                (addend > 0 && s->refcount_max - rc < (uint64_t)addend)) {
+                qcow2_cache_put(s->refcount_cache, blk);
+                return addend < 0 ? -EINVAL : -ERANGE;
+            }
+            rc += addend;
+            rc_set(s, blk, i, rc);
+            if (rc == 0 && c < s->free_cluster_index) {
+                s->free_cluster_index = c;
+            }
+        }
+        qcow2_cache_mark_dirty(s->refcount_cache, blk);
+        qcow2_cache_put(s->refcount_cache, blk);
+    }
+    return 0;
+}
+
+/*
+ * Find free clusters from free_cluster_index on: a run of exactly @n
+ * (@exact) or of 1 to @n, taken in the refcounts.  A range that had no
+ * refcount block gets one at its first cluster, so a run in fresh space
+ * is at most one block's range minus one cluster long.
+ */
+static int64_t alloc_run(Qcow2State *s, int64_t n, bool exact, int64_t *got)
+{
+    int64_t per_block = 1ll << s->refcount_block_bits;
+    int64_t start = s->free_cluster_index, run = 0, first_free = -1;
+    int ret;
+
+    for (int64_t c = start;; c++) {
+        uint64_t rc;
+
+        if ((c & (per_block - 1)) == 0 || c == s->free_cluster_index) {
+            uint64_t rt_index = c >> s->refcount_block_bits;
+            bool fresh = rt_index >= s->refcount_table_size ||
+                         !(s->refcount_table[rt_index] & REFT_OFFSET_MASK);
+
+            if (fresh && exact && n > per_block - 1 && run == 0) {
+                /* no run that long can exist from here on */
+                return -EFBIG;
+            }
+            if (fresh && run > 0 && !exact) {
+                /* the run ends where the new block will be */
+                break;
+            }
+            /* a block that does not exist yet takes the range's first */
+            ret = ensure_refblock(s, rt_index);
+            if (ret < 0) {
+                return ret;
+            }
+        }
+        ret = qcow2_get_refcount(s, c, &rc);
+        if (ret < 0) {
+            return ret;
+        }
+        if (rc) {
+            if (run && !exact) {
+                break;
+            }
+            run = 0;
+            continue;
+        }
+        if (first_free < 0) {
+            first_free = c;
+        }
+        if (run == 0) {
+            start = c;
+        }
+        if (++run == n) {
+            break;
+        }
+    }
+    if (exact && run != n) {
+        return -EFBIG;
+    }
+    if ((start + run - 1) >> (63 - s->cluster_bits)) {
+        return -EFBIG;
+    }
+    ret = qcow2_update_refcount(s, start << s->cluster_bits,
+                                run << s->cluster_bits, 1);
+    if (ret < 0) {
+        return ret;
+    }
+    /*
+     * Every cluster below the hint is in use: it moves past the run taken
+     * unless the scan passed free clusters (a run too short) before it.
+     * Without this each allocation would rescan the image from its first
+     * free cluster, quadratic in the clusters allocated.
+     */
+    s->free_cluster_index = first_free < start ? first_free : start + run;
+    *got = run;
+    return start << s->cluster_bits;
+}
+
+int64_t qcow2_alloc_clusters(Qcow2State *s, int64_t n)
+{
+    int64_t got;
+
+    return alloc_run(s, n, true, &got);
+}
+
+int64_t qcow2_alloc_clusters_upto(Qcow2State *s, int64_t n, int64_t *got)
+{
+    return alloc_run(s, n, false, got);
+}
+
+int qcow2_free_clusters(Qcow2State *s, int64_t offset, int64_t length,
+                        bool pass_discard)
+{
+    int64_t start = offset & ~(s->cluster_size - 1);
+    int64_t end = ((offset + length + s->cluster_size - 1) &
+                   ~(s->cluster_size - 1));
+    int ret = qcow2_update_refcount(s, offset, length, -1);
+
+    if (ret < 0) {
+        return ret;
+    }
+    for (int64_t o = start; o < end; o += s->cluster_size) {
+        uint64_t rc;
+
+        if (qcow2_get_refcount(s, o >> s->cluster_bits, &rc) == 0 &&
+            rc == 0) {
+            /* a freed table must not be written back over new data */
+            for (int64_t sl = 0; sl < s->cluster_size;
+                 sl += s->l2_slice_size * s->l2_entry_size) {
+                qcow2_cache_discard(s->l2_cache, o + sl);
+            }
+            qcow2_cache_discard(s->refcount_cache, o);
+            if (pass_discard) {
+                bd_child_co_pdiscard(s->file, o, s->cluster_size);
+            }
+        }
+    }
+    return 0;
+}
+
+int qcow2_free_l2_entry(Qcow2State *s, uint64_t entry)
+{
+    return qcow2_free_l2_entry_discard(s, entry,
+                                       s->discard_passthrough_other);
+}
+
+int qcow2_free_l2_entry_discard(Qcow2State *s, uint64_t entry, bool pass)
+{
+    if (entry & QCOW_OFLAG_COMPRESSED) {
+        uint64_t coff = entry & s->cluster_offset_mask;
+        uint64_t nb = ((entry >> s->csize_shift) & s->csize_mask) + 1;
+        int64_t len = nb * 512 - (coff & 511);
+
+        return qcow2_free_clusters(s, coff, len, pass);
+    }
+    if (entry & L2E_OFFSET_MASK) {
+        if (has_data_file(s)) {
+            /* data file clusters are not refcounted */
+            return 0;
+        }
+        return qcow2_free_clusters(s, entry & L2E_OFFSET_MASK,
+                                   s->cluster_size, pass);
+    }
+    return 0;
+}
