@@ -183,7 +183,8 @@ bool qcow2_parse_header(Qcow2State *s, const uint8_t *buf, size_t len,
 
         FAIL("Unsupported qcow2 feature(s): %s", names);
     }
-    if (s->refcount_order > 6) {
+    /* read from a 32-bit field: a value with the top bit set is negative */
+    if (s->refcount_order < 0 || s->refcount_order > 6) {
         FAIL("Reference count entry width too large; may not exceed 64 "
              "bits");
     }

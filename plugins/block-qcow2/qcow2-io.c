@@ -378,6 +378,10 @@ int qcow2_child_preadv(BdChild *child, int64_t offset, int64_t bytes,
     if (len < 0) {
         return len;
     }
+    /* an offset from a corrupt descriptor: no arithmetic may overflow */
+    if (offset < 0 || bytes < 0 || offset > INT64_MAX - bytes) {
+        return -EIO;
+    }
     /* past the end of the file reads as zeroes, as QEMU reads it */
     n = offset >= len ? 0 : MIN(bytes, len - offset);
     if (n > 0) {
