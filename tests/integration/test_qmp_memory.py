@@ -22,6 +22,12 @@ BATCH = 100
 # Allocator noise allowed over 10,000 calls; a leak of even 105 bytes per
 # call exceeds it.
 ALLOWED_GROWTH = 1 << 20
+# AddressSanitizer's allocator (size-class regions, its stack depot) moves
+# VmRSS by more than glibc's even without the quarantine: measured 1.3 MiB
+# over 10,000 calls of a query that glibc runs flat.  4 MiB still catches
+# the leak this test is about (tens of MiB), and LeakSanitizer catches
+# smaller ones at exit.
+ALLOWED_GROWTH_ASAN = 4 << 20
 
 QUERIES = [
     ('query-named-block-nodes', None),
@@ -30,6 +36,12 @@ QUERIES = [
     ('query-blockstats', {'query-nodes': True}),
     ('query-block', None),
 ]
+
+
+def uses_asan(pid):
+    """Whether `pid` runs with AddressSanitizer's runtime mapped."""
+    with open(f'/proc/{pid}/maps', encoding='ascii', errors='replace') as maps:
+        return 'libasan' in maps.read()
 
 
 def vm_rss(pid):
@@ -88,6 +100,8 @@ class QueryMemory(h.TestCase):
         """{(query, arguments): bytes of growth over CALLS calls}."""
         daemon, client = self.start(binary)
         result = {}
+        self.allowed = (ALLOWED_GROWTH_ASAN if uses_asan(daemon.pid)
+                        else ALLOWED_GROWTH)
         for name, arguments in QUERIES:
             self.call_many(client, name, arguments, WARMUP)
             before = vm_rss(daemon.pid)
@@ -103,7 +117,7 @@ class QueryMemory(h.TestCase):
                   f'{grown / 1024:.0f} KiB over {CALLS} calls')
         for (name, arguments), grown in growth.items():
             with self.subTest(query=name, arguments=arguments):
-                self.assertLess(grown, ALLOWED_GROWTH,
+                self.assertLess(grown, self.allowed,
                                 f'{label} grew {grown} bytes over {CALLS} '
                                 f'calls of {name} {arguments}')
 
