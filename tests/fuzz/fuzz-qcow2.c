@@ -40,16 +40,16 @@
 #include <blockd/blockd.h>
 #include <blockd/block-backend.h>
 
-#include "aio-context.h"
-#include "block-int.h"
+#include "aio/aio-context.h"
+#include "block/block-int.h"
 #include "blockd-config.h"
 #include "core-init.h"
-#include "coroutine.h"
-#include "main-loop.h"
-#include "object.h"
-#include "plugin-loader.h"
-#include "qmp-dispatch.h"
-#include "trace-points.h"
+#include "aio/coroutine.h"
+#include "aio/main-loop.h"
+#include "object/object.h"
+#include "plugin/plugin-loader.h"
+#include "qmp/qmp-dispatch.h"
+#include "util/trace-points.h"
 
 /*
  * Byte 0 of an input:
