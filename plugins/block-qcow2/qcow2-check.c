@@ -17,6 +17,13 @@
 typedef struct Counts {
     uint64_t *n;
     int64_t len;        /* clusters */
+    /*
+     * Clusters of the image file: a reference past them comes from a
+     * corrupt table, and must not size the array (a crafted entry would
+     * make it hundreds of GiB).
+     */
+    int64_t limit;
+    bool out_of_range;
 } Counts;
 
 static void count(Qcow2State *s, Counts *c, int64_t offset, int64_t bytes)
@@ -26,8 +33,16 @@ static void count(Qcow2State *s, Counts *c, int64_t offset, int64_t bytes)
     if (bytes <= 0) {
         return;
     }
+    if (offset < 0 || offset > INT64_MAX - bytes) {
+        c->out_of_range = true;
+        return;
+    }
     first = offset >> s->cluster_bits;
     last = (offset + bytes - 1) >> s->cluster_bits;
+    if (last >= c->limit) {
+        c->out_of_range = true;
+        return;
+    }
     if (last >= c->len) {
         int64_t len = MAX(last + 1, c->len * 2);
 
@@ -251,13 +266,20 @@ static int fix_copied(Qcow2State *s)
 
 int qcow2_repair_dirty(Qcow2State *s, GError **errp)
 {
-    Counts c = { g_new0(uint64_t, 1024), 1024 };
+    Counts c = { g_new0(uint64_t, 1024), 1024, 0, false };
     g_autofree uint64_t *orig_rt = g_memdup2(s->refcount_table,
                                              s->refcount_table_size * 8);
     uint32_t orig_rt_size = s->refcount_table_size;
+    int64_t file_len = bd_child_co_getlength(s->file);
     int64_t rt_clusters;
     int ret;
 
+    if (file_len < 0) {
+        ret = (int)file_len;
+        goto out;
+    }
+    /* the refcount blocks this repair may append fit in one more table */
+    c.limit = (file_len >> s->cluster_bits) + 1;
     count(s, &c, 0, s->cluster_size);
     ret = count_l1(s, &c, s->l1_table_offset, s->l1_size, s->l1_table);
     if (ret == 0) {
@@ -265,6 +287,10 @@ int qcow2_repair_dirty(Qcow2State *s, GError **errp)
     }
     if (ret == 0) {
         ret = count_bitmaps(s, &c);
+    }
+    if (ret == 0 && c.out_of_range) {
+        /* a table points past the end of the file: nothing to rebuild from */
+        ret = -EIO;
     }
     if (ret < 0) {
         goto out;
@@ -277,6 +303,10 @@ int qcow2_repair_dirty(Qcow2State *s, GError **errp)
         if (rb) {
             count(s, &c, rb, s->cluster_size);
         }
+    }
+    if (c.out_of_range) {
+        ret = -EIO;
+        goto out;
     }
     /* every cluster the counts or the refcount blocks know of */
     rt_clusters = (int64_t)s->refcount_table_size << s->refcount_block_bits;
