@@ -172,7 +172,7 @@ class BlockQueries(h.TestCase):
                 'socket,id=m,path=%s,server=on,wait=off' % sock,
                 '--monitor', 'chardev=m']
         d = self.start_qsd(args) if qsd else self.start_daemon(args)
-        d.wait_for_socket(sock)
+        d.wait_for_socket_file(sock)
         qmp = self.qmp(sock)
         replies = [qmp.execute(cmd, substitute(args, img))
                    for cmd, args in sequence]
@@ -206,7 +206,7 @@ class BlockQueries(h.TestCase):
              '--blockdev', 'raw,node-name=r1,file=n1',
              '--chardev', 'socket,id=m,path=%s,server=on,wait=off' % sock,
              '--monitor', 'chardev=m'])
-        d.wait_for_socket(sock)
+        d.wait_for_socket_file(sock)
         qmp = self.qmp(sock)
         r = qmp.execute('blockdev-reopen', {'options': [
             {'driver': 'raw', 'node-name': 'r1', 'file': 'n2'}]})

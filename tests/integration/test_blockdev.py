@@ -81,7 +81,7 @@ class Blockdev(h.TestCase):
                 'socket,id=m,path=%s,server=on,wait=off' % sock,
                 '--monitor', 'chardev=m']
         d = self.start_qsd(args) if binary_is_qsd else self.start_daemon(args)
-        d.wait_for_socket(sock)
+        d.wait_for_socket_file(sock)
         qmp = self.qmp(sock)
         return [qmp.execute(cmd, args) for cmd, args in SEQUENCE]
 
@@ -99,7 +99,7 @@ class Blockdev(h.TestCase):
              '--blockdev', '{"driver": "null-aio", "node-name": "j0"}',
              '--chardev', 'socket,id=m,path=%s,server=on,wait=off' % sock,
              '--monitor', 'chardev=m'])
-        d.wait_for_socket(sock)
+        d.wait_for_socket_file(sock)
         qmp = self.qmp(sock)
         self.assertEqual(qmp.execute('blockdev-del', {'node-name': 'n0'}),
                          {'error': {'class': 'GenericError',

@@ -67,7 +67,7 @@ class Exports(h.TestCase):
             d = self.start_qsd(args)
         else:
             d = self.start_daemon(['--plugin-dir', PLUGIN_DIRS] + args)
-        d.wait_for_socket(sock)
+        d.wait_for_socket_file(sock)
         return d, self.qmp(sock)
 
     def replay(self, qsd):

@@ -94,7 +94,7 @@ class Jobs(h.TestCase):
         args = ['--chardev', 'socket,id=m,path=%s,server=on,wait=off' % sock,
                 '--monitor', 'chardev=m']
         daemon = self.start_qsd(args) if qsd else self.start_daemon(args)
-        daemon.wait_for_socket(sock)
+        daemon.wait_for_socket_file(sock)
         qmp = self.qmp(sock)
         replies, events = [], []
         for cmd, args in SEQUENCE:

@@ -85,7 +85,7 @@ class SocketListen(h.TestCase):
         env = h.child_env(TMPDIR=self.tmpdir)
         d = (self.start_qsd if qsd else self.start_daemon)(
             list(extra) + args, env=env)
-        d.wait_for_socket(qmp_sock)
+        d.wait_for_socket_file(qmp_sock)
         return self.qmp(qmp_sock)
 
     def both(self):
