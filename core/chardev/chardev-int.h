@@ -27,6 +27,7 @@ struct BdChardev {
     ChardevKind kind;
 
     /* socket */
+    bool server;            /* listening, or connecting as a client */
     JsonObject *addr;       /* flat SocketAddress */
     char *addr_desc;        /* the bound address, as query-chardev says */
     bool nodelay;
@@ -36,6 +37,11 @@ struct BdChardev {
     char *accept_what;      /* names the chardev in bd_socket_accept() */
     int conn_fd;
     BdSocketFile *file;     /* a UNIX socket file we made, or NULL */
+    gint64 reconnect;       /* client: seconds between attempts; 0: none */
+    guint reconnect_timer;
+    struct CharConnect *connecting; /* a connection attempt in flight */
+    bool connect_err_reported;      /* since the last connection */
+    guint hup_source;       /* client without a frontend: notice the end */
 
     /* stdio */
     bool stdio_eof;
@@ -59,18 +65,32 @@ const char *bd_chardev_str_member(JsonObject *obj, const char *name,
 /* A boolean member; *@val is left alone when it is absent. */
 bool bd_chardev_bool_member(JsonObject *obj, const char *name,
                             const char *path, bool *val, GError **errp);
+/* An integer member; *@present says whether it was there. */
+bool bd_chardev_int_member(JsonObject *obj, const char *name,
+                           const char *path, gint64 *val, bool *present,
+                           GError **errp);
 JsonObject *bd_chardev_obj_member(JsonObject *obj, const char *name,
                                   const char *path, bool required,
                                   GError **errp);
 
 /* ---- socket (char-socket.c) ---- */
 
-/* Open the ChardevSocket @data: listen, and wait for a client if asked. */
+/*
+ * Open the ChardevSocket @data: listen, and wait for a client if asked;
+ * or connect (at once, or in the background with 'reconnect').
+ */
 bool bd_char_socket_open(BdChardev *chr, JsonObject *data, GError **errp);
 /* query-chardev's filename of a socket chardev. */
 char *bd_char_socket_filename(BdChardev *chr);
 /* Accept the next client, if a frontend is attached and none is. */
 void bd_char_socket_listen_watch(BdChardev *chr);
+/*
+ * The connection ended (bd_chardev_disconnect() closed it): a server
+ * accepts the next client, a client with 'reconnect' tries again later.
+ */
+void bd_char_socket_disconnected(BdChardev *chr);
+/* A frontend was attached: it watches the connection from now on. */
+void bd_char_socket_attached(BdChardev *chr);
 /* Close the sockets and remove the socket file blockd made. */
 void bd_char_socket_close(BdChardev *chr);
 

@@ -86,7 +86,7 @@ void bd_chardev_disconnect(BdChardev *chr)
     }
     close(chr->conn_fd);
     chr->conn_fd = -1;
-    bd_char_socket_listen_watch(chr);
+    bd_char_socket_disconnected(chr);
 }
 
 bool bd_chardev_attach(BdChardev *chr, const BdChardevFrontendOps *ops,
@@ -98,6 +98,9 @@ bool bd_chardev_attach(BdChardev *chr, const BdChardevFrontendOps *ops,
     }
     chr->ops = ops;
     chr->opaque = opaque;
+    if (chr->kind == CHARDEV_SOCKET) {
+        bd_char_socket_attached(chr);
+    }
     if (chr->connected) {
         ops->open(opaque, chr->kind == CHARDEV_STDIO ? STDIN_FILENO
                                                       : chr->conn_fd,
@@ -185,6 +188,25 @@ bool bd_chardev_bool_member(JsonObject *obj, const char *name,
     return true;
 }
 
+bool bd_chardev_int_member(JsonObject *obj, const char *name,
+                           const char *path, gint64 *val, bool *present,
+                           GError **errp)
+{
+    GError *err = NULL;
+    JsonNode *n = member(obj, name, path, JSON_NODE_VALUE, G_TYPE_INT64,
+                         false, &err);
+
+    if (err) {
+        g_propagate_error(errp, err);
+        return false;
+    }
+    *present = n != NULL;
+    if (n) {
+        *val = json_node_get_int(n);
+    }
+    return true;
+}
+
 JsonObject *bd_chardev_obj_member(JsonObject *obj, const char *name,
                                   const char *path, bool required,
                                   GError **errp)
@@ -206,6 +228,7 @@ static void chardev_free(BdChardev *chr)
         g_source_remove(chr->retry_source);
     }
     if (chr->kind == CHARDEV_SOCKET) {
+        /* also stops reconnecting and forgets an attempt in flight */
         bd_char_socket_close(chr);
     }
     g_free(chr->id);

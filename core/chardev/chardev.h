@@ -6,9 +6,16 @@
  * <blockd/socket.h> listens on (UNIX path or abstract name, TCP
  * host/port with its options, vsock, or an fd: an inherited listening
  * socket given by number on the command line, or by its systemd
- * socket-activation name) and "stdio" (refused under --daemonize).
- * Client-mode sockets and every other backend are refused with a message
- * saying so.
+ * socket-activation name), "socket" in client mode (server=off) on a
+ * UNIX or TCP address, and "stdio" (refused under --daemonize).  Every
+ * other backend is refused with a message saying so.
+ *
+ * A client socket connects when it is created and fails if it cannot;
+ * with reconnect=N it connects in the background instead, and again N
+ * seconds after every failure or lost connection (the first failure
+ * since the last connection is reported on stderr, as QEMU does).  It
+ * is connected with or without a frontend; a connection nobody reads
+ * still notices its peer leaving.
  *
  * A socket chardev serves one connection at a time: while a client is
  * connected it stops accepting, and the next client waiting in the

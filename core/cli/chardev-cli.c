@@ -43,7 +43,8 @@ JsonObject *bd_chardev_opts_to_backend(JsonObject *opts, char **id_out,
 {
     static const char *const socket_keys[] = {
         "backend", "id", "path", "host", "port", "fd", "server", "wait",
-        "nodelay", "to", "ipv4", "ipv6", "abstract", "tight", NULL,
+        "nodelay", "to", "ipv4", "ipv6", "abstract", "tight", "reconnect",
+        NULL,
     };
     static const char *const stdio_keys[] = {
         "backend", "id", "signal", NULL,
@@ -116,7 +117,7 @@ JsonObject *bd_chardev_opts_to_backend(JsonObject *opts, char **id_out,
     const char *fd = json_object_get_string_member_with_default(
         opts, "fd", NULL);
     JsonObject *addr_data = json_object_new();
-    const char *addr_type;
+    const char *addr_type, *reconnect;
     static const char *const bools[] = { "server", "wait", "nodelay" };
     /* QemuOpts defaults: a client socket that waits */
     bool values[] = { false, true, false };
@@ -201,8 +202,30 @@ JsonObject *bd_chardev_opts_to_backend(JsonObject *opts, char **id_out,
             goto fail;
         }
     }
+    reconnect = json_object_get_string_member_with_default(opts, "reconnect",
+                                                           NULL);
+    if (reconnect) {
+        char *end;
+        gint64 n;
+
+        errno = 0;
+        n = g_ascii_strtoll(reconnect, &end, 0);
+        if (errno || end == reconnect || *end) {
+            bd_error_setg(errp, "Parameter 'reconnect' expects a number");
+            goto fail;
+        }
+        json_object_set_int_member(data, "reconnect", n);
+    }
     json_object_set_object_member(data, "addr", wrap(addr_type, addr_data));
     for (size_t i = 0; i < G_N_ELEMENTS(bools); i++) {
+        /*
+         * QEMU passes 'wait' on only when given: a client refuses it, a
+         * server waits by default.
+         */
+        if (strcmp(bools[i], "wait") == 0 &&
+            !json_object_has_member(opts, "wait")) {
+            continue;
+        }
         json_object_set_boolean_member(data, bools[i], values[i]);
     }
     *id_out = g_strdup(id);
