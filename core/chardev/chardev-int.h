@@ -20,11 +20,26 @@
 typedef enum ChardevKind {
     CHARDEV_SOCKET,
     CHARDEV_STDIO,
+    CHARDEV_FD,         /* file, pipe: descriptors opened once */
+    CHARDEV_NULL,
+    CHARDEV_RINGBUF,    /* ringbuf, memory */
 } ChardevKind;
 
 struct BdChardev {
     char *id;
     ChardevKind kind;
+    const char *type;       /* the backend's name: "file", "memory"... */
+
+    /* what a frontend reads and writes when connected (not sockets) */
+    int in_fd;              /* -1: no input */
+    int out_fd;
+
+    /* ringbuf (char-ringbuf.c) */
+    guint8 *cbuf;
+    gint64 size;            /* a power of two, or 0 (holds nothing) */
+    guint64 prod, cons;     /* bytes written and read, ever */
+    int ring_rd;            /* the end of the frontend's pipe we drain */
+    guint ring_source;
 
     /* socket */
     bool server;            /* listening, or connecting as a client */
@@ -43,8 +58,8 @@ struct BdChardev {
     bool connect_err_reported;      /* since the last connection */
     guint hup_source;       /* client without a frontend: notice the end */
 
-    /* stdio */
-    bool stdio_eof;
+    /* stdio, file, pipe: the input ended, there is no next client */
+    bool input_eof;
 
     bool connected;
     const BdChardevFrontendOps *ops;
@@ -93,6 +108,20 @@ void bd_char_socket_disconnected(BdChardev *chr);
 void bd_char_socket_attached(BdChardev *chr);
 /* Close the sockets and remove the socket file blockd made. */
 void bd_char_socket_close(BdChardev *chr);
+
+/* ---- file, pipe (char-fd.c) ---- */
+
+/* Open the ChardevFile @data: out (created), then in if given. */
+bool bd_char_file_open(BdChardev *chr, JsonObject *data, GError **errp);
+/* Open the ChardevHostdev @data of a pipe: DEVICE.in/.out, or DEVICE. */
+bool bd_char_pipe_open(BdChardev *chr, JsonObject *data, GError **errp);
+
+/* ---- ringbuf, memory (char-ringbuf.c) ---- */
+
+/* Open the ChardevRingbuf @data (size: 65536 unless given). */
+bool bd_char_ringbuf_open(BdChardev *chr, JsonObject *data, GError **errp);
+/* Free the buffer and the frontend's pipe. */
+void bd_char_ringbuf_close(BdChardev *chr);
 
 /* ---- stdio (char-stdio.c) ---- */
 

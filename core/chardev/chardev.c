@@ -33,6 +33,11 @@ const char *bd_chardev_id(BdChardev *chr)
     return chr->id;
 }
 
+bool bd_chardev_supports_oob(BdChardev *chr)
+{
+    return chr->kind != CHARDEV_RINGBUF;
+}
+
 bool bd_chardev_has_frontend(BdChardev *chr)
 {
     return chr->ops != NULL;
@@ -65,10 +70,16 @@ bool bd_chardev_kind_in_use(ChardevKind kind)
 
 char *bd_chardev_filename(BdChardev *chr)
 {
-    if (chr->kind == CHARDEV_STDIO) {
-        return g_strdup("stdio");
+    if (chr->kind == CHARDEV_SOCKET) {
+        return bd_char_socket_filename(chr);
     }
-    return bd_char_socket_filename(chr);
+    /* QEMU's other backends show their type: "stdio", "file", ... */
+    return g_strdup(chr->type);
+}
+
+const char *bd_chardev_pty_path(BdChardev *chr)
+{
+    return NULL;
 }
 
 /* ---- frontends and connections ---- */
@@ -79,9 +90,9 @@ void bd_chardev_disconnect(BdChardev *chr)
         return;
     }
     chr->connected = false;
-    if (chr->kind == CHARDEV_STDIO) {
-        /* stdin has ended for good: there is no next client */
-        chr->stdio_eof = true;
+    if (chr->kind != CHARDEV_SOCKET) {
+        /* the input has ended for good: there is no next client */
+        chr->input_eof = true;
         return;
     }
     close(chr->conn_fd);
@@ -102,10 +113,11 @@ bool bd_chardev_attach(BdChardev *chr, const BdChardevFrontendOps *ops,
         bd_char_socket_attached(chr);
     }
     if (chr->connected) {
-        ops->open(opaque, chr->kind == CHARDEV_STDIO ? STDIN_FILENO
-                                                      : chr->conn_fd,
-                  chr->kind == CHARDEV_STDIO ? STDOUT_FILENO
-                                             : chr->conn_fd);
+        if (chr->kind == CHARDEV_SOCKET) {
+            ops->open(opaque, chr->conn_fd, chr->conn_fd);
+        } else {
+            ops->open(opaque, chr->in_fd, chr->out_fd);
+        }
     } else {
         bd_char_socket_listen_watch(chr);
     }
@@ -230,22 +242,51 @@ static void chardev_free(BdChardev *chr)
     if (chr->kind == CHARDEV_SOCKET) {
         /* also stops reconnecting and forgets an attempt in flight */
         bd_char_socket_close(chr);
+    } else if (chr->kind == CHARDEV_FD) {
+        if (chr->in_fd >= 0 && chr->in_fd != chr->out_fd) {
+            close(chr->in_fd);
+        }
+        if (chr->out_fd >= 0) {
+            close(chr->out_fd);
+        }
+    } else if (chr->kind == CHARDEV_RINGBUF) {
+        bd_char_ringbuf_close(chr);
     }
     g_free(chr->id);
     g_free(chr);
 }
 
+/* null: never connected, so its frontend never hears anything. */
+static bool null_open(BdChardev *chr, JsonObject *data, GError **errp)
+{
+    return true;
+}
+
 BdChardev *bd_chardev_new(const char *id, JsonObject *backend, GError **errp)
 {
+    static const struct {
+        const char *name;
+        ChardevKind kind;
+        bool (*open)(BdChardev *chr, JsonObject *data, GError **errp);
+    } backends[] = {
+        { "socket", CHARDEV_SOCKET, bd_char_socket_open },
+        { "stdio", CHARDEV_STDIO, bd_char_stdio_open },
+        { "file", CHARDEV_FD, bd_char_file_open },
+        { "pipe", CHARDEV_FD, bd_char_pipe_open },
+        { "null", CHARDEV_NULL, null_open },
+        { "ringbuf", CHARDEV_RINGBUF, bd_char_ringbuf_open },
+        { "memory", CHARDEV_RINGBUF, bd_char_ringbuf_open },
+    };
+    /* the rest of QEMU's backends */
     static const char *const known[] = {
-        "file", "serial", "parallel", "pipe", "udp", "pty", "null", "mux",
-        "msmouse", "wctablet", "braille", "testdev", "console",
-        "spicevmc", "spiceport", "qemu-vdagent", "dbus", "vc", "ringbuf",
-        "memory",
+        "serial", "parallel", "udp", "pty", "mux", "msmouse", "wctablet",
+        "braille", "testdev", "console", "spicevmc", "spiceport",
+        "qemu-vdagent", "dbus", "vc",
     };
     BdChardev *chr;
     const char *type;
     JsonObject *data = NULL;
+    size_t i;
     bool ok;
 
     if (!chardevs) {
@@ -264,11 +305,17 @@ BdChardev *bd_chardev_new(const char *id, JsonObject *backend, GError **errp)
     if (!data) {
         return NULL;
     }
-    if (strcmp(type, "socket") != 0 && strcmp(type, "stdio") != 0) {
-        for (size_t i = 0; i < G_N_ELEMENTS(known); i++) {
-            if (strcmp(type, known[i]) == 0) {
+    for (i = 0; i < G_N_ELEMENTS(backends); i++) {
+        if (strcmp(type, backends[i].name) == 0) {
+            break;
+        }
+    }
+    if (i == G_N_ELEMENTS(backends)) {
+        for (size_t j = 0; j < G_N_ELEMENTS(known); j++) {
+            if (strcmp(type, known[j]) == 0) {
                 bd_error_setg(errp, "chardev backend '%s' is not supported by "
-                              "blockd (supported: socket, stdio)", type);
+                              "blockd (supported: file, memory, null, pipe, "
+                              "ringbuf, socket, stdio)", type);
                 return NULL;
             }
         }
@@ -277,17 +324,23 @@ BdChardev *bd_chardev_new(const char *id, JsonObject *backend, GError **errp)
                       type);
         return NULL;
     }
+    /* ChardevCommon: a log of the traffic is not written by blockd */
+    if (json_object_has_member(data, "logfile")) {
+        bd_error_setg(errp, "chardev option 'logfile' is not supported by "
+                      "blockd");
+        return NULL;
+    }
 
     chr = g_new0(BdChardev, 1);
     chr->id = g_strdup(id);
+    chr->type = backends[i].name;
+    chr->kind = backends[i].kind;
     chr->listen_fd = -1;
     chr->conn_fd = -1;
-    if (strcmp(type, "socket") == 0) {
-        chr->kind = CHARDEV_SOCKET;
-        ok = bd_char_socket_open(chr, data, errp);
-    } else {
-        ok = bd_char_stdio_open(chr, data, errp);
-    }
+    chr->in_fd = -1;
+    chr->out_fd = -1;
+    chr->ring_rd = -1;
+    ok = backends[i].open(chr, data, errp);
     if (!ok) {
         chardev_free(chr);
         return NULL;
@@ -326,7 +379,38 @@ void bd_chardev_remove_all(void)
 
 const char *const *bd_chardev_backend_types(void)
 {
-    static const char *const types[] = { "socket", "stdio", NULL };
+    /* qemu-storage-daemon's order, less what blockd does not have */
+    static const char *const types[] = {
+        "memory", "file", "socket", "stdio", "ringbuf", "null", "pipe",
+        NULL,
+    };
 
     return types;
+}
+
+BdChardev *bd_chardev_change(const char *id, JsonObject *backend,
+                             GError **errp)
+{
+    BdChardev *chr = bd_chardev_find(id);
+    GError *err = NULL;
+
+    if (!chr) {
+        bd_error_setg(errp, "Chardev '%s' does not exist", id);
+        return NULL;
+    }
+    /* a monitor, the only frontend, cannot move to another backend */
+    if (chr->ops) {
+        bd_error_setg(errp, "Chardev user does not support chardev hotswap");
+        return NULL;
+    }
+    g_ptr_array_remove(chardevs, chr);
+    chardev_free(chr);
+    /* what QEMU's chardev-add says, which it calls here */
+    chr = bd_chardev_new(id, backend, &err);
+    if (!chr) {
+        bd_error_setg(errp, "Failed to add chardev '%s': %s", id,
+                      err->message);
+        g_error_free(err);
+    }
+    return chr;
 }

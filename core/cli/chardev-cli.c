@@ -10,6 +10,7 @@
 #include "chardev/chardev.h"
 #include "cli/chardev-cli.h"
 #include "cli/keyval.h"
+#include "schema/schema.h"
 
 /* QemuOpts' booleans. */
 static bool opts_bool(const char *name, const char *value, bool *out,
@@ -38,6 +39,57 @@ static JsonObject *wrap(const char *type, JsonObject *data)
     return o;
 }
 
+/*
+ * The flat options of file, pipe, null, ringbuf and memory into their
+ * ChardevBackend 'data', with QEMU's messages.
+ */
+static bool other_backend(const char *backend, JsonObject *opts,
+                          JsonObject *data, GError **errp)
+{
+    const char *path = json_object_get_string_member_with_default(
+        opts, "path", NULL);
+
+    if (strcmp(backend, "file") == 0) {
+        const char *append = json_object_get_string_member_with_default(
+            opts, "append", NULL);
+        bool b;
+
+        if (!path) {
+            bd_error_setg(errp, "chardev: file: no filename given");
+            return false;
+        }
+        json_object_set_string_member(data, "out", path);
+        if (append) {
+            if (!opts_bool("append", append, &b, errp)) {
+                return false;
+            }
+            json_object_set_boolean_member(data, "append", b);
+        }
+    } else if (strcmp(backend, "pipe") == 0) {
+        if (!path) {
+            bd_error_setg(errp, "chardev: pipe: no device path given");
+            return false;
+        }
+        json_object_set_string_member(data, "device", path);
+    } else if (strcmp(backend, "ringbuf") == 0 ||
+               strcmp(backend, "memory") == 0) {
+        const char *size = json_object_get_string_member_with_default(
+            opts, "size", NULL);
+        guint64 n = 0;
+
+        if (size && (size[0] == '-' || !bd_schema_parse_size(size, &n))) {
+            bd_error_setg(errp, "Parameter 'size' expects a non-negative "
+                          "number below 2^64");
+            return false;
+        }
+        /* as QEMU's command line: 0 means the default */
+        if (n) {
+            json_object_set_int_member(data, "size", (gint64)n);
+        }
+    }
+    return true;
+}
+
 JsonObject *bd_chardev_opts_to_backend(JsonObject *opts, char **id_out,
                                        GError **errp)
 {
@@ -48,6 +100,17 @@ JsonObject *bd_chardev_opts_to_backend(JsonObject *opts, char **id_out,
     };
     static const char *const stdio_keys[] = {
         "backend", "id", "signal", NULL,
+    };
+    static const char *const file_keys[] = {
+        /* not "input-path": qemu-storage-daemon 7.2 refuses it */
+        "backend", "id", "path", "append", NULL,
+    };
+    static const char *const pipe_keys[] = {
+        "backend", "id", "path", NULL,
+    };
+    static const char *const null_keys[] = { "backend", "id", NULL };
+    static const char *const ringbuf_keys[] = {
+        "backend", "id", "size", NULL,
     };
     const char *const *keys;
     g_autoptr(GList) members = json_object_get_members(opts);
@@ -80,6 +143,15 @@ JsonObject *bd_chardev_opts_to_backend(JsonObject *opts, char **id_out,
         keys = socket_keys;
     } else if (strcmp(backend, "stdio") == 0) {
         keys = stdio_keys;
+    } else if (strcmp(backend, "file") == 0) {
+        keys = file_keys;
+    } else if (strcmp(backend, "pipe") == 0) {
+        keys = pipe_keys;
+    } else if (strcmp(backend, "null") == 0) {
+        keys = null_keys;
+    } else if (strcmp(backend, "ringbuf") == 0 ||
+               strcmp(backend, "memory") == 0) {
+        keys = ringbuf_keys;
     } else {
         bd_error_setg(errp, "'%s' is not a valid char driver name", backend);
         return NULL;
@@ -92,6 +164,14 @@ JsonObject *bd_chardev_opts_to_backend(JsonObject *opts, char **id_out,
     }
 
     JsonObject *data = json_object_new();
+    if (strcmp(backend, "socket") != 0 && strcmp(backend, "stdio") != 0) {
+        if (!other_backend(backend, opts, data, errp)) {
+            json_object_unref(data);
+            return NULL;
+        }
+        *id_out = g_strdup(id);
+        return wrap(backend, data);
+    }
     if (strcmp(backend, "stdio") == 0) {
         const char *sig = json_object_get_string_member_with_default(
             opts, "signal", NULL);

@@ -64,6 +64,7 @@ CORE_COMMANDS = {
     'query-qmp-schema', 'object-add', 'object-del', 'qom-list-types',
     'qom-list-properties', 'chardev-add', 'chardev-remove',
     'query-chardev', 'query-chardev-backends', 'query-plugins',
+    'chardev-change', 'chardev-send-break', 'ringbuf-write', 'ringbuf-read',
     'blockdev-add', 'blockdev-del', 'x-blockdev-set-iothread',
     'block-export-add', 'block-export-del', 'query-block-exports',
     'query-named-block-nodes', 'query-block', 'query-blockstats',

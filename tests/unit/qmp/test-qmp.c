@@ -365,8 +365,10 @@ static void test_garbage_client_harms_nobody(void)
     g_free(r);
     r = client_exchange(good, "{\"execute\":\"query-chardev-backends\"}",
                         36, false);
-    g_assert_cmpstr(r, ==, "{\"return\": [{\"name\": \"stdio\"}, "
-                    "{\"name\": \"socket\"}]}\r\n");
+    g_assert_cmpstr(r, ==, "{\"return\": [{\"name\": \"pipe\"}, "
+                    "{\"name\": \"null\"}, {\"name\": \"ringbuf\"}, "
+                    "{\"name\": \"stdio\"}, {\"name\": \"socket\"}, "
+                    "{\"name\": \"file\"}, {\"name\": \"memory\"}]}\r\n");
     close(good);
     teardown();
 }
