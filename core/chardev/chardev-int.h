@@ -23,6 +23,8 @@ typedef enum ChardevKind {
     CHARDEV_FD,         /* file, pipe: descriptors opened once */
     CHARDEV_NULL,
     CHARDEV_RINGBUF,    /* ringbuf, memory */
+    CHARDEV_PTY,
+    CHARDEV_UDP,
 } ChardevKind;
 
 struct BdChardev {
@@ -33,6 +35,11 @@ struct BdChardev {
     /* what a frontend reads and writes when connected (not sockets) */
     int in_fd;              /* -1: no input */
     int out_fd;
+
+    /* pty (char-pty.c) */
+    char *pty_path;         /* the slave side, /dev/pts/N */
+    char *pty_filename;     /* "pty:/dev/pts/N" */
+    guint pty_timer;        /* looking again for a user of the slave */
 
     /* ringbuf (char-ringbuf.c) */
     guint8 *cbuf;
@@ -115,6 +122,24 @@ void bd_char_socket_close(BdChardev *chr);
 bool bd_char_file_open(BdChardev *chr, JsonObject *data, GError **errp);
 /* Open the ChardevHostdev @data of a pipe: DEVICE.in/.out, or DEVICE. */
 bool bd_char_pipe_open(BdChardev *chr, JsonObject *data, GError **errp);
+
+/* ---- pty (char-pty.c) ---- */
+
+/* Open a pseudo-terminal; tells the command line's user where it is. */
+bool bd_char_pty_open(BdChardev *chr, JsonObject *data, GError **errp);
+/*
+ * A frontend is attached, or the connection ended: connect at once if
+ * the slave side is open, else look again every second.
+ */
+void bd_char_pty_watch(BdChardev *chr);
+/* Stop looking (the frontend went). */
+void bd_char_pty_unwatch(BdChardev *chr);
+void bd_char_pty_close(BdChardev *chr);
+
+/* ---- udp (char-udp.c) ---- */
+
+/* Open the ChardevUdp @data: a datagram socket connected to 'remote'. */
+bool bd_char_udp_open(BdChardev *chr, JsonObject *data, GError **errp);
 
 /* ---- ringbuf, memory (char-ringbuf.c) ---- */
 

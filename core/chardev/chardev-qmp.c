@@ -307,6 +307,7 @@ static bool qmp_query_chardev_backends(JsonObject *args, JsonNode **ret,
     /* the backends blockd implements, in qemu-storage-daemon's order */
     static const char *const names[] = {
         "pipe", "null", "ringbuf", "stdio", "socket", "file", "memory",
+        "udp", "pty",
     };
     JsonArray *list = json_array_new();
 

@@ -38,6 +38,11 @@ bool bd_chardev_supports_oob(BdChardev *chr)
     return chr->kind != CHARDEV_RINGBUF;
 }
 
+bool bd_chardev_can_serve_monitor(BdChardev *chr)
+{
+    return chr->kind != CHARDEV_UDP;
+}
+
 bool bd_chardev_has_frontend(BdChardev *chr)
 {
     return chr->ops != NULL;
@@ -73,13 +78,16 @@ char *bd_chardev_filename(BdChardev *chr)
     if (chr->kind == CHARDEV_SOCKET) {
         return bd_char_socket_filename(chr);
     }
+    if (chr->kind == CHARDEV_PTY) {
+        return g_strdup(chr->pty_filename);
+    }
     /* QEMU's other backends show their type: "stdio", "file", ... */
     return g_strdup(chr->type);
 }
 
 const char *bd_chardev_pty_path(BdChardev *chr)
 {
-    return NULL;
+    return chr->kind == CHARDEV_PTY ? chr->pty_path : NULL;
 }
 
 /* ---- frontends and connections ---- */
@@ -90,6 +98,11 @@ void bd_chardev_disconnect(BdChardev *chr)
         return;
     }
     chr->connected = false;
+    if (chr->kind == CHARDEV_PTY) {
+        /* the slave side was closed: wait for the next user */
+        bd_char_pty_watch(chr);
+        return;
+    }
     if (chr->kind != CHARDEV_SOCKET) {
         /* the input has ended for good: there is no next client */
         chr->input_eof = true;
@@ -111,6 +124,10 @@ bool bd_chardev_attach(BdChardev *chr, const BdChardevFrontendOps *ops,
     chr->opaque = opaque;
     if (chr->kind == CHARDEV_SOCKET) {
         bd_char_socket_attached(chr);
+    }
+    if (chr->kind == CHARDEV_PTY) {
+        bd_char_pty_watch(chr);
+        return true;
     }
     if (chr->connected) {
         if (chr->kind == CHARDEV_SOCKET) {
@@ -140,6 +157,10 @@ void bd_chardev_detach(BdChardev *chr)
         bd_chardev_disconnect(chr);
         /* without a frontend nobody accepts: see
          * bd_char_socket_listen_watch */
+    }
+    if (chr->kind == CHARDEV_PTY) {
+        chr->connected = false;
+        bd_char_pty_unwatch(chr);
     }
 }
 
@@ -251,6 +272,10 @@ static void chardev_free(BdChardev *chr)
         }
     } else if (chr->kind == CHARDEV_RINGBUF) {
         bd_char_ringbuf_close(chr);
+    } else if (chr->kind == CHARDEV_PTY) {
+        bd_char_pty_close(chr);
+    } else if (chr->kind == CHARDEV_UDP && chr->in_fd >= 0) {
+        close(chr->in_fd);
     }
     g_free(chr->id);
     g_free(chr);
@@ -276,10 +301,12 @@ BdChardev *bd_chardev_new(const char *id, JsonObject *backend, GError **errp)
         { "null", CHARDEV_NULL, null_open },
         { "ringbuf", CHARDEV_RINGBUF, bd_char_ringbuf_open },
         { "memory", CHARDEV_RINGBUF, bd_char_ringbuf_open },
+        { "pty", CHARDEV_PTY, bd_char_pty_open },
+        { "udp", CHARDEV_UDP, bd_char_udp_open },
     };
     /* the rest of QEMU's backends */
     static const char *const known[] = {
-        "serial", "parallel", "udp", "pty", "mux", "msmouse", "wctablet",
+        "serial", "parallel", "mux", "msmouse", "wctablet",
         "braille", "testdev", "console", "spicevmc", "spiceport",
         "qemu-vdagent", "dbus", "vc",
     };
@@ -315,7 +342,7 @@ BdChardev *bd_chardev_new(const char *id, JsonObject *backend, GError **errp)
             if (strcmp(type, known[j]) == 0) {
                 bd_error_setg(errp, "chardev backend '%s' is not supported by "
                               "blockd (supported: file, memory, null, pipe, "
-                              "ringbuf, socket, stdio)", type);
+                              "pty, ringbuf, socket, stdio, udp)", type);
                 return NULL;
             }
         }
@@ -381,8 +408,8 @@ const char *const *bd_chardev_backend_types(void)
 {
     /* qemu-storage-daemon's order, less what blockd does not have */
     static const char *const types[] = {
-        "memory", "file", "socket", "stdio", "ringbuf", "null", "pipe",
-        NULL,
+        "pty", "udp", "memory", "file", "socket", "stdio", "ringbuf",
+        "null", "pipe", NULL,
     };
 
     return types;

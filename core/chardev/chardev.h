@@ -6,7 +6,9 @@
  * "pipe" (named pipes DEVICE.in and DEVICE.out, or DEVICE for both),
  * "null" (never connected: a monitor on it never speaks), "ringbuf" and
  * "memory" (a ring buffer that keeps the newest bytes its frontend
- * writes, read and written with ringbuf-read/-write), "socket" in server mode, on any address
+ * writes, read and written with ringbuf-read/-write), "pty" (a
+ * pseudo-terminal, connected while its slave side is open), "udp" (a
+ * connected datagram socket; no monitor on it), "socket" in server mode, on any address
  * <blockd/socket.h> listens on (UNIX path or abstract name, TCP
  * host/port with its options, vsock, or an fd: an inherited listening
  * socket given by number on the command line, or by its systemd
@@ -91,6 +93,9 @@ char *bd_chardev_filename(BdChardev *chr);
  * buffer.
  */
 bool bd_chardev_supports_oob(BdChardev *chr);
+
+/* Whether a monitor may use @chr: not a udp chardev. */
+bool bd_chardev_can_serve_monitor(BdChardev *chr);
 
 /* Whether a frontend is attached. */
 bool bd_chardev_has_frontend(BdChardev *chr);

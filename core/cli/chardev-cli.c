@@ -39,6 +39,65 @@ static JsonObject *wrap(const char *type, JsonObject *data)
     return o;
 }
 
+/* udp's flat options, as QEMU's qemu_chr_parse_udp() reads them. */
+static bool udp_backend(JsonObject *opts, JsonObject *data, GError **errp)
+{
+    const char *host = json_object_get_string_member_with_default(
+        opts, "host", NULL);
+    const char *port = json_object_get_string_member_with_default(
+        opts, "port", NULL);
+    const char *laddr = json_object_get_string_member_with_default(
+        opts, "localaddr", NULL);
+    const char *lport = json_object_get_string_member_with_default(
+        opts, "localport", NULL);
+    JsonObject *remote = json_object_new();
+    bool has_local = false;
+
+    if (!host || !host[0]) {
+        host = "localhost";
+    }
+    if (!port || !port[0]) {
+        bd_error_setg(errp, "chardev: udp: remote port not specified");
+        json_object_unref(remote);
+        return false;
+    }
+    if (!lport || !lport[0]) {
+        lport = "0";
+    } else {
+        has_local = true;
+    }
+    if (!laddr || !laddr[0]) {
+        laddr = "";
+    } else {
+        has_local = true;
+    }
+    json_object_set_string_member(remote, "host", host);
+    json_object_set_string_member(remote, "port", port);
+    for (size_t i = 0; i < 2; i++) {
+        const char *name = i ? "ipv6" : "ipv4";
+        const char *v = json_object_get_string_member_with_default(
+            opts, name, NULL);
+        bool b;
+
+        if (v) {
+            if (!opts_bool(name, v, &b, errp)) {
+                json_object_unref(remote);
+                return false;
+            }
+            json_object_set_boolean_member(remote, name, b);
+        }
+    }
+    json_object_set_object_member(data, "remote", wrap("inet", remote));
+    if (has_local) {
+        JsonObject *local = json_object_new();
+
+        json_object_set_string_member(local, "host", laddr);
+        json_object_set_string_member(local, "port", lport);
+        json_object_set_object_member(data, "local", wrap("inet", local));
+    }
+    return true;
+}
+
 /*
  * The flat options of file, pipe, null, ringbuf and memory into their
  * ChardevBackend 'data', with QEMU's messages.
@@ -71,6 +130,8 @@ static bool other_backend(const char *backend, JsonObject *opts,
             return false;
         }
         json_object_set_string_member(data, "device", path);
+    } else if (strcmp(backend, "udp") == 0) {
+        return udp_backend(opts, data, errp);
     } else if (strcmp(backend, "ringbuf") == 0 ||
                strcmp(backend, "memory") == 0) {
         const char *size = json_object_get_string_member_with_default(
@@ -109,6 +170,10 @@ JsonObject *bd_chardev_opts_to_backend(JsonObject *opts, char **id_out,
         "backend", "id", "path", NULL,
     };
     static const char *const null_keys[] = { "backend", "id", NULL };
+    static const char *const udp_keys[] = {
+        "backend", "id", "host", "port", "localaddr", "localport", "ipv4",
+        "ipv6", NULL,
+    };
     static const char *const ringbuf_keys[] = {
         "backend", "id", "size", NULL,
     };
@@ -147,8 +212,11 @@ JsonObject *bd_chardev_opts_to_backend(JsonObject *opts, char **id_out,
         keys = file_keys;
     } else if (strcmp(backend, "pipe") == 0) {
         keys = pipe_keys;
-    } else if (strcmp(backend, "null") == 0) {
+    } else if (strcmp(backend, "null") == 0 ||
+               strcmp(backend, "pty") == 0) {
         keys = null_keys;
+    } else if (strcmp(backend, "udp") == 0) {
+        keys = udp_keys;
     } else if (strcmp(backend, "ringbuf") == 0 ||
                strcmp(backend, "memory") == 0) {
         keys = ringbuf_keys;

@@ -364,6 +364,12 @@ BdMonitor *bd_monitor_new(const char *chardev_id, bool pretty,
         bd_error_setg(errp, "Device '%s' is in use", chardev_id);
         return NULL;
     }
+    /* QEMU never opens a udp chardev to its monitor: it would not greet */
+    if (!bd_chardev_can_serve_monitor(chr)) {
+        bd_error_setg(errp, "a QMP monitor on chardev '%s' (a udp chardev) "
+                      "is not supported by blockd", chardev_id);
+        return NULL;
+    }
     mon = g_new0(BdMonitor, 1);
     mon->chr = chr;
     mon->pretty = pretty;

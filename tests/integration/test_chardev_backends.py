@@ -7,6 +7,9 @@ query-chardev-backends: every reply compared with qemu-storage-daemon
 7.2's, and what reaches the files checked."""
 import json
 import os
+import re
+import select
+import socket
 import time
 
 import blockd_harness as h
@@ -165,7 +168,8 @@ class ChardevBackendsTest(h.TestCase):
         qsd_backends = theirs.pop(-2)
         self.assertLessEqual(set(backends), set(qsd_backends))
         self.assertEqual(sorted(backends), ['file', 'memory', 'null', 'pipe',
-                                            'ringbuf', 'socket', 'stdio'])
+                                            'pty', 'ringbuf', 'socket',
+                                            'stdio', 'udp'])
         self.assert_same(ours, theirs)
 
     def test_monitor_on_file_and_ringbuf(self):
@@ -212,6 +216,115 @@ class ChardevBackendsTest(h.TestCase):
             ]).replace(workdir, 'WORKDIR'))
         self.assertEqual(results['blockd'][0], ['oob'])
         self.assertEqual(results['blockd'], results['qsd'])
+
+
+    def test_udp(self):
+        """udp chardevs: made, listed, refused with QEMU's messages."""
+        def scenario(qmp, workdir):
+            peer = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            self.addCleanup(peer.close)
+            peer.bind(('127.0.0.1', 0))
+            port = str(peer.getsockname()[1])
+
+            def inet(host, p):
+                return {'type': 'inet', 'data': {'host': host, 'port': p}}
+            steps = [
+                ('chardev-add', {'id': 'u', 'backend': backend(
+                    'udp', remote=inet('127.0.0.1', port))}),
+                ('chardev-add', {'id': 'u2', 'backend': backend(
+                    'udp', remote=inet('127.0.0.1', port),
+                    local=inet('127.0.0.1', '0'))}),
+                ('chardev-add', {'id': 'u3', 'backend': backend(
+                    'udp', remote=inet('127.0.0.1', ''))}),
+                ('chardev-add', {'id': 'u4', 'backend': backend(
+                    'udp', remote={'type': 'unix',
+                                   'data': {'path': f'{workdir}/x'}})}),
+                ('chardev-add', {'id': 'u5', 'backend': backend(
+                    'udp', remote=inet('127.0.0.1', port),
+                    local=inet('192.0.2.1', '0'))}),
+                ('chardev-add', {'id': 'u6', 'backend': backend(
+                    'udp', remote=inet('127.0.0.1', port),
+                    local=inet('', 'nosuchservice'))}),
+            ]
+            out = [qmp.execute(c, a) for c, a in steps]
+            out.append(sorted(qmp.command('query-chardev'),
+                              key=lambda c: c['label']))
+            out.append(qmp.execute('chardev-remove', {'id': 'u'}))
+            return out
+        ours, theirs = self.run_both(scenario)
+        self.assert_same(ours, theirs)
+        self.assertEqual(ours[0], {'return': {}})
+
+    def test_udp_monitor_refused(self):
+        """qsd never opens a udp chardev to its monitor (no greeting
+        ever); blockd refuses the monitor there, saying so."""
+        res = self.run_blockd(['--chardev', 'udp,id=u,port=9',
+                               '--monitor', 'chardev=u'])
+        self.assertEqual(res.returncode, 1)
+        self.assertIn("a QMP monitor on chardev 'u' (a udp chardev) is not "
+                      "supported by blockd", res.stderr)
+
+    def test_pty_monitor(self):
+        """A monitor on a pty greets whoever opens the slave side, and
+        again after it was closed and opened anew; chardev-add returns
+        the pty's path; both as qsd."""
+        results = {}
+        for name, start in self.daemons():
+            workdir = self.make_tmpdir()
+            sock = os.path.join(workdir, 'qmp.sock')
+            d = start([
+                '--chardev', 'pty,id=p', '--monitor', 'chardev=p',
+                '--chardev', f'socket,id=qmp,path={sock},server=on,wait=off',
+                '--monitor', 'chardev=qmp'])
+            d.wait_for_socket_file(sock)
+            qmp = self.qmp(sock)
+            # (qsd's stdout is a file here: it prints when it exits)
+            path = [c['filename'] for c in qmp.command('query-chardev')
+                    if c['label'] == 'p'][0][len('pty:'):]
+            if name == 'blockd':
+                self.assertIn(f'char device redirected to {path} (label p)\n',
+                              d.stdout())
+            out = []
+            for _ in range(2):
+                fd = os.open(path, os.O_RDWR | os.O_NOCTTY)
+                try:
+                    greeting = read_line(fd)
+                    os.write(fd, b'{"execute": "qmp_capabilities"}\n')
+                    out.append([json.loads(greeting)['QMP']['capabilities'],
+                                json.loads(read_line(fd))])
+                finally:
+                    os.close(fd)
+                # QEMU notices a closed slave side when it looks next (it
+                # looks every second): opened again before, it would see
+                # the same session go on
+                time.sleep(1.5)
+            info = qmp.command('query-chardev')
+            out.append([c for c in info if c['label'] == 'p'] ==
+                       [{'label': 'p', 'filename': f'pty:{path}',
+                         'frontend-open': True}])
+            added = qmp.command('chardev-add', id='p2',
+                                backend=backend('pty'))
+            out.append(sorted(added))
+            self.assertTrue(os.path.exists(added['pty']))
+            out.append(qmp.execute('chardev-remove', {'id': 'p2'}))
+            self.assertNotIn('p2', d.stdout())
+            results[name] = out
+        self.assertEqual(results['blockd'][0], [['oob'], {'return': {}}])
+        self.assertEqual(results['blockd'], results['qsd'])
+
+
+def read_line(fd, timeout=h.START_TIMEOUT):
+    """One line from @fd (a pty), waiting up to @timeout seconds."""
+    data = b''
+    deadline = time.monotonic() + timeout
+    while not data.endswith(b'\n'):
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise TimeoutError(f'no line from the pty, got {data!r}')
+        ready, _, _ = select.select([fd], [], [], left)
+        if ready:
+            data += os.read(fd, 4096)
+    return data.decode()
 
 
 if __name__ == '__main__':

@@ -368,7 +368,8 @@ static void test_garbage_client_harms_nobody(void)
     g_assert_cmpstr(r, ==, "{\"return\": [{\"name\": \"pipe\"}, "
                     "{\"name\": \"null\"}, {\"name\": \"ringbuf\"}, "
                     "{\"name\": \"stdio\"}, {\"name\": \"socket\"}, "
-                    "{\"name\": \"file\"}, {\"name\": \"memory\"}]}\r\n");
+                    "{\"name\": \"file\"}, {\"name\": \"memory\"}, "
+                    "{\"name\": \"udp\"}, {\"name\": \"pty\"}]}\r\n");
     close(good);
     teardown();
 }
