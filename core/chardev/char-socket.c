@@ -541,3 +541,39 @@ void bd_char_socket_close(BdChardev *chr)
     g_free(chr->addr_desc);
     g_free(chr->accept_what);
 }
+
+JsonObject *bd_chardev_socket_address(BdChardev *chr)
+{
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof(ss);
+    char host[NI_MAXHOST], serv[NI_MAXSERV];
+    JsonObject *a;
+
+    /* a client, or a server whose address cannot be read: as given */
+    if (!chr->server || chr->listen_fd < 0 ||
+        getsockname(chr->listen_fd, (struct sockaddr *)&ss, &len) < 0 ||
+        (ss.ss_family != AF_INET && ss.ss_family != AF_INET6 &&
+         ss.ss_family != AF_UNIX)) {
+        return json_object_ref(chr->addr);
+    }
+    a = json_object_new();
+    if (ss.ss_family == AF_UNIX) {
+        size_t n = len > offsetof(struct sockaddr_un, sun_path)
+                   ? len - offsetof(struct sockaddr_un, sun_path) : 0;
+        g_autofree char *path =
+            g_strndup(((struct sockaddr_un *)&ss)->sun_path, n);
+
+        json_object_set_string_member(a, "type", "unix");
+        json_object_set_string_member(a, "path", path);
+        return a;
+    }
+    /* QEMU's socket_sockaddr_to_address_inet() */
+    numeric_name(&ss, len, host, sizeof(host), serv, sizeof(serv));
+    json_object_set_string_member(a, "type", "inet");
+    json_object_set_string_member(a, "host", host);
+    json_object_set_string_member(a, "port", serv);
+    json_object_set_boolean_member(a, ss.ss_family == AF_INET ? "ipv4"
+                                                              : "ipv6",
+                                   true);
+    return a;
+}

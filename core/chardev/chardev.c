@@ -33,6 +33,36 @@ const char *bd_chardev_id(BdChardev *chr)
     return chr->id;
 }
 
+const char *bd_chardev_qom_type(BdChardev *chr)
+{
+    static const struct {
+        const char *type, *qom;
+    } names[] = {
+        { "socket", "chardev-socket" }, { "stdio", "chardev-stdio" },
+        { "file", "chardev-file" }, { "pipe", "chardev-pipe" },
+        { "null", "chardev-null" }, { "ringbuf", "chardev-ringbuf" },
+        { "memory", "chardev-memory" }, { "pty", "chardev-pty" },
+        { "udp", "chardev-udp" },
+    };
+
+    for (size_t i = 0; i < G_N_ELEMENTS(names); i++) {
+        if (strcmp(chr->type, names[i].type) == 0) {
+            return names[i].qom;
+        }
+    }
+    return "chardev";
+}
+
+bool bd_chardev_is_socket(BdChardev *chr)
+{
+    return chr->kind == CHARDEV_SOCKET;
+}
+
+bool bd_chardev_is_connected(BdChardev *chr)
+{
+    return chr->connected;
+}
+
 bool bd_chardev_supports_oob(BdChardev *chr)
 {
     return chr->kind != CHARDEV_RINGBUF;

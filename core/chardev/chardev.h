@@ -165,6 +165,17 @@ BdChardev *bd_chardev_change(const char *id, JsonObject *backend,
 /* The pty path of @chr for ChardevReturn, or NULL if it is not a pty. */
 const char *bd_chardev_pty_path(BdChardev *chr);
 
+/*
+ * What the QOM tree shows of @chr (/chardevs/ID): its QOM type
+ * ("chardev-socket", "chardev-ringbuf"...; static), and for a socket
+ * chardev its properties "connected" and "addr" (the bound address of a
+ * server, the address a client connects to, as a flat SocketAddress).
+ */
+const char *bd_chardev_qom_type(BdChardev *chr);
+bool bd_chardev_is_socket(BdChardev *chr);
+bool bd_chardev_is_connected(BdChardev *chr);
+JsonObject *bd_chardev_socket_address(BdChardev *chr);
+
 /* Register chardev-add, chardev-remove, query-chardev and
  * query-chardev-backends with the dispatcher. */
 void bd_chardev_register_qmp_commands(void);

@@ -7,6 +7,7 @@
  * and x-blockdev-set-iothread.
  */
 #include <limits.h>
+#include <string.h>
 
 #include <blockd/blockd.h>
 
@@ -99,6 +100,98 @@ static void iothread_destroy(BdObject *obj)
     t->iot = NULL;
 }
 
+/* ---- QOM properties (qom-get, qom-set), as QEMU's iothread has them ---- */
+
+/* Where each property lives in the object. */
+static int64_t *param_field(IOThreadObject *t, const char *name)
+{
+    if (strcmp(name, "poll-max-ns") == 0) {
+        return &t->poll_max_ns;
+    } else if (strcmp(name, "poll-grow") == 0) {
+        return &t->poll_grow;
+    } else if (strcmp(name, "poll-shrink") == 0) {
+        return &t->poll_shrink;
+    } else if (strcmp(name, "aio-max-batch") == 0) {
+        return &t->aio_max_batch;
+    } else if (strcmp(name, "thread-pool-min") == 0) {
+        return &t->thread_pool_min;
+    }
+    return &t->thread_pool_max;
+}
+
+/*
+ * QEMU stores a non-negative value first and then applies all of them
+ * to the thread: a refused combination (thread-pool-min above -max)
+ * fails qom-set but stays what qom-get shows, as there.
+ */
+static bool set_param(BdObject *obj, const char *name, JsonNode *value,
+                      GError **errp)
+{
+    IOThreadObject *t = bd_object_get_opaque(obj);
+    BdAioContext *ctx = bd_iothread_get_aio_context(t->iot);
+    int64_t v;
+
+    if (!bd_object_property_int(value, name, &v, errp)) {
+        return false;
+    }
+    if (v < 0) {
+        bd_error_setg(errp,
+                      "%s value must be in range [0, %" G_GINT64_FORMAT "]",
+                      name, G_MAXINT64);
+        return false;
+    }
+    *param_field(t, name) = v;
+    if (g_str_has_prefix(name, "poll-")) {
+        return bd_aio_context_set_poll_params(ctx, t->poll_max_ns,
+                                              t->poll_grow, t->poll_shrink,
+                                              errp);
+    }
+    /* QEMU applies aio-max-batch, then checks the pool's bounds */
+    if (!bd_aio_context_set_aio_params(ctx, t->aio_max_batch, errp)) {
+        return false;
+    }
+    if (t->thread_pool_min > t->thread_pool_max || !t->thread_pool_max ||
+        t->thread_pool_min > INT_MAX || t->thread_pool_max > INT_MAX) {
+        bd_error_setg(errp, "bad thread-pool-min/thread-pool-max values");
+        return false;
+    }
+    return bd_thread_pool_set_params(ctx, t->thread_pool_min,
+                                     t->thread_pool_max, errp);
+}
+
+static JsonNode *get_param_node(BdObject *obj, const char *name)
+{
+    return json_node_init_int(json_node_alloc(),
+                              *param_field(bd_object_get_opaque(obj), name));
+}
+
+#define PARAM(NAME, FN)                                                   \
+    static JsonNode *get_##FN(BdObject *obj, GError **errp)               \
+    {                                                                     \
+        return get_param_node(obj, NAME);                                 \
+    }                                                                     \
+    static bool set_##FN(BdObject *obj, JsonNode *value, GError **errp)   \
+    {                                                                     \
+        return set_param(obj, NAME, value, errp);                         \
+    }
+PARAM("thread-pool-min", thread_pool_min)
+PARAM("aio-max-batch", aio_max_batch)
+PARAM("thread-pool-max", thread_pool_max)
+PARAM("poll-max-ns", poll_max_ns)
+PARAM("poll-grow", poll_grow)
+PARAM("poll-shrink", poll_shrink)
+
+/* in the order qemu-storage-daemon's qom-list shows them */
+static const BdObjectProperty iothread_properties[] = {
+    { "thread-pool-min", "int", get_thread_pool_min, set_thread_pool_min },
+    { "aio-max-batch", "int", get_aio_max_batch, set_aio_max_batch },
+    { "thread-pool-max", "int", get_thread_pool_max, set_thread_pool_max },
+    { "poll-max-ns", "int", get_poll_max_ns, set_poll_max_ns },
+    { "poll-grow", "int", get_poll_grow, set_poll_grow },
+    { "poll-shrink", "int", get_poll_shrink, set_poll_shrink },
+    { NULL },
+};
+
 static const BdObjectType iothread_type = {
     .struct_size = sizeof(BdObjectType),
     .name = "iothread",
@@ -107,6 +200,7 @@ static const BdObjectType iothread_type = {
     .create = iothread_create,
     .can_be_deleted = iothread_can_be_deleted,
     .destroy = iothread_destroy,
+    .properties = iothread_properties,
 };
 
 static bool qmp_query_iothreads(JsonObject *args, JsonNode **ret,

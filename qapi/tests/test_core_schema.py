@@ -65,6 +65,7 @@ CORE_COMMANDS = {
     'qom-list-properties', 'chardev-add', 'chardev-remove',
     'query-chardev', 'query-chardev-backends', 'query-plugins',
     'chardev-change', 'chardev-send-break', 'ringbuf-write', 'ringbuf-read',
+    'qom-list', 'qom-get', 'qom-set',
     'blockdev-add', 'blockdev-del', 'x-blockdev-set-iothread',
     'block-export-add', 'block-export-del', 'query-block-exports',
     'query-named-block-nodes', 'query-block', 'query-blockstats',

