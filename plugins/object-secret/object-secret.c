@@ -335,6 +335,95 @@ static const BdObjectInterface secret_interfaces[] = {
     { .name = NULL },
 };
 
+/*
+ * ---- QOM properties (qom-get, qom-set) ----
+ *
+ * As in QEMU, a property changed after the secret was loaded is only
+ * stored: the secret keeps the bytes it loaded.  Unset strings read as
+ * "".
+ */
+
+static JsonNode *str_node(const char *v)
+{
+    return json_node_init_string(json_node_alloc(), v ? v : "");
+}
+
+static bool set_str(char **field, bool wipe, JsonNode *value,
+                    const char *name, GError **errp)
+{
+    const char *v;
+
+    if (!bd_object_property_str(value, name, &v, errp)) {
+        return false;
+    }
+    if (wipe && *field) {
+        wipe_free(*field, strlen(*field));
+    } else {
+        g_free(*field);
+    }
+    *field = g_strdup(v);
+    return true;
+}
+
+#define STR_PROP(NAME, FIELD, WIPE)                                       \
+    static JsonNode *get_##FIELD(BdObject *obj, GError **errp)            \
+    {                                                                     \
+        SecretObject *s = bd_object_get_opaque(obj);                      \
+        return str_node(s->FIELD);                                        \
+    }                                                                     \
+    static bool set_##FIELD(BdObject *obj, JsonNode *value,               \
+                            GError **errp)                                \
+    {                                                                     \
+        SecretObject *s = bd_object_get_opaque(obj);                      \
+        return set_str(&s->FIELD, WIPE, value, NAME, errp);               \
+    }
+STR_PROP("iv", iv, false)
+STR_PROP("keyid", keyid, false)
+STR_PROP("file", file, false)
+STR_PROP("data", data, true)
+
+static JsonNode *get_loaded(BdObject *obj, GError **errp)
+{
+    SecretObject *s = bd_object_get_opaque(obj);
+
+    return json_node_init_boolean(json_node_alloc(), s->raw != NULL);
+}
+
+static JsonNode *get_format(BdObject *obj, GError **errp)
+{
+    SecretObject *s = bd_object_get_opaque(obj);
+
+    return str_node(s->base64 ? "base64" : "raw");
+}
+
+static bool set_format(BdObject *obj, JsonNode *value, GError **errp)
+{
+    SecretObject *s = bd_object_get_opaque(obj);
+    const char *v;
+
+    if (!bd_object_property_str(value, "format", &v, errp)) {
+        return false;
+    }
+    if (strcmp(v, "raw") && strcmp(v, "base64")) {
+        bd_error_setg(errp, "Parameter 'format' does not accept value '%s'",
+                      v);
+        return false;
+    }
+    s->base64 = strcmp(v, "base64") == 0;
+    return true;
+}
+
+/* in the order qemu-storage-daemon's qom-list shows them */
+static const BdObjectProperty secret_properties[] = {
+    { "iv", "string", get_iv, set_iv },
+    { "keyid", "string", get_keyid, set_keyid },
+    { "loaded", "bool", get_loaded, NULL },
+    { "format", "QCryptoSecretFormat", get_format, set_format },
+    { "file", "string", get_file, set_file },
+    { "data", "string", get_data, set_data },
+    { NULL },
+};
+
 static const BdObjectType secret_type = {
     .struct_size = sizeof(BdObjectType),
     .name = "secret",
@@ -345,6 +434,7 @@ static const BdObjectType secret_type = {
     .complete = secret_complete,
     .destroy = secret_destroy,
     .interfaces = secret_interfaces,
+    .properties = secret_properties,
 };
 
 static bool object_secret_init(BdRegistry *reg, GError **errp)

@@ -159,5 +159,53 @@ class QomTest(h.TestCase):
         self.assert_same(ours, theirs, steps)
 
 
+    def test_secret_authz(self):
+        steps = [('qom-list', {'path': p}) for p in ('s0', 's1', 'az',
+                                                      'al')]
+        for path in ('s0', 's1'):
+            steps += [('qom-get', {'path': path, 'property': p})
+                      for p in ('data', 'file', 'format', 'keyid', 'iv',
+                                'loaded', 'type')]
+        steps += [
+            ('qom-set', {'path': 's0', 'property': 'data', 'value': 'new'}),
+            ('qom-get', {'path': 's0', 'property': 'data'}),
+            ('qom-set', {'path': 's0', 'property': 'data', 'value': 1}),
+            ('qom-set', {'path': 's0', 'property': 'loaded',
+                         'value': True}),
+            ('qom-set', {'path': 's0', 'property': 'format',
+                         'value': 'x'}),
+            ('qom-set', {'path': 's0', 'property': 'format',
+                         'value': 'base64'}),
+            ('qom-get', {'path': 's0', 'property': 'format'}),
+            ('qom-set', {'path': 's1', 'property': 'keyid', 'value': 'k'}),
+            ('qom-get', {'path': 's1', 'property': 'keyid'}),
+            ('qom-get', {'path': 'az', 'property': 'identity'}),
+            ('qom-set', {'path': 'az', 'property': 'identity',
+                         'value': 'alice'}),
+            ('qom-get', {'path': 'az', 'property': 'identity'}),
+            ('qom-get', {'path': 'al', 'property': 'policy'}),
+            ('qom-get', {'path': 'al', 'property': 'rules'}),
+            ('qom-set', {'path': 'al', 'property': 'policy',
+                         'value': 'allow'}),
+            ('qom-set', {'path': 'al', 'property': 'policy',
+                         'value': 'maybe'}),
+            ('qom-get', {'path': 'al', 'property': 'policy'}),
+            ('qom-set', {'path': 'al', 'property': 'rules', 'value': [
+                {'match': 'bob', 'policy': 'deny'},
+                {'match': 'a*', 'policy': 'allow', 'format': 'glob'}]}),
+            ('qom-get', {'path': 'al', 'property': 'rules'}),
+            ('qom-set', {'path': 'al', 'property': 'rules', 'value': [
+                {'match': 'bob'}]}),
+            ('qom-set', {'path': 'al', 'property': 'rules', 'value': 3}),
+            ('qom-get', {'path': 'al', 'property': 'rules'}),
+        ]
+        ours, theirs = self.run_both([
+            'secret,id=s0,data=abc',
+            'secret,id=s1,file=WORKDIR/sec.txt,format=raw',
+            'authz-simple,id=az,identity=bob',
+            'authz-list,id=al'], steps)
+        self.assert_same(ours, theirs, steps)
+
+
 if __name__ == '__main__':
     h.main()
