@@ -28,6 +28,8 @@ class QomTest(h.TestCase):
             workdir = self.make_tmpdir()
             with open(os.path.join(workdir, 'sec.txt'), 'w') as f:
                 f.write('from-a-file')
+            with open(os.path.join(workdir, 'keys.psk'), 'w') as f:
+                f.write('alice:0123456789abcdef0123456789abcdef\n')
             sock = os.path.join(workdir, 'qmp.sock')
             args = ['--chardev', f'socket,id=mon,path={sock},server=on,'
                     'wait=off', '--monitor', 'chardev=mon']
@@ -205,6 +207,38 @@ class QomTest(h.TestCase):
             'authz-simple,id=az,identity=bob',
             'authz-list,id=al'], steps)
         self.assert_same(ours, theirs, steps)
+
+
+    def test_tls_creds(self):
+        props = ['endpoint', 'dir', 'verify-peer', 'priority', 'loaded',
+                 'username', 'sanity-check', 'type']
+        steps = [('qom-list', {'path': 'ta'}), ('qom-list', {'path': 'tp'})]
+        steps += [('qom-get', {'path': path, 'property': p})
+                  for path in ('ta', 'tp') for p in props]
+        steps += [
+            ('qom-set', {'path': 'tp', 'property': 'priority',
+                         'value': 'NORMAL:-VERS-TLS1.0'}),
+            ('qom-set', {'path': 'tp', 'property': 'verify-peer',
+                         'value': False}),
+            ('qom-set', {'path': 'tp', 'property': 'verify-peer',
+                         'value': 'no'}),
+            ('qom-set', {'path': 'tp', 'property': 'dir', 'value': '/x'}),
+            ('qom-set', {'path': 'tp', 'property': 'endpoint',
+                         'value': 'client'}),
+            ('qom-set', {'path': 'tp', 'property': 'endpoint',
+                         'value': 'both'}),
+            ('qom-set', {'path': 'tp', 'property': 'username',
+                         'value': 'bob'}),
+            ('qom-set', {'path': 'tp', 'property': 'loaded',
+                         'value': False}),
+        ]
+        steps += [('qom-get', {'path': 'tp', 'property': p})
+                  for p in props]
+        ours, theirs = self.run_both([
+            'tls-creds-anon,id=ta,endpoint=server',
+            'tls-creds-psk,id=tp,endpoint=server,dir=WORKDIR'], steps)
+        self.assert_same(ours, theirs, steps)
+        self.assertEqual(ours[-5], {'return': 'NORMAL:-VERS-TLS1.0'})
 
 
 if __name__ == '__main__':
