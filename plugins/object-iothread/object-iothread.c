@@ -1,6 +1,7 @@
 /*
  * object-iothread: the 'iothread' object type (an event-loop thread that
- * nodes and exports can be placed in) and the query-iothreads command.
+ * nodes and exports can be placed in), the 'main-loop' object type (the
+ * same parameters for the main thread) and the query-iothreads command.
  *
  * Each object owns a BdIOThread created with the object's id, which is how
  * the daemon's bd_iothread_find() hands the thread's context to exports
@@ -19,7 +20,8 @@
 
 typedef struct IOThreadObject {
     BdObject *obj;
-    BdIOThread *iot;
+    BdIOThread *iot;            /* NULL for the main-loop object */
+    BdAioContext *ctx;          /* where the parameters apply */
     int64_t poll_max_ns, poll_grow, poll_shrink;
     int64_t aio_max_batch;
     int64_t thread_pool_min, thread_pool_max;
@@ -69,7 +71,7 @@ static bool iothread_create(BdObject *obj, JsonObject *props, GError **errp)
     if (!t->iot) {
         return false;
     }
-    ctx = bd_iothread_get_aio_context(t->iot);
+    ctx = t->ctx = bd_iothread_get_aio_context(t->iot);
     if (!bd_aio_context_set_aio_params(ctx, t->aio_max_batch, errp) ||
         !bd_thread_pool_set_params(ctx, t->thread_pool_min,
                                    t->thread_pool_max, errp)) {
@@ -128,7 +130,7 @@ static bool set_param(BdObject *obj, const char *name, JsonNode *value,
                       GError **errp)
 {
     IOThreadObject *t = bd_object_get_opaque(obj);
-    BdAioContext *ctx = bd_iothread_get_aio_context(t->iot);
+    BdAioContext *ctx = t->ctx;
     int64_t v;
 
     if (!bd_object_property_int(value, name, &v, errp)) {
@@ -203,6 +205,90 @@ static const BdObjectType iothread_type = {
     .properties = iothread_properties,
 };
 
+/*
+ * ---- main-loop: the event-loop parameters of the main thread ----
+ *
+ * One object at most, never deletable, as in QEMU: it sets
+ * aio-max-batch and the thread pool's bounds of the main loop's context
+ * when made and when qom-set changes them.
+ */
+
+static bool main_loop_taken;
+
+static bool main_loop_create(BdObject *obj, JsonObject *props,
+                             GError **errp)
+{
+    IOThreadObject *t = bd_object_get_opaque(obj);
+
+    t->obj = obj;
+    return get_param(props, "aio-max-batch", 0, &t->aio_max_batch, errp) &&
+           get_param(props, "thread-pool-min", 0, &t->thread_pool_min,
+                     errp) &&
+           get_param(props, "thread-pool-max", THREAD_POOL_MAX_DEFAULT,
+                     &t->thread_pool_max, errp);
+}
+
+static bool main_loop_complete(BdObject *obj, GError **errp)
+{
+    IOThreadObject *t = bd_object_get_opaque(obj);
+
+    /* qemu-storage-daemon checks the bounds before the one-instance rule */
+    if (t->thread_pool_min > t->thread_pool_max || !t->thread_pool_max ||
+        t->thread_pool_min > INT_MAX || t->thread_pool_max > INT_MAX) {
+        bd_error_setg(errp, "bad thread-pool-min/thread-pool-max values");
+        return false;
+    }
+    if (main_loop_taken) {
+        bd_error_setg(errp, "only one main-loop instance allowed");
+        return false;
+    }
+    /* object callbacks run in the main thread: this is its context */
+    t->ctx = bd_aio_current_context();
+    if (!bd_aio_context_set_aio_params(t->ctx, t->aio_max_batch, errp) ||
+        !bd_thread_pool_set_params(t->ctx, t->thread_pool_min,
+                                   t->thread_pool_max, errp)) {
+        t->ctx = NULL;
+        return false;
+    }
+    main_loop_taken = true;
+    return true;
+}
+
+static bool main_loop_can_be_deleted(BdObject *obj)
+{
+    return false;
+}
+
+static void main_loop_destroy(BdObject *obj)
+{
+    IOThreadObject *t = bd_object_get_opaque(obj);
+
+    /* the daemon exits (or complete() failed): the main loop is free */
+    if (t->ctx) {
+        main_loop_taken = false;
+    }
+}
+
+static const BdObjectProperty main_loop_properties[] = {
+    { "thread-pool-min", "int", get_thread_pool_min, set_thread_pool_min },
+    { "aio-max-batch", "int", get_aio_max_batch, set_aio_max_batch },
+    { "thread-pool-max", "int", get_thread_pool_max, set_thread_pool_max },
+    { NULL },
+};
+
+static const BdObjectType main_loop_type = {
+    .struct_size = sizeof(BdObjectType),
+    .name = "main-loop",
+    .description = "the event-loop parameters of the main thread",
+    .parent = "event-loop-base",
+    .instance_size = sizeof(IOThreadObject),
+    .create = main_loop_create,
+    .complete = main_loop_complete,
+    .can_be_deleted = main_loop_can_be_deleted,
+    .destroy = main_loop_destroy,
+    .properties = main_loop_properties,
+};
+
 static bool qmp_query_iothreads(JsonObject *args, JsonNode **ret,
                                 GError **errp)
 {
@@ -235,12 +321,14 @@ static const BdQmpCommand query_iothreads_cmd = {
 static bool object_iothread_init(BdRegistry *reg, GError **errp)
 {
     return bd_registry_add_object_type(reg, &iothread_type, errp) &&
+           bd_registry_add_object_type(reg, &main_loop_type, errp) &&
            bd_registry_add_qmp_command(reg, &query_iothreads_cmd, errp);
 }
 
 BD_PLUGIN(.name = "object-iothread",
           .version = BLOCKD_PLUGIN_VERSION,
-          .description = "the iothread object type and query-iothreads",
+          .description = "the iothread and main-loop object types and "
+                         "query-iothreads",
           .license = "GPL-2.0-or-later",
           .schema = object_iothread_schema,
           .init = object_iothread_init);

@@ -241,5 +241,33 @@ class QomTest(h.TestCase):
         self.assertEqual(ours[-5], {'return': 'NORMAL:-VERS-TLS1.0'})
 
 
+    def test_main_loop(self):
+        """main-loop: one instance, never deleted, its parameters read
+        and changed like an iothread's."""
+        def add(ident, **props):
+            return ('object-add', dict(props, **{'qom-type': 'main-loop',
+                                                 'id': ident}))
+        steps = [
+            add('ml3', **{'thread-pool-min': 10, 'thread-pool-max': 5}),
+            add('ml', **{'aio-max-batch': 4}),
+            add('ml2'),
+            add('ml4', **{'thread-pool-min': 10, 'thread-pool-max': 5}),
+            add('ml5', **{'aio-max-batch': -1}),
+            ('qom-list', {'path': 'ml'}),
+            ('qom-get', {'path': 'ml', 'property': 'aio-max-batch'}),
+            ('qom-get', {'path': 'ml', 'property': 'thread-pool-max'}),
+            ('qom-set', {'path': 'ml', 'property': 'thread-pool-max',
+                         'value': 8}),
+            ('qom-set', {'path': 'ml', 'property': 'thread-pool-min',
+                         'value': 9}),
+            ('qom-get', {'path': 'ml', 'property': 'thread-pool-min'}),
+            ('object-del', {'id': 'ml'}),
+            ('qom-list-types', {'implements': 'main-loop'}),
+        ]
+        ours, theirs = self.run_both([], steps)
+        self.assert_same(ours, theirs, steps)
+        self.assertEqual(ours[1], {'return': {}})
+
+
 if __name__ == '__main__':
     h.main()
