@@ -5,6 +5,7 @@ parameters, secret, authz-simple, tls-creds), "/chardevs" and its
 character devices; absolute and partial paths; QEMU's errors.  Every
 reply is compared with qsd's; a changed iothread parameter is seen by
 query-iothreads too."""
+import ctypes
 import json
 import os
 
@@ -267,6 +268,70 @@ class QomTest(h.TestCase):
         ours, theirs = self.run_both([], steps)
         self.assert_same(ours, theirs, steps)
         self.assertEqual(ours[1], {'return': {}})
+
+
+    def test_secret_keyring(self):
+        """secret_keyring reads a key the daemon possesses (one in the
+        session keyring it inherits), with QEMU's errors."""
+        good, b64, bad64, gone = [add_session_key(p) for p in
+                                  (b'hunter2', b'aGVsbG8=', b'!!!', b'x')]
+        for serial in (good, b64, bad64):
+            self.addCleanup(unlink_session_key, serial)
+        unlink_session_key(gone)
+
+        def add(ident, **props):
+            return ('object-add', dict(props, **{'qom-type': 'secret_keyring',
+                                                 'id': ident}))
+        steps = [
+            add('k', serial=good),
+            add('k2', serial=b64, format='base64'),
+            add('k3', serial=bad64, format='base64'),
+            add('k4', serial=gone),
+            add('k5', serial=0),
+            add('k6', serial=2 ** 32),
+            add('k7'),
+            ('qom-list', {'path': 'k'}),
+        ]
+        steps += [('qom-get', {'path': 'k2', 'property': p})
+                  for p in ('loaded', 'format', 'keyid', 'iv', 'type')]
+        steps += [
+            ('qom-set', {'path': 'k', 'property': 'serial', 'value': 0}),
+            ('qom-set', {'path': 'k', 'property': 'serial', 'value': 5}),
+            ('qom-get', {'path': 'k', 'property': 'serial'}),
+            ('qom-list-types', {'implements': 'secret_common'}),
+        ]
+        ours, theirs = self.run_both([], steps)
+        self.assert_same(ours, theirs, steps)
+        self.assertEqual(ours[0], {'return': {}})
+        self.assertEqual(ours[3]['error']['desc'],
+                         f'Unable to read serial key {gone:08x}: '
+                         'Required key not available')
+
+
+_libc = ctypes.CDLL(None, use_errno=True)
+_libc.syscall.restype = ctypes.c_long
+SYS_ADD_KEY = 248
+SYS_KEYCTL = 250
+KEY_SPEC_SESSION_KEYRING = -3
+KEYCTL_UNLINK = 9
+
+
+def add_session_key(payload):
+    """A 'user' key in this process's session keyring, which the daemons
+    started afterwards share and so may read: its serial."""
+    desc = f'blockd-test-{os.getpid()}-{payload.hex()}'.encode()
+    serial = _libc.syscall(SYS_ADD_KEY, b'user', desc, payload,
+                           len(payload),
+                           ctypes.c_int(KEY_SPEC_SESSION_KEYRING))
+    if serial < 0:
+        raise OSError(ctypes.get_errno(), 'add_key failed')
+    return serial
+
+
+def unlink_session_key(serial):
+    """Take the key out of the session keyring (it goes away)."""
+    _libc.syscall(SYS_KEYCTL, KEYCTL_UNLINK, ctypes.c_long(serial),
+                  ctypes.c_long(KEY_SPEC_SESSION_KEYRING))
 
 
 if __name__ == '__main__':
