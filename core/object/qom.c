@@ -334,7 +334,14 @@ JsonNode *bd_qom_get(const char *path, const char *prop, GError **errp)
     if (strcmp(prop, "type") == 0) {
         ret = json_node_init_string(json_node_alloc(), node_type(&n));
     } else if (n.kind == QOM_OBJECT && find_property(n.obj, prop)) {
-        ret = find_property(n.obj, prop)->get(n.obj, errp);
+        const BdObjectProperty *p = find_property(n.obj, prop);
+
+        if (p->get) {
+            ret = p->get(n.obj, errp);
+        } else {
+            bd_error_setg(errp, "Property '%s.%s' is not readable",
+                          node_type(&n), prop);
+        }
     } else if (n.kind == QOM_CHILD &&
                (ret = n.container->child_get(n.id, prop))) {
         /* found */

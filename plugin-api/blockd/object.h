@@ -54,7 +54,8 @@ typedef struct BdObjectInterface {
  * @type: what qom-list says of it: "int", "bool", "string", or the name
  *        of a QAPI enum (e.g. "QCryptoSecretFormat").
  * @get: a new JsonNode with the value now; NULL with @errp set if it
- *        cannot be read.  Required.
+ *        cannot be read.  NULL: write-only (qom-get fails with
+ *        "Property 'TYPE.NAME' is not readable").
  * @set: change the property to @value, a JSON value the daemon has not
  *        checked: refuse another type with QEMU's "Invalid parameter type
  *        for 'NAME', expected: integer" (see bd_object_property_int() and

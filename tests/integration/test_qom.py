@@ -308,6 +308,59 @@ class QomTest(h.TestCase):
                          'Required key not available')
 
 
+    def test_thread_context(self):
+        ncpu = os.cpu_count()
+
+        def add(ident, **props):
+            return ('object-add', dict(props, **{'qom-type': 'thread-context',
+                                                 'id': ident}))
+        steps = [
+            add('tc'),
+            ('qom-list', {'path': 'tc'}),
+            ('qom-get', {'path': 'tc', 'property': 'cpu-affinity'}),
+            ('qom-get', {'path': 'tc', 'property': 'node-affinity'}),
+            ('qom-set', {'path': 'tc', 'property': 'cpu-affinity',
+                         'value': [ncpu - 1]}),
+            ('qom-get', {'path': 'tc', 'property': 'cpu-affinity'}),
+            ('qom-set', {'path': 'tc', 'property': 'node-affinity',
+                         'value': [0]}),
+            ('qom-get', {'path': 'tc', 'property': 'cpu-affinity'}),
+            ('qom-set', {'path': 'tc', 'property': 'node-affinity',
+                         'value': [999]}),
+            ('qom-set', {'path': 'tc', 'property': 'cpu-affinity',
+                         'value': []}),
+            ('qom-set', {'path': 'tc', 'property': 'cpu-affinity',
+                         'value': [70000]}),
+            ('qom-set', {'path': 'tc', 'property': 'cpu-affinity',
+                         'value': 'x'}),
+            ('qom-set', {'path': 'tc', 'property': 'thread-id',
+                         'value': 1}),
+            add('tc2', **{'cpu-affinity': [0], 'node-affinity': [0]}),
+            add('tc3', **{'cpu-affinity': [ncpu + 7]}),
+            add('tc4', **{'cpu-affinity': [0]}),
+            ('qom-get', {'path': 'tc4', 'property': 'cpu-affinity'}),
+            ('object-del', {'id': 'tc'}),
+            ('qom-list-types', {'implements': 'thread-context'}),
+        ]
+        ours, theirs = self.run_both([], steps)
+        self.assert_same(ours, theirs, steps)
+        self.assertEqual(ours[5], {'return': [ncpu - 1]})
+
+    def test_thread_id(self):
+        """thread-id is a thread of the daemon, bound as asked."""
+        sock = os.path.join(self.tmpdir, 'qmp.sock')
+        d = self.start_daemon([
+            '--plugin-dir', os.environ['BLOCKD_PLUGIN_DIR'],
+            '--chardev', f'socket,id=mon,path={sock},server=on,wait=off',
+            '--monitor', 'chardev=mon',
+            '--object', 'thread-context,id=tc,cpu-affinity.0=0'])
+        d.wait_for_socket_file(sock)
+        qmp = self.qmp(sock)
+        tid = qmp.command('qom-get', path='tc', property='thread-id')
+        self.assertTrue(os.path.isdir(f'/proc/{d.pid}/task/{tid}'))
+        self.assertEqual(os.sched_getaffinity(tid), {0})
+
+
 _libc = ctypes.CDLL(None, use_errno=True)
 _libc.syscall.restype = ctypes.c_long
 SYS_ADD_KEY = 248
