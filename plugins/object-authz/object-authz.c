@@ -556,6 +556,52 @@ static const BdObjectProperty authz_list_properties[] = {
     { NULL },
 };
 
+/*
+ * authz-listfile: as QEMU, the directory to watch and refresh are taken
+ * when the object is completed; a new filename is read at the next
+ * reload (an event in the watched directory), as QEMU reads it.
+ */
+static JsonNode *get_filename(BdObject *obj, GError **errp)
+{
+    AuthzObject *a = bd_object_get_opaque(obj);
+
+    return json_node_init_string(json_node_alloc(),
+                                 a->filename ? a->filename : "");
+}
+
+static bool set_filename(BdObject *obj, JsonNode *value, GError **errp)
+{
+    AuthzObject *a = bd_object_get_opaque(obj);
+    const char *v;
+
+    if (!bd_object_property_str(value, "filename", &v, errp)) {
+        return false;
+    }
+    g_free(a->filename);
+    a->filename = g_strdup(v);
+    return true;
+}
+
+static JsonNode *get_refresh(BdObject *obj, GError **errp)
+{
+    AuthzObject *a = bd_object_get_opaque(obj);
+
+    return json_node_init_boolean(json_node_alloc(), a->refresh);
+}
+
+static bool set_refresh(BdObject *obj, JsonNode *value, GError **errp)
+{
+    AuthzObject *a = bd_object_get_opaque(obj);
+
+    return bd_object_property_bool(value, "refresh", &a->refresh, errp);
+}
+
+static const BdObjectProperty authz_listfile_properties[] = {
+    { "filename", "string", get_filename, set_filename },
+    { "refresh", "bool", get_refresh, set_refresh },
+    { NULL },
+};
+
 static const BdObjectType authz_simple_type = {
     .struct_size = sizeof(BdObjectType),
     .name = "authz-simple",
@@ -590,6 +636,7 @@ static const BdObjectType authz_listfile_type = {
     .complete = authz_listfile_complete,
     .destroy = authz_destroy,
     .interfaces = authz_interfaces,
+    .properties = authz_listfile_properties,
 };
 
 static bool object_authz_init(BdRegistry *reg, GError **errp)

@@ -381,8 +381,8 @@ class Authz(TlsCase):
                                      allowed)
 
     def test_qom_set_changes_who_is_allowed(self):
-        """qom-set on authz-simple's identity and authz-list's rules
-        decides the next connections, in blockd as in qsd."""
+        """qom-set on authz-simple's identity decides the next
+        connections, in blockd as in qsd."""
         for qsd in (False, True):
             with self.subTest(qsd=qsd):
                 _, sock, qmp_sock = self.start(

@@ -361,6 +361,36 @@ class QomTest(h.TestCase):
         self.assertEqual(os.sched_getaffinity(tid), {0})
 
 
+    def test_authz_listfile(self):
+        """authz-listfile's properties (qsd 7.2 cannot make one: its
+        schema and object model disagree on the type's name)."""
+        rules = os.path.join(self.tmpdir, 'rules.json')
+        with open(rules, 'w') as f:
+            json.dump({'policy': 'deny'}, f)
+        sock = os.path.join(self.tmpdir, 'qmp.sock')
+        d = self.start_daemon([
+            '--plugin-dir', os.environ['BLOCKD_PLUGIN_DIR'],
+            '--chardev', f'socket,id=mon,path={sock},server=on,wait=off',
+            '--monitor', 'chardev=mon',
+            '--object', f'authz-listfile,id=af,filename={rules},refresh=off'])
+        d.wait_for_socket_file(sock)
+        qmp = self.qmp(sock)
+        self.assertEqual(sorted(p['name'] for p in
+                                qmp.command('qom-list', path='af')),
+                         ['filename', 'refresh', 'type'])
+        self.assertEqual(qmp.command('qom-get', path='af',
+                                     property='filename'), rules)
+        self.assertIs(qmp.command('qom-get', path='af', property='refresh'),
+                      False)
+        qmp.command('qom-set', path='af', property='refresh', value=True)
+        self.assertIs(qmp.command('qom-get', path='af', property='refresh'),
+                      True)
+        err = qmp.execute('qom-set', {'path': 'af', 'property': 'refresh',
+                                      'value': 'yes'})['error']
+        self.assertEqual(err['desc'], "Invalid parameter type for "
+                         "'refresh', expected: boolean")
+
+
 _libc = ctypes.CDLL(None, use_errno=True)
 _libc.syscall.restype = ctypes.c_long
 SYS_ADD_KEY = 248
