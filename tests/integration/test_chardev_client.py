@@ -230,6 +230,16 @@ class ChardevClientTest(h.TestCase):
             d.wait_until(lambda: chardevs()[1]['filename'].startswith(
                 'disconnected:'), 'c6 to notice the peer left')
             out.append(chardevs())
+            # the QOM tree's view of a client socket
+            out.append(qmp.execute('qom-list', {'path': 'c6'}))
+            out.append(qmp.execute('qom-get', {'path': '/chardevs/c6',
+                                               'property': 'addr'}))
+            out.append(qmp.execute('qom-get', {'path': '/chardevs/c6',
+                                               'property': 'connected'}))
+            out.append(qmp.execute('qom-get', {'path': '/chardevs/c5',
+                                               'property': 'addr'}))
+            out.append(qmp.execute('qom-get', {'path': '/chardevs/c5',
+                                               'property': 'type'}))
             out.append(qmp.execute('chardev-remove', {'id': 'c6'}))
             out.append(qmp.execute('chardev-remove', {'id': 'c5'}))
             out.append(chardevs())
