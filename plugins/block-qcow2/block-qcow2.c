@@ -481,6 +481,10 @@ static void free_state(Qcow2State *s)
         g_byte_array_unref(s->unknown_exts);
         s->unknown_exts = NULL;
     }
+    if (s->unknown_header_fields) {
+        g_byte_array_unref(s->unknown_header_fields);
+        s->unknown_header_fields = NULL;
+    }
     if (s->feature_table) {
         g_byte_array_unref(s->feature_table);
         s->feature_table = NULL;
@@ -593,6 +597,7 @@ static const BdBlockDriver qcow2_driver = {
     .co_pwrite_zeroes = qcow2_co_pwrite_zeroes,
     .co_pdiscard = qcow2_co_pdiscard,
     .co_truncate = qcow2_co_truncate,
+    .co_create = qcow2_co_create,
     .reopen_prepare = qcow2_reopen_prepare,
     .reopen_commit = qcow2_reopen_commit,
     .reopen_abort = qcow2_reopen_abort,

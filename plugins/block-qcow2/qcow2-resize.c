@@ -10,7 +10,10 @@
  * a host cluster and a normal L2 entry (metadata); falloc and full also
  * make the file hold the data clusters (the file's own preallocation for
  * the part past its end).  Host clusters reused from inside the file are
- * zeroed first, so that no stale data shows through a new mapping.
+ * zeroed first, so that no stale data shows through a new mapping.  With
+ * an external data file only the L2 entries are made (each cluster at
+ * its guest offset) and the data file grows with the mode's own
+ * preallocation, as QEMU does.
  */
 #include <errno.h>
 #include <string.h>
@@ -50,7 +53,9 @@ static int grow_l1(Qcow2State *s, uint32_t new_size)
     }
     ret = qcow2_pre_write_overlap_check(s, 0, new_offset, bytes);
     if (ret == 0) {
-        ret = bd_child_co_pwrite(s->file, new_offset, bytes, be, 0);
+        /* the entries only, as QEMU writes them: the file may end there */
+        ret = bd_child_co_pwrite(s->file, new_offset,
+                                 (int64_t)new_size * 8, be, 0);
     }
     if (ret == 0) {
         ret = bd_child_co_flush(s->file);
@@ -192,6 +197,22 @@ static int preallocate(Qcow2State *s, int64_t from, int64_t to,
             c += cs;
             continue;
         }
+        if (has_data_file(s)) {
+            /*
+             * an external data file holds each cluster at its guest
+             * offset, unrefcounted: only the L2 entries are new, and
+             * what the file holds there stays (a raw data file's
+             * content is the image's)
+             */
+            for (int64_t i = 0; i < run; i++) {
+                qcow2_l2_set(s, slice, index + i,
+                             (c + i * cs) | QCOW_OFLAG_COPIED, 0);
+            }
+            qcow2_cache_mark_dirty(s->l2_cache, slice);
+            qcow2_cache_put(s->l2_cache, slice);
+            c += run * cs;
+            continue;
+        }
         host = qcow2_alloc_clusters_upto(s, run, &got);
         if (host < 0) {
             qcow2_cache_put(s->l2_cache, slice);
@@ -236,6 +257,20 @@ static int preallocate(Qcow2State *s, int64_t from, int64_t to,
      * data clusters may have moved that end, so the data clusters below
      * it are written as zeroes for falloc and full.
      */
+    if (has_data_file(s)) {
+        /* the data file reaches the new end, allocated as @mode says */
+        cur_len = bd_child_co_getlength(s->data_file);
+        if (cur_len < 0) {
+            ret = cur_len;
+            goto fail;
+        }
+        if (to > cur_len) {
+            return bd_child_co_truncate(s->data_file, to, false,
+                                        mode == BD_PREALLOC_METADATA ?
+                                        BD_PREALLOC_OFF : mode, 0, errp);
+        }
+        return 0;
+    }
     cur_len = bd_child_co_getlength(s->file);
     if (cur_len < 0) {
         ret = cur_len;
@@ -291,11 +326,6 @@ int qcow2_co_truncate(BdNode *node, int64_t offset, bool exact,
         bd_error_setg(errp, "Preallocation can't be used for shrinking an image");
         return -ENOTSUP;
     }
-    if (prealloc != BD_PREALLOC_OFF && has_data_file(s)) {
-        bd_error_setg(errp, "Preallocation of an image with an external data file "
-                    "is not supported yet by the qcow2 driver");
-        return -ENOTSUP;
-    }
     if (new_l1 > QCOW_MAX_L1_SIZE / 8) {
         bd_error_setg(errp, "Failed to grow the L1 table: File too large");
         return -EFBIG;
@@ -334,9 +364,10 @@ int qcow2_co_truncate(BdNode *node, int64_t offset, bool exact,
             goto out;
         }
     }
-    if (s->data_file_raw) {
+    if (prealloc == BD_PREALLOC_OFF && has_data_file(s)) {
+        /* QEMU resizes the data file too, exactly if asked so */
         ret = bd_child_co_truncate(s->data_file, offset, exact, prealloc,
-                                   flags, errp);
+                                   0, errp);
         if (ret < 0) {
             goto out;
         }

@@ -170,6 +170,7 @@ typedef struct Qcow2State {
     char *backing_format;   /* the backing format extension, or NULL */
     char *image_data_file;  /* the data file name extension, or NULL */
     GByteArray *unknown_exts;   /* unknown extensions, kept as they are */
+    GByteArray *unknown_header_fields;  /* v3 header bytes past 112 */
     GByteArray *feature_table;  /* the feature-name table, raw */
     uint32_t nb_bitmaps;
     uint64_t bitmap_directory_offset;
@@ -280,6 +281,14 @@ bool qcow2_check_tables(Qcow2State *s, int64_t file_len, GError **errp);
 int qcow2_write_incompat(Qcow2State *s, uint64_t incompat);
 /* coroutine_fn: write the autoclear bits (one field). */
 int qcow2_write_autoclear(Qcow2State *s, uint64_t autoclear);
+/*
+ * coroutine_fn, meta_lock held: rewrite the whole first cluster from the
+ * state as QEMU's qcow2_update_header() lays it out (header, extensions:
+ * backing format, data file name, feature table, bitmaps, unknown ones;
+ * then the backing file name).  -ENOSPC when it does not fit.  Does not
+ * flush.
+ */
+int qcow2_update_header(Qcow2State *s);
 /* The names of @bits from the image's feature table (for messages). */
 char *qcow2_feature_names(Qcow2State *s, int type, uint64_t bits);
 
@@ -430,6 +439,11 @@ int qcow2_repair_dirty(Qcow2State *s, GError **errp);
 int qcow2_co_truncate(BdNode *node, int64_t offset, bool exact,
                       BdPreallocMode prealloc, BdRequestFlags flags,
                       GError **errp);
+
+/* --- blockdev-create (qcow2-create.c) --- */
+
+/* BdBlockDriver.co_create: BlockdevCreateOptionsQcow2. */
+int qcow2_co_create(JsonObject *options, GError **errp);
 
 /* --- blockdev-reopen (qcow2-reopen.c) --- */
 
