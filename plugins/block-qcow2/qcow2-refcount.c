@@ -468,3 +468,138 @@ int qcow2_free_l2_entry_discard(Qcow2State *s, uint64_t entry, bool pass)
     }
     return 0;
 }
+
+/*
+ * How many refcount blocks count @clusters clusters plus the refcount
+ * blocks and table themselves: QEMU's fixed point
+ * (qcow2_refcount_metadata_size()).
+ */
+static uint64_t refblocks_for(Qcow2State *s, uint64_t clusters)
+{
+    uint64_t per_table_cluster = s->cluster_size / 8;
+    uint64_t per_block = 1ull << s->refcount_block_bits;
+    uint64_t table = 0, blocks = 0, n = 0, last;
+
+    do {
+        last = n;
+        blocks = (clusters + table + blocks + per_block - 1) / per_block;
+        table = (blocks + per_table_cluster - 1) / per_table_cluster;
+        n = clusters + blocks + table;
+    } while (n != last);
+    return blocks;
+}
+
+int64_t qcow2_refcount_area(Qcow2State *s, int64_t start_offset,
+                            uint64_t additional_clusters)
+{
+    int64_t cs = s->cluster_size;
+    uint64_t per_block = 1ull << s->refcount_block_bits;
+    uint64_t total = refblocks_for(s, (start_offset >> s->cluster_bits) +
+                                   additional_clusters);
+    uint64_t area_index, table_size, table_clusters, added = 0, copy;
+    int64_t table_offset, end_offset, block_offset;
+    int64_t old_offset = s->refcount_table_offset;
+    int64_t old_bytes = (int64_t)s->refcount_table_size * 8;
+    g_autofree uint64_t *table = NULL;
+    g_autofree uint64_t *be = NULL;
+    uint8_t hdr[12];
+    int ret;
+
+    g_assert(!offset_into_cluster(s, start_offset));
+    if (total > QCOW_MAX_REFTABLE_SIZE) {
+        return -EFBIG;
+    }
+    area_index = (start_offset >> s->cluster_bits) >> s->refcount_block_bits;
+    table_size = (total + cs / 8 - 1) / (cs / 8) * (cs / 8);
+    table_clusters = table_size * 8 / cs;
+    if (table_size > QCOW_MAX_REFTABLE_SIZE) {
+        return -EFBIG;
+    }
+    table = g_new0(uint64_t, table_size);
+    /* past the used part only empty space follows (the caller's word) */
+    copy = MIN(table_size, MAX(s->refcount_table_used, 1));
+    copy = MIN(copy, s->refcount_table_size);
+    memcpy(table, s->refcount_table, copy * 8);
+    for (uint64_t i = area_index; i < total; i++) {
+        if (!(table[i] & REFT_OFFSET_MASK)) {
+            added++;
+        }
+    }
+    table_offset = start_offset + (int64_t)added * cs;
+    end_offset = table_offset + (int64_t)table_clusters * cs;
+
+    /* the blocks first (new ones from @start_offset on), counting the area */
+    block_offset = start_offset;
+    for (uint64_t i = area_index; i < total; i++) {
+        uint64_t first_covered = i * per_block * cs;
+        void *blk;
+
+        if (table[i] & REFT_OFFSET_MASK) {
+            ret = qcow2_cache_get(s->refcount_cache,
+                                  table[i] & REFT_OFFSET_MASK, false, &blk);
+        } else {
+            ret = qcow2_cache_get(s->refcount_cache, block_offset, true,
+                                  &blk);
+            table[i] = block_offset;
+            block_offset += cs;
+        }
+        if (ret < 0) {
+            return ret;
+        }
+        if (first_covered < (uint64_t)end_offset) {
+            uint64_t j = first_covered < (uint64_t)start_offset ?
+                         (start_offset - first_covered) / cs : 0;
+            uint64_t end_index = MIN((end_offset - first_covered) / cs,
+                                     per_block);
+
+            for (; j < end_index; j++) {
+                rc_set(s, blk, j, 1);
+            }
+        }
+        qcow2_cache_mark_dirty(s->refcount_cache, blk);
+        qcow2_cache_put(s->refcount_cache, blk);
+    }
+    g_assert(block_offset == table_offset);
+    ret = qcow2_cache_flush(s->refcount_cache);
+    if (ret < 0) {
+        return ret;
+    }
+
+    /* then the table, then the header that points to it */
+    be = g_new0(uint64_t, table_size);
+    for (uint64_t i = 0; i < table_size; i++) {
+        be[i] = GUINT64_TO_BE(table[i]);
+    }
+    ret = bd_child_co_pwrite(s->file, table_offset, table_size * 8, be, 0);
+    if (ret == 0) {
+        ret = bd_child_co_flush(s->file);
+    }
+    if (ret < 0) {
+        return ret;
+    }
+    *(uint64_t *)hdr = GUINT64_TO_BE((uint64_t)table_offset);
+    *(uint32_t *)(hdr + 8) = GUINT32_TO_BE((uint32_t)table_clusters);
+    ret = bd_child_co_pwrite(s->file, HDR_REFTABLE_OFFSET, sizeof(hdr), hdr,
+                             0);
+    if (ret == 0) {
+        ret = bd_child_co_flush(s->file);
+    }
+    if (ret < 0) {
+        return ret;
+    }
+    g_free(s->refcount_table);
+    s->refcount_table = g_steal_pointer(&table);
+    s->refcount_table_size = table_size;
+    s->refcount_table_offset = table_offset;
+    s->refcount_table_clusters = table_clusters;
+    s->refcount_table_used = 0;
+    for (uint64_t i = table_size; i > 0; i--) {
+        if (s->refcount_table[i - 1] & REFT_OFFSET_MASK) {
+            s->refcount_table_used = i;
+            break;
+        }
+    }
+    ret = qcow2_free_clusters(s, old_offset, old_bytes,
+                              s->discard_passthrough_other);
+    return ret < 0 ? ret : end_offset;
+}

@@ -304,6 +304,114 @@ fail:
     return ret;
 }
 
+/* meta_lock held: the last cluster in use below @size (QEMU's). */
+static int64_t last_used_cluster(Qcow2State *s, int64_t size)
+{
+    for (int64_t i = size_to_clusters(s, size) - 1; i >= 0; i--) {
+        uint64_t rc;
+        int ret = qcow2_get_refcount(s, i, &rc);
+
+        if (ret < 0) {
+            return ret;
+        }
+        if (rc) {
+            return i;
+        }
+    }
+    qcow2_signal_corruption(s, true, -1, -1,
+                            "There are no references in the refcount table.");
+    return -EIO;
+}
+
+/*
+ * meta_lock held: falloc and full preallocation from a cluster-aligned
+ * @old_length, as QEMU lays it out: refcount structures for the whole
+ * new area past the last used cluster (qcow2_refcount_area()), the data
+ * clusters right after them in one run that the file allocates itself
+ * (its own preallocation), then the L2 entries (their tables where
+ * clusters are free, the old refcount table's first).
+ */
+static int preallocate_area(Qcow2State *s, int64_t old_length,
+                            int64_t offset, BdPreallocMode mode,
+                            GError **errp)
+{
+    int64_t cs = s->cluster_size;
+    int64_t file_size = bd_child_co_getlength(s->file);
+    int64_t last, start, nb_data, nb_l2, guest, host, end;
+    int ret;
+
+    if (file_size < 0) {
+        bd_error_setg(errp, "Failed to get the file size: %s",
+                      g_strerror(-file_size));
+        return file_size;
+    }
+    file_size = (file_size + cs - 1) & ~(cs - 1);
+    last = last_used_cluster(s, file_size);
+    if (last < 0) {
+        bd_error_setg(errp, "Failed to find the last cluster: %s",
+                      g_strerror(-last));
+        return last;
+    }
+    file_size = (last + 1) * cs;
+    end = (offset + cs - 1) & ~(cs - 1);
+    nb_data = (end - (old_length & ~(cs - 1))) >> s->cluster_bits;
+    /* an overestimate: one more for a head or tail across tables */
+    nb_l2 = (nb_data + s->l2_size - 1) / s->l2_size + 1;
+    start = qcow2_refcount_area(s, file_size, nb_data + nb_l2);
+    if (start < 0) {
+        bd_error_setg(errp, "Failed to resize refcount structures: %s",
+                      g_strerror(-start));
+        return start;
+    }
+    ret = qcow2_update_refcount(s, start, nb_data * cs, 1);
+    if (ret < 0) {
+        bd_error_setg(errp, "Failed to allocate data clusters: %s",
+                      g_strerror(-ret));
+        return ret;
+    }
+    ret = bd_child_co_truncate(s->file, start + nb_data * cs, false, mode, 0,
+                               errp);
+    if (ret < 0) {
+        g_prefix_error(errp, "Failed to resize underlying file: ");
+        qcow2_free_clusters(s, start, nb_data * cs, false);
+        return ret;
+    }
+    guest = old_length & ~(cs - 1);
+    host = start;
+    while (guest < end) {
+        uint64_t *slice;
+        int index;
+        int64_t n;
+
+        ret = qcow2_get_l2_slice_alloc(s, guest, &slice, &index);
+        if (ret < 0) {
+            bd_error_setg(errp, "Failed to update L2 tables: %s",
+                          g_strerror(-ret));
+            return ret;
+        }
+        n = MIN((end - guest) >> s->cluster_bits, s->l2_slice_size - index);
+        for (int64_t i = 0; i < n; i++) {
+            uint64_t old = qcow2_l2_get(s, slice, index + i);
+
+            /*
+             * with extended L2 the subclusters stay unallocated, as
+             * QEMU's preallocation leaves them
+             */
+            qcow2_l2_set(s, slice, index + i,
+                         (host + i * cs) | QCOW_OFLAG_COPIED, 0);
+            if (old) {
+                /* nothing lives past the end; should something, free it */
+                qcow2_free_l2_entry(s, old);
+            }
+        }
+        qcow2_cache_mark_dirty(s->l2_cache, slice);
+        qcow2_cache_put(s->l2_cache, slice);
+        guest += n * cs;
+        host += n * cs;
+    }
+    return 0;
+}
+
 int qcow2_co_truncate(BdNode *node, int64_t offset, bool exact,
                       BdPreallocMode prealloc, BdRequestFlags flags,
                       GError **errp)
@@ -358,7 +466,14 @@ int qcow2_co_truncate(BdNode *node, int64_t offset, bool exact,
             goto out;
         }
     }
-    if (prealloc != BD_PREALLOC_OFF && offset > s->size) {
+    if ((prealloc == BD_PREALLOC_FALLOC || prealloc == BD_PREALLOC_FULL) &&
+        !has_data_file(s) && !offset_into_cluster(s, s->size) &&
+        offset >= s->size) {
+        ret = preallocate_area(s, s->size, offset, prealloc, errp);
+        if (ret < 0) {
+            goto out;
+        }
+    } else if (prealloc != BD_PREALLOC_OFF && offset > s->size) {
         ret = preallocate(s, s->size, offset, prealloc, errp);
         if (ret < 0) {
             goto out;

@@ -303,6 +303,16 @@ int64_t qcow2_alloc_clusters_upto(Qcow2State *s, int64_t n, int64_t *got);
 /* Add @addend to the refcount of every cluster in the byte range. */
 int qcow2_update_refcount(Qcow2State *s, int64_t offset, int64_t length,
                           int64_t addend);
+/*
+ * QEMU's qcow2_refcount_area(): new refcount structures that count every
+ * cluster up to @start_offset (cluster aligned; only free space from
+ * there on) plus @additional_clusters: new refcount blocks at
+ * @start_offset, then a new refcount table after them, the header
+ * switched to it and the old table freed.  Returns the end of the new
+ * structures (where the counted area goes on) or -errno.
+ */
+int64_t qcow2_refcount_area(Qcow2State *s, int64_t start_offset,
+                            uint64_t additional_clusters);
 /* Drop one reference to the clusters of the range; discard as told. */
 int qcow2_free_clusters(Qcow2State *s, int64_t offset, int64_t length,
                         bool pass_discard);
