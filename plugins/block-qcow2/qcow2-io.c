@@ -199,8 +199,11 @@ int qcow2_mark_dirty(Qcow2State *s)
 {
     int ret;
 
-    if (!s->use_lazy_refcounts || s->dirty_marked ||
-        (s->incompat & QCOW2_INCOMPAT_DIRTY)) {
+    if (!s->use_lazy_refcounts) {
+        /* not remembered: a reopen may turn lazy refcounts on */
+        return 0;
+    }
+    if (s->dirty_marked || (s->incompat & QCOW2_INCOMPAT_DIRTY)) {
         s->dirty_marked = true;
         return 0;
     }

@@ -80,7 +80,10 @@ static int grow_l1(Qcow2State *s, uint32_t new_size)
     }
     /* readers load entries atomically; the old array lives until close */
     table = g_new0(uint64_t, new_size);
-    memcpy(table, s->l1_table, old_bytes);
+    if (old_bytes) {
+        /* a new image has no table yet (NULL) */
+        memcpy(table, s->l1_table, old_bytes);
+    }
     s->retired_l1 = g_slist_prepend(s->retired_l1, s->l1_table);
     __atomic_store_n(&s->l1_table, table, __ATOMIC_RELEASE);
     s->l1_table_offset = new_offset;

@@ -450,6 +450,33 @@ int qcow2_co_truncate(BdNode *node, int64_t offset, bool exact,
                       BdPreallocMode prealloc, BdRequestFlags flags,
                       GError **errp);
 
+/* --- runtime options (block-qcow2.c) --- */
+
+/* What BlockdevOptionsQcow2 sets and a reopen may change. */
+typedef struct Qcow2RuntimeOpts {
+    bool lazy_refcounts;
+    bool pass_discard_request;
+    bool pass_discard_snapshot;
+    bool pass_discard_other;
+    int overlap_check;
+    int64_t l2_cache_entries;
+    int64_t l2_entry_size;
+    int64_t refcount_cache_entries;
+    int64_t cache_clean_interval;
+} Qcow2RuntimeOpts;
+
+/*
+ * The runtime options of @opts (BD_OPEN_* @flags for the discard
+ * default) for the image whose header @s holds, with QEMU's checks and
+ * messages in its order.
+ */
+bool qcow2_parse_runtime_opts(Qcow2State *s, JsonObject *opts,
+                              unsigned flags, Qcow2RuntimeOpts *rt,
+                              GError **errp);
+/* Start / stop the cache-clean-interval timer in @ctx. */
+void qcow2_clean_timer_start(Qcow2State *s, BdAioContext *ctx);
+void qcow2_clean_timer_stop(Qcow2State *s);
+
 /* --- blockdev-create (qcow2-create.c) --- */
 
 /* BdBlockDriver.co_create: BlockdevCreateOptionsQcow2. */
