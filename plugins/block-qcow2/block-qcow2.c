@@ -605,6 +605,22 @@ static void qcow2_attach_aio_context(BdNode *node, BdAioContext *ctx)
     qcow2_clean_timer_start(bd_node_get_opaque(node), ctx);
 }
 
+/*
+ * x-blockdev-amend: QEMU 7.2's qcow2 amends only the keyslots of a LUKS
+ * encrypted image, and this driver opens no encrypted image yet.
+ */
+static int qcow2_co_amend(BdNode *node, JsonObject *options, bool force,
+                          GError **errp)
+{
+    (void)node;
+    (void)force;
+    if (json_object_has_member(options, "encrypt")) {
+        bd_error_setg(errp, "image is not encrypted, can't amend");
+        return -ENOTSUP;
+    }
+    return 0;
+}
+
 static const BdBlockDriver qcow2_driver = {
     .struct_size = sizeof(BdBlockDriver),
     .name = "qcow2",
@@ -630,6 +646,7 @@ static const BdBlockDriver qcow2_driver = {
     .query_image_info = qcow2_query_image_info,
     .detach_aio_context = qcow2_detach_aio_context,
     .attach_aio_context = qcow2_attach_aio_context,
+    .co_amend = qcow2_co_amend,
 };
 
 static bool block_qcow2_init(BdRegistry *reg, GError **errp)
