@@ -360,7 +360,7 @@ static int preallocate_area(Qcow2State *s, int64_t old_length,
     nb_data = (end - (old_length & ~(cs - 1))) >> s->cluster_bits;
     /* an overestimate: one more for a head or tail across tables */
     nb_l2 = (nb_data + s->l2_size - 1) / s->l2_size + 1;
-    start = qcow2_refcount_area(s, file_size, nb_data + nb_l2);
+    start = qcow2_refcount_area(s, file_size, nb_data + nb_l2, true, 0, 0);
     if (start < 0) {
         bd_error_setg(errp, "Failed to resize refcount structures: %s",
                       g_strerror(-start));

@@ -308,11 +308,15 @@ int qcow2_update_refcount(Qcow2State *s, int64_t offset, int64_t length,
  * cluster up to @start_offset (cluster aligned; only free space from
  * there on) plus @additional_clusters: new refcount blocks at
  * @start_offset, then a new refcount table after them, the header
- * switched to it and the old table freed.  Returns the end of the new
- * structures (where the counted area goes on) or -errno.
+ * switched to it and the old table freed.  !@exact_size: room to grow
+ * (half the blocks more).  A @new_refblock_offset (not 0) is entered at
+ * @new_refblock_index.  Returns the end of the new structures (where
+ * the counted area goes on) or -errno.
  */
 int64_t qcow2_refcount_area(Qcow2State *s, int64_t start_offset,
-                            uint64_t additional_clusters);
+                            uint64_t additional_clusters, bool exact_size,
+                            uint64_t new_refblock_index,
+                            int64_t new_refblock_offset);
 /* Drop one reference to the clusters of the range; discard as told. */
 int qcow2_free_clusters(Qcow2State *s, int64_t offset, int64_t length,
                         bool pass_discard);
