@@ -82,6 +82,14 @@ GOOD = {
                   'preallocation': 'metadata'},
     'data-falloc': {'size': 4 * MiB, 'data-file': 'DATA',
                     'preallocation': 'falloc'},
+    # the file and the data file defined inline, opened for the job only
+    'inline': {'size': 64 * MiB,
+               'file': {'driver': 'file', 'filename': 'DIR/inline.qcow2'},
+               'data-file': {'driver': 'file',
+                             'filename': 'DIR/inline.data'}},
+    'inline-pre': {'size': 4 * MiB, 'preallocation': 'full',
+                   'file': {'driver': 'file',
+                            'filename': 'DIR/inline-pre.qcow2'}},
     'all': {'size': 64 * MiB, 'extended-l2': True, 'lazy-refcounts': True,
             'refcount-bits': 32, 'compression-type': 'zstd',
             'cluster-size': 131072},
@@ -115,6 +123,9 @@ BAD = {
     'e-nofile': {'size': MiB, 'file': 'no-such-node'},
     'e-nodata': {'size': MiB, 'data-file': 'no-such-node'},
     'e-long-backing': {'size': MiB, 'backing-file': 'x' * 1024},
+    'e-inline-missing': {'size': MiB,
+                         'file': {'driver': 'file',
+                                  'filename': 'DIR/no-such-dir/x.qcow2'}},
 }
 
 # layouts that are not QEMU's yet: compared through qemu-img, not bytes
@@ -139,10 +150,15 @@ def file_create(job, path, size=0):
 def case_sequence(name, opts):
     """The QMP commands of one case (DIR: the session's directory)."""
     opts = dict(opts)
-    seq = [file_create('fc-' + name, 'DIR/%s.qcow2' % name),
-           ('blockdev-add', {'driver': 'file', 'node-name': 'f-' + name,
-                             'filename': 'DIR/%s.qcow2' % name})]
-    extra_nodes = ['f-' + name]
+    seq = [file_create('fc-' + name, 'DIR/%s.qcow2' % name)]
+    extra_nodes = []
+    if not isinstance(opts.get('file'), dict):
+        seq.append(('blockdev-add', {'driver': 'file',
+                                     'node-name': 'f-' + name,
+                                     'filename': 'DIR/%s.qcow2' % name}))
+        extra_nodes.append('f-' + name)
+    if isinstance(opts.get('data-file'), dict):
+        seq.append(file_create('dc-' + name, 'DIR/%s.data' % name))
     if opts.get('data-file') == 'DATA':
         seq += [file_create('dc-' + name, 'DIR/%s.data' % name),
                 ('blockdev-add', {'driver': 'file', 'node-name': 'd-' + name,
