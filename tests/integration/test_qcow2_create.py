@@ -300,6 +300,43 @@ class Qcow2Create(h.TestCase):
                     self.assertEqual(cmp.returncode, 0,
                                      cmp.stdout + cmp.stderr)
 
+    def in_use_session(self, qsd):
+        """blockdev-create on a file another qcow2 node uses: the job
+        fails on the permission conflict, with qsd's message."""
+        d = self.make_tmpdir()
+        img = os.path.join(d, 'used.qcow2')
+        self.run_command(['qemu-img', 'create', '-q', '-f', 'qcow2', img,
+                          '1M'])
+        sock = os.path.join(d, 'qmp.sock')
+        args = ['--chardev', 'socket,id=m,path=%s,server=on,wait=off' % sock,
+                '--monitor', 'chardev=m',
+                '--blockdev', 'file,node-name=f,filename=%s' % img,
+                '--blockdev', 'qcow2,node-name=q,file=f']
+        daemon = self.start_qsd(args) if qsd else self.start_daemon(args)
+        daemon.wait_for_socket_file(sock)
+        qmp = self.qmp(sock)
+        seen = [qmp.execute('blockdev-create', {
+            'job-id': 'j', 'options': {'driver': 'qcow2', 'file': 'f',
+                                       'size': MiB}})]
+        while True:
+            ev = qmp.wait_event('JOB_STATUS_CHANGE')
+            seen.append(ev['data'])
+            if ev['data']['status'] == 'concluded':
+                break
+        seen.append(qmp.execute('query-jobs'))
+        daemon.stop()
+        with open(img, 'rb') as f:
+            seen.append(f.read())
+        return seen
+
+    def test_file_in_use_as_qsd(self):
+        ours = self.in_use_session(False)
+        theirs = self.in_use_session(True)
+        self.assertEqual(ours[:-1], theirs[:-1])
+        self.assertIn('error', ours[-2]['return'][0])
+        # the image in use is left as it was
+        self.assertEqual(ours[-1], theirs[-1])
+
     def test_encrypt_refused(self):
         """Encryption is refused before anything is written (no luks
         yet), with a message that says so."""
