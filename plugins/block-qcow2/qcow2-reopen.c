@@ -196,6 +196,8 @@ static void apply(Qcow2State *s, BdNode *node, Qcow2Reopen *r)
 {
     Qcow2RuntimeOpts *rt = &r->rt;
 
+    /* the cleaning timer touches the caches: none while they change */
+    qcow2_clean_timer_stop(s);
     json_object_unref(s->opts);
     s->opts = g_steal_pointer(&r->opts);
     qcow2_cache_free(s->l2_cache);
@@ -212,11 +214,8 @@ static void apply(Qcow2State *s, BdNode *node, Qcow2Reopen *r)
     s->discard_passthrough_snapshot = rt->pass_discard_snapshot;
     s->discard_passthrough_other = rt->pass_discard_other;
     s->overlap_check = rt->overlap_check;
-    if (s->cache_clean_interval != rt->cache_clean_interval) {
-        qcow2_clean_timer_stop(s);
-        s->cache_clean_interval = rt->cache_clean_interval;
-        qcow2_clean_timer_start(s, bd_node_get_aio_context(node));
-    }
+    s->cache_clean_interval = rt->cache_clean_interval;
+    qcow2_clean_timer_start(s, bd_node_get_aio_context(node));
 }
 
 void qcow2_reopen_commit(BdNode *node, void *state)
