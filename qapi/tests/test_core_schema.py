@@ -95,7 +95,8 @@ EXTENSIBLE_ENUMS = {'BlockdevDriver', 'BlockExportType', 'ObjectType',
                     'ImageInfoSpecificKind'}
 EXTENSIBLE_UNIONS = {'BlockdevOptions', 'BlockExportOptions',
                      'ObjectOptions', 'ImageInfoSpecific',
-                     'BlockStatsSpecific', 'BlockdevCreateOptions'}
+                     'BlockStatsSpecific', 'BlockdevCreateOptions',
+                     'BlockdevAmendOptions'}
 SUBSET_ENUMS = {'ChardevBackendKind'}       # socket and stdio only
 SUBSET_UNIONS = {'ChardevBackend'}
 BLOCKD_OWN = {'PluginState', 'PluginInfo', 'query-plugins'}
