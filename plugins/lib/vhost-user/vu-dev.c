@@ -60,20 +60,26 @@ const char *vu_request_name(uint32_t request)
 
 bool vu_msg_check_header(const VuMsgHeader *hdr, char *err, size_t errlen)
 {
+    const char *name = vu_request_name(hdr->request);
+    char num[32];
+
+    if (!name) {
+        snprintf(num, sizeof(num), "request %" PRIu32, hdr->request);
+        name = num;
+    }
     if ((hdr->flags & VHOST_USER_VERSION_MASK) != VHOST_USER_VERSION) {
-        snprintf(err, errlen, "request %" PRIu32 ": protocol version %" PRIu32
-                 " (expected %u)", hdr->request,
+        snprintf(err, errlen, "%s: protocol version %" PRIu32
+                 " (expected %u)", name,
                  hdr->flags & VHOST_USER_VERSION_MASK, VHOST_USER_VERSION);
         return false;
     }
     if (hdr->flags & VHOST_USER_REPLY_MASK) {
-        snprintf(err, errlen, "request %" PRIu32 ": a reply from the front end",
-                 hdr->request);
+        snprintf(err, errlen, "%s: a reply from the front end", name);
         return false;
     }
     if (hdr->size > VU_MSG_MAX_PAYLOAD) {
-        snprintf(err, errlen, "request %" PRIu32 ": payload of %" PRIu32
-                 " bytes (at most %u)", hdr->request, hdr->size,
+        snprintf(err, errlen, "%s: payload of %" PRIu32
+                 " bytes (at most %u)", name, hdr->size,
                  (unsigned)VU_MSG_MAX_PAYLOAD);
         return false;
     }
@@ -359,8 +365,14 @@ static void fds_expected(const VuMsg *msg, int *min, int *max)
     *min = *max = 0;
     switch (msg->hdr.request) {
     case VHOST_USER_SET_MEM_TABLE:
-        if (msg->hdr.size >= 4) {
-            *min = *max = MIN(msg->payload.memory.nregions, VU_MAX_FDS + 1u);
+        if (msg->hdr.size >= 8 &&
+            msg->payload.memory.nregions <= VHOST_USER_MAX_RAM_SLOTS &&
+            msg->hdr.size == 8 + msg->payload.memory.nregions *
+                             sizeof(VuMemRegionDesc)) {
+            *min = *max = msg->payload.memory.nregions;
+        } else {
+            /* A size error, reported by the request's own check. */
+            *max = VU_MAX_FDS;
         }
         break;
     case VHOST_USER_SET_VRING_KICK:
@@ -443,11 +455,6 @@ static int process(VuDev *dev, const VuMsg *msg, int *fds, int nfds,
         return ERR("%s with a payload of %" PRIu32 " bytes (expected %d)",
                    name, size, want);
     }
-    fds_expected(msg, &fmin, &fmax);
-    if (nfds < fmin || nfds > fmax) {
-        return ERR("%s with %d file descriptors (expected %d%s%d)", name, nfds,
-                   fmin, fmin == fmax ? "" : " to ", fmin == fmax ? fmin : fmax);
-    }
 
     /* The vring index of the requests that name one. */
     switch (msg->hdr.request) {
@@ -482,6 +489,16 @@ static int process(VuDev *dev, const VuMsg *msg, int *fds, int nfds,
         vq = &dev->vqs[idx];
         break;
     }
+    }
+
+    fds_expected(msg, &fmin, &fmax);
+    if (nfds < fmin || nfds > fmax) {
+        if (fmin == fmax) {
+            return ERR("%s with %d file descriptors (expected %d)", name,
+                       nfds, fmin);
+        }
+        return ERR("%s with %d file descriptors (expected %d to %d)", name,
+                   nfds, fmin, fmax);
     }
 
     switch (msg->hdr.request) {
