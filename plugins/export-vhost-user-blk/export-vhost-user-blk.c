@@ -36,6 +36,15 @@
 
 #include "export-vhost-user-blk-schema.h"
 
+/*
+ * Trace points: a queue starting or stopping in its thread, and every
+ * request with the queue and the thread serving it (so that tests see
+ * which IOThread carries which queue).
+ */
+BD_TRACE_DEFINE(tp_queue_start, "export_vhost_user_blk_queue_start");
+BD_TRACE_DEFINE(tp_queue_stop, "export_vhost_user_blk_queue_stop");
+BD_TRACE_DEFINE(tp_request, "export_vhost_user_blk_request");
+
 /* The serial number GET_ID returns, as qemu-storage-daemon's. */
 #define VUB_SERIAL "vhost_user_blk"
 /* The virtqueue size the config space's seg_max is derived from (QEMU). */
@@ -93,6 +102,9 @@ static void vub_req_co(void *opaque)
     VubExport *ve = q->conn->ve;
     uint32_t len;
 
+    BD_TRACE(&tp_request, "export %s queue %u thread %d out %u in %u",
+             bd_export_get_id(ve->exp), q->index, (int)gettid(),
+             elem->out_num, elem->in_num);
     len = virtio_blk_co_handle(&ve->vb, elem->out_sg, elem->out_num,
                                elem->in_sg, elem->in_num);
     vu_virtq_push(q->vq, elem, len);
@@ -152,6 +164,8 @@ static void vub_queue_attach_bh(void *opaque)
 {
     VubQueue *q = opaque;
 
+    BD_TRACE(&tp_queue_start, "export %s queue %u thread %d",
+             bd_export_get_id(q->conn->ve->exp), q->index, (int)gettid());
     bd_aio_set_fd_handler(q->ctx, q->kick_fd, vub_kick, NULL, NULL, q);
     /* Requests may have been made before the kick fd was watched. */
     vub_kick(q);
@@ -165,6 +179,9 @@ static void vub_queue_detach_bh(void *opaque)
 {
     VubQueue *q = opaque;
 
+    BD_TRACE(&tp_queue_stop, "export %s queue %u in flight %u",
+             bd_export_get_id(q->conn->ve->exp), q->index,
+             vu_virtq_inflight(q->vq));
     bd_aio_set_fd_handler(q->ctx, q->kick_fd, NULL, NULL, NULL, NULL);
     q->kick_fd = -1;
     if (vu_virtq_inflight(q->vq) == 0) {
@@ -576,6 +593,9 @@ static const BdExportType vub_export_type = {
 
 static bool export_vhost_user_blk_init(BdRegistry *reg, GError **errp)
 {
+    bd_trace_register(&tp_queue_start);
+    bd_trace_register(&tp_queue_stop);
+    bd_trace_register(&tp_request);
     return bd_registry_add_export_type(reg, &vub_export_type, errp);
 }
 

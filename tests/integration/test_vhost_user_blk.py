@@ -10,12 +10,17 @@ qemu-storage-daemon 7.2.
   fsync (FLUSH), makes ranges zero with WRITE_ZEROES (with and without
   unmap) and discards one; the host then checks the image byte for byte;
 - writable=off: the disk is read-only in the guest and writes fail;
+- num-queues=2 with 'iothread' a list of two IOThreads and a guest of two
+  CPUs: both queues carry requests, each in its own IOThread (the
+  export's trace points name the queue and the thread), and the data
+  written from both CPUs reaches the image;
 - qsd's messages for bad options.
 """
 
 import hashlib
 import os
 import random
+import re
 import shutil
 import subprocess
 import sys
@@ -51,6 +56,24 @@ echo "RO=$(cat /sys/block/vda/ro)"
 echo "READ=$(md5sum < /dev/vda | cut -d' ' -f1)"
 dd if=/data.bin of=/dev/vda bs=64k seek=16 oflag=direct 2>&1
 echo "DD=$?"
+'''
+
+
+MQ_SCRIPT = r'''
+echo "QUEUES=$(ls /sys/block/vda/mq | wc -l)"
+taskset 1 dd if=/data.bin of=/dev/vda bs=64k count=32 seek=16 \
+    oflag=direct 2>/dev/null &
+taskset 2 dd if=/data.bin of=/dev/vda bs=64k count=32 skip=32 seek=48 \
+    oflag=direct 2>/dev/null &
+wait
+taskset 1 dd if=/dev/vda of=/dev/null bs=64k count=64 iflag=direct \
+    2>/dev/null &
+taskset 2 dd if=/dev/vda of=/dev/null bs=64k count=64 skip=64 iflag=direct \
+    2>/dev/null &
+wait
+sync
+echo "READBACK=$(dd if=/dev/vda bs=64k skip=16 count=64 iflag=direct \
+    2>/dev/null | md5sum | cut -d' ' -f1)"
 '''
 
 
@@ -163,6 +186,42 @@ class VhostUserBlkTest(h.TestCase):
 
     def test_read_only_qsd(self):
         self.check_ro(qsd=True)
+
+    def test_two_queues_two_iothreads(self):
+        img, data = self.make_image()
+        with open(img, 'rb') as f:
+            orig = f.read()
+        with open(data, 'rb') as f:
+            written = f.read()
+        sock = os.path.join(self.tmpdir, 'vub.sock')
+        mon = os.path.join(self.tmpdir, 'qmp.sock')
+        d = self.serve(False, img, sock, ',writable=on,num-queues=2,'
+                       'iothread.0=io0,iothread.1=io1',
+                       extra=['--object', 'iothread,id=io0',
+                              '--object', 'iothread,id=io1',
+                              '--chardev', 'socket,id=m,path=%s,server=on,'
+                              'wait=off' % mon, '--monitor', 'chardev=m',
+                              '-T', 'enable=export_vhost_user_blk_*'])
+        d.wait_for_socket_file(mon)
+        threads = {t['id']: t['thread-id']
+                   for t in self.qmp(mon).command('query-iothreads')}
+        vals, out = self.run_guest(MQ_SCRIPT, sock, data, num_queues=2,
+                                   smp=2)
+        self.assertEqual(vals.get('QUEUES'), '2', out)
+        self.assertEqual(vals.get('READBACK'),
+                         hashlib.md5(written).hexdigest(), out)
+        served = {}
+        for m in re.finditer(r'export_vhost_user_blk_request export vub '
+                             r'queue (\d+) thread (\d+)', d.stderr()):
+            served.setdefault(int(m.group(1)), set()).add(int(m.group(2)))
+        self.assertEqual(served, {0: {threads['io0']},
+                                  1: {threads['io1']}}, d.stderr()[-3000:])
+        d.stop()
+        with open(img, 'rb') as f:
+            now = f.read()
+        self.assertEqual(now[MiB:5 * MiB], written)
+        self.assertEqual(now[:MiB], orig[:MiB])
+        self.assertEqual(now[5 * MiB:], orig[5 * MiB:])
 
     def test_bad_options(self):
         """The same refusals as qemu-storage-daemon's."""
