@@ -14,6 +14,12 @@
  * between the node and guest memory in place (the guest's buffers are
  * the request's I/O vector).
  *
+ * In-flight tracking (INFLIGHT_SHMFD): the front end keeps a buffer in
+ * which each queue records the requests it has popped and not finished;
+ * a daemon started again after a crash (QEMU's chardev with reconnect=N)
+ * submits those again before anything new, so that the guest sees its
+ * requests complete instead of an error.
+ *
  * A front end that breaks the protocol (a bad message, a bad descriptor
  * chain) is disconnected with a line on stderr; the export then listens
  * again.
@@ -336,21 +342,44 @@ static int vub_read_full(VubConn *c, void *buf, size_t len, int *fds,
     return 0;
 }
 
-/* Send a reply whole; a front end that does not read is dropped. */
-static bool vub_send(VubConn *c, const VuMsg *reply)
+/*
+ * Send a reply whole, with @fd (if >= 0) in the first part; a front end
+ * that does not read is dropped.
+ */
+static bool vub_send(VubConn *c, const VuMsg *reply, int fd)
 {
     size_t len = sizeof(reply->hdr) + reply->hdr.size;
     const char *p = (const char *)reply;
 
     while (len > 0) {
-        ssize_t n = send(c->fd, p, len, MSG_NOSIGNAL | MSG_DONTWAIT);
+        union {
+            char buf[CMSG_SPACE(sizeof(int))];
+            struct cmsghdr align;
+        } u;
+        struct iovec iov = { .iov_base = (void *)p, .iov_len = len };
+        struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
+        ssize_t n;
 
+        if (fd >= 0) {
+            struct cmsghdr *cm;
+
+            memset(&u, 0, sizeof(u));
+            mh.msg_control = u.buf;
+            mh.msg_controllen = sizeof(u.buf);
+            cm = CMSG_FIRSTHDR(&mh);
+            cm->cmsg_level = SOL_SOCKET;
+            cm->cmsg_type = SCM_RIGHTS;
+            cm->cmsg_len = CMSG_LEN(sizeof(int));
+            memcpy(CMSG_DATA(cm), &fd, sizeof(int));
+        }
+        n = sendmsg(c->fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
         if (n < 0 && errno == EINTR) {
             continue;
         }
         if (n <= 0) {
             return false;
         }
+        fd = -1;
         p += n;
         len -= n;
     }
@@ -406,10 +435,18 @@ static void vub_conn_co(void *opaque)
         if (ret < 0) {
             break;
         }
-        if (ret > 0 && !vub_send(c, &reply)) {
-            snprintf(err, sizeof(err), "cannot send the reply to %s",
-                     vu_request_name(msg.hdr.request));
-            break;
+        if (ret > 0) {
+            int rfd = vu_dev_take_reply_fd(c->dev);
+            bool sent = vub_send(c, &reply, rfd);
+
+            if (rfd >= 0) {
+                close(rfd);
+            }
+            if (!sent) {
+                snprintf(err, sizeof(err), "cannot send the reply to %s",
+                         vu_request_name(msg.hdr.request));
+                break;
+            }
         }
         continue;
 drop_fds:
@@ -466,7 +503,8 @@ static void vub_accept(void *opaque)
     }
     c->dev = vu_dev_new(ve->num_queues,
                         (1ull << VHOST_USER_PROTOCOL_F_MQ) |
-                        (1ull << VHOST_USER_PROTOCOL_F_CONFIG),
+                        (1ull << VHOST_USER_PROTOCOL_F_CONFIG) |
+                        (1ull << VHOST_USER_PROTOCOL_F_INFLIGHT_SHMFD),
                         &vub_dev_ops, c);
     ve->conn = c;
     bd_export_ref(ve->exp);

@@ -9,7 +9,8 @@
  *      header says, cut to what the input has).  The descriptors it
  *      comes with are made up as a front end would send them: a copy of
  *      the guest memory memfd per region of SET_MEM_TABLE and for
- *      ADD_MEM_REG, an eventfd for SET_VRING_KICK/CALL/ERR without the
+ *      ADD_MEM_REG and SET_INFLIGHT_FD (so the in-flight buffer is guest
+ *      memory too: the input can write it), an eventfd for SET_VRING_KICK/CALL/ERR without the
  *      no-fd bit; bit 2 of the record byte adds one more memfd, bit 3
  *      withholds the last one.
  *   1  a write into guest memory: 2 bytes offset, 1 byte length, data.
@@ -139,7 +140,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     queue_on[0] = queue_on[1] = false;
     dev = vu_dev_new(2, (1ull << VHOST_USER_PROTOCOL_F_MQ) |
-                     (1ull << VHOST_USER_PROTOCOL_F_CONFIG), &ops, NULL);
+                     (1ull << VHOST_USER_PROTOCOL_F_CONFIG) |
+                     (1ull << VHOST_USER_PROTOCOL_F_INFLIGHT_SHMFD),
+                     &ops, NULL);
 
     while (pos < size) {
         uint8_t kind = data[pos++];
@@ -168,6 +171,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 want = MIN(msg.payload.memory.nregions, VU_MAX_FDS);
                 break;
             case VHOST_USER_ADD_MEM_REG:
+            case VHOST_USER_SET_INFLIGHT_FD:
                 want = 1;
                 break;
             case VHOST_USER_SET_VRING_KICK:
@@ -191,6 +195,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             if (vu_dev_process_msg(dev, &msg, fds, nfds, &reply, err,
                                    sizeof(err)) < 0) {
                 goto out;
+            }
+            {
+                int rfd = vu_dev_take_reply_fd(dev);
+
+                if (rfd >= 0) {
+                    close(rfd);
+                }
             }
             break;
         }

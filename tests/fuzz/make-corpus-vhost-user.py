@@ -35,9 +35,14 @@ def kick(q=0):
     return bytes([2 | (q << 2)])
 
 
-def setup(features=F_VERSION_1 | F_PROTO, q=0, qsize=8):
+def setup(features=F_VERSION_1 | F_PROTO, q=0, qsize=8, inflight=False):
     s = msg(1) + msg(2, struct.pack('<Q', features)) + msg(15) + \
-        msg(16, struct.pack('<Q', 1 | (1 << 3) | (1 << 9))) + msg(3)
+        msg(16, struct.pack('<Q', 1 | (1 << 3) | (1 << 9) | (1 << 12))) + \
+        msg(3)
+    if inflight:
+        # the buffer is the guest memory file, from offset 0xc000
+        s += msg(31, struct.pack('<QQHHI', 0, 0, 2, qsize, 0))
+        s += msg(32, struct.pack('<QQHHI', 0x1000, 0xc000, 2, qsize, 0))
     s += msg(5, struct.pack('<II', 1, 0) +
              struct.pack('<QQQQ', 0, 0x10000, UVA, 0))
     s += msg(8, struct.pack('<II', q, qsize))
@@ -72,6 +77,17 @@ def main():
         desc(0, 0x8000, 48, 4) + desc(0, 0x4000, 16, 1, 1, table=0x8000) + \
         desc(1, 0x5000, 4096, 3, 2, table=0x8000) + \
         desc(2, 0x6000, 1, 2, table=0x8000) + avail(1, [0]) + kick()
+    region = struct.pack('<QHHHH', 0, 1, 8, 0, 0) + \
+        struct.pack('<B5xHQ', 1, 0, 5) + bytes(16) + \
+        struct.pack('<B5xHQ', 1, 0, 3)
+    seeds['inflight'] = setup(inflight=True) + chain + \
+        desc(2, 0x4000, 16, 1, 3) + desc(3, 0x6000, 1, 2) + \
+        mem(0xc000, region) + mem(USED + 2, struct.pack('<H', 0)) + \
+        avail(1, [0]) + kick() + kick()
+    # found by the fuzzer: an in-flight buffer at an odd offset
+    seeds['regress-inflight-misaligned'] = setup() + \
+        msg(32, struct.pack('<QQHHI', 0x1000, 0xc001, 2, 8, 0)) + \
+        msg(12, struct.pack('<Q', 0))
     seeds['queue1'] = setup(q=1) + msg(17) + chain + avail(1, [0]) + kick(1)
     seeds['loop'] = setup() + desc(0, 0x4000, 16, 1, 1) + \
         desc(1, 0x4000, 16, 1, 0) + avail(1, [0]) + kick()

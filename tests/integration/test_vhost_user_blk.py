@@ -9,6 +9,11 @@ qemu-storage-daemon 7.2.
   the cache to write back (a SET_CONFIG), writes 4 MiB with O_DIRECT and
   fsync (FLUSH), makes ranges zero with WRITE_ZEROES (with and without
   unmap) and discards one; the host then checks the image byte for byte;
+- restart safety: blockd is killed (SIGKILL) while the guest writes from
+  four processes and started again with the same command line; QEMU
+  (reconnect=1) reconnects, the requests that were in flight are
+  submitted again from the in-flight buffer (INFLIGHT_SHMFD), and the
+  guest finishes without an I/O error and with its data on the image;
 - writable=off: the disk is read-only in the guest and writes fail;
 - num-queues=2 with 'iothread' a list of two IOThreads and a guest of two
   CPUs: both queues carry requests, each in its own IOThread (the
@@ -24,6 +29,8 @@ import re
 import shutil
 import subprocess
 import sys
+import threading
+import time
 
 import blockd_harness as h
 
@@ -77,6 +84,25 @@ echo "READBACK=$(dd if=/dev/vda bs=64k skip=16 count=64 iflag=direct \
 '''
 
 
+RECONNECT_SCRIPT = r'''
+echo START
+for i in 0 1 2 3; do
+    (for j in 0 1; do
+        dd if=/data.bin of=/dev/vda bs=64k seek=$(( (i * 2 + j) * 64 + 16 )) \
+            oflag=direct 2>/dev/null || echo "DDFAIL=$i.$j"
+    done) &
+done
+wait
+echo WRITES-DONE
+sync
+for k in 0 1 2 3 4 5 6 7; do
+    echo "MD5_$k=$(dd if=/dev/vda bs=64k skip=$((k * 64 + 16)) count=64 \
+        iflag=direct 2>/dev/null | md5sum | cut -d' ' -f1)"
+done
+echo "IOERR=$(dmesg | grep -c 'I/O error')"
+'''
+
+
 def parse(out):
     vals = {}
     for line in out.splitlines():
@@ -93,6 +119,7 @@ class VhostUserBlkTest(h.TestCase):
         super().setUp()
         if shutil.which('qemu-system-x86_64') is None:
             self.skipTest('qemu-system-x86_64 is not installed')
+        self.daemons = []
 
     def make_image(self):
         img = os.path.join(self.tmpdir, 'disk.raw')
@@ -113,6 +140,7 @@ class VhostUserBlkTest(h.TestCase):
                 'addr.type=unix,addr.path=%s%s' % (sock, export_opts)]
         d = self.start_qsd(args) if qsd else self.start_daemon(args)
         d.wait_for_socket_file(sock)
+        self.daemons.append(d)
         return d
 
     def run_guest(self, script, sock, data, **kw):
@@ -222,6 +250,65 @@ class VhostUserBlkTest(h.TestCase):
         self.assertEqual(now[MiB:5 * MiB], written)
         self.assertEqual(now[:MiB], orig[:MiB])
         self.assertEqual(now[5 * MiB:], orig[5 * MiB:])
+
+    def test_reconnect_after_kill(self):
+        img, data = self.make_image()
+        with open(img, 'rb') as f:
+            orig = f.read()
+        with open(data, 'rb') as f:
+            written = f.read()
+        sock = os.path.join(self.tmpdir, 'vub.sock')
+        trace = ['-T', 'enable=export_vhost_user_blk_request']
+        self.serve(False, img, sock, ',writable=on', extra=trace)
+        first = self.daemons[-1]
+        blkzero = blockd_vm.build_static_tool(self.tmpdir, 'vm-blkzero')
+        initrd = blockd_vm.make_initramfs(self.tmpdir, RECONNECT_SCRIPT,
+                                          {'/data.bin': data,
+                                           '/vm-blkzero': blkzero})
+        cmd = blockd_vm.qemu_vhost_user_blk_cmd(initrd, sock, reconnect=1)
+        guest = subprocess.Popen(cmd, stdout=subprocess.PIPE,
+                                 stderr=subprocess.STDOUT,
+                                 stdin=subprocess.DEVNULL)
+        self.addCleanup(guest.wait)
+        self.addCleanup(guest.kill)
+        lines = []
+        reader = threading.Thread(
+            target=lambda: lines.extend(
+                l.decode(errors='replace') for l in guest.stdout))
+        reader.start()
+        deadline = time.monotonic() + GUEST_TIMEOUT
+        while not any('START' in l for l in lines):
+            self.assertLess(time.monotonic(), deadline, ''.join(lines))
+            self.assertIsNone(guest.poll(), ''.join(lines))
+            time.sleep(0.05)
+        # Kill once the guest's writes are well under way.
+        while first.stderr().count('export_vhost_user_blk_request') < 40:
+            self.assertLess(time.monotonic(), deadline, ''.join(lines))
+            time.sleep(0.01)
+        first.proc.kill()
+        first.proc.wait()
+        self.assertFalse(any('WRITES-DONE' in l for l in lines),
+                         'the guest finished before the kill')
+        second = self.serve(False, img, sock, ',writable=on', extra=trace)
+        guest.wait(GUEST_TIMEOUT)
+        reader.join()
+        out = ''.join(lines)
+        vals = parse(out)
+        self.assertIn('WRITES-DONE', out)
+        self.assertNotIn('DDFAIL', out)
+        self.assertEqual(vals.get('IOERR'), '0', out)
+        for k in range(8):
+            self.assertEqual(vals.get('MD5_%d' % k),
+                             hashlib.md5(written).hexdigest(), out)
+        self.assertIn('export_vhost_user_blk_request', second.stderr())
+        second.stop()
+        with open(img, 'rb') as f:
+            now = f.read()
+        self.assertEqual(now[:MiB], orig[:MiB])
+        for k in range(8):
+            self.assertEqual(now[MiB + k * 4 * MiB:MiB + (k + 1) * 4 * MiB],
+                             written, 'region %d' % k)
+        self.assertEqual(now[33 * MiB:], orig[33 * MiB:])
 
     def test_bad_options(self):
         """The same refusals as qemu-storage-daemon's."""

@@ -107,6 +107,8 @@ class HostileTest(h.TestCase):
             (vu.SET_CONFIG, struct.pack('<III', 0, 4, 0) + b'\0' * 4, (),
              'is refused'),
             (6, u64(0), (), 'VHOST_USER_SET_LOG_BASE is not supported'),
+            (31, struct.pack('<QQHHI', 0, 0, 1, 128, 0), (),
+             'VHOST_USER_GET_INFLIGHT_FD without the INFLIGHT_SHMFD'),
         ]
         for req, payload, fds, what in cases:
             with self.subTest(what=what):

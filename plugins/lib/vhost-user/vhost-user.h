@@ -151,6 +151,7 @@ typedef struct VuInflightMsg {
     uint64_t mmap_offset;
     uint16_t num_queues;
     uint16_t queue_size;
+    uint32_t padding;       /* QEMU sends the C struct with its padding */
 } __attribute__((packed)) VuInflightMsg;
 
 /* The largest payload of a message the library accepts. */
@@ -254,6 +255,12 @@ int vu_dev_process_msg(VuDev *dev, const VuMsg *msg, int *fds, int nfds,
                        VuMsg *reply, char *err, size_t errlen);
 
 /*
+ * The descriptor to send along with the reply vu_dev_process_msg() just
+ * made (GET_INFLIGHT_FD), or -1; the caller owns it.
+ */
+int vu_dev_take_reply_fd(VuDev *dev);
+
+/*
  * For tests and fuzzing: map @size bytes of @fd as guest memory at guest
  * address @gpa and front-end address @uva, as SET_MEM_TABLE would.  Only
  * while every queue is stopped.  Takes @fd.
@@ -287,7 +294,11 @@ void vu_virtq_notify(VuVirtq *vq);
  * requests are available.
  */
 bool vu_virtq_enable_notification(VuVirtq *vq);
-/* Requests popped and not yet pushed. */
+/*
+ * Requests popped and not yet pushed.  With in-flight tracking
+ * (INFLIGHT_SHMFD), the requests a previous back end left unfinished
+ * are popped again first, in the order it had popped them.
+ */
 unsigned vu_virtq_inflight(VuVirtq *vq);
 
 /* --- iovec helpers ------------------------------------------------------------ */

@@ -13,6 +13,7 @@
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
+#include <fcntl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -275,6 +276,20 @@ static void reset_queue(VuVirtq *vq)
     vq->enabled = false;
 }
 
+static void inflight_unmap(VuDev *dev)
+{
+    for (unsigned i = 0; i < dev->max_queues; i++) {
+        dev->vqs[i].inflight_region = NULL;
+        g_clear_pointer(&dev->vqs[i].resubmit, g_free);
+        dev->vqs[i].resubmit_num = 0;
+    }
+    if (dev->inflight_addr) {
+        munmap(dev->inflight_addr, dev->inflight_size);
+        dev->inflight_addr = NULL;
+        dev->inflight_size = 0;
+    }
+}
+
 static void reset_device(VuDev *dev)
 {
     bool was[VU_MAX_QUEUES];
@@ -283,6 +298,7 @@ static void reset_device(VuDev *dev)
     for (unsigned i = 0; i < dev->max_queues; i++) {
         reset_queue(&dev->vqs[i]);
     }
+    inflight_unmap(dev);
     dev->features = 0;
     dev->proto_features = 0;
 }
@@ -301,6 +317,7 @@ VuDev *vu_dev_new(unsigned max_queues, uint64_t proto_features,
         (1ull << VHOST_USER_PROTOCOL_F_REPLY_ACK) |
         (1ull << VHOST_USER_PROTOCOL_F_CONFIGURE_MEM_SLOTS);
     dev->vqs = g_new0(VuVirtq, max_queues);
+    dev->reply_fd = -1;
     for (unsigned i = 0; i < max_queues; i++) {
         VuVirtq *vq = &dev->vqs[i];
 
@@ -324,8 +341,19 @@ void vu_dev_free(VuDev *dev)
     for (unsigned i = 0; i < dev->nregions; i++) {
         region_unmap(&dev->regions[i]);
     }
+    if (dev->reply_fd >= 0) {
+        close(dev->reply_fd);
+    }
     g_free(dev->vqs);
     g_free(dev);
+}
+
+int vu_dev_take_reply_fd(VuDev *dev)
+{
+    int fd = dev->reply_fd;
+
+    dev->reply_fd = -1;
+    return fd;
 }
 
 void *vu_dev_get_opaque(VuDev *dev)
@@ -384,6 +412,7 @@ static void fds_expected(const VuMsg *msg, int *min, int *max)
         }
         break;
     case VHOST_USER_ADD_MEM_REG:
+    case VHOST_USER_SET_INFLIGHT_FD:
         *min = *max = 1;
         break;
     case VHOST_USER_REM_MEM_REG:
@@ -421,6 +450,9 @@ static int payload_size(uint32_t request)
     case VHOST_USER_ADD_MEM_REG:
     case VHOST_USER_REM_MEM_REG:
         return sizeof(VuMemRegMsg);
+    case VHOST_USER_GET_INFLIGHT_FD:
+    case VHOST_USER_SET_INFLIGHT_FD:
+        return sizeof(VuInflightMsg);
     default:
         return -1;
     }
@@ -693,6 +725,83 @@ static int process(VuDev *dev, const VuMsg *msg, int *fds, int nfds,
         vq->enabled = msg->payload.state.num;
         return vq_update(dev, vq, err, errlen);
 
+    case VHOST_USER_GET_INFLIGHT_FD:
+    case VHOST_USER_SET_INFLIGHT_FD: {
+        const VuInflightMsg *in = &msg->payload.inflight;
+        uint64_t qsz = VU_INFLIGHT_QUEUE_SIZE(in->queue_size);
+        uint64_t need = qsz * in->num_queues;
+
+        if (!(dev->proto_features &
+              (1ull << VHOST_USER_PROTOCOL_F_INFLIGHT_SHMFD))) {
+            return ERR("%s without the INFLIGHT_SHMFD protocol feature",
+                       name);
+        }
+        if (in->num_queues == 0 || in->num_queues > dev->max_queues ||
+            in->queue_size == 0 || in->queue_size > VU_QUEUE_MAX_SIZE / 2) {
+            return ERR("%s for %u queues of %u descriptors (the device has "
+                       "%u queues)", name, in->num_queues, in->queue_size,
+                       dev->max_queues);
+        }
+        if (msg->hdr.request == VHOST_USER_GET_INFLIGHT_FD) {
+            /* A new zeroed buffer the front end keeps across restarts. */
+            int fd = memfd_create("vhost-user-inflight",
+                                  MFD_CLOEXEC | MFD_ALLOW_SEALING);
+
+            if (fd < 0 || ftruncate(fd, need) < 0) {
+                if (fd >= 0) {
+                    close(fd);
+                }
+                return ERR("%s: cannot make the buffer: %s", name,
+                           g_strerror(errno));
+            }
+            /* Its size is fixed: a later mapping cannot fault past it. */
+            fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW);
+            if (dev->reply_fd >= 0) {
+                close(dev->reply_fd);
+            }
+            dev->reply_fd = fd;
+            reply->payload.inflight = (VuInflightMsg) {
+                .mmap_size = need, .mmap_offset = 0,
+                .num_queues = in->num_queues, .queue_size = in->queue_size,
+            };
+            reply->hdr.size = sizeof(VuInflightMsg);
+            return 1;
+        } else {
+            int fd = take_fd(fds, nfds, 0);
+            struct stat st;
+            void *p;
+
+            if (in->mmap_size < need || in->mmap_offset > (1ull << 40) ||
+                in->mmap_offset % 64 ||
+                in->mmap_size > (1ull << 30) || fstat(fd, &st) < 0 ||
+                !S_ISREG(st.st_mode) ||
+                (uint64_t)st.st_size < in->mmap_offset + in->mmap_size) {
+                close(fd);
+                return ERR("%s: a buffer of %" PRIu64 " bytes at offset %"
+                           PRIu64 " for %u queues of %u descriptors does "
+                           "not fit, is misaligned or its file is smaller",
+                           name,
+                           in->mmap_size, in->mmap_offset, in->num_queues,
+                           in->queue_size);
+            }
+            p = mmap(NULL, in->mmap_offset + in->mmap_size,
+                     PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+            close(fd);
+            if (p == MAP_FAILED) {
+                return ERR("%s: mmap: %s", name, g_strerror(errno));
+            }
+            stop_all(dev, was);
+            inflight_unmap(dev);
+            dev->inflight_addr = p;
+            dev->inflight_size = in->mmap_offset + in->mmap_size;
+            for (unsigned i = 0; i < in->num_queues; i++) {
+                dev->vqs[i].inflight_region = (VuQueueRegionSplit *)
+                    ((uint8_t *)p + in->mmap_offset + i * qsz);
+                dev->vqs[i].inflight_desc_num = in->queue_size;
+            }
+            return restart_all(dev, err, errlen);
+        }
+    }
     case VHOST_USER_GET_CONFIG:
     case VHOST_USER_SET_CONFIG: {
         const VuConfigMsg *c = &msg->payload.config;

@@ -48,6 +48,28 @@ typedef struct VringUsed {
     VringUsedElem ring[];
 } VringUsed;
 
+/* The in-flight tracking region of a split queue (specs/vhost-user.rst). */
+typedef struct VuDescStateSplit {
+    uint8_t inflight;
+    uint8_t padding[5];
+    uint16_t next;
+    uint64_t counter;
+} VuDescStateSplit;
+
+typedef struct VuQueueRegionSplit {
+    uint64_t features;
+    uint16_t version;
+    uint16_t desc_num;
+    uint16_t last_batch_head;
+    uint16_t used_idx;
+    VuDescStateSplit desc[];
+} VuQueueRegionSplit;
+
+/* One queue's share of the in-flight buffer for @qsize descriptors. */
+#define VU_INFLIGHT_QUEUE_SIZE(qsize) \
+    (((uint64_t)sizeof(VuQueueRegionSplit) + \
+      (uint64_t)sizeof(VuDescStateSplit) * (qsize) + 63) & ~(uint64_t)63)
+
 struct VuVirtq {
     VuDev *dev;
     unsigned index;
@@ -69,6 +91,11 @@ struct VuVirtq {
     bool enabled;               /* SET_VRING_ENABLE (or no protocol features) */
     bool running;               /* ops->queue_start() called */
     unsigned inflight;          /* popped, not pushed: the queue's thread */
+    VuQueueRegionSplit *inflight_region;    /* NULL: no tracking */
+    uint16_t inflight_desc_num;
+    uint64_t counter;           /* next DescStateSplit.counter */
+    uint16_t *resubmit;         /* heads to pop again, first last */
+    unsigned resubmit_num;
 };
 
 struct VuDev {
@@ -82,13 +109,19 @@ struct VuDev {
     VuRegion regions[VU_MAX_MEM_SLOTS];
     unsigned nregions;
     VuVirtq *vqs;
+    void *inflight_addr;        /* SET_INFLIGHT_FD's mapping */
+    uint64_t inflight_size;
+    int reply_fd;               /* a descriptor to send with the reply */
 };
 
 /* Guest physical address to pointer for @len bytes in one region, or NULL. */
 void *vu_gpa_to_va(VuDev *dev, uint64_t gpa, uint64_t len, uint64_t *plen);
 /* Front-end address to pointer for @len bytes, or NULL. */
 void *vu_uva_to_va(VuDev *dev, uint64_t uva, uint64_t len);
-/* Translate the ring's addresses; false with @err when they do not fit. */
+/*
+ * Translate the ring's addresses and, with in-flight tracking, find the
+ * requests to submit again; false with @err when they do not fit.
+ */
 bool vu_virtq_map_ring(VuVirtq *vq, char *err, size_t errlen);
 
 #endif /* BLOCKD_VU_INT_H */

@@ -43,6 +43,81 @@ static void store16(uint16_t *p, uint16_t v)
     __atomic_store_n(p, v, __ATOMIC_RELEASE);
 }
 
+static int cmp_counter(const void *a, const void *b, void *opaque)
+{
+    const VuDescStateSplit *d = opaque;
+    uint64_t ca = d[*(const uint16_t *)a].counter;
+    uint64_t cb = d[*(const uint16_t *)b].counter;
+
+    /* Descending: the list is popped from its end, lowest counter first. */
+    return ca < cb ? 1 : ca > cb ? -1 : 0;
+}
+
+/*
+ * On a queue's start with in-flight tracking: what a previous back end
+ * (killed, restarted) left unfinished is popped again first, in the order
+ * it was popped; the available index resumes after it.  The region is
+ * the front end's memory: everything read from it is checked.
+ */
+static bool vu_virtq_check_inflight(VuVirtq *vq, char *err, size_t errlen)
+{
+    VuQueueRegionSplit *r = vq->inflight_region;
+    uint16_t used_idx;
+    unsigned inuse = 0;
+
+    g_clear_pointer(&vq->resubmit, g_free);
+    vq->resubmit_num = 0;
+    if (!r) {
+        return true;
+    }
+    if (vq->num > vq->inflight_desc_num) {
+        snprintf(err, errlen, "vring %u of %u descriptors is larger than "
+                 "its in-flight buffer (%u)", vq->index, vq->num,
+                 vq->inflight_desc_num);
+        return false;
+    }
+    if (r->version == 0) {
+        /* A new buffer: nothing was in flight. */
+        r->version = 1;
+        r->desc_num = vq->inflight_desc_num;
+        r->used_idx = load16(&vq->used->idx);
+        vq->counter = 0;
+        return true;
+    }
+    used_idx = load16(&vq->used->idx);
+    vq->used_idx = used_idx;
+    if (r->used_idx != used_idx) {
+        /* Killed between the used index and the region's: one request. */
+        if (r->last_batch_head < vq->num) {
+            r->desc[r->last_batch_head].inflight = 0;
+        }
+        __atomic_thread_fence(__ATOMIC_SEQ_CST);
+        r->used_idx = used_idx;
+    }
+    vq->counter = 0;
+    for (unsigned i = 0; i < vq->num; i++) {
+        if (r->desc[i].inflight == 1) {
+            inuse++;
+            vq->counter = MAX(vq->counter, r->desc[i].counter + 1);
+        }
+    }
+    vq->last_avail_idx = used_idx + inuse;
+    if (inuse) {
+        unsigned n = 0;
+
+        vq->resubmit = g_new(uint16_t, inuse);
+        for (unsigned i = 0; i < vq->num && n < inuse; i++) {
+            if (r->desc[i].inflight == 1) {
+                vq->resubmit[n++] = i;
+            }
+        }
+        g_qsort_with_data(vq->resubmit, n, sizeof(uint16_t), cmp_counter,
+                          r->desc);
+        vq->resubmit_num = n;
+    }
+    return true;
+}
+
 bool vu_virtq_map_ring(VuVirtq *vq, char *err, size_t errlen)
 {
     VuDev *dev = vq->dev;
@@ -72,7 +147,7 @@ bool vu_virtq_map_ring(VuVirtq *vq, char *err, size_t errlen)
         return false;
     }
     vq->signalled_used_valid = false;
-    return true;
+    return vu_virtq_check_inflight(vq, err, errlen);
 }
 
 unsigned vu_virtq_index(VuVirtq *vq)
@@ -122,21 +197,25 @@ static bool map_buffer(VuDev *dev, IovList *l, uint64_t gpa, uint32_t len)
     return true;
 }
 
+static VuElem *pop_head(VuVirtq *vq, uint16_t head, bool fresh,
+                        size_t extra, char *err, size_t errlen);
+
 VuElem *vu_virtq_pop(VuVirtq *vq, size_t extra, char *err, size_t errlen)
 {
-    VuDev *dev = vq->dev;
     unsigned num = vq->num;
     uint16_t avail_idx, head;
-    const VringDesc *table;
-    unsigned max, i, count = 0;
-    bool indirect = false;
-    IovList out = { 0 }, in = { 0 };
-    VuElem *elem = NULL;
-    size_t off;
 
     err[0] = '\0';
     if (!vq->running) {
         return NULL;
+    }
+    if (vq->resubmit_num > 0) {
+        /* Left in flight by a previous back end: already counted. */
+        head = vq->resubmit[--vq->resubmit_num];
+        if (vq->resubmit_num == 0) {
+            g_clear_pointer(&vq->resubmit, g_free);
+        }
+        return pop_head(vq, head, false, extra, err, errlen);
     }
     avail_idx = load16(&vq->avail->idx);
     if ((uint16_t)(avail_idx - vq->last_avail_idx) > num) {
@@ -154,6 +233,21 @@ VuElem *vu_virtq_pop(VuVirtq *vq, size_t extra, char *err, size_t errlen)
             num);
         return NULL;
     }
+    return pop_head(vq, head, true, extra, err, errlen);
+}
+
+/* Walk the chain of @head into an element; @fresh: from the avail ring. */
+static VuElem *pop_head(VuVirtq *vq, uint16_t head, bool fresh, size_t extra,
+                        char *err, size_t errlen)
+{
+    VuDev *dev = vq->dev;
+    unsigned num = vq->num;
+    const VringDesc *table;
+    unsigned max, i, count = 0;
+    bool indirect = false;
+    IovList out = { 0 }, in = { 0 };
+    VuElem *elem = NULL;
+    size_t off;
 
     table = vq->desc;
     max = num;
@@ -240,10 +334,19 @@ bad_buffer:
         memcpy(elem->in_sg, in.iov, in.n * sizeof(struct iovec));
     }
     elem->opaque = extra ? (char *)elem + sizeof(VuElem) : NULL;
-    vq->last_avail_idx++;
-    if (has_feature(vq, VIRTIO_RING_F_EVENT_IDX)) {
-        /* avail_event: where the guest is to kick us next. */
-        store16((uint16_t *)&vq->used->ring[num], vq->last_avail_idx);
+    if (fresh) {
+        vq->last_avail_idx++;
+        if (has_feature(vq, VIRTIO_RING_F_EVENT_IDX)) {
+            /* avail_event: where the guest is to kick us next. */
+            store16((uint16_t *)&vq->used->ring[num], vq->last_avail_idx);
+        }
+        if (vq->inflight_region) {
+            VuDescStateSplit *d = &vq->inflight_region->desc[head];
+
+            d->counter = vq->counter++;
+            __atomic_signal_fence(__ATOMIC_SEQ_CST);
+            d->inflight = 1;
+        }
     }
     __atomic_fetch_add(&vq->inflight, 1, __ATOMIC_RELEASE);
 fail:
@@ -255,11 +358,22 @@ fail:
 void vu_virtq_push(VuVirtq *vq, const VuElem *elem, uint32_t len)
 {
     VringUsedElem *u = &vq->used->ring[vq->used_idx % vq->num];
+    VuQueueRegionSplit *r = vq->inflight_region;
 
+    if (r) {
+        /* A batch of one: see "Inflight I/O tracking" in the spec. */
+        r->desc[elem->head].next = r->last_batch_head;
+        r->last_batch_head = elem->head;
+    }
     u->id = elem->head;
     u->len = len;
     vq->used_idx++;
     store16(&vq->used->idx, vq->used_idx);
+    if (r) {
+        r->desc[elem->head].inflight = 0;
+        __atomic_thread_fence(__ATOMIC_SEQ_CST);
+        r->used_idx = vq->used_idx;
+    }
     __atomic_fetch_sub(&vq->inflight, 1, __ATOMIC_RELEASE);
 }
 
