@@ -8,7 +8,8 @@ qemu-storage-daemon 7.2.
 - the guest reads the whole disk (checked against the image), switches
   the cache to write back (a SET_CONFIG), writes 4 MiB with O_DIRECT and
   fsync (FLUSH), makes ranges zero with WRITE_ZEROES (with and without
-  unmap) and discards one; the host then checks the image byte for byte;
+  unmap) and discards one; the host then checks the image byte for byte
+  (raw and qcow2 nodes, qemu-img check for qcow2);
 - restart safety: blockd is killed (SIGKILL) while the guest writes from
   four processes and started again with the same command line; QEMU
   (reconnect=1) reconnects, the requests that were in flight are
@@ -131,11 +132,11 @@ class VhostUserBlkTest(h.TestCase):
             f.write(rnd.randbytes(4 * MiB))
         return img, data
 
-    def serve(self, qsd, img, sock, export_opts='', extra=()):
+    def serve(self, qsd, img, sock, export_opts='', extra=(), fmt='raw'):
         args = ['--blockdev', 'driver=file,node-name=file,filename=%s,'
                 'discard=unmap' % img,
-                '--blockdev', 'driver=raw,node-name=disk,file=file,'
-                'discard=unmap'] + list(extra) + \
+                '--blockdev', 'driver=%s,node-name=disk,file=file,'
+                'discard=unmap' % fmt] + list(extra) + \
                ['--export', 'type=vhost-user-blk,id=vub,node-name=disk,'
                 'addr.type=unix,addr.path=%s%s' % (sock, export_opts)]
         d = self.start_qsd(args) if qsd else self.start_daemon(args)
@@ -157,12 +158,17 @@ class VhostUserBlkTest(h.TestCase):
                       'the guest did not finish its script:\n' + out)
         return parse(out), out
 
-    def check_rw(self, qsd):
+    def check_rw(self, qsd, fmt='raw'):
         img, data = self.make_image()
         with open(img, 'rb') as f:
             orig = f.read()
+        if fmt == 'qcow2':
+            raw = img
+            img = os.path.join(self.tmpdir, 'disk.qcow2')
+            subprocess.run(['qemu-img', 'convert', '-f', 'raw', '-O',
+                            'qcow2', raw, img], check=True)
         sock = os.path.join(self.tmpdir, 'vub.sock')
-        d = self.serve(qsd, img, sock, ',writable=on')
+        d = self.serve(qsd, img, sock, ',writable=on', fmt=fmt)
         vals, out = self.run_guest(RW_SCRIPT, sock, data)
         with open(data, 'rb') as f:
             written = f.read()
@@ -176,6 +182,13 @@ class VhostUserBlkTest(h.TestCase):
         self.assertEqual(vals.get('READBACK'),
                          hashlib.md5(written).hexdigest(), out)
         d.stop()
+        if fmt == 'qcow2':
+            res = subprocess.run(['qemu-img', 'check', img],
+                                 capture_output=True, text=True)
+            self.assertEqual(res.returncode, 0, res.stdout + res.stderr)
+            subprocess.run(['qemu-img', 'convert', '-f', 'qcow2', '-O', 'raw',
+                            img, raw], check=True)
+            img = raw
         with open(img, 'rb') as f:
             now = f.read()
         expect = bytearray(orig)
@@ -192,6 +205,12 @@ class VhostUserBlkTest(h.TestCase):
 
     def test_guest_io_qsd(self):
         self.check_rw(qsd=True)
+
+    def test_guest_io_blockd_qcow2(self):
+        self.check_rw(qsd=False, fmt='qcow2')
+
+    def test_guest_io_qsd_qcow2(self):
+        self.check_rw(qsd=True, fmt='qcow2')
 
     def check_ro(self, qsd):
         img, data = self.make_image()
