@@ -130,15 +130,11 @@ static void vub_conn_abort(VubConn *c, const char *why)
     shutdown(c->fd, SHUT_RDWR);
 }
 
-static void vub_kick(void *opaque)
+/* Pop and start every available request. */
+static void vub_process(VubQueue *q)
 {
-    VubQueue *q = opaque;
-    eventfd_t v;
     char err[256];
 
-    if (eventfd_read(q->kick_fd, &v) < 0 && errno != EAGAIN) {
-        return;
-    }
     if (q->broken) {
         return;
     }
@@ -165,6 +161,16 @@ static void vub_kick(void *opaque)
     }
 }
 
+static void vub_kick(void *opaque)
+{
+    VubQueue *q = opaque;
+    eventfd_t v;
+
+    /* Non-blocking (see vub_queue_start): a kick read by another is fine. */
+    eventfd_read(q->kick_fd, &v);
+    vub_process(q);
+}
+
 /* In the queue's thread: serve @q's kicks from now on. */
 static void vub_queue_attach_bh(void *opaque)
 {
@@ -174,7 +180,7 @@ static void vub_queue_attach_bh(void *opaque)
              bd_export_get_id(q->conn->ve->exp), q->index, (int)gettid());
     bd_aio_set_fd_handler(q->ctx, q->kick_fd, vub_kick, NULL, NULL, q);
     /* Requests may have been made before the kick fd was watched. */
-    vub_kick(q);
+    vub_process(q);
 }
 
 /*
@@ -205,6 +211,11 @@ static void vub_queue_start(VuDev *dev, unsigned index)
     q->vq = vu_dev_get_queue(dev, index);
     q->kick_fd = vu_virtq_kick_fd(q->vq);
     q->broken = false;
+    /*
+     * A front end may hand over a blocking eventfd (QEMU's is not): a
+     * read of a kick it consumed itself must not stall the thread.
+     */
+    fcntl(q->kick_fd, F_SETFL, fcntl(q->kick_fd, F_GETFL) | O_NONBLOCK);
     bd_aio_bh_schedule_oneshot(q->ctx, vub_queue_attach_bh, q);
 }
 
