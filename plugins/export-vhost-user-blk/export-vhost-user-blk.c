@@ -171,6 +171,21 @@ static void vub_kick(void *opaque)
     vub_process(q);
 }
 
+/*
+ * The loop's busy polling: requests the guest made available are served
+ * without waiting for (or even needing) its kick.
+ */
+static bool vub_poll(void *opaque)
+{
+    VubQueue *q = opaque;
+
+    if (q->broken || !vu_virtq_has_work(q->vq)) {
+        return false;
+    }
+    vub_process(q);
+    return true;
+}
+
 /* In the queue's thread: serve @q's kicks from now on. */
 static void vub_queue_attach_bh(void *opaque)
 {
@@ -178,7 +193,7 @@ static void vub_queue_attach_bh(void *opaque)
 
     BD_TRACE(&tp_queue_start, "export %s queue %u thread %d",
              bd_export_get_id(q->conn->ve->exp), q->index, (int)gettid());
-    bd_aio_set_fd_handler(q->ctx, q->kick_fd, vub_kick, NULL, NULL, q);
+    bd_aio_set_fd_handler(q->ctx, q->kick_fd, vub_kick, NULL, vub_poll, q);
     /* Requests may have been made before the kick fd was watched. */
     vub_process(q);
 }

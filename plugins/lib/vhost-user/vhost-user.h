@@ -284,6 +284,11 @@ bool vu_virtq_running(VuVirtq *vq);
  * for the caller (VuElem.opaque points there when @extra > 0).
  */
 VuElem *vu_virtq_pop(VuVirtq *vq, size_t extra, char *err, size_t errlen);
+/*
+ * Whether requests wait to be popped (a cheap look at the available
+ * index, for busy polling).
+ */
+bool vu_virtq_has_work(VuVirtq *vq);
 /* Put @elem into the used ring with @len bytes written; does not free it. */
 void vu_virtq_push(VuVirtq *vq, const VuElem *elem, uint32_t len);
 /* Interrupt the guest if it wants to hear about the pushed requests. */

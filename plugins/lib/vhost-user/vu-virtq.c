@@ -355,6 +355,12 @@ fail:
     return elem;
 }
 
+bool vu_virtq_has_work(VuVirtq *vq)
+{
+    return vq->running && (vq->resubmit_num > 0 ||
+                           load16(&vq->avail->idx) != vq->last_avail_idx);
+}
+
 void vu_virtq_push(VuVirtq *vq, const VuElem *elem, uint32_t len)
 {
     VringUsedElem *u = &vq->used->ring[vq->used_idx % vq->num];
