@@ -89,6 +89,7 @@ struct VubExport {
     int listen_fd;
     BdSocketFile *socket_file;
     VubConn *conn;              /* main loop's view: the client, or NULL */
+    bool shutdown_ref;          /* a reference held until conn has gone */
 };
 
 /* One request: the element and its room (VuElem.opaque). */
@@ -424,7 +425,10 @@ static void vub_conn_done_bh(void *opaque)
     if (!bd_export_is_shutting_down(ve->exp)) {
         vub_listen(ve, true);
     }
-    bd_export_unref(ve->exp);
+    if (ve->shutdown_ref) {
+        ve->shutdown_ref = false;
+        bd_export_unref(ve->exp);
+    }
 }
 
 static void vub_conn_co(void *opaque)
@@ -532,8 +536,12 @@ static void vub_accept(void *opaque)
                         (1ull << VHOST_USER_PROTOCOL_F_CONFIG) |
                         (1ull << VHOST_USER_PROTOCOL_F_INFLIGHT_SHMFD),
                         &vub_dev_ops, c);
+    /*
+     * No reference for the client: as with qemu-storage-daemon, a 'safe'
+     * block-export-del is not refused because a front end is connected;
+     * it disconnects it (see vub_request_shutdown()).
+     */
     ve->conn = c;
-    bd_export_ref(ve->exp);
     bd_aio_bh_schedule_oneshot(ve->ctx, vub_conn_start_bh, c);
 }
 
@@ -611,7 +619,8 @@ static bool vub_create(BdExport *exp, JsonObject *opts, GError **errp)
         .serial = VUB_SERIAL,
     };
 
-    ve->listen_fd = bd_socket_listen(addr, 1, &ve->socket_file, errp);
+    /* Front ends beyond the one served wait in the backlog. */
+    ve->listen_fd = bd_socket_listen(addr, 16, &ve->socket_file, errp);
     if (ve->listen_fd < 0) {
         g_free(ve->qctx);
         return false;
@@ -631,7 +640,13 @@ static void vub_request_shutdown(BdExport *exp)
     }
     g_clear_pointer(&ve->socket_file, bd_socket_file_remove);
     if (ve->conn) {
-        /* The control coroutine ends the connection and drops its ref. */
+        /*
+         * The control coroutine ends the connection (its requests in
+         * flight finish first); hold the export, and so its
+         * BlockBackend, until it has.
+         */
+        bd_export_ref(exp);
+        ve->shutdown_ref = true;
         shutdown(ve->conn->fd, SHUT_RDWR);
     }
 }

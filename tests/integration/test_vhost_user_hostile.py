@@ -234,5 +234,66 @@ class HostileTest(h.TestCase):
         self.assertEqual((st, data), (0, self.content[:4096]))
 
 
+class LifecycleTest(h.TestCase):
+    """block-export-add/-del over QMP and daemon exit with a front end
+    connected, side by side with qemu-storage-daemon where it can be."""
+
+    def start(self, qsd):
+        mon = os.path.join(self.tmpdir, 'qmp-%d-%d.sock'
+                           % (qsd, len(os.listdir(self.tmpdir))))
+        args = ['--blockdev', 'null-co,node-name=n,size=4194304',
+                '--chardev', 'socket,id=m,path=%s,server=on,wait=off' % mon,
+                '--monitor', 'chardev=m']
+        d = self.start_qsd(args) if qsd else self.start_daemon(args)
+        d.wait_for_socket_file(mon)
+        return d, self.qmp(mon)
+
+    def test_export_del_with_client(self):
+        for qsd, mode in ((False, None), (True, None), (False, 'hard'),
+                          (True, 'hard')):
+            with self.subTest(qsd=qsd, mode=mode):
+                d, q = self.start(qsd)
+                sock = os.path.join(self.tmpdir, 'vub-%d-%s.sock'
+                                    % (qsd, mode))
+                q.command('block-export-add', {
+                    'type': 'vhost-user-blk', 'id': 'vub', 'node-name': 'n',
+                    'addr': {'type': 'unix', 'path': sock}})
+                exports = q.command('query-block-exports')
+                self.assertEqual(exports, [{'type': 'vhost-user-blk',
+                                            'id': 'vub', 'node-name': 'n',
+                                            'shutting-down': False}])
+                c = vu.Frontend(sock)
+                self.addCleanup(c.close)
+                c.setup()
+                st, ln, data = c.blk_request(vu.T_GET_ID, 0, 20)
+                self.assertEqual(data.rstrip(b'\0'), b'vhost_user_blk')
+                # As qsd: a connected front end does not make a 'safe'
+                # delete fail; it is disconnected (mode hard: the same).
+                q.command('block-export-del',
+                          {'id': 'vub', 'mode': mode} if mode else
+                          {'id': 'vub'})
+                q.wait_event('BLOCK_EXPORT_DELETED')
+                self.assertTrue(c.is_closed())
+                self.assertEqual(q.command('query-block-exports'), [])
+                self.assertFalse(os.path.exists(sock))
+                d.stop()
+                self.assertEqual(d.returncode, 0)
+
+    def test_exit_with_client(self):
+        """SIGTERM with a front end connected and a queue running."""
+        d, q = self.start(False)
+        sock = os.path.join(self.tmpdir, 'vub.sock')
+        q.command('block-export-add', {
+            'type': 'vhost-user-blk', 'id': 'vub', 'node-name': 'n',
+            'num-queues': 2, 'addr': {'type': 'unix', 'path': sock}})
+        c = vu.Frontend(sock)
+        self.addCleanup(c.close)
+        c.setup(queue=1)
+        st, _, _ = c.blk_request(vu.T_IN, 0, 4096)
+        self.assertEqual(st, 0)
+        self.assertEqual(d.stop(), 0)
+        self.assertTrue(c.is_closed())
+
+
 if __name__ == '__main__':
     h.main()

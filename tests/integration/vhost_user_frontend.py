@@ -9,6 +9,7 @@ import os
 import select
 import socket
 import struct
+import time
 
 GET_FEATURES = 1
 SET_FEATURES = 2
@@ -56,7 +57,16 @@ class Frontend:
     def __init__(self, path, timeout=10):
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         self.sock.settimeout(timeout)
-        self.sock.connect(path)
+        # A busy back end's backlog may be full for a moment: retry.
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                self.sock.connect(path)
+                break
+            except ConnectionRefusedError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.01)
         self.mem = None
         self.qsize = 0
         self.avail_idx = 0
