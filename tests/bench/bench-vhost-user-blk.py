@@ -6,8 +6,8 @@ virtqueues, each driven by one thread at a fixed depth).
 Run by hand (never from meson):
     /usr/bin/python3 tests/bench/bench-vhost-user-blk.py [--runtime S]
 
-Cases: 4 KiB random reads at QD32 on one queue, on a null-co node and on a
-raw file on tmpfs; 4 KiB random writes QD32 on the raw file; 1 MiB
+Cases: 4 KiB random reads at QD32 on one queue, on a null-co node (in the
+main loop, and in one IOThread) and on a raw file on tmpfs; 4 KiB random writes QD32 on the raw file; 1 MiB
 sequential reads QD8 on the raw file; two queues (QD32 each) on null-co,
 blockd with each queue in its own IOThread ('iothread': ['io0', 'io1'])
 and qsd with the export in one IOThread (it serves every queue there).
@@ -99,6 +99,8 @@ def main():
                '--blockdev', 'driver=raw,node-name=n,file=f']
         cases = [
             ('randread-4k-qd32 null-co', null, '', ['-d', '32']),
+            ('randread-4k-qd32 null-co iothread', null, ',iothread=io0',
+             ['-d', '32']),
             ('randread-4k-qd32 raw/tmpfs', raw, '', ['-d', '32']),
             ('randwrite-4k-qd32 raw/tmpfs', raw, '',
              ['-d', '32', '-w', 'randwrite']),
