@@ -68,6 +68,8 @@ typedef struct VubQueue {
     bool broken;                /* the ring was bad: stop popping */
     BdCoroutine *drain_waiter;  /* the control coroutine, in queue_stop */
     bool draining;              /* queue thread: wake it at 0 in flight */
+    bool in_batch;              /* vub_process() runs: notify at its end */
+    bool notify_pending;
 } VubQueue;
 
 struct VubConn {
@@ -115,7 +117,12 @@ static void vub_req_co(void *opaque)
     len = virtio_blk_co_handle(&ve->vb, elem->out_sg, elem->out_num,
                                elem->in_sg, elem->in_num);
     vu_virtq_push(q->vq, elem, len);
-    vu_virtq_notify(q->vq);
+    if (q->in_batch) {
+        /* Completed at once: one interrupt for the whole batch. */
+        q->notify_pending = true;
+    } else {
+        vu_virtq_notify(q->vq);
+    }
     g_free(elem);
     if (q->draining && vu_virtq_inflight(q->vq) == 0) {
         q->draining = false;
@@ -139,6 +146,7 @@ static void vub_process(VubQueue *q)
     if (q->broken) {
         return;
     }
+    q->in_batch = true;
     for (;;) {
         VuElem *elem;
 
@@ -154,11 +162,16 @@ static void vub_process(VubQueue *q)
         if (err[0]) {
             q->broken = true;
             vub_conn_abort(q->conn, err);
-            return;
+            break;
         }
         if (!vu_virtq_enable_notification(q->vq)) {
-            return;
+            break;
         }
+    }
+    q->in_batch = false;
+    if (q->notify_pending) {
+        q->notify_pending = false;
+        vu_virtq_notify(q->vq);
     }
 }
 
