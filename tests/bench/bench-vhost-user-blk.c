@@ -11,7 +11,8 @@
  * The same program runs against blockd and qemu-storage-daemon 7.2 (see
  * bench-vhost-user-blk.py, which also measures the daemon's CPU time).
  * Split rings with EVENT_IDX; three descriptors per request (header,
- * data, status).  Output: one line "iops N mibps M errors E".
+ * data, status); the device's write cache is turned on (SET_CONFIG of
+ * the wce byte), as a guest in write-back mode does.  Output: one line "iops N mibps M errors E".
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -39,7 +40,7 @@ enum {
     SET_VRING_NUM = 8, SET_VRING_ADDR = 9, SET_VRING_BASE = 10,
     SET_VRING_KICK = 12, SET_VRING_CALL = 13, GET_PROTOCOL_FEATURES = 15,
     SET_PROTOCOL_FEATURES = 16, GET_QUEUE_NUM = 17, SET_VRING_ENABLE = 18,
-    GET_CONFIG = 24,
+    GET_CONFIG = 24, SET_CONFIG = 25,
 };
 
 typedef struct Desc {
@@ -271,6 +272,16 @@ int main(int argc, char **argv)
         recv_reply(c, 20);
         memcpy(&capacity, &c[3], 8);
         capacity *= 512;
+    }
+    {
+        /*
+         * Write back, as a guest that turned its cache on: both daemons
+         * start write-through (qemu-storage-daemon only in what it
+         * reports), so writes are compared with the same semantics.
+         */
+        uint32_t c[3 + 1] = { 32, 1, 0, 1 };
+
+        send_msg(SET_CONFIG, c, 13, -1);
     }
     if (capacity < bs) {
         fprintf(stderr, "bench-vhost-user-blk: the disk is too small\n");
