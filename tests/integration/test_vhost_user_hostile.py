@@ -4,6 +4,12 @@ client (vhost_user_frontend.py) sends malformed messages and bad
 descriptor chains.  Each must end that connection with a line on stderr
 naming the fault, never the daemon; afterwards a well-behaved client is
 served (GET_ID, a read checked against the image, a write).
+
+The same raw client also compares, with qemu-storage-daemon 7.2, the
+status and used length of every kind of virtio-blk request (misaligned,
+partial, past the end, unknown; discard and write-zeroes flags) on a
+writable and a read-only export, and the export's life cycle with a
+front end connected (block-export-del safe and hard, SIGTERM).
 """
 
 import os
@@ -232,6 +238,52 @@ class HostileTest(h.TestCase):
         c.setup(queue=1)
         st, ln, data = c.blk_request(vu.T_IN, 0, 4096)
         self.assertEqual((st, data), (0, self.content[:4096]))
+
+
+class RequestStatusTest(h.TestCase):
+    """The status of each virtio-blk request, as qemu-storage-daemon
+    7.2 gives it, on a writable and a read-only export."""
+
+    def statuses(self, qsd, writable):
+        img = os.path.join(self.tmpdir, 'd-%d-%d.raw' % (qsd, writable))
+        with open(img, 'wb') as f:
+            f.truncate(1 * MiB)
+        sock = os.path.join(self.tmpdir, 's-%d-%d' % (qsd, writable))
+        args = ['--blockdev', 'driver=file,node-name=disk,filename=' + img,
+                '--export', 'type=vhost-user-blk,id=vub,node-name=disk,'
+                'writable=%s,logical-block-size=4096,addr.type=unix,'
+                'addr.path=%s' % ('on' if writable else 'off', sock)]
+        d = self.start_qsd(args) if qsd else self.start_daemon(args)
+        d.wait_for_socket_file(sock)
+        c = vu.Frontend(sock)
+        self.addCleanup(c.close)
+        c.setup()
+        seg = struct.pack('<QII', 8, 8, 0)
+        out = []
+        for rtype, sector, length, data in [
+                (vu.T_IN, 0, 4096, None),
+                (vu.T_IN, 1, 4096, None),            # misaligned (4 KiB)
+                (vu.T_IN, 0, 1000, None),            # not whole blocks
+                (vu.T_IN, 2048, 4096, None),         # past the end
+                (vu.T_OUT, 8, 4096, b'\x11' * 4096),
+                (vu.T_FLUSH, 0, 0, None),
+                (vu.T_DISCARD, 0, 16, seg),
+                (vu.T_WRITE_ZEROES, 0, 16, seg),
+                (vu.T_WRITE_ZEROES, 0, 16, struct.pack('<QII', 8, 8, 1)),
+                (vu.T_WRITE_ZEROES, 0, 16, struct.pack('<QII', 8, 8, 2)),
+                (vu.T_DISCARD, 0, 16, struct.pack('<QII', 8, 8, 1)),
+                (99, 0, 0, None)]:
+            st, ln, _ = c.blk_request(rtype, sector, length, data)
+            out.append((rtype, sector, st, ln))
+        c.close()
+        d.stop()
+        return out
+
+    def test_same_as_qsd(self):
+        for writable in (True, False):
+            with self.subTest(writable=writable):
+                self.assertEqual(self.statuses(False, writable),
+                                 self.statuses(True, writable))
 
 
 class LifecycleTest(h.TestCase):

@@ -41,6 +41,7 @@ DESC_F_WRITE = 2
 DESC_F_INDIRECT = 4
 
 T_IN, T_OUT, T_FLUSH, T_GET_ID = 0, 1, 4, 8
+T_DISCARD, T_WRITE_ZEROES = 11, 13
 
 # Guest memory layout (guest address == offset in the memfd).
 MEM_SIZE = 4 << 20
@@ -190,8 +191,8 @@ class Frontend:
             if data is not None:
                 self.mem[DATA:DATA + length] = data
             self.put_desc(1, DATA, length,
-                          DESC_F_NEXT | (0 if rtype == T_OUT else
-                                         DESC_F_WRITE), 2)
+                          DESC_F_NEXT | (DESC_F_WRITE if rtype in
+                                         (T_IN, T_GET_ID) else 0), 2)
             nxt = 2
         self.put_desc(nxt, STATUS, 1, DESC_F_WRITE)
         if nxt == 1:

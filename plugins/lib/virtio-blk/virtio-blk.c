@@ -217,6 +217,11 @@ uint32_t virtio_blk_co_handle(VirtioBlk *vb, struct iovec *out,
             bd_iovec_init_external(&qiov, out, out_num);
         } else {
             bd_iovec_init_external(&qiov, in, in_num);
+            /*
+             * The used length counts the whole buffer, also when the
+             * read fails, as qemu-storage-daemon's.
+             */
+            written = qiov.size;
         }
         if (!sect_range_ok(vb, sector, qiov.size) ||
             (is_write && !vb->writable)) {
@@ -234,9 +239,6 @@ uint32_t virtio_blk_co_handle(VirtioBlk *vb, struct iovec *out,
         } else {
             ret = bd_blk_co_preadv(vb->blk, sector << VIRTIO_BLK_SECTOR_BITS,
                                    qiov.size, &qiov, 0);
-            if (ret >= 0) {
-                written = qiov.size;
-            }
         }
         st = ret < 0 ? VIRTIO_BLK_S_IOERR : VIRTIO_BLK_S_OK;
         break;
