@@ -17,6 +17,10 @@ import blockd_harness as h
 SHELL = os.environ.get('BLOCKD_QMP') or os.path.join(
     os.environ['BLOCKD_SOURCE_ROOT'], 'tools', 'blockd-qmp')
 PYTHON = '/usr/bin/python3'
+# The built plugins and the test job type (job-testjob), which goes
+# ready at 100% and concludes on job-complete.
+PLUGIN_DIRS = (os.environ.get('BLOCKD_PLUGIN_DIR', '') + ':' +
+               os.environ.get('BLOCKD_TEST_JOB_PLUGIN_DIR', ''))
 
 # Relative file names: the shell starts the daemon in its own working
 # directory, so the output holds no path that differs between runs.
@@ -289,7 +293,8 @@ class InteractiveTest(h.TestCase):
     def start(self, state):
         env = h.child_env(XDG_STATE_HOME=state, TERM='xterm', COLUMNS='200',
                           LINES='50', INPUTRC='/dev/null')
-        shell = Pty([PYTHON, SHELL, '--', h.BLOCKD], env, self.tmpdir)
+        shell = Pty([PYTHON, SHELL, '--', h.BLOCKD, '--plugin-dir',
+                     PLUGIN_DIRS], env, self.tmpdir)
         self.addCleanup(shell.kill)
         shell.expect(r'\(QMP\) ')
         return shell
@@ -332,6 +337,21 @@ class InteractiveTest(h.TestCase):
         shell.send('job-dismiss id=j1\r')
         shell.expect(r'event JOB_STATUS_CHANGE at [0-9:.]+ '
                      r'\{"status": "null", "id": "j1"\}')
+
+        # A job that goes ready, then concludes on job-complete: .jobs
+        # follows it.
+        shell.send('.jobs\r')
+        shell.expect(r'no jobs')
+        shell.send('testjob-start job-id=t1 length=4096 auto-dismiss=off\r')
+        shell.expect(r't1 +\[#{30}\] 100% ready')
+        shell.expect(r'\(QMP\) ')
+        shell.send('job-complete id=t1\r')
+        shell.expect(r'\(QMP\) ')
+        shell.send('.jobs\r')
+        shell.expect(r't1 +\[#{30}\] 100% concluded')
+        shell.expect(r'\(QMP\) ')
+        shell.send('job-dismiss id=t1\r')
+        shell.expect(r'"status": "null", "id": "t1"')
 
         # An error does not end the session.
         shell.send('nope\r')
