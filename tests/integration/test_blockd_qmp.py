@@ -267,6 +267,15 @@ class Pty:
         while time.monotonic() < deadline:
             pid, status = os.waitpid(self.pid, os.WNOHANG)
             if pid:
+                # What is still buffered (the daemon's last words).
+                while select.select([self.fd], [], [], 0.1)[0]:
+                    try:
+                        data = os.read(self.fd, 65536)
+                    except OSError:
+                        break
+                    if not data:
+                        break
+                    self.seen += data.decode(errors='replace')
                 os.close(self.fd)
                 return os.waitstatus_to_exitcode(status)
             try:
@@ -370,6 +379,8 @@ class InteractiveTest(h.TestCase):
         shell.expect(r'\(QMP\) ')
         shell.send('\x04')
         self.assertEqual(shell.wait(), 0)
+        # The daemon shares the terminal: its stderr is in what was seen.
+        self.assert_no_sanitizer_report(shell.seen)
 
         history = os.path.join(state, 'blockd-qmp', 'history')
         with open(history) as f:
@@ -384,6 +395,7 @@ class InteractiveTest(h.TestCase):
         shell.expect(r'nope')
         shell.send('\x15.quit\r')
         self.assertEqual(shell.wait(), 0)
+        self.assert_no_sanitizer_report(shell.seen)
 
 
 if __name__ == '__main__':
