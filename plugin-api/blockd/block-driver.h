@@ -248,6 +248,18 @@ typedef struct BdBlockLimits {
  *     backing-filename-format, format-specific, ...); the core has set
  *     filename, format, dirty-flag, actual-size and virtual-size, and adds
  *     backing-image itself.  NULL: nothing more.
+ *
+ * Persistent dirty bitmaps (appended): a driver that keeps bitmaps in its
+ * image loads them at open (bd_dirty_bitmap_create_sized(), marked
+ * persistent) and stores the persistent ones at close.
+ * @can_store_new_dirty_bitmap: main loop.  Whether a new persistent
+ *     bitmap @name of @granularity could be stored in the image (QEMU's
+ *     checks and messages); false with @errp set otherwise.  NULL:
+ *     block-dirty-bitmap-add refuses persistent bitmaps on the node
+ *     ("Can't store persistent bitmaps to %s").
+ * @remove_persistent_dirty_bitmap: main loop.  Remove the bitmap @name
+ *     from the image (absent: success); the core releases the in-memory
+ *     bitmap after.  NULL: nothing to remove.
  */
 struct BdBlockDriver {
     uint32_t struct_size;
@@ -313,6 +325,10 @@ struct BdBlockDriver {
     int64_t (*co_pread_to_fd)(BdNode *node, int64_t offset, int64_t bytes,
                               int out_fd, BdRequestFlags flags);
     void (*query_image_info)(BdNode *node, JsonObject *info);
+    bool (*can_store_new_dirty_bitmap)(BdNode *node, const char *name,
+                                       uint32_t granularity, GError **errp);
+    bool (*remove_persistent_dirty_bitmap)(BdNode *node, const char *name,
+                                           GError **errp);
 };
 
 /*

@@ -3,6 +3,7 @@
  * (open, close, limits).  The format's logic lives in qcow2-*.c.
  */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -374,12 +375,6 @@ static bool do_open(Qcow2State *s, JsonObject *opts, unsigned flags,
     }
     s->cache_clean_interval = interval;
 
-    if (s->nb_bitmaps && (s->autoclear & QCOW2_AUTOCLEAR_BITMAPS) &&
-        !s->read_only) {
-        /* writing would leave the persistent bitmaps stale */
-        FAIL("qcow2: persistent dirty bitmaps are not supported yet: the "
-             "image has %u; open it read-only", s->nb_bitmaps);
-    }
     if (!read_tables(s, errp)) {
         return false;
     }
@@ -412,6 +407,9 @@ static bool do_open(Qcow2State *s, JsonObject *opts, unsigned flags,
         if (ret < 0) {
             return false;
         }
+    }
+    if (qcow2_load_bitmaps(s, errp) < 0) {
+        return false;
     }
     if (!s->read_only && (s->autoclear & ~QCOW2_AUTOCLEAR_MASK)) {
         /* unknown autoclear features: their data may be stale from now */
@@ -522,7 +520,14 @@ static void close_co(void *opaque)
     Qcow2State *s = opaque;
 
     if (!s->read_only) {
+        g_autoptr(GError) err = NULL;
+
         bd_co_mutex_lock(&s->meta_lock);
+        if (!qcow2_unusable(s) && qcow2_store_bitmaps(s, &err) < 0) {
+            fprintf(stderr, "%s: Lost persistent bitmaps during "
+                    "inactivation of node '%s': %s\n", g_get_prgname(),
+                    bd_node_get_name(s->node), err->message);
+        }
         if (qcow2_write_caches(s) == 0 &&
             bd_child_co_flush(s->file) == 0) {
             qcow2_mark_clean(s);
@@ -600,6 +605,8 @@ static const BdBlockDriver qcow2_driver = {
     .co_block_status = qcow2_co_block_status,
     .get_info = qcow2_get_info,
     .query_image_info = qcow2_query_image_info,
+    .can_store_new_dirty_bitmap = qcow2_can_store_new_dirty_bitmap,
+    .remove_persistent_dirty_bitmap = qcow2_remove_persistent_dirty_bitmap,
     .detach_aio_context = qcow2_detach_aio_context,
     .attach_aio_context = qcow2_attach_aio_context,
 };

@@ -417,6 +417,21 @@ void qcow2_free_snapshot_list(Qcow2State *s);
 /* BdBlockDriver.query_image_info */
 void qcow2_query_image_info(BdNode *node, JsonObject *info);
 
+/* --- persistent dirty bitmaps (qcow2-bitmap.c) --- */
+
+/*
+ * coroutine_fn, at open (caches set up): the directory's bitmaps become
+ * the node's persistent bitmaps; writable, they are marked in use.
+ */
+int qcow2_load_bitmaps(Qcow2State *s, GError **errp);
+/* coroutine_fn, meta_lock held, writable: store the node's bitmaps. */
+int qcow2_store_bitmaps(Qcow2State *s, GError **errp);
+/* BdBlockDriver's persistent bitmap callbacks (main loop). */
+bool qcow2_can_store_new_dirty_bitmap(BdNode *node, const char *name,
+                                      uint32_t granularity, GError **errp);
+bool qcow2_remove_persistent_dirty_bitmap(BdNode *node, const char *name,
+                                          GError **errp);
+
 /* --- repair (qcow2-check.c) --- */
 
 /*
