@@ -126,7 +126,15 @@ static bool dir_entry_ok(Qcow2State *s, uint64_t tb_offset, uint32_t tb_size,
         return false;
     }
     phys = (uint64_t)tb_size * s->cluster_size;
-    return phys <= BME_MAX_PHYS_SIZE &&
+    if (phys > BME_MAX_PHYS_SIZE) {
+        return false;
+    }
+    /*
+     * A table too small for the image is fine for a bitmap in use (after
+     * a resize its table is rewritten only when it is stored): it loads
+     * inconsistent.
+     */
+    return (flags & BME_FLAG_IN_USE) ||
            (uint64_t)s->size <= ((phys * 8) << gbits);
 }
 
@@ -954,4 +962,99 @@ bool qcow2_remove_persistent_dirty_bitmap(BdNode *node, const char *name,
                       g_strerror(-r.ret));
     }
     return r.ret >= 0;
+}
+
+/* --- blockdev-reopen and resize --- */
+
+int qcow2_reopen_bitmaps_ro(Qcow2State *s, GError **errp)
+{
+    g_autoptr(GPtrArray) live = NULL;
+    int ret = qcow2_store_bitmaps(s, errp);
+
+    if (ret < 0) {
+        return ret;
+    }
+    /* stored, flags not in use: the image is consistent read-only */
+    live = bd_node_get_dirty_bitmaps(s->node);
+    for (guint i = 0; i < live->len; i++) {
+        if (bd_dirty_bitmap_persistent(live->pdata[i])) {
+            bd_dirty_bitmap_set_readonly(live->pdata[i], true);
+        }
+    }
+    return 0;
+}
+
+int qcow2_reopen_bitmaps_rw(Qcow2State *s, GError **errp)
+{
+    g_autoptr(GPtrArray) list = NULL;
+    g_autoptr(GPtrArray) ro = g_ptr_array_new();
+    int ret;
+
+    if (!s->nb_bitmaps || !(s->autoclear & QCOW2_AUTOCLEAR_BITMAPS)) {
+        return 0;
+    }
+    list = dir_load(s, errp);
+    if (!list) {
+        return -EINVAL;
+    }
+    for (guint i = 0; i < list->len; i++) {
+        Qcow2Bitmap *bm = list->pdata[i];
+        BdDirtyBitmap *bitmap = bd_dirty_bitmap_find(s->node, bm->name);
+
+        if (!bitmap) {
+            continue;
+        }
+        if (!bd_dirty_bitmap_readonly(bitmap)) {
+            bd_error_setg(errp, "Unexpected bitmap '%s' in image '%s': it "
+                          "was not marked readonly", bm->name,
+                          bd_node_get_name(s->node));
+            return -EINVAL;
+        }
+        if (!(bm->flags & BME_FLAG_IN_USE)) {
+            bm->flags |= BME_FLAG_IN_USE;
+            g_ptr_array_add(ro, bitmap);
+        }
+    }
+    if (ro->len) {
+        ret = dir_update_in_place(s, list);
+        if (ret < 0) {
+            bd_error_setg(errp, "Cannot update bitmap directory: %s",
+                          g_strerror(-ret));
+            return ret;
+        }
+        refresh_info(s);
+        for (guint i = 0; i < ro->len; i++) {
+            bd_dirty_bitmap_set_readonly(ro->pdata[i], false);
+        }
+    }
+    return 0;
+}
+
+int qcow2_truncate_bitmaps_check(Qcow2State *s, GError **errp)
+{
+    g_autoptr(GPtrArray) list = NULL;
+
+    if (!s->nb_bitmaps || !(s->autoclear & QCOW2_AUTOCLEAR_BITMAPS)) {
+        return 0;
+    }
+    list = dir_load(s, errp);
+    if (!list) {
+        return -EINVAL;
+    }
+    for (guint i = 0; i < list->len; i++) {
+        Qcow2Bitmap *bm = list->pdata[i];
+        BdDirtyBitmap *bitmap = bd_dirty_bitmap_find(s->node, bm->name);
+
+        /* the tables on disk are resized only by storing the bitmaps */
+        if (!bitmap) {
+            bd_error_setg(errp, "Cannot resize qcow2 with persistent "
+                          "bitmaps that were not loaded");
+            return -ENOTSUP;
+        }
+        if (!bd_dirty_bitmap_check(bitmap, BD_DIRTY_BITMAP_CHECK_DEFAULT,
+                                   errp)) {
+            return -ENOTSUP;
+        }
+    }
+    return 0;
 }

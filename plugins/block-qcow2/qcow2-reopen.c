@@ -42,6 +42,7 @@ static bool opt_bool(JsonObject *o, const char *name, bool dflt)
 typedef struct ReopenCo {
     Qcow2State *s;
     int ret;
+    GError **errp;
 } ReopenCo;
 
 static void to_read_only_co(void *opaque)
@@ -50,7 +51,11 @@ static void to_read_only_co(void *opaque)
     Qcow2State *s = r->s;
 
     bd_co_mutex_lock(&s->meta_lock);
-    r->ret = qcow2_write_caches(s);
+    /* the bitmaps are stored and become read-only, as in QEMU */
+    r->ret = qcow2_reopen_bitmaps_ro(s, r->errp);
+    if (r->ret == 0) {
+        r->ret = qcow2_write_caches(s);
+    }
     if (r->ret == 0) {
         r->ret = bd_child_co_flush(s->file);
     }
@@ -87,22 +92,20 @@ bool qcow2_reopen_prepare(BdNode *node, JsonObject *options, void **state,
                         "read/write");
             return false;
         }
-        if (s->nb_bitmaps && (s->autoclear & QCOW2_AUTOCLEAR_BITMAPS)) {
-            bd_error_setg(errp, "qcow2: persistent dirty bitmaps are not supported "
-                        "yet: the image has %u; open it read-only",
-                        s->nb_bitmaps);
-            return false;
-        }
     }
     if (ro && !s->read_only && !qcow2_unusable(s)) {
-        ReopenCo r = { s, 0 };
+        ReopenCo r = { s, 0, errp };
 
         bd_run_co(to_read_only_co, &r);
         if (r.ret < 0) {
-            bd_error_setg(errp, "Could not write the qcow2 metadata back: %s",
-                        g_strerror(-r.ret));
+            if (!*errp) {
+                bd_error_setg(errp, "Could not write the qcow2 metadata "
+                              "back: %s", g_strerror(-r.ret));
+            }
             return false;
         }
+        /* an abort must put the in-use flags back: see reopen_abort */
+        s->bitmaps_stored_ro = true;
     }
     *state = json_object_ref(options);
     return true;
@@ -123,6 +126,12 @@ static void to_read_write_co(void *opaque)
                       "%s", err ? err->message : g_strerror(-r->ret));
         }
     }
+    if (r->ret == 0) {
+        r->ret = qcow2_reopen_bitmaps_rw(s, &err);
+        if (r->ret < 0) {
+            g_warning("qcow2: %s", err->message);
+        }
+    }
     if (r->ret == 0 && (s->autoclear & ~QCOW2_AUTOCLEAR_MASK)) {
         r->ret = qcow2_write_autoclear(s,
                                        s->autoclear & QCOW2_AUTOCLEAR_MASK);
@@ -138,6 +147,7 @@ void qcow2_reopen_commit(BdNode *node, void *state)
     Qcow2State *s = bd_node_get_opaque(node);
     bool ro = bd_node_is_read_only(node);
 
+    s->bitmaps_stored_ro = false;
     json_object_unref(s->opts);
     s->opts = state;
     if (s->read_only && !ro) {
@@ -157,7 +167,29 @@ void qcow2_reopen_commit(BdNode *node, void *state)
     }
 }
 
+static void bitmaps_back_co(void *opaque)
+{
+    ReopenCo *r = opaque;
+    g_autoptr(GError) err = NULL;
+
+    bd_co_mutex_lock(&r->s->meta_lock);
+    r->ret = qcow2_reopen_bitmaps_rw(r->s, &err);
+    bd_co_mutex_unlock(&r->s->meta_lock);
+    if (r->ret < 0) {
+        g_warning("qcow2: %s", err->message);
+    }
+}
+
 void qcow2_reopen_abort(BdNode *node, void *state)
 {
+    Qcow2State *s = bd_node_get_opaque(node);
+
     json_object_unref(state);
+    if (s->bitmaps_stored_ro) {
+        /* still writable: the stored bitmaps are in use again */
+        ReopenCo r = { s, 0, NULL };
+
+        s->bitmaps_stored_ro = false;
+        bd_run_co(bitmaps_back_co, &r);
+    }
 }

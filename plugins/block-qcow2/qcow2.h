@@ -231,6 +231,7 @@ typedef struct Qcow2State {
     bool signaled_corruption;   /* a BLOCK_IMAGE_CORRUPTED went out */
     bool unusable;          /* fatal corruption: all I/O refused */
     bool data_file_raw;
+    bool bitmaps_stored_ro; /* reopen read-only prepared: bitmaps stored */
 } Qcow2State;
 
 static inline int64_t offset_into_cluster(Qcow2State *s, int64_t off)
@@ -426,6 +427,15 @@ void qcow2_query_image_info(BdNode *node, JsonObject *info);
 int qcow2_load_bitmaps(Qcow2State *s, GError **errp);
 /* coroutine_fn, meta_lock held, writable: store the node's bitmaps. */
 int qcow2_store_bitmaps(Qcow2State *s, GError **errp);
+/*
+ * coroutine_fn, meta_lock held: blockdev-reopen read-only stores the
+ * bitmaps and makes them read-only; read-write marks them in use again
+ * and writable.
+ */
+int qcow2_reopen_bitmaps_ro(Qcow2State *s, GError **errp);
+int qcow2_reopen_bitmaps_rw(Qcow2State *s, GError **errp);
+/* coroutine_fn: whether the bitmaps allow a resize (QEMU's checks). */
+int qcow2_truncate_bitmaps_check(Qcow2State *s, GError **errp);
 /* BdBlockDriver's persistent bitmap callbacks (main loop). */
 bool qcow2_can_store_new_dirty_bitmap(BdNode *node, const char *name,
                                       uint32_t granularity, GError **errp);

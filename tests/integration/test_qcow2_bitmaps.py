@@ -302,6 +302,69 @@ class Qcow2BitmapTests(h.TestCase):
         self.image_bitmaps()
         self.stop_both('quit')
 
+    def test_reopen_read_only_and_back(self):
+        """blockdev-reopen read-only stores the bitmaps (the image
+        consistent, in-use flags gone) and makes them read-only; back to
+        read-write marks them in use again, as qsd does."""
+        imgs = self.copies(self.create('base.qcow2'))
+        self.start_both(imgs)
+        self.both_ok('block-dirty-bitmap-add', {'node': 'q0', 'name': 'r',
+                                                'persistent': True})
+        self.write_both(['write -P 9 2M 256k'])
+        sha = self.sha('r')
+
+        def reopen(ro):
+            self.both_ok('blockdev-reopen', {'options': [{
+                'driver': 'qcow2', 'node-name': 'q0', 'file': 'f0',
+                'read-only': ro}]})
+        reopen(True)
+        infos = [self.info_bitmaps(img) for img in imgs]
+        self.assertEqual(infos[1], infos[0])
+        self.assertEqual(infos[1], [{'name': 'r', 'granularity': 65536,
+                                     'flags': ['auto']}])
+        self.both_error('block-dirty-bitmap-clear', {'node': 'q0',
+                                                     'name': 'r'},
+                        "Bitmap 'r' is readonly and cannot be modified")
+        self.bitmaps()
+        reopen(False)
+        infos = [self.info_bitmaps(img) for img in imgs]
+        self.assertEqual(infos[1], infos[0])
+        self.assertEqual(infos[1][0]['flags'], ['in-use', 'auto'])
+        self.assertEqual(self.sha('r'), sha)
+        self.write_both(['write -P 9 9M 64k'])
+        self.assertNotEqual(self.sha('r'), sha)
+        self.both_ok('block-dirty-bitmap-clear', {'node': 'q0', 'name': 'r'})
+        self.bitmaps()
+        self.stop_both('quit')
+        for img in imgs:
+            self.check_clean(img)
+
+    def test_resize_with_bitmaps(self):
+        """block_resize follows the persistent bitmaps; an inconsistent
+        one refuses it with QEMU's message."""
+        base = self.create('base.qcow2')
+        imgs = self.copies(base)
+        self.start_both(imgs)
+        self.both_ok('block-dirty-bitmap-add', {'node': 'q0', 'name': 'g',
+                                                'persistent': True})
+        self.write_both(['write 60M 1M'])
+        self.both_ok('block_resize', {'node-name': 'q0',
+                                      'size': SIZE * 2})
+        self.write_both(['write 100M 64k'])
+        sha = self.sha('g')
+        self.bitmaps()
+        self.stop_both('quit')
+        for img in imgs:
+            self.check_clean(img)
+        self.start_both(imgs)
+        self.assertEqual(self.sha('g'), sha)
+        for s in self.sides:
+            s.daemon.stop(sig=signal.SIGKILL)
+        self.start_both(imgs)
+        self.both_error('block_resize', {'node-name': 'q0', 'size': SIZE},
+                        "Bitmap 'g' is inconsistent and cannot be used")
+        self.stop_both('quit')
+
     def test_errors_as_qsd(self):
         imgs = self.copies(self.create('base.qcow2'))
         self.start_both(imgs)
