@@ -518,22 +518,20 @@ static bool qcow2_open(BdNode *node, JsonObject *opts, unsigned flags,
 static void close_co(void *opaque)
 {
     Qcow2State *s = opaque;
+    g_autoptr(GError) err = NULL;
 
-    if (!s->read_only) {
-        g_autoptr(GError) err = NULL;
-
-        bd_co_mutex_lock(&s->meta_lock);
-        if (!qcow2_unusable(s) && qcow2_store_bitmaps(s, &err) < 0) {
-            fprintf(stderr, "%s: Lost persistent bitmaps during "
-                    "inactivation of node '%s': %s\n", g_get_prgname(),
-                    bd_node_get_name(s->node), err->message);
-        }
-        if (qcow2_write_caches(s) == 0 &&
-            bd_child_co_flush(s->file) == 0) {
-            qcow2_mark_clean(s);
-        }
-        bd_co_mutex_unlock(&s->meta_lock);
+    bd_co_mutex_lock(&s->meta_lock);
+    /* read-only, a bitmap added persistent cannot be stored: said so */
+    if (!qcow2_unusable(s) && qcow2_store_bitmaps(s, &err) < 0) {
+        fprintf(stderr, "%s: Lost persistent bitmaps during inactivation "
+                "of node '%s': %s\n", g_get_prgname(),
+                bd_node_get_name(s->node), err->message);
     }
+    if (!s->read_only && qcow2_write_caches(s) == 0 &&
+        bd_child_co_flush(s->file) == 0) {
+        qcow2_mark_clean(s);
+    }
+    bd_co_mutex_unlock(&s->meta_lock);
 }
 
 static void qcow2_close(BdNode *node)

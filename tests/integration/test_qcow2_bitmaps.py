@@ -299,8 +299,21 @@ class Qcow2BitmapTests(h.TestCase):
         self.both_error('block-dirty-bitmap-clear', {'node': 'q0',
                                                      'name': 'a'},
                         "Bitmap 'a' is readonly and cannot be modified")
+        self.both_error('block-dirty-bitmap-remove', {'node': 'q0',
+                                                      'name': 'a'},
+                        "Bitmap 'a' is readonly and cannot be modified")
+        self.both_ok('block-dirty-bitmap-enable', {'node': 'q0', 'name': 'a'})
+        self.both('block-dirty-bitmap-add', {'node': 'q0', 'name': 'new',
+                                             'persistent': True})
+        self.bitmaps()
         self.image_bitmaps()
         self.stop_both('quit')
+        self.assertEqual([self.info_bitmaps(img) for img in imgs],
+                         infos)
+        # both say the new bitmap is lost
+        for s in self.sides:
+            self.assertIn("Lost persistent bitmaps during inactivation of "
+                          "node 'q0': No write access", s.daemon.stderr())
 
     def test_reopen_read_only_and_back(self):
         """blockdev-reopen read-only stores the bitmaps (the image
