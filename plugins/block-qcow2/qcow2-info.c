@@ -32,8 +32,9 @@ int qcow2_read_bitmap_list(Qcow2State *s)
     int ret;
 
     s->bitmaps = g_ptr_array_new_with_free_func(bitmap_entry_free);
+    /* an empty or huge directory: the open refuses it (qcow2-bitmap.c) */
     if (!s->nb_bitmaps || !(s->autoclear & QCOW2_AUTOCLEAR_BITMAPS) ||
-        s->bitmap_directory_size > (64u << 20)) {
+        !s->bitmap_directory_size || s->bitmap_directory_size > (64u << 20)) {
         return 0;
     }
     dir = g_malloc(s->bitmap_directory_size);
