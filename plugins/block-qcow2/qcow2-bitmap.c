@@ -453,8 +453,12 @@ static int dir_update_in_place(Qcow2State *s, GPtrArray *list)
     return ret;
 }
 
-/* coroutine_fn: read the bitmap's table and data into @bitmap. */
-static int load_data(Qcow2State *s, Qcow2Bitmap *bm, BdDirtyBitmap *bitmap)
+/*
+ * coroutine_fn: read the bitmap's table and data into @bitmap, with
+ * QEMU's messages.
+ */
+static int load_data(Qcow2State *s, Qcow2Bitmap *bm, BdDirtyBitmap *bitmap,
+                     GError **errp)
 {
     g_autofree uint64_t *tb = g_new(uint64_t, bm->table_size);
     g_autofree uint8_t *buf = g_malloc(s->cluster_size);
@@ -463,19 +467,21 @@ static int load_data(Qcow2State *s, Qcow2Bitmap *bm, BdDirtyBitmap *bitmap)
 
     ret = qcow2_child_pread(s->file, bm->table_offset,
                             (int64_t)bm->table_size * 8, tb);
-    if (ret < 0) {
-        return ret;
-    }
-    for (uint32_t i = 0; i < bm->table_size; i++) {
+    for (uint32_t i = 0; ret == 0 && i < bm->table_size; i++) {
         uint64_t e = GUINT64_FROM_BE(tb[i]);
         uint64_t off = e & BME_TABLE_ENTRY_OFFSET_MASK;
 
         if ((e & BME_TABLE_ENTRY_RESERVED_MASK) ||
             (off && ((e & BME_TABLE_ENTRY_FLAG_ALL_ONES) ||
                      offset_into_cluster(s, off)))) {
-            return -EINVAL;
+            ret = -EINVAL;
         }
         tb[i] = e;
+    }
+    if (ret < 0) {
+        bd_error_setg(errp, "Could not read bitmap_table table from image "
+                      "for bitmap '%s': %s", bm->name, g_strerror(-ret));
+        return ret;
     }
     for (uint32_t i = 0; i < bm->table_size; i++) {
         uint64_t start = i * limit;
@@ -487,6 +493,8 @@ static int load_data(Qcow2State *s, Qcow2Bitmap *bm, BdDirtyBitmap *bitmap)
         if (off) {
             ret = qcow2_child_pread(s->file, off, s->cluster_size, buf);
             if (ret < 0) {
+                bd_error_setg(errp, "Could not read bitmap '%s' from image: "
+                              "%s", bm->name, g_strerror(-ret));
                 return ret;
             }
             bd_dirty_bitmap_deserialize_part(bitmap, buf, start, limit);
@@ -559,10 +567,8 @@ int qcow2_load_bitmaps(Qcow2State *s, GError **errp)
             /* left by a writer that did not store it: not to be trusted */
             bd_dirty_bitmap_set_inconsistent(bitmap);
         } else {
-            ret = load_data(s, bm, bitmap);
+            ret = load_data(s, bm, bitmap, errp);
             if (ret < 0) {
-                bd_error_setg(errp, "Could not read bitmap '%s' from image: "
-                              "%s", bm->name, g_strerror(-ret));
                 goto fail;
             }
             bm->flags |= BME_FLAG_IN_USE;
