@@ -172,6 +172,8 @@ def main():
     ap.add_argument('--rounds', type=int, default=3)
     ap.add_argument('--size-mib', type=int, default=1024)
     ap.add_argument('--no-qsd', action='store_true')
+    ap.add_argument('--depths', default='32,1',
+                    help='fio queue depths, comma separated (default 32,1)')
     opts = ap.parse_args()
     servers = ['blockd'] + ([] if opts.no_qsd else ['qsd'])
     b = Bench(opts)
@@ -182,7 +184,7 @@ def main():
         print(f'{"server":8} {"depth":>5} {"no bitmap":>10} '
               f'{"8 bitmaps":>10} {"cost":>7}')
         for server in servers:
-            for depth in (32, 1):
+            for depth in [int(d) for d in opts.depths.split(',')]:
                 r = b.run(server, depth)
                 a = statistics.median(r[0])
                 c = statistics.median(r[8])
