@@ -553,6 +553,9 @@ static bool qcow2_refresh_limits(BdNode *node, BdBlockLimits *bl,
     bl->pwrite_zeroes_alignment = s->subcluster_size;
     bl->opt_transfer = s->cluster_size;
     bl->supported_zero_flags = BD_REQ_MAY_UNMAP | BD_REQ_NO_FALLBACK;
+    /* whole clusters, into unallocated ones (qcow2-compress-write.c) */
+    bl->supported_write_flags = has_data_file(s) ? 0
+                                                 : BD_REQ_WRITE_COMPRESSED;
     return true;
 }
 

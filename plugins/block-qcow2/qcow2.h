@@ -472,4 +472,20 @@ void qcow2_reopen_abort(BdNode *node, void *state);
 int qcow2_decompress(int type, void *dest, size_t dest_len,
                      const void *src, size_t src_len);
 
+/* --- compressed writes (qcow2-compress-write.c) --- */
+
+/*
+ * Compress @src into at most @dest_len bytes of @dest with compression
+ * @type; the length, -ENOMEM if it does not fit, -EIO.  Any thread.
+ */
+int qcow2_compress(int type, void *dest, size_t dest_len, const void *src,
+                   size_t src_len);
+/*
+ * coroutine_fn: BD_REQ_WRITE_COMPRESSED writes: whole clusters at a
+ * cluster-aligned @offset (the last one of the image may be short), into
+ * unallocated clusters; compressed in the thread pool.
+ */
+int qcow2_co_pwritev_compressed(Qcow2State *s, int64_t offset,
+                                int64_t bytes, BdIOVector *qiov);
+
 #endif /* BLOCK_QCOW2_H */
