@@ -21,6 +21,7 @@ import os
 import shutil
 import signal
 import subprocess
+import sys
 import time
 
 import blockd_harness as h
@@ -460,6 +461,78 @@ class Qcow2BitmapTests(h.TestCase):
         self.stop_both('quit')
         for img in imgs:
             self.assertIsNone(self.info_bitmaps(img))
+
+    def test_sigkill_while_storing(self):
+        """SIGKILL at instants spread over the store that SIGTERM starts
+        (bitmaps of 512-byte granules dirty over 2 GiB: megabytes to
+        write): each time, the next open finds every bitmap either stored
+        whole (the same sha256 as before the kill) or in use
+        (inconsistent), and qemu-img check no corruption."""
+        template = self.create('template.qcow2', size=2 << 30)
+        for i in range(3):
+            self.qemu_img('bitmap', '--add', '-g', '512', template, f'd{i}')
+        img = os.path.join(self.tmpdir, 'store.qcow2')
+        outcomes = set()
+        for round_ in range(8):
+            shutil.copyfile(template, img)
+            stamp = time.monotonic_ns()
+            qmp_sock = os.path.join(self.tmpdir, f's-{stamp}.qmp')
+            nbd_sock = os.path.join(self.tmpdir, f's-{stamp}.nbd')
+            d = self.start_daemon([
+                '--chardev', f'socket,id=m,path={qmp_sock},server=on,'
+                'wait=off', '--monitor', 'chardev=m',
+                '--blockdev', f'driver=file,node-name=f0,filename={img}',
+                '--blockdev', 'driver=qcow2,node-name=q0,file=f0',
+                '--nbd-server', f'addr.type=unix,addr.path={nbd_sock}',
+                '--export', 'type=nbd,id=e,node-name=q0,name=exp,'
+                'writable=on'])
+            d.wait_for_socket_file(qmp_sock)
+            d.wait_for_socket_file(nbd_sock)
+            q = self.qmp(qmp_sock)
+            uri = f'nbd+unix:///exp?socket={nbd_sock}'
+            res = self.run_command(['qemu-io', '-f', 'raw', '-c',
+                                    f'write -z {round_}M 2000M', '-c',
+                                    f'write -P {round_} 2040M 1M', uri])
+            self.assertEqual(res.returncode, 0, res.stdout + res.stderr)
+            q.command('block-export-del', {'id': 'e'})
+            shas = {f'd{i}': q.command('x-debug-block-dirty-bitmap-sha256',
+                                       {'node': 'q0', 'name': f'd{i}'})[
+                                           'sha256'] for i in range(3)}
+            d.proc.send_signal(signal.SIGTERM)
+            time.sleep(0.008 * round_)
+            d.stop(sig=signal.SIGKILL)
+            res = self.qemu_img('check', '--output=json', img, ok=(0, 3))
+            self.assertEqual(json.loads(res.stdout).get('corruptions', 0), 0,
+                             res.stdout)
+            flags = {b['name']: b['flags'] for b in self.info_bitmaps(img)}
+            self.assertEqual(sorted(flags), ['d0', 'd1', 'd2'])
+            # the header names one directory: all stored or none
+            self.assertEqual(len({tuple(f) for f in flags.values()}), 1,
+                             flags)
+            stored = flags['d0'] == ['auto']
+            outcomes.add(stored)
+            print(f'kill {round_}: {"stored" if stored else "in use"}',
+                  file=sys.stderr)
+            if stored:
+                # stored whole: the same bits come back
+                qmp_sock2 = os.path.join(self.tmpdir, f'r-{stamp}.qmp')
+                d2 = self.start_daemon([
+                    '--chardev', f'socket,id=m,path={qmp_sock2},server=on,'
+                    'wait=off', '--monitor', 'chardev=m',
+                    '--blockdev', f'driver=file,node-name=f0,filename={img},'
+                    'read-only=on',
+                    '--blockdev', 'driver=qcow2,node-name=q0,file=f0,'
+                    'read-only=on'])
+                d2.wait_for_socket_file(qmp_sock2)
+                q2 = self.qmp(qmp_sock2)
+                for name, sha in shas.items():
+                    self.assertEqual(q2.command(
+                        'x-debug-block-dirty-bitmap-sha256',
+                        {'node': 'q0', 'name': name})['sha256'], sha)
+                q2.command('quit')
+                d2.wait()
+        # the instants covered both sides of the header update
+        self.assertIn(False, outcomes)
 
     def test_sigkill_during_bitmap_writes(self):
         """SIGKILL at random instants while several bitmaps record writes
