@@ -88,8 +88,9 @@ static void fill_text(uint8_t *buf, int64_t len, int seed)
 {
     static const char *words[] = { "qcow2 ", "cluster ", "compressed ",
                                    "bitmap ", "zstd ", "deflate " };
+    uint64_t k = (uint64_t)seed;
 
-    for (int64_t i = 0, k = seed; i < len; k = k * 7 + 3) {
+    for (int64_t i = 0; i < len; k = k * 7 + 3) {
         const char *word = words[k % G_N_ELEMENTS(words)];
         int64_t n = MIN((int64_t)strlen(word), len - i);
 
