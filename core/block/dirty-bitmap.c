@@ -691,11 +691,25 @@ uint64_t bd_dirty_bitmap_serialization_size(BdDirtyBitmap *bm,
     return n;
 }
 
-static bool get_granule(const unsigned long *w, uint64_t g)
+/* The mask of the bits of word @i inside granules [first, end). */
+static unsigned long range_mask(size_t i, uint64_t first, uint64_t end)
 {
-    return (w[g / BPL] >> (g % BPL)) & 1;
+    uint64_t lo = (uint64_t)i * BPL, hi = lo + BPL;
+    unsigned long m = ~0UL;
+
+    if (first > lo) {
+        m &= ~0UL << (first - lo);
+    }
+    if (end < hi) {
+        m &= ~0UL >> (hi - end);
+    }
+    return m;
 }
 
+/*
+ * Word by word: @first is a multiple of 64 granules, so each word of the
+ * array is BPL / 8 whole bytes of the buffer, lowest first.
+ */
 void bd_dirty_bitmap_serialize_part(BdDirtyBitmap *bm, uint8_t *buf,
                                     int64_t offset, int64_t bytes)
 {
@@ -706,18 +720,13 @@ void bd_dirty_bitmap_serialize_part(BdDirtyBitmap *bm, uint8_t *buf,
         uint64_t n = (end - first + 63) / 64 * 8;
 
         memset(buf, 0, n);
-        /* bytes in order, low bit first: independent of the host */
-        for (uint64_t g = first; g < end;) {
-            size_t i = g / BPL;
+        for (size_t i = first / BPL; (uint64_t)i * BPL < end; i++) {
+            unsigned long w = bm->words[i] & range_mask(i, first, end);
+            uint8_t *out = buf + ((uint64_t)i * BPL - first) / 8;
 
-            if (g % BPL == 0 && g + BPL <= end && !bm->words[i]) {
-                g += BPL;
-                continue;
+            for (unsigned b = 0; w && b < BPL / 8; b++, w >>= 8) {
+                out[b] = (uint8_t)w;
             }
-            if (get_granule(bm->words, g)) {
-                buf[(g - first) / 8] |= 1u << ((g - first) % 8);
-            }
-            g++;
         }
     }
     g_mutex_unlock(&bm->lock);
@@ -730,17 +739,17 @@ void bd_dirty_bitmap_deserialize_part(BdDirtyBitmap *bm, const uint8_t *buf,
 
     g_mutex_lock(&bm->lock);
     if (granule_range(bm, offset, bytes, &first, &end)) {
-        bm->dirty -= change_bits(bm->words, first, end, false);
-        for (uint64_t g = first; g < end; g++) {
-            uint64_t k = g - first;
+        for (size_t i = first / BPL; (uint64_t)i * BPL < end; i++) {
+            unsigned long m = range_mask(i, first, end);
+            const uint8_t *in = buf + ((uint64_t)i * BPL - first) / 8;
+            unsigned long w = 0, old = bm->words[i];
 
-            if (!(k % 8) && !buf[k / 8] && g + 8 <= end) {
-                g += 7;
-                continue;
+            for (unsigned b = 0; b < BPL / 8; b++) {
+                w |= (unsigned long)in[b] << (8 * b);
             }
-            if ((buf[k / 8] >> (k % 8)) & 1) {
-                bm->dirty += change_bits(bm->words, g, g + 1, true);
-            }
+            bm->words[i] = (old & ~m) | (w & m);
+            bm->dirty += (uint64_t)__builtin_popcountl(bm->words[i]);
+            bm->dirty -= (uint64_t)__builtin_popcountl(old);
         }
     }
     g_mutex_unlock(&bm->lock);
