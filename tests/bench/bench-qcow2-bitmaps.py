@@ -9,7 +9,8 @@ exported over NBD on a UNIX socket and fio's nbd engine runs 4 KiB random
 writes at queue depth 32 (and 1), first with no bitmap, then with 8
 enabled persistent bitmaps (granularities 512 B to 64 KiB, added with
 block-dirty-bitmap-add persistent: true), alternating for --rounds
-rounds; the median IOPS of each and the cost in percent are printed.
+rounds; the median IOPS of each, the server's CPU time per write, and
+the costs in percent are printed.
 Then the time `quit` takes to store the 8 bitmaps (the daemon's exit),
 after writes all over the disk.
 
@@ -32,6 +33,7 @@ import time
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(
     os.path.abspath(__file__))))
 MIB = 1024 * 1024
+CLK_TCK = os.sysconf('SC_CLK_TCK')
 GRANULARITIES = [512, 1024, 4096, 8192, 16384, 32768, 65536, 65536]
 
 
@@ -110,19 +112,28 @@ class Bench:
             time.sleep(0.01)
         return p, Qmp(qmp), f'nbd+unix:///exp?socket={nbd}'
 
-    def fio(self, uri, depth):
+    @staticmethod
+    def cpu_ticks(pid):
+        with open(f'/proc/{pid}/stat') as f:
+            fields = f.read().rsplit(')', 1)[1].split()
+        return int(fields[11]) + int(fields[12])
+
+    def fio(self, uri, depth, pid):
+        """(IOPS, the server's CPU microseconds per write)"""
         argv = ['fio', '--name=bench', '--output-format=json',
                 '--ioengine=nbd', f'--uri={uri}', '--rw=randwrite',
                 '--bs=4k', f'--iodepth={depth}', '--time_based',
                 f'--runtime={self.opts.runtime}', '--randrepeat=0']
+        before = self.cpu_ticks(pid)
         r = subprocess.run(argv, capture_output=True, text=True, check=False)
+        ticks = self.cpu_ticks(pid) - before
         if r.returncode != 0 or '{' not in r.stdout:
             raise RuntimeError(f'fio: {(r.stderr + r.stdout)[-400:]}')
-        return json.loads(r.stdout[r.stdout.index('{'):])['jobs'][0][
-            'write']['iops']
+        w = json.loads(r.stdout[r.stdout.index('{'):])['jobs'][0]['write']
+        return w['iops'], ticks / CLK_TCK * 1e6 / max(w['total_ios'], 1)
 
     def run(self, server, depth):
-        """{0: [iops...], 8: [iops...]}"""
+        """{0: [(iops, cpu)...], 8: [(iops, cpu)...]}"""
         out = {0: [], 8: []}
         for _ in range(self.opts.rounds):
             for nb in (0, 8):
@@ -132,7 +143,7 @@ class Bench:
                     q.cmd('block-dirty-bitmap-add', {
                         'node': 'q0', 'name': f'b{i}', 'persistent': True,
                         'granularity': GRANULARITIES[i]})
-                out[nb].append(self.fio(uri, depth))
+                out[nb].append(self.fio(uri, depth, p.pid))
                 q.cmd('quit')
                 q.close()
                 p.wait(timeout=60)
@@ -181,15 +192,22 @@ def main():
         print(f'4 KiB random writes, fio nbd engine, {opts.size_mib} MiB '
               f'preallocated qcow2 on tmpfs, {opts.runtime} s x '
               f'{opts.rounds} rounds (median IOPS)')
+        print('IOPS are wall-clock figures (other load on the machine moves '
+              'them); CPU is the\nserver\'s user+system time per write, '
+              'which it moves less.')
         print(f'{"server":8} {"depth":>5} {"no bitmap":>10} '
-              f'{"8 bitmaps":>10} {"cost":>7}')
+              f'{"8 bitmaps":>10} {"cost":>7} {"CPU us/w":>9} '
+              f'{"8 bitmaps":>9} {"cost":>7}')
         for server in servers:
             for depth in [int(d) for d in opts.depths.split(',')]:
                 r = b.run(server, depth)
-                a = statistics.median(r[0])
-                c = statistics.median(r[8])
+                a = statistics.median(x[0] for x in r[0])
+                c = statistics.median(x[0] for x in r[8])
+                ca = statistics.median(x[1] for x in r[0])
+                cc = statistics.median(x[1] for x in r[8])
                 print(f'{server:8} {depth:5} {a:10.0f} {c:10.0f} '
-                      f'{(a - c) / a * 100:6.1f}%', flush=True)
+                      f'{(a - c) / a * 100:6.1f}% {ca:9.2f} {cc:9.2f} '
+                      f'{(cc - ca) / ca * 100:6.1f}%', flush=True)
         for server in servers:
             print(f'{server}: quit with 8 bitmaps dirty over '
                   f'{opts.size_mib} MiB: {b.store_time(server):.3f} s')
