@@ -316,6 +316,43 @@ class Qcow2BitmapTests(h.TestCase):
             self.assertIn("Lost persistent bitmaps during inactivation of "
                           "node 'q0': No write access", s.daemon.stderr())
 
+    def test_node_in_iothread(self):
+        """The node served from an IOThread: the bitmaps record the
+        writes made there, and are stored from the main loop at quit.
+        blockd alone: qsd 7.2 aborts when the client of an NBD export in
+        an IOThread disconnects (blockdev-nbd.c:62 assertion)."""
+        img = self.create('io.qcow2')
+        side = self.start('blockd', img, ['--object', 'iothread,id=io0'])
+        q = side.qmp
+        q.command('block-dirty-bitmap-add', {'node': 'q0', 'name': 't',
+                                             'persistent': True,
+                                             'granularity': 512})
+        q.command('block-export-add', {'type': 'nbd', 'id': 'w',
+                                       'node-name': 'q0', 'writable': True,
+                                       'iothread': 'io0'})
+        res = self.run_command(['qemu-io', '-f', 'raw', '-c',
+                                'write -P 3 1M 100k', '-c', 'write -z 9M 1M',
+                                side.uri('q0')])
+        self.assertEqual(res.returncode, 0, res.stdout + res.stderr)
+        q.command('block-export-del', {'id': 'w'})
+        info = q.command('query-named-block-nodes', flat=True)
+        count = [b for n in info if n['node-name'] == 'q0'
+                 for b in n['dirty-bitmaps']][0]['count']
+        # 100 KiB and 1 MiB of 512-byte granules
+        self.assertEqual(count, 100 * 1024 + 1024 * 1024)
+        sha = q.command('x-debug-block-dirty-bitmap-sha256',
+                        {'node': 'q0', 'name': 't'})['sha256']
+        q.execute('quit')
+        self.assertEqual(side.daemon.wait(), 0)
+        self.check_clean(img)
+        self.assertEqual(self.info_bitmaps(img),
+                         [{'name': 't', 'granularity': 512,
+                           'flags': ['auto']}])
+        side = self.start('blockd', img)
+        self.assertEqual(side.qmp.command(
+            'x-debug-block-dirty-bitmap-sha256',
+            {'node': 'q0', 'name': 't'})['sha256'], sha)
+
     def test_reopen_read_only_and_back(self):
         """blockdev-reopen read-only stores the bitmaps (the image
         consistent, in-use flags gone) and makes them read-only; back to
