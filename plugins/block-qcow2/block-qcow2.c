@@ -379,6 +379,9 @@ static bool do_open(Qcow2State *s, JsonObject *opts, unsigned flags,
         return false;
     }
     ret = qcow2_read_snapshot_list(s);
+    if (ret == 0) {
+        ret = qcow2_read_snapshot_info(s);
+    }
     if (ret < 0) {
         FAIL("Could not read snapshots: %s", g_strerror(-ret));
     }
@@ -473,6 +476,7 @@ static void free_state(Qcow2State *s)
     g_clear_pointer(&s->encrypt_format, g_free);
     qcow2_free_bitmap_list(s);
     qcow2_free_snapshot_list(s);
+    qcow2_free_snapshot_info(s);
     g_clear_pointer(&s->backing_format, g_free);
     g_clear_pointer(&s->image_data_file, g_free);
     if (s->unknown_exts) {

@@ -201,6 +201,7 @@ void qcow2_query_image_info(BdNode *node, JsonObject *info)
                                           s->backing_format);
         }
     }
+    qcow2_snapshot_image_info(s, info);
     json_object_set_object_member(info, "format-specific",
                                   format_specific(s));
 }

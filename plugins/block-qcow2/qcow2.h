@@ -176,6 +176,7 @@ typedef struct Qcow2State {
     uint64_t bitmap_directory_size;
     GPtrArray *bitmaps;     /* persistent bitmaps (qcow2-info.c) */
     GArray *snapshot_l1;    /* of Qcow2SnapshotL1 */
+    GPtrArray *snapshot_info;   /* what ImageInfo shows (qcow2-snapshot.c) */
 
     /* geometry */
     bool extended_l2;
@@ -441,6 +442,14 @@ bool qcow2_can_store_new_dirty_bitmap(BdNode *node, const char *name,
                                       uint32_t granularity, GError **errp);
 bool qcow2_remove_persistent_dirty_bitmap(BdNode *node, const char *name,
                                           GError **errp);
+
+/* --- internal snapshots (qcow2-snapshot.c) --- */
+
+/* coroutine_fn: read the snapshot table's entries for the image info. */
+int qcow2_read_snapshot_info(Qcow2State *s);
+void qcow2_free_snapshot_info(Qcow2State *s);
+/* Add ImageInfo's snapshots member (none without snapshots). */
+void qcow2_snapshot_image_info(Qcow2State *s, JsonObject *info);
 
 /* --- repair (qcow2-check.c) --- */
 
