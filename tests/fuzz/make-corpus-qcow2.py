@@ -69,6 +69,15 @@ def compressed(work, ctype, cluster):
     return path
 
 
+def with_snapshots(work):
+    """Two internal snapshots sharing clusters with the active image."""
+    path = image(work, 'cluster_size=512')
+    run('qemu-img', 'snapshot', '-c', 's0', path)
+    run('qemu-io', '-f', 'qcow2', '-c', 'write -P 0x77 1k 2k', path)
+    run('qemu-img', 'snapshot', '-c', 's1', path)
+    return path
+
+
 def bitmaps_with_data(work, in_use=False):
     """Bitmaps that recorded writes (data clusters, tables), one disabled;
     with `in_use` the first is marked in use, as a killed writer leaves
@@ -134,6 +143,7 @@ def seeds(work):
     run('qemu-img', 'bitmap', '--add', path, 'b0')
     run('qemu-img', 'bitmap', '--add', '-g', '65536', path, 'b1')
     yield 'bitmaps', 0, 0, path
+    yield 'snapshots', 0, 0x0000040000000200, with_snapshots(work)
     yield 'bitmaps-data', 0, 0x0000080000000400, bitmaps_with_data(work)
     yield 'bitmaps-in-use', 0, 0, bitmaps_with_data(work, in_use=True)
     yield 'big-virtual-size', 0, 0xfffffff0ffffff00, \
