@@ -316,6 +316,26 @@ class Qcow2BitmapTests(h.TestCase):
             self.assertIn("Lost persistent bitmaps during inactivation of "
                           "node 'q0': No write access", s.daemon.stderr())
 
+    def test_stored_on_blockdev_del(self):
+        """blockdev-del closes the node, which stores its bitmaps while
+        the daemon runs on; blockdev-add loads them again."""
+        imgs = self.copies(self.create('base.qcow2'))
+        self.start_both(imgs)
+        self.both_ok('block-dirty-bitmap-add', {'node': 'q0', 'name': 'd',
+                                                'persistent': True})
+        self.write_both(['write -P 4 3M 200k'])
+        sha = self.sha('d')
+        self.both_ok('blockdev-del', {'node-name': 'q0'})
+        infos = [self.info_bitmaps(img) for img in imgs]
+        self.assertEqual(infos[1], infos[0])
+        self.assertEqual(infos[1], [{'name': 'd', 'granularity': 65536,
+                                     'flags': ['auto']}])
+        self.both_ok('blockdev-add', {'driver': 'qcow2', 'node-name': 'q0',
+                                      'file': 'f0'})
+        self.assertEqual(self.sha('d'), sha)
+        self.bitmaps()
+        self.stop_both('quit')
+
     def test_node_in_iothread(self):
         """The node served from an IOThread: the bitmaps record the
         writes made there, and are stored from the main loop at quit.
