@@ -612,6 +612,9 @@ static const BdBlockDriver qcow2_driver = {
     .query_image_info = qcow2_query_image_info,
     .can_store_new_dirty_bitmap = qcow2_can_store_new_dirty_bitmap,
     .remove_persistent_dirty_bitmap = qcow2_remove_persistent_dirty_bitmap,
+    .snapshot_list = qcow2_snapshot_list,
+    .snapshot_create = qcow2_snapshot_create,
+    .snapshot_delete = qcow2_snapshot_delete,
     .detach_aio_context = qcow2_detach_aio_context,
     .attach_aio_context = qcow2_attach_aio_context,
 };

@@ -450,6 +450,13 @@ int qcow2_read_snapshot_info(Qcow2State *s);
 void qcow2_free_snapshot_info(Qcow2State *s);
 /* Add ImageInfo's snapshots member (none without snapshots). */
 void qcow2_snapshot_image_info(Qcow2State *s, JsonObject *info);
+/* BdBlockDriver's snapshot callbacks (main loop; create/delete drained). */
+int qcow2_snapshot_list(BdNode *node, JsonArray **list);
+int qcow2_snapshot_create(BdNode *node, const char *name, int64_t date_sec,
+                          int64_t date_nsec, int64_t vm_clock_nsec,
+                          GError **errp);
+int qcow2_snapshot_delete(BdNode *node, const char *id, const char *name,
+                          GError **errp);
 
 /* --- repair (qcow2-check.c) --- */
 

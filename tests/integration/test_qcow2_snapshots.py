@@ -8,7 +8,11 @@ qemu-storage-daemon 7.2:
 - writes through blockd to an image whose clusters the snapshots share
   copy them (refcounts above one): qemu-img check stays clean, qemu-img
   snapshot -l still lists the snapshots, and qemu-img snapshot -a brings
-  back each snapshot's data exactly.
+  back each snapshot's data exactly;
+- blockdev-snapshot-internal-sync and blockdev-snapshot-delete-internal-
+  sync answer as qsd's (errors included; the times differ), the
+  snapshots they make are what qemu-img snapshot -l/-a/-d and qemu-img
+  check see, with the data of the instant they were taken.
 """
 
 import os
@@ -111,6 +115,149 @@ class Qcow2SnapshotTests(h.TestCase):
             self.assertIn('Images are identical', out)
             self.assertIn('No errors were found',
                           self.tool('qemu-img', 'check', ours))
+
+    def both(self, sides, cmd, args):
+        got = []
+        for q in sides:
+            r = q.execute(cmd, args)
+            got.append(('error', r['error']['class'], r['error']['desc'])
+                       if 'error' in r else r['return'])
+        return got
+
+    @staticmethod
+    def timeless(value):
+        """A SnapshotInfo (or list) without its times."""
+        if isinstance(value, list):
+            return [Qcow2SnapshotTests.timeless(v) for v in value]
+        if isinstance(value, dict):
+            return {k: v for k, v in value.items()
+                    if k not in ('date-sec', 'date-nsec', 'vm-clock-sec',
+                                 'vm-clock-nsec')}
+        return value
+
+    def test_qmp_create_and_delete(self):
+        base = os.path.join(self.tmpdir, 'base.qcow2')
+        self.tool('qemu-img', 'create', '-q', '-f', 'qcow2', '-o',
+                  'cluster_size=4096', base, str(SIZE))
+        self.tool('qemu-io', '-c', 'write -P 1 0 3M', base)
+        ro = os.path.join(self.tmpdir, 'ro.qcow2')
+        shutil.copyfile(base, ro)
+        raw = os.path.join(self.tmpdir, 'x.raw')
+        with open(raw, 'wb') as f:
+            f.truncate(1 << 20)
+        imgs, sides, socks, daemons = {}, [], [], []
+        for binary in ('qsd', 'blockd'):
+            imgs[binary] = os.path.join(self.tmpdir, f'{binary}.qcow2')
+            shutil.copyfile(base, imgs[binary])
+            stamp = time.monotonic_ns()
+            qmp_sock = os.path.join(self.tmpdir, f'{binary}-{stamp}.qmp')
+            nbd_sock = os.path.join(self.tmpdir, f'{binary}-{stamp}.nbd')
+            args = ['--chardev',
+                    f'socket,id=m,path={qmp_sock},server=on,wait=off',
+                    '--monitor', 'chardev=m',
+                    '--blockdev', 'driver=file,node-name=f0,'
+                    f'filename={imgs[binary]}',
+                    '--blockdev', 'driver=qcow2,node-name=q0,file=f0',
+                    '--blockdev', f'driver=file,node-name=f1,filename={ro},'
+                    'read-only=on',
+                    '--blockdev', 'driver=qcow2,node-name=q1,file=f1,'
+                    'read-only=on',
+                    '--blockdev', f'driver=file,node-name=f2,filename={raw}',
+                    '--blockdev', 'driver=raw,node-name=r2,file=f2',
+                    '--nbd-server', f'addr.type=unix,addr.path={nbd_sock}',
+                    '--export', 'type=nbd,id=e,node-name=q0,name=q0,'
+                    'writable=on']
+            d = self.start_qsd(args) if binary == 'qsd' else \
+                self.start_daemon(args)
+            d.wait_for_socket_file(qmp_sock)
+            d.wait_for_socket_file(nbd_sock)
+            daemons.append(d)
+            sides.append(self.qmp(qmp_sock))
+            socks.append(nbd_sock)
+        create = 'blockdev-snapshot-internal-sync'
+        delete = 'blockdev-snapshot-delete-internal-sync'
+
+        def same(cmd, args):
+            got = self.both(sides, cmd, args)
+            self.assertEqual(self.timeless(got[1]), self.timeless(got[0]),
+                             (cmd, args))
+            return got[1]
+
+        def write(cmd):
+            for sock in socks:
+                self.tool('qemu-io', '-f', 'raw', '-c', cmd,
+                          f'nbd+unix:///q0?socket={sock}')
+
+        datas = {}
+
+        def snap(name):
+            self.assertEqual(same(create, {'device': 'q0', 'name': name}),
+                             {})
+            raw_at = os.path.join(self.tmpdir, f'at-{name}.raw')
+            self.tool('qemu-img', 'convert', '-U', '-O', 'raw',
+                      imgs['blockd'], raw_at)
+            datas[name] = raw_at
+
+        snap('a')
+        write('write -P 2 1M 2M')
+        snap('1')
+        write('write -P 3 2M 4M')
+        write('write -z 0 512k')
+        snap('b')
+        write('write -P 4 0 8M')
+        for args in ({'device': 'q0', 'name': 'a'},
+                     {'device': 'q0', 'name': ''},
+                     {'device': 'f0', 'name': 'x'},
+                     {'device': 'q1', 'name': 'x'},
+                     {'device': 'r2', 'name': 'x'},
+                     {'device': 'nope', 'name': 'x'}):
+            self.assertEqual(same(create, args)[0], 'error', args)
+        for args in ({'device': 'q0'},
+                     {'device': 'q0', 'name': 'zz'},
+                     {'device': 'q0', 'id': '7'},
+                     {'device': 'q0', 'id': '1', 'name': 'b'},
+                     {'device': 'r2', 'name': 'b'},
+                     {'device': 'q1', 'name': 'b'},
+                     {'device': 'f0', 'name': 'b'}):
+            self.assertEqual(same(delete, args)[0], 'error', args)
+        listed = []
+        for q in sides:
+            nodes = q.command('query-named-block-nodes')
+            listed.append([n['image'].get('snapshots') for n in nodes
+                           if n['node-name'] == 'q0'][0])
+        self.assertEqual(self.timeless(listed[1]), self.timeless(listed[0]))
+        self.assertEqual([(s['id'], s['name']) for s in listed[1]],
+                         [('1', 'a'), ('2', '1'), ('3', 'b')])
+        # what qemu-img sees of a running blockd's image
+        out = self.tool('qemu-img', 'snapshot', '-U', '-l', imgs['blockd'])
+        for name in ('a', '1', 'b'):
+            self.assertIn(f' {name} ', out)
+        # delete "1" by name (id 2), then id 1 ("a")
+        got = same(delete, {'device': 'q0', 'name': '1'})
+        self.assertEqual((got['id'], got['name']), ('2', '1'))
+        got = same(delete, {'device': 'q0', 'id': '1'})
+        self.assertEqual((got['id'], got['name']), ('1', 'a'))
+        snap('c')
+        for q, d in zip(sides, daemons):
+            q.command('quit')
+            self.assertEqual(d.wait(), 0)
+        ours = imgs['blockd']
+        check = self.tool('qemu-img', 'check', ours)
+        self.assertIn('No errors were found', check)
+        self.assertNotIn('leaked', check)
+        listing = self.tool('qemu-img', 'snapshot', '-l', ours)
+        self.assertIn(' b ', listing)
+        self.assertIn(' c ', listing)
+        self.assertNotIn(' a ', listing)
+        for name in ('b', 'c'):
+            self.tool('qemu-img', 'snapshot', '-a', name, ours)
+            out = self.tool('qemu-img', 'compare', '-f', 'qcow2', '-F',
+                            'raw', ours, datas[name])
+            self.assertIn('Images are identical', out)
+        self.tool('qemu-img', 'snapshot', '-d', 'b', ours)
+        check = self.tool('qemu-img', 'check', ours)
+        self.assertIn('No errors were found', check)
+        self.assertNotIn('leaked', check)
 
 
 if __name__ == '__main__':
