@@ -12,8 +12,9 @@
  * read-only, writes, writes zeroes, compressed writes, discards and
  * flushes at offsets that reach the header's tables: the first
  * clusters, cluster boundaries, the end of the image and places chosen
- * by the input.  Then blockdev-del closes the node (which writes back
- * the driver's caches).
+ * by the input; on a writable node, QMP then takes and deletes internal
+ * snapshots and adds a persistent bitmap.  Then blockdev-del closes the
+ * node (which stores the bitmaps and writes back the driver's caches).
  *
  * Input layout: byte 0 is the mode (bits below), bytes 1-8 choose extra
  * offsets, the rest is the image file.  The seed corpus (make-corpus.py)
@@ -343,6 +344,24 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             die("blockdev-add succeeded but node 'fq' is not there");
         }
         run_io(node, !(mode & MODE_READ_ONLY), picks);
+        if (!(mode & MODE_READ_ONLY)) {
+            /*
+             * internal snapshots made and deleted (the image's first
+             * one too), and a persistent bitmap that blockdev-del stores
+             */
+            qmp("{\"execute\": \"blockdev-snapshot-internal-sync\", "
+                "\"arguments\": {\"device\": \"fq\", \"name\": \"fz\"}}",
+                false);
+            qmp("{\"execute\": \"blockdev-snapshot-delete-internal-sync\", "
+                "\"arguments\": {\"device\": \"fq\", \"id\": \"1\"}}",
+                false);
+            qmp("{\"execute\": \"blockdev-snapshot-delete-internal-sync\", "
+                "\"arguments\": {\"device\": \"fq\", \"name\": \"fz\"}}",
+                false);
+            qmp("{\"execute\": \"block-dirty-bitmap-add\", \"arguments\": "
+                "{\"node\": \"fq\", \"name\": \"fb\", "
+                "\"persistent\": true, \"granularity\": 512}}", false);
+        }
         qmp("{\"execute\": \"blockdev-del\", \"arguments\": {"
             "\"node-name\": \"fq\"}}", true);
     }
