@@ -248,6 +248,12 @@ typedef struct BdBlockLimits {
  *     backing-filename-format, format-specific, ...); the core has set
  *     filename, format, dirty-flag, actual-size and virtual-size, and adds
  *     backing-image itself.  NULL: nothing more.
+ * @co_amend: coroutine in the main loop (x-blockdev-amend, an "amend"
+ *     job).  Change the image of @node as @options (the driver's branch
+ *     of BlockdevAmendOptions, validated, with its "driver") says;
+ *     @force: go on where the driver would otherwise refuse for safety.
+ *     Return 0, or a negative errno and set @errp (the job fails with
+ *     that message).  NULL: "Driver does not support x-blockdev-amend".
  *
  * Persistent dirty bitmaps (appended): a driver that keeps bitmaps in its
  * image loads them at open (bd_dirty_bitmap_create_sized(), marked
@@ -338,6 +344,9 @@ struct BdBlockDriver {
     int64_t (*co_pread_to_fd)(BdNode *node, int64_t offset, int64_t bytes,
                               int out_fd, BdRequestFlags flags);
     void (*query_image_info)(BdNode *node, JsonObject *info);
+    bd_coroutine_fn
+    int (*co_amend)(BdNode *node, JsonObject *options, bool force,
+                    GError **errp);
     bool (*can_store_new_dirty_bitmap)(BdNode *node, const char *name,
                                        uint32_t granularity, GError **errp);
     bool (*remove_persistent_dirty_bitmap)(BdNode *node, const char *name,
