@@ -179,6 +179,8 @@ int bd_node_refresh_total_bytes(BdNode *node)
         return (int)l.ret;
     }
     node->total_bytes = bd_length_in_sectors(l.ret);
+    /* bitmaps a driver loaded at open were made with the image's size */
+    bd_node_dirty_bitmaps_truncate(node, node->total_bytes);
     return 0;
 }
 

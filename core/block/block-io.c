@@ -602,6 +602,11 @@ int bd_node_co_pwritev(BdNode *node, int64_t offset, int64_t bytes,
     if (ret < 0) {
         return ret;
     }
+    /* compression is the driver's or nobody's (QEMU's -ENOTSUP) */
+    if ((flags & BD_REQ_WRITE_COMPRESSED) &&
+        !(node->bl.supported_write_flags & BD_REQ_WRITE_COMPRESSED)) {
+        return -ENOTSUP;
+    }
     if (node->detect_zeroes != BD_DETECT_ZEROES_OFF &&
         bd_iovec_is_zero(qiov)) {
         if (node->detect_zeroes == BD_DETECT_ZEROES_UNMAP) {

@@ -31,6 +31,12 @@ void bd_block_qmp_init(void);
  */
 void bd_block_query_init(void);
 
+/*
+ * Register blockdev-snapshot-internal-sync and
+ * blockdev-snapshot-delete-internal-sync (snapshot-qmp.c).
+ */
+void bd_snapshot_qmp_init(void);
+
 /* The QMP handlers, also called directly by unit tests. */
 bool bd_qmp_x_blockdev_set_iothread(JsonObject *args, JsonNode **ret,
                                     GError **errp);

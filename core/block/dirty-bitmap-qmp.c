@@ -3,6 +3,7 @@
  * x-debug-block-dirty-bitmap-sha256, with QEMU 7.2's checks in QEMU's
  * order (the first failing check names the error).
  */
+#include <errno.h>
 #include <string.h>
 
 #include <blockd/error.h>
@@ -21,6 +22,7 @@ static bool qmp_add(JsonObject *args, JsonNode **ret, GError **errp)
     const char *name = str_arg(args, "name");
     BdDirtyBitmap *bm;
     uint32_t granularity;
+    bool persistent;
     BdNode *node;
 
     if (!name[0]) {
@@ -45,12 +47,20 @@ static bool qmp_add(JsonObject *args, JsonNode **ret, GError **errp)
     } else {
         granularity = bd_node_default_bitmap_granularity(node);
     }
-    if (json_object_get_boolean_member_with_default(args, "persistent",
-                                                    false)) {
-        /* no driver here can keep a bitmap in its image */
-        bd_error_setg(errp, "Can't store persistent bitmaps to %s: %s",
-                      node->node_name, g_strerror(ENOTSUP));
-        return false;
+    persistent = json_object_get_boolean_member_with_default(args,
+                                                             "persistent",
+                                                             false);
+    if (persistent) {
+        /* QEMU's bdrv_can_store_new_dirty_bitmap() */
+        if (!node->drv->can_store_new_dirty_bitmap) {
+            bd_error_setg(errp, "Can't store persistent bitmaps to %s: %s",
+                          node->node_name, g_strerror(ENOTSUP));
+            return false;
+        }
+        if (!node->drv->can_store_new_dirty_bitmap(node, name, granularity,
+                                                   errp)) {
+            return false;
+        }
     }
     bm = bd_dirty_bitmap_create(node, granularity, name, errp);
     if (!bm) {
@@ -60,6 +70,7 @@ static bool qmp_add(JsonObject *args, JsonNode **ret, GError **errp)
                                                     false)) {
         bd_dirty_bitmap_set_enabled(bm, false);
     }
+    bd_dirty_bitmap_set_persistent(bm, persistent);
     return true;
 }
 
@@ -71,9 +82,20 @@ static BdDirtyBitmap *lookup_args(JsonObject *args, GError **errp)
 
 static bool qmp_remove(JsonObject *args, JsonNode **ret, GError **errp)
 {
-    BdDirtyBitmap *bm = lookup_args(args, errp);
+    BdNode *node;
+    BdDirtyBitmap *bm = bd_dirty_bitmap_lookup(str_arg(args, "node"),
+                                               str_arg(args, "name"), &node,
+                                               errp);
 
-    if (!bm || !bd_dirty_bitmap_check(bm, BD_DIRTY_BITMAP_CHECK_BUSY, errp)) {
+    if (!bm || !bd_dirty_bitmap_check(bm, BD_DIRTY_BITMAP_CHECK_BUSY |
+                                      BD_DIRTY_BITMAP_CHECK_RO, errp)) {
+        return false;
+    }
+    /* a persistent bitmap leaves the image first, as in QEMU */
+    if (bd_dirty_bitmap_persistent(bm) &&
+        node->drv->remove_persistent_dirty_bitmap &&
+        !node->drv->remove_persistent_dirty_bitmap(
+            node, bd_dirty_bitmap_name(bm), errp)) {
         return false;
     }
     bd_dirty_bitmap_release(bm);
@@ -84,7 +106,8 @@ static bool qmp_clear(JsonObject *args, JsonNode **ret, GError **errp)
 {
     BdDirtyBitmap *bm = lookup_args(args, errp);
 
-    if (!bm || !bd_dirty_bitmap_check(bm, BD_DIRTY_BITMAP_CHECK_BUSY, errp)) {
+    if (!bm ||
+        !bd_dirty_bitmap_check(bm, BD_DIRTY_BITMAP_CHECK_DEFAULT, errp)) {
         return false;
     }
     bd_dirty_bitmap_clear(bm);
@@ -95,7 +118,8 @@ static bool set_enabled(JsonObject *args, bool enabled, GError **errp)
 {
     BdDirtyBitmap *bm = lookup_args(args, errp);
 
-    if (!bm || !bd_dirty_bitmap_check(bm, BD_DIRTY_BITMAP_CHECK_BUSY, errp)) {
+    if (!bm ||
+        !bd_dirty_bitmap_check(bm, BD_DIRTY_BITMAP_CHECK_ALLOW_RO, errp)) {
         return false;
     }
     bd_dirty_bitmap_set_enabled(bm, enabled);

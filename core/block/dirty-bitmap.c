@@ -31,6 +31,9 @@ struct BdDirtyBitmap {
     uint64_t dirty;             /* dirty granules */
     bool disabled;
     bool busy;                  /* main loop */
+    bool persistent;            /* kept in the node's image; main loop */
+    bool inconsistent;          /* found in use in the image; main loop */
+    bool readonly;              /* from a read-only image; main loop */
 };
 
 static size_t words_for(uint64_t granules)
@@ -306,6 +309,16 @@ bool bd_dirty_bitmap_check(const BdDirtyBitmap *bm, unsigned flags,
                       "and cannot be used", bm->name ? bm->name : "");
         return false;
     }
+    if ((flags & BD_DIRTY_BITMAP_CHECK_RO) && bm->readonly) {
+        bd_error_setg(errp, "Bitmap '%s' is readonly and cannot be modified",
+                      bm->name ? bm->name : "");
+        return false;
+    }
+    if ((flags & BD_DIRTY_BITMAP_CHECK_INCONSISTENT) && bm->inconsistent) {
+        bd_error_setg(errp, "Bitmap '%s' is inconsistent and cannot be used",
+                      bm->name ? bm->name : "");
+        return false;
+    }
     return true;
 }
 
@@ -320,8 +333,8 @@ bool bd_dirty_bitmap_merge(BdDirtyBitmap *dst, BdDirtyBitmap *src,
     if (second != first) {
         g_mutex_lock(&second->lock);
     }
-    if (!bd_dirty_bitmap_check(dst, BD_DIRTY_BITMAP_CHECK_BUSY, errp) ||
-        !bd_dirty_bitmap_check(src, BD_DIRTY_BITMAP_CHECK_BUSY, errp)) {
+    if (!bd_dirty_bitmap_check(dst, BD_DIRTY_BITMAP_CHECK_DEFAULT, errp) ||
+        !bd_dirty_bitmap_check(src, BD_DIRTY_BITMAP_CHECK_ALLOW_RO, errp)) {
         goto out;
     }
     if (dst->size != src->size) {
@@ -477,7 +490,22 @@ BdDirtyBitmap *bd_dirty_bitmap_lookup(const char *node_name,
 BdDirtyBitmap *bd_dirty_bitmap_create(BdNode *node, uint32_t granularity,
                                       const char *name, GError **errp)
 {
+    if (node->total_bytes < 0) {
+        bd_error_setg(errp, "could not get length of device: %s",
+                      g_strerror((int)-node->total_bytes));
+        return NULL;
+    }
+    return bd_dirty_bitmap_create_sized(node, node->total_bytes, granularity,
+                                        name, errp);
+}
+
+BdDirtyBitmap *bd_dirty_bitmap_create_sized(BdNode *node, int64_t size,
+                                            uint32_t granularity,
+                                            const char *name, GError **errp)
+{
     BdDirtyBitmap *bm;
+
+    BD_ASSERT_MAIN_LOOP();
 
     if (name) {
         if (bd_dirty_bitmap_find(node, name)) {
@@ -489,12 +517,7 @@ BdDirtyBitmap *bd_dirty_bitmap_create(BdNode *node, uint32_t granularity,
             return NULL;
         }
     }
-    if (node->total_bytes < 0) {
-        bd_error_setg(errp, "could not get length of device: %s",
-                      g_strerror((int)-node->total_bytes));
-        return NULL;
-    }
-    bm = bd_dirty_bitmap_new(node->total_bytes, granularity, name);
+    bm = bd_dirty_bitmap_new(size, granularity, name);
     bm->node = node;
     g_mutex_lock(&node->dirty_lock);
     g_ptr_array_add(node->dirty_bitmaps, bm);
@@ -570,9 +593,170 @@ JsonArray *bd_node_dirty_bitmaps_info(BdNode *node)
         json_object_set_boolean_member(o, "recording",
                                        bd_dirty_bitmap_enabled(bm));
         json_object_set_boolean_member(o, "busy", bm->busy);
-        /* no driver here stores bitmaps in its image */
-        json_object_set_boolean_member(o, "persistent", false);
+        json_object_set_boolean_member(o, "persistent", bm->persistent);
+        if (bm->inconsistent) {
+            /* QEMU shows the member only when it is true */
+            json_object_set_boolean_member(o, "inconsistent", true);
+        }
         json_array_add_object_element(a, o);
     }
     return a;
+}
+
+GPtrArray *bd_node_get_dirty_bitmaps(BdNode *node)
+{
+    GPtrArray *a = g_ptr_array_new_with_free_func(
+        (GDestroyNotify)bd_dirty_bitmap_unref);
+
+    BD_ASSERT_MAIN_LOOP();
+    if (!node->dirty_bitmaps) {
+        return a;
+    }
+    g_mutex_lock(&node->dirty_lock);
+    for (guint i = node->dirty_bitmaps->len; i-- > 0;) {
+        BdDirtyBitmap *bm = node->dirty_bitmaps->pdata[i];
+
+        bd_dirty_bitmap_ref(bm);
+        g_ptr_array_add(a, bm);
+    }
+    g_mutex_unlock(&node->dirty_lock);
+    return a;
+}
+
+/* ---- persistence ---- */
+
+bool bd_dirty_bitmap_persistent(const BdDirtyBitmap *bm)
+{
+    return bm->persistent;
+}
+
+void bd_dirty_bitmap_set_persistent(BdDirtyBitmap *bm, bool persistent)
+{
+    BD_ASSERT_MAIN_LOOP();
+    bm->persistent = persistent;
+}
+
+bool bd_dirty_bitmap_inconsistent(const BdDirtyBitmap *bm)
+{
+    return bm->inconsistent;
+}
+
+void bd_dirty_bitmap_set_inconsistent(BdDirtyBitmap *bm)
+{
+    BD_ASSERT_MAIN_LOOP();
+    /* as QEMU's bdrv_dirty_bitmap_set_inconsistent() */
+    bm->inconsistent = true;
+    bm->persistent = true;
+    bd_dirty_bitmap_set_enabled(bm, false);
+}
+
+bool bd_dirty_bitmap_readonly(const BdDirtyBitmap *bm)
+{
+    return bm->readonly;
+}
+
+void bd_dirty_bitmap_set_readonly(BdDirtyBitmap *bm, bool readonly)
+{
+    BD_ASSERT_MAIN_LOOP();
+    bm->readonly = readonly;
+}
+
+/* The granules [*first, *end) of a byte range, clipped to the bitmap. */
+static bool granule_range(BdDirtyBitmap *bm, int64_t offset, int64_t bytes,
+                          uint64_t *first, uint64_t *end)
+{
+    int64_t stop;
+
+    if (offset < 0 || bytes <= 0 || offset >= bm->size) {
+        return false;
+    }
+    stop = bytes > bm->size - offset ? bm->size : offset + bytes;
+    *first = (uint64_t)offset >> bm->shift;
+    *end = granules_for(stop, bm->shift);
+    /* serialization works on whole words of the array */
+    g_assert(*first % 64 == 0);
+    return true;
+}
+
+uint64_t bd_dirty_bitmap_serialization_size(BdDirtyBitmap *bm,
+                                            int64_t offset, int64_t bytes)
+{
+    uint64_t first, end, n = 0;
+
+    g_mutex_lock(&bm->lock);
+    if (granule_range(bm, offset, bytes, &first, &end)) {
+        n = (end - first + 63) / 64 * 8;
+    }
+    g_mutex_unlock(&bm->lock);
+    return n;
+}
+
+/* The mask of the bits of word @i inside granules [first, end). */
+static unsigned long range_mask(size_t i, uint64_t first, uint64_t end)
+{
+    uint64_t lo = (uint64_t)i * BPL, hi = lo + BPL;
+    unsigned long m = ~0UL;
+
+    if (first > lo) {
+        m &= ~0UL << (first - lo);
+    }
+    if (end < hi) {
+        m &= ~0UL >> (hi - end);
+    }
+    return m;
+}
+
+/*
+ * Word by word: @first is a multiple of 64 granules, so each word of the
+ * array is BPL / 8 whole bytes of the buffer, lowest first.
+ */
+void bd_dirty_bitmap_serialize_part(BdDirtyBitmap *bm, uint8_t *buf,
+                                    int64_t offset, int64_t bytes)
+{
+    uint64_t first, end;
+
+    g_mutex_lock(&bm->lock);
+    if (granule_range(bm, offset, bytes, &first, &end)) {
+        uint64_t n = (end - first + 63) / 64 * 8;
+
+        memset(buf, 0, n);
+        for (size_t i = first / BPL; (uint64_t)i * BPL < end; i++) {
+            unsigned long w = bm->words[i] & range_mask(i, first, end);
+            uint8_t *out = buf + ((uint64_t)i * BPL - first) / 8;
+
+            for (unsigned b = 0; w && b < BPL / 8; b++, w >>= 8) {
+                out[b] = (uint8_t)w;
+            }
+        }
+    }
+    g_mutex_unlock(&bm->lock);
+}
+
+void bd_dirty_bitmap_deserialize_part(BdDirtyBitmap *bm, const uint8_t *buf,
+                                      int64_t offset, int64_t bytes)
+{
+    uint64_t first, end;
+
+    g_mutex_lock(&bm->lock);
+    if (granule_range(bm, offset, bytes, &first, &end)) {
+        for (size_t i = first / BPL; (uint64_t)i * BPL < end; i++) {
+            unsigned long m = range_mask(i, first, end);
+            const uint8_t *in = buf + ((uint64_t)i * BPL - first) / 8;
+            unsigned long w = 0, old = bm->words[i];
+
+            for (unsigned b = 0; b < BPL / 8; b++) {
+                w |= (unsigned long)in[b] << (8 * b);
+            }
+            bm->words[i] = (old & ~m) | (w & m);
+            bm->dirty += (uint64_t)__builtin_popcountl(bm->words[i]);
+            bm->dirty -= (uint64_t)__builtin_popcountl(old);
+        }
+    }
+    g_mutex_unlock(&bm->lock);
+}
+
+void bd_dirty_bitmap_deserialize_ones(BdDirtyBitmap *bm, int64_t offset,
+                                      int64_t bytes)
+{
+    bd_dirty_bitmap_set(bm, offset, bytes);
 }

@@ -89,9 +89,6 @@ void bd_dirty_bitmap_reset(BdDirtyBitmap *bm, int64_t offset, int64_t bytes);
 /* Clear every bit. */
 void bd_dirty_bitmap_clear(BdDirtyBitmap *bm);
 
-/* Start / stop recording writes. */
-void bd_dirty_bitmap_set_enabled(BdDirtyBitmap *bm, bool enabled);
-
 /* Follow a new size (as bd_node_dirty_bitmaps_truncate() for one). */
 void bd_dirty_bitmap_truncate(BdDirtyBitmap *bm, int64_t size);
 

@@ -254,6 +254,31 @@ typedef struct BdBlockLimits {
  *     @force: go on where the driver would otherwise refuse for safety.
  *     Return 0, or a negative errno and set @errp (the job fails with
  *     that message).  NULL: "Driver does not support x-blockdev-amend".
+ *
+ * Persistent dirty bitmaps (appended): a driver that keeps bitmaps in its
+ * image loads them at open (bd_dirty_bitmap_create_sized(), marked
+ * persistent) and stores the persistent ones at close.
+ * @can_store_new_dirty_bitmap: main loop.  Whether a new persistent
+ *     bitmap @name of @granularity could be stored in the image (QEMU's
+ *     checks and messages); false with @errp set otherwise.  NULL:
+ *     block-dirty-bitmap-add refuses persistent bitmaps on the node
+ *     ("Can't store persistent bitmaps to %s").
+ * @remove_persistent_dirty_bitmap: main loop.  Remove the bitmap @name
+ *     from the image (absent: success); the core releases the in-memory
+ *     bitmap after.  NULL: nothing to remove.
+ *
+ * Internal snapshots (appended; blockdev-snapshot-internal-sync and
+ * blockdev-snapshot-delete-internal-sync, the core makes QEMU's checks
+ * and drains the node around create and delete):
+ * @snapshot_list: main loop.  Set *@list to the image's snapshots as
+ *     SnapshotInfo objects, oldest first; 0 or a negative errno.  NULL:
+ *     the node has no snapshots ("Failed to get a snapshot list").
+ * @snapshot_create: main loop, drained.  Take a snapshot named @name
+ *     with the next free numeric id and the given times.  NULL: the
+ *     format does not support internal snapshots.
+ * @snapshot_delete: main loop, drained.  Delete the first snapshot with
+ *     id @id (if not NULL) and name @name (if not NULL); the core has
+ *     checked that it exists.
  */
 struct BdBlockDriver {
     uint32_t struct_size;
@@ -322,6 +347,16 @@ struct BdBlockDriver {
     bd_coroutine_fn
     int (*co_amend)(BdNode *node, JsonObject *options, bool force,
                     GError **errp);
+    bool (*can_store_new_dirty_bitmap)(BdNode *node, const char *name,
+                                       uint32_t granularity, GError **errp);
+    bool (*remove_persistent_dirty_bitmap)(BdNode *node, const char *name,
+                                           GError **errp);
+    int (*snapshot_list)(BdNode *node, JsonArray **list);
+    int (*snapshot_create)(BdNode *node, const char *name, int64_t date_sec,
+                           int64_t date_nsec, int64_t vm_clock_nsec,
+                           GError **errp);
+    int (*snapshot_delete)(BdNode *node, const char *id, const char *name,
+                           GError **errp);
 };
 
 /*

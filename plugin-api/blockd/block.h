@@ -101,12 +101,17 @@ bool bd_iovec_is_zero(const BdIOVector *qiov);
  * @BD_REQ_WRITE_UNCHANGED: the write does not change what a reader sees
  *     (copy-on-read, a mirror's copy); it needs only the WRITE_UNCHANGED
  *     permission.
+ * @BD_REQ_WRITE_COMPRESSED (added for compressed writes): store the data
+ *     compressed (whole clusters of a format that compresses, QEMU's
+ *     BDRV_REQ_WRITE_COMPRESSED).  Never emulated: a write with it to a
+ *     node whose driver does not announce it fails with -ENOTSUP.
  */
 typedef enum BdRequestFlags {
     BD_REQ_FUA = 1u << 0,
     BD_REQ_MAY_UNMAP = 1u << 1,
     BD_REQ_NO_FALLBACK = 1u << 2,
     BD_REQ_WRITE_UNCHANGED = 1u << 3,
+    BD_REQ_WRITE_COMPRESSED = 1u << 4,
 } BdRequestFlags;
 
 /*

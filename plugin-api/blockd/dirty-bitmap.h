@@ -85,7 +85,24 @@ void bd_dirty_bitmap_set_busy(BdDirtyBitmap *bm, bool busy);
  */
 enum {
     BD_DIRTY_BITMAP_CHECK_BUSY = 1u << 0,
+    /*
+     * Added for persistent bitmaps:
+     * @BD_DIRTY_BITMAP_CHECK_RO: refuse a read-only bitmap (loaded from
+     *     an image opened read-only): "Bitmap '%s' is readonly and cannot
+     *     be modified".
+     * @BD_DIRTY_BITMAP_CHECK_INCONSISTENT: refuse a bitmap an image had
+     *     marked in use (not stored properly): "Bitmap '%s' is
+     *     inconsistent and cannot be used".
+     */
+    BD_DIRTY_BITMAP_CHECK_RO = 1u << 1,
+    BD_DIRTY_BITMAP_CHECK_INCONSISTENT = 1u << 2,
 };
+/* QEMU's BDRV_BITMAP_DEFAULT and BDRV_BITMAP_ALLOW_RO. */
+#define BD_DIRTY_BITMAP_CHECK_DEFAULT (BD_DIRTY_BITMAP_CHECK_BUSY | \
+                                       BD_DIRTY_BITMAP_CHECK_RO | \
+                                       BD_DIRTY_BITMAP_CHECK_INCONSISTENT)
+#define BD_DIRTY_BITMAP_CHECK_ALLOW_RO (BD_DIRTY_BITMAP_CHECK_BUSY | \
+                                        BD_DIRTY_BITMAP_CHECK_INCONSISTENT)
 
 /*
  * Whether @bm may be used for what the @flags (BD_DIRTY_BITMAP_CHECK_*)
@@ -103,6 +120,64 @@ bool bd_dirty_bitmap_check(const BdDirtyBitmap *bm, unsigned flags,
  */
 int64_t bd_dirty_bitmap_extent(BdDirtyBitmap *bm, int64_t offset,
                                int64_t bytes, bool *dirty);
+
+/*
+ * ---- Persistent bitmaps: what a format driver that stores bitmaps in
+ * its image (qcow2) uses to load and store them. ----
+ */
+
+/*
+ * Create the bitmap @name of @size bytes on @node, newest first in its
+ * list, as a driver loading its image's bitmaps at open does (the node's
+ * length is not known to the core yet; it follows the node's length
+ * after).  Enabled, not persistent until marked.  Errors as
+ * block-dirty-bitmap-add's ("Bitmap already exists: %s").  Borrowed: the
+ * node holds the reference.  Main loop.
+ */
+BdDirtyBitmap *bd_dirty_bitmap_create_sized(BdNode *node, int64_t size,
+                                            uint32_t granularity,
+                                            const char *name, GError **errp);
+
+/*
+ * @node's bitmaps, newest first (the order QEMU lists and stores them
+ * in), each with a reference: free with g_ptr_array_unref().  Main loop.
+ */
+GPtrArray *bd_node_get_dirty_bitmaps(BdNode *node);
+
+/* Start / stop recording writes.  Any thread. */
+void bd_dirty_bitmap_set_enabled(BdDirtyBitmap *bm, bool enabled);
+
+/*
+ * Whether the bitmap is kept in its node's image (persistent), was found
+ * marked in use there (inconsistent: its bits are not to be trusted, it
+ * can only be removed), or is read-only (loaded from an image opened
+ * read-only: never stored back).  Main loop.
+ */
+bool bd_dirty_bitmap_persistent(const BdDirtyBitmap *bm);
+void bd_dirty_bitmap_set_persistent(BdDirtyBitmap *bm, bool persistent);
+bool bd_dirty_bitmap_inconsistent(const BdDirtyBitmap *bm);
+/* Marks it inconsistent, and so also disabled and persistent. */
+void bd_dirty_bitmap_set_inconsistent(BdDirtyBitmap *bm);
+bool bd_dirty_bitmap_readonly(const BdDirtyBitmap *bm);
+void bd_dirty_bitmap_set_readonly(BdDirtyBitmap *bm, bool readonly);
+
+/*
+ * The bitmap's bits as QEMU serializes them (one bit per granule, bit k
+ * of byte j is granule 8j+k, little-endian words of 64 bits):
+ * bd_dirty_bitmap_serialization_size() is the bytes of the granules of
+ * [@offset, @offset + @bytes), rounded up to 8; @offset is a multiple of
+ * 64 granules.  Serialize writes them into @buf; deserialize replaces the
+ * granules with the ones in @buf; deserialize_ones marks them all.  Any
+ * thread.
+ */
+uint64_t bd_dirty_bitmap_serialization_size(BdDirtyBitmap *bm,
+                                            int64_t offset, int64_t bytes);
+void bd_dirty_bitmap_serialize_part(BdDirtyBitmap *bm, uint8_t *buf,
+                                    int64_t offset, int64_t bytes);
+void bd_dirty_bitmap_deserialize_part(BdDirtyBitmap *bm, const uint8_t *buf,
+                                      int64_t offset, int64_t bytes);
+void bd_dirty_bitmap_deserialize_ones(BdDirtyBitmap *bm, int64_t offset,
+                                      int64_t bytes);
 
 #ifdef __cplusplus
 }

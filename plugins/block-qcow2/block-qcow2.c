@@ -3,6 +3,7 @@
  * (open, close, limits).  The format's logic lives in qcow2-*.c.
  */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -396,16 +397,13 @@ static bool do_open(Qcow2State *s, JsonObject *opts, unsigned flags,
     s->overlap_check = rt.overlap_check;
     s->cache_clean_interval = rt.cache_clean_interval;
 
-    if (s->nb_bitmaps && (s->autoclear & QCOW2_AUTOCLEAR_BITMAPS) &&
-        !s->read_only) {
-        /* writing would leave the persistent bitmaps stale */
-        FAIL("qcow2: persistent dirty bitmaps are not supported yet: the "
-             "image has %u; open it read-only", s->nb_bitmaps);
-    }
     if (!read_tables(s, errp)) {
         return false;
     }
     ret = qcow2_read_snapshot_list(s);
+    if (ret == 0) {
+        ret = qcow2_read_snapshot_info(s);
+    }
     if (ret < 0) {
         FAIL("Could not read snapshots: %s", g_strerror(-ret));
     }
@@ -435,6 +433,9 @@ static bool do_open(Qcow2State *s, JsonObject *opts, unsigned flags,
         if (ret < 0) {
             return false;
         }
+    }
+    if (qcow2_load_bitmaps(s, errp) < 0) {
+        return false;
     }
     if (!s->read_only && (s->autoclear & ~QCOW2_AUTOCLEAR_MASK)) {
         /* unknown autoclear features: their data may be stale from now */
@@ -498,6 +499,7 @@ static void free_state(Qcow2State *s)
     g_clear_pointer(&s->encrypt_format, g_free);
     qcow2_free_bitmap_list(s);
     qcow2_free_snapshot_list(s);
+    qcow2_free_snapshot_info(s);
     g_clear_pointer(&s->backing_format, g_free);
     g_clear_pointer(&s->image_data_file, g_free);
     if (s->unknown_exts) {
@@ -547,15 +549,20 @@ static bool qcow2_open(BdNode *node, JsonObject *opts, unsigned flags,
 static void close_co(void *opaque)
 {
     Qcow2State *s = opaque;
+    g_autoptr(GError) err = NULL;
 
-    if (!s->read_only) {
-        bd_co_mutex_lock(&s->meta_lock);
-        if (qcow2_write_caches(s) == 0 &&
-            bd_child_co_flush(s->file) == 0) {
-            qcow2_mark_clean(s);
-        }
-        bd_co_mutex_unlock(&s->meta_lock);
+    bd_co_mutex_lock(&s->meta_lock);
+    /* read-only, a bitmap added persistent cannot be stored: said so */
+    if (!qcow2_unusable(s) && qcow2_store_bitmaps(s, &err) < 0) {
+        fprintf(stderr, "%s: Lost persistent bitmaps during inactivation "
+                "of node '%s': %s\n", g_get_prgname(),
+                bd_node_get_name(s->node), err->message);
     }
+    if (!s->read_only && qcow2_write_caches(s) == 0 &&
+        bd_child_co_flush(s->file) == 0) {
+        qcow2_mark_clean(s);
+    }
+    bd_co_mutex_unlock(&s->meta_lock);
 }
 
 static void qcow2_close(BdNode *node)
@@ -577,6 +584,9 @@ static bool qcow2_refresh_limits(BdNode *node, BdBlockLimits *bl,
     bl->pwrite_zeroes_alignment = s->subcluster_size;
     bl->opt_transfer = s->cluster_size;
     bl->supported_zero_flags = BD_REQ_MAY_UNMAP | BD_REQ_NO_FALLBACK;
+    /* whole clusters, into unallocated ones (qcow2-compress-write.c) */
+    bl->supported_write_flags = has_data_file(s) ? 0
+                                                 : BD_REQ_WRITE_COMPRESSED;
     return true;
 }
 
@@ -644,6 +654,11 @@ static const BdBlockDriver qcow2_driver = {
     .co_block_status = qcow2_co_block_status,
     .get_info = qcow2_get_info,
     .query_image_info = qcow2_query_image_info,
+    .can_store_new_dirty_bitmap = qcow2_can_store_new_dirty_bitmap,
+    .remove_persistent_dirty_bitmap = qcow2_remove_persistent_dirty_bitmap,
+    .snapshot_list = qcow2_snapshot_list,
+    .snapshot_create = qcow2_snapshot_create,
+    .snapshot_delete = qcow2_snapshot_delete,
     .detach_aio_context = qcow2_detach_aio_context,
     .attach_aio_context = qcow2_attach_aio_context,
     .co_amend = qcow2_co_amend,

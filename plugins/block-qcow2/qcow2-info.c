@@ -32,8 +32,9 @@ int qcow2_read_bitmap_list(Qcow2State *s)
     int ret;
 
     s->bitmaps = g_ptr_array_new_with_free_func(bitmap_entry_free);
+    /* an empty or huge directory: the open refuses it (qcow2-bitmap.c) */
     if (!s->nb_bitmaps || !(s->autoclear & QCOW2_AUTOCLEAR_BITMAPS) ||
-        s->bitmap_directory_size > (64u << 20)) {
+        !s->bitmap_directory_size || s->bitmap_directory_size > (64u << 20)) {
         return 0;
     }
     dir = g_malloc(s->bitmap_directory_size);
@@ -47,14 +48,15 @@ int qcow2_read_bitmap_list(Qcow2State *s)
         uint32_t name_len, extra;
         Qcow2BitmapEntry *b;
 
+        /* a broken directory: the open refuses it (qcow2-bitmap.c) */
         if (pos + 24 > s->bitmap_directory_size) {
-            return -EINVAL;
+            return 0;
         }
         name_len = e[18] << 8 | e[19];
         extra = (uint32_t)e[20] << 24 | e[21] << 16 | e[22] << 8 | e[23];
         if (pos + 24 + extra + name_len > s->bitmap_directory_size ||
             e[17] > 63) {
-            return -EINVAL;
+            return 0;
         }
         b = g_new0(Qcow2BitmapEntry, 1);
         b->name = g_strndup((const char *)e + 24 + extra, name_len);
@@ -199,6 +201,7 @@ void qcow2_query_image_info(BdNode *node, JsonObject *info)
                                           s->backing_format);
         }
     }
+    qcow2_snapshot_image_info(s, info);
     json_object_set_object_member(info, "format-specific",
                                   format_specific(s));
 }

@@ -823,6 +823,9 @@ int qcow2_co_pwritev(BdNode *node, int64_t offset, int64_t bytes,
     if (s->incompat & QCOW2_INCOMPAT_CORRUPT) {
         return -EIO;
     }
+    if (flags & BD_REQ_WRITE_COMPRESSED) {
+        return qcow2_co_pwritev_compressed(s, offset, bytes, qiov);
+    }
     while (bytes > 0) {
         Qcow2ClusterType type;
         uint64_t host;

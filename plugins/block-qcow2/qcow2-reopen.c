@@ -41,7 +41,10 @@ typedef struct ReopenCo {
     Qcow2State *s;
     int ret;
     const char *which;      /* the cache that failed to flush */
+    GError **errp;          /* for the bitmaps' errors */
 } ReopenCo;
+
+static void bitmaps_back(Qcow2State *s);
 
 static void to_read_only_co(void *opaque)
 {
@@ -49,7 +52,11 @@ static void to_read_only_co(void *opaque)
     Qcow2State *s = r->s;
 
     bd_co_mutex_lock(&s->meta_lock);
-    r->ret = qcow2_write_caches(s);
+    /* the bitmaps are stored and become read-only, as in QEMU */
+    r->ret = qcow2_reopen_bitmaps_ro(s, r->errp);
+    if (r->ret == 0) {
+        r->ret = qcow2_write_caches(s);
+    }
     if (r->ret == 0) {
         r->ret = bd_child_co_flush(s->file);
     }
@@ -113,12 +120,6 @@ bool qcow2_reopen_prepare(BdNode *node, JsonObject *options, void **state,
                         "read/write");
             goto fail;
         }
-        if (s->nb_bitmaps && (s->autoclear & QCOW2_AUTOCLEAR_BITMAPS)) {
-            bd_error_setg(errp, "qcow2: persistent dirty bitmaps are not supported "
-                        "yet: the image has %u; open it read-only",
-                        s->nb_bitmaps);
-            goto fail;
-        }
     }
     if (writable) {
         ReopenCo c = { s, 0, NULL };
@@ -140,14 +141,18 @@ bool qcow2_reopen_prepare(BdNode *node, JsonObject *options, void **state,
         }
     }
     if (ro && writable) {
-        ReopenCo c = { s, 0, NULL };
+        ReopenCo c = { s, 0, NULL, errp };
 
         bd_run_co(to_read_only_co, &c);
         if (c.ret < 0) {
-            bd_error_setg(errp, "Could not write the qcow2 metadata back: %s",
-                        g_strerror(-c.ret));
+            if (!*errp) {
+                bd_error_setg(errp, "Could not write the qcow2 metadata "
+                              "back: %s", g_strerror(-c.ret));
+            }
             goto fail;
         }
+        /* an abort (or a failure below) puts the in-use flags back */
+        s->bitmaps_stored_ro = true;
     }
     r->l2_cache = qcow2_cache_new(s->file, r->rt.l2_cache_entries,
                                   r->rt.l2_entry_size);
@@ -162,6 +167,7 @@ bool qcow2_reopen_prepare(BdNode *node, JsonObject *options, void **state,
     return true;
 
 fail:
+    bitmaps_back(s);
     reopen_free(r);
     return false;
 }
@@ -179,6 +185,12 @@ static void to_read_write_co(void *opaque)
         if (r->ret < 0) {
             g_warning("qcow2: could not repair the dirty image on reopen: "
                       "%s", err ? err->message : g_strerror(-r->ret));
+        }
+    }
+    if (r->ret == 0) {
+        r->ret = qcow2_reopen_bitmaps_rw(s, &err);
+        if (r->ret < 0) {
+            g_warning("qcow2: %s", err->message);
         }
     }
     if (r->ret == 0 && (s->autoclear & ~QCOW2_AUTOCLEAR_MASK)) {
@@ -223,6 +235,7 @@ void qcow2_reopen_commit(BdNode *node, void *state)
     Qcow2State *s = bd_node_get_opaque(node);
     bool ro = bd_node_is_read_only(node);
 
+    s->bitmaps_stored_ro = false;
     apply(s, node, state);
     reopen_free(state);
     if (s->read_only && !ro) {
@@ -242,8 +255,32 @@ void qcow2_reopen_commit(BdNode *node, void *state)
     }
 }
 
+static void bitmaps_back_co(void *opaque)
+{
+    ReopenCo *r = opaque;
+    g_autoptr(GError) err = NULL;
+
+    bd_co_mutex_lock(&r->s->meta_lock);
+    r->ret = qcow2_reopen_bitmaps_rw(r->s, &err);
+    bd_co_mutex_unlock(&r->s->meta_lock);
+    if (r->ret < 0) {
+        g_warning("qcow2: %s", err->message);
+    }
+}
+
+/* Still writable after storing the bitmaps: they are in use again. */
+static void bitmaps_back(Qcow2State *s)
+{
+    if (s->bitmaps_stored_ro) {
+        ReopenCo r = { s, 0, NULL, NULL };
+
+        s->bitmaps_stored_ro = false;
+        bd_run_co(bitmaps_back_co, &r);
+    }
+}
+
 void qcow2_reopen_abort(BdNode *node, void *state)
 {
-    (void)node;
     reopen_free(state);
+    bitmaps_back(bd_node_get_opaque(node));
 }

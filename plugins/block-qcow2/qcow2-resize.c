@@ -429,6 +429,11 @@ int qcow2_co_truncate(BdNode *node, int64_t offset, bool exact,
         bd_error_setg(errp, "Can't resize an image which has snapshots");
         return -ENOTSUP;
     }
+    /* bitmaps follow the resize in memory and are stored resized */
+    ret = qcow2_truncate_bitmaps_check(s, errp);
+    if (ret < 0) {
+        return ret;
+    }
     if (offset & 511) {
         bd_error_setg(errp, "The new size must be a multiple of 512");
         return -EINVAL;

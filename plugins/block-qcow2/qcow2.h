@@ -177,6 +177,7 @@ typedef struct Qcow2State {
     uint64_t bitmap_directory_size;
     GPtrArray *bitmaps;     /* persistent bitmaps (qcow2-info.c) */
     GArray *snapshot_l1;    /* of Qcow2SnapshotL1 */
+    GPtrArray *snapshot_info;   /* what ImageInfo shows (qcow2-snapshot.c) */
 
     /* geometry */
     bool extended_l2;
@@ -232,6 +233,7 @@ typedef struct Qcow2State {
     bool signaled_corruption;   /* a BLOCK_IMAGE_CORRUPTED went out */
     bool unusable;          /* fatal corruption: all I/O refused */
     bool data_file_raw;
+    bool bitmaps_stored_ro; /* reopen read-only prepared: bitmaps stored */
 } Qcow2State;
 
 static inline int64_t offset_into_cluster(Qcow2State *s, int64_t off)
@@ -440,6 +442,45 @@ void qcow2_free_snapshot_list(Qcow2State *s);
 /* BdBlockDriver.query_image_info */
 void qcow2_query_image_info(BdNode *node, JsonObject *info);
 
+/* --- persistent dirty bitmaps (qcow2-bitmap.c) --- */
+
+/*
+ * coroutine_fn, at open (caches set up): the directory's bitmaps become
+ * the node's persistent bitmaps; writable, they are marked in use.
+ */
+int qcow2_load_bitmaps(Qcow2State *s, GError **errp);
+/* coroutine_fn, meta_lock held, writable: store the node's bitmaps. */
+int qcow2_store_bitmaps(Qcow2State *s, GError **errp);
+/*
+ * coroutine_fn, meta_lock held: blockdev-reopen read-only stores the
+ * bitmaps and makes them read-only; read-write marks them in use again
+ * and writable.
+ */
+int qcow2_reopen_bitmaps_ro(Qcow2State *s, GError **errp);
+int qcow2_reopen_bitmaps_rw(Qcow2State *s, GError **errp);
+/* coroutine_fn: whether the bitmaps allow a resize (QEMU's checks). */
+int qcow2_truncate_bitmaps_check(Qcow2State *s, GError **errp);
+/* BdBlockDriver's persistent bitmap callbacks (main loop). */
+bool qcow2_can_store_new_dirty_bitmap(BdNode *node, const char *name,
+                                      uint32_t granularity, GError **errp);
+bool qcow2_remove_persistent_dirty_bitmap(BdNode *node, const char *name,
+                                          GError **errp);
+
+/* --- internal snapshots (qcow2-snapshot.c) --- */
+
+/* coroutine_fn: read the snapshot table's entries for the image info. */
+int qcow2_read_snapshot_info(Qcow2State *s);
+void qcow2_free_snapshot_info(Qcow2State *s);
+/* Add ImageInfo's snapshots member (none without snapshots). */
+void qcow2_snapshot_image_info(Qcow2State *s, JsonObject *info);
+/* BdBlockDriver's snapshot callbacks (main loop; create/delete drained). */
+int qcow2_snapshot_list(BdNode *node, JsonArray **list);
+int qcow2_snapshot_create(BdNode *node, const char *name, int64_t date_sec,
+                          int64_t date_nsec, int64_t vm_clock_nsec,
+                          GError **errp);
+int qcow2_snapshot_delete(BdNode *node, const char *id, const char *name,
+                          GError **errp);
+
 /* --- repair (qcow2-check.c) --- */
 
 /*
@@ -501,5 +542,21 @@ void qcow2_reopen_abort(BdNode *node, void *state);
  */
 int qcow2_decompress(int type, void *dest, size_t dest_len,
                      const void *src, size_t src_len);
+
+/* --- compressed writes (qcow2-compress-write.c) --- */
+
+/*
+ * Compress @src into at most @dest_len bytes of @dest with compression
+ * @type; the length, -ENOMEM if it does not fit, -EIO.  Any thread.
+ */
+int qcow2_compress(int type, void *dest, size_t dest_len, const void *src,
+                   size_t src_len);
+/*
+ * coroutine_fn: BD_REQ_WRITE_COMPRESSED writes: whole clusters at a
+ * cluster-aligned @offset (the last one of the image may be short), into
+ * unallocated clusters; compressed in the thread pool.
+ */
+int qcow2_co_pwritev_compressed(Qcow2State *s, int64_t offset,
+                                int64_t bytes, BdIOVector *qiov);
 
 #endif /* BLOCK_QCOW2_H */

@@ -55,7 +55,8 @@ static bool export_bitmaps(NbdExport *e, BdExport *exp, JsonObject *opts,
                 return false;
             }
         }
-        if (!bd_dirty_bitmap_check(bm, BD_DIRTY_BITMAP_CHECK_BUSY, errp)) {
+        if (!bd_dirty_bitmap_check(bm, BD_DIRTY_BITMAP_CHECK_ALLOW_RO,
+                                   errp)) {
             return false;
         }
         bms[i] = bm;

@@ -75,6 +75,8 @@ CORE_COMMANDS = {
     'block-dirty-bitmap-clear', 'block-dirty-bitmap-enable',
     'block-dirty-bitmap-disable', 'block-dirty-bitmap-merge',
     'x-debug-block-dirty-bitmap-sha256',
+    'blockdev-snapshot-internal-sync',
+    'blockdev-snapshot-delete-internal-sync',
     'query-jobs', 'job-pause', 'job-resume', 'job-cancel', 'job-complete',
     'job-dismiss', 'job-finalize', 'query-block-jobs',
     'block-job-set-speed', 'block-job-cancel', 'block-job-pause',

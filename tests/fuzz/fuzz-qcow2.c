@@ -9,10 +9,12 @@
  * /proc/self/fd/N under a qcow2 node added by the real QMP blockdev-add.
  * When the open succeeds, a BlockBackend on the node (the handle an
  * export uses) reads, queries block status, and, unless the node is
- * read-only, writes, writes zeroes, discards and flushes at offsets that
- * reach the header's tables: the first clusters, cluster boundaries, the
- * end of the image and places chosen by the input.  Then blockdev-del
- * closes the node (which writes back the driver's caches).
+ * read-only, writes, writes zeroes, compressed writes, discards and
+ * flushes at offsets that reach the header's tables: the first
+ * clusters, cluster boundaries, the end of the image and places chosen
+ * by the input; on a writable node, QMP then takes and deletes internal
+ * snapshots and adds a persistent bitmap.  Then blockdev-del closes the
+ * node (which stores the bitmaps and writes back the driver's caches).
  *
  * Input layout: byte 0 is the mode (bits below), bytes 1-8 choose extra
  * offsets, the rest is the image file.  The seed corpus (make-corpus.py)
@@ -244,6 +246,20 @@ static void io_entry(void *opaque)
                            clamp_req(len, 196608, 131072));
         bd_blk_co_pwrite(io->blk, MAX(0, len - 4096),
                          clamp_req(len, MAX(0, len - 4096), 4096), buf, 0);
+        /*
+         * compressed writes of whole clusters (the image's size is one
+         * of these; the others are refused): into free clusters, over
+         * allocated ones (refused), and the short last one
+         */
+        for (int64_t cs = 512; cs <= 65536; cs *= 8) {
+            int64_t off = pick2 / cs * cs;
+
+            bd_blk_co_pwrite(io->blk, off, clamp_req(len, off, cs), buf,
+                             BD_REQ_WRITE_COMPRESSED);
+            bd_blk_co_pwrite(io->blk, (len - 1) / cs * cs,
+                             clamp_req(len, (len - 1) / cs * cs, cs), buf,
+                             BD_REQ_WRITE_COMPRESSED);
+        }
         bd_blk_co_flush(io->blk);
         /* read back what was written */
         co_read(io, buf, len, 0, MAX_REQ);
@@ -328,6 +344,24 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             die("blockdev-add succeeded but node 'fq' is not there");
         }
         run_io(node, !(mode & MODE_READ_ONLY), picks);
+        if (!(mode & MODE_READ_ONLY)) {
+            /*
+             * internal snapshots made and deleted (the image's first
+             * one too), and a persistent bitmap that blockdev-del stores
+             */
+            qmp("{\"execute\": \"blockdev-snapshot-internal-sync\", "
+                "\"arguments\": {\"device\": \"fq\", \"name\": \"fz\"}}",
+                false);
+            qmp("{\"execute\": \"blockdev-snapshot-delete-internal-sync\", "
+                "\"arguments\": {\"device\": \"fq\", \"id\": \"1\"}}",
+                false);
+            qmp("{\"execute\": \"blockdev-snapshot-delete-internal-sync\", "
+                "\"arguments\": {\"device\": \"fq\", \"name\": \"fz\"}}",
+                false);
+            qmp("{\"execute\": \"block-dirty-bitmap-add\", \"arguments\": "
+                "{\"node\": \"fq\", \"name\": \"fb\", "
+                "\"persistent\": true, \"granularity\": 512}}", false);
+        }
         qmp("{\"execute\": \"blockdev-del\", \"arguments\": {"
             "\"node-name\": \"fq\"}}", true);
     }

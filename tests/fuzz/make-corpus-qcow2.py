@@ -69,6 +69,44 @@ def compressed(work, ctype, cluster):
     return path
 
 
+def with_snapshots(work):
+    """Two internal snapshots sharing clusters with the active image."""
+    path = image(work, 'cluster_size=512')
+    run('qemu-img', 'snapshot', '-c', 's0', path)
+    run('qemu-io', '-f', 'qcow2', '-c', 'write -P 0x77 1k 2k', path)
+    run('qemu-img', 'snapshot', '-c', 's1', path)
+    return path
+
+
+def bitmaps_with_data(work, in_use=False):
+    """Bitmaps that recorded writes (data clusters, tables), one disabled;
+    with `in_use` the first is marked in use, as a killed writer leaves
+    it."""
+    path = image(work, 'cluster_size=512', cmds=[])
+    run('qemu-img', 'bitmap', '--add', '-g', '512', path, 'd0')
+    run('qemu-img', 'bitmap', '--add', '-g', '4096', path, 'd1')
+    io = ['qemu-io', '-f', 'qcow2']
+    for c in FILL:
+        io += ['-c', c]
+    run(*io, path)
+    run('qemu-img', 'bitmap', '--disable', path, 'd1')
+    if in_use:
+        with open(path, 'r+b') as f:
+            hdr = f.read(512)
+            off = struct.unpack('>I', hdr[100:104])[0]
+            while True:
+                typ, ln = struct.unpack('>II', hdr[off:off + 8])
+                if typ == 0x23852875:
+                    dir_off = struct.unpack('>Q', hdr[off + 24:off + 32])[0]
+                    break
+                off += 8 + (ln + 7) // 8 * 8
+            f.seek(dir_off + 12)
+            flags = struct.unpack('>I', f.read(4))[0]
+            f.seek(dir_off + 12)
+            f.write(struct.pack('>I', flags | 1))
+    return path
+
+
 def seeds(work):
     """(name, mode, picks, image path) for every seed."""
     c = 'cluster_size=512'
@@ -105,6 +143,9 @@ def seeds(work):
     run('qemu-img', 'bitmap', '--add', path, 'b0')
     run('qemu-img', 'bitmap', '--add', '-g', '65536', path, 'b1')
     yield 'bitmaps', 0, 0, path
+    yield 'snapshots', 0, 0x0000040000000200, with_snapshots(work)
+    yield 'bitmaps-data', 0, 0x0000080000000400, bitmaps_with_data(work)
+    yield 'bitmaps-in-use', 0, 0, bitmaps_with_data(work, in_use=True)
     yield 'big-virtual-size', 0, 0xfffffff0ffffff00, \
         image(work, 'cluster_size=2048', size='1G',
               cmds=['write -P 0x66 0 1k', 'write -P 0x67 1023m 1k'])

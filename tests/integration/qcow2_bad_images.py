@@ -513,6 +513,138 @@ def luks_encrypted(path):
     qemu_img(*argv)
 
 
+# --- the bitmaps extension and directory (two bitmaps, b0 with data) ---
+
+EXT_BITMAPS = 0x23852875
+AUTOCLEAR_BITMAPS = 1 << 0
+
+
+def with_bitmaps(fn):
+    """Decorator: an image with bitmaps b0 (which recorded a write, so it
+    has a table and a data cluster) and b1, then patched."""
+    def make(path):
+        create(path, data=False)
+        qemu_img('bitmap', '--add', path, 'b0')
+        qemu_io(path, 'write -P 0x5a 0 192k')
+        qemu_img('bitmap', '--add', path, 'b1')
+        img = Image(path)
+        try:
+            fn(img)
+        finally:
+            img.close()
+    make.__doc__ = fn.__doc__
+    return make
+
+
+def bitmaps_ext(img):
+    """(index of the extension, its data as a bytearray, all of them)"""
+    exts = img.extensions()
+    for i, (etype, data) in enumerate(exts):
+        if etype == EXT_BITMAPS:
+            return i, bytearray(data), exts
+    raise AssertionError('no bitmaps extension')
+
+
+def set_bitmaps_ext(img, nb=None, size=None, offset=None):
+    i, data, exts = bitmaps_ext(img)
+    if nb is not None:
+        data[0:4] = struct.pack('>I', nb)
+    if size is not None:
+        data[8:16] = struct.pack('>Q', size)
+    if offset is not None:
+        data[16:24] = struct.pack('>Q', offset)
+    exts[i] = (EXT_BITMAPS, bytes(data))
+    img.set_extensions(exts)
+
+
+def bitmap_dir(img):
+    _, data, _ = bitmaps_ext(img)
+    return struct.unpack('>Q', data[16:24])[0]
+
+
+@with_bitmaps
+def bitmaps_dir_size_zero(img):
+    set_bitmaps_ext(img, size=0)
+
+
+@with_bitmaps
+def bitmaps_dir_offset_unaligned(img):
+    set_bitmaps_ext(img, offset=bitmap_dir(img) + 8)
+
+
+@with_bitmaps
+def bitmaps_count_more(img):
+    """the header counts 3, the directory holds 2"""
+    set_bitmaps_ext(img, nb=3)
+
+
+@with_bitmaps
+def bitmaps_count_fewer(img):
+    set_bitmaps_ext(img, nb=1)
+
+
+@with_bitmaps
+def bitmaps_extra_data(img):
+    d = bitmap_dir(img)
+    img.write(d + 20, struct.pack('>I', 8))
+
+
+@with_bitmaps
+def bitmaps_reserved_flag(img):
+    d = bitmap_dir(img)
+    img.write(d + 12, struct.pack('>I', 1 << 2 | 1 << 1))
+
+
+@with_bitmaps
+def bitmaps_granularity_8(img):
+    d = bitmap_dir(img)
+    img.write(d + 17, bytes([8]))
+
+
+@with_bitmaps
+def bitmaps_table_unaligned(img):
+    d = bitmap_dir(img)
+    img.put_u64(d, img.u64(d) + 512)
+
+
+@with_bitmaps
+def bitmaps_table_entry_reserved(img):
+    """b0's first table entry with a reserved bit"""
+    table = img.u64(bitmap_dir(img))
+    img.put_u64(table, img.u64(table) | 2)
+
+
+@with_bitmaps
+def bitmaps_autoclear_clear(img):
+    """a program without bitmap support wrote the image: the bitmaps are
+    dropped with a warning"""
+    img.set(AUTOCLEAR, img.get(AUTOCLEAR) & ~AUTOCLEAR_BITMAPS)
+
+
+@with_bitmaps
+def bitmaps_in_use(img):
+    d = bitmap_dir(img)
+    img.write(d + 12, struct.pack('>I', 3))
+
+
+BITMAP_CASES = [
+    ('bitmaps_dir_size_zero', bitmaps_dir_size_zero, False),
+    ('bitmaps_dir_offset_unaligned', bitmaps_dir_offset_unaligned, False),
+    ('bitmaps_count_more', bitmaps_count_more, False),
+    ('bitmaps_count_fewer', bitmaps_count_fewer, False),
+    ('bitmaps_extra_data', bitmaps_extra_data, False),
+    ('bitmaps_reserved_flag', bitmaps_reserved_flag, False),
+    ('bitmaps_granularity_8', bitmaps_granularity_8, False),
+    ('bitmaps_table_unaligned', bitmaps_table_unaligned, False),
+    ('bitmaps_table_entry_reserved', bitmaps_table_entry_reserved, False),
+    ('bitmaps_table_entry_reserved_read_only', bitmaps_table_entry_reserved,
+     True),
+    ('bitmaps_autoclear_clear', bitmaps_autoclear_clear, False),
+    ('bitmaps_in_use', bitmaps_in_use, False),
+    ('bitmaps_in_use_read_only', bitmaps_in_use, True),
+]
+
+
 CASES = [
     ('bad_magic', bad_magic, False),
     ('version_1', version_1, False),
@@ -570,7 +702,7 @@ CASES = [
     ('crypto_header_without_encryption', crypto_header_without_encryption,
      False),
     ('v2_garbage_after_header', v2_garbage_after_header, False),
-]
+] + BITMAP_CASES
 
 
 # --- garbage in the tables, found only when the data is reached ----------

@@ -380,6 +380,96 @@ static void test_request_layer_marks(void)
     bd_dirty_bitmap_unref(kept);
 }
 
+/*
+ * QEMU's serialized layout (what qcow2 stores): bit k of byte j is
+ * granule 8j + k; sizes round up to 8 bytes; parts start at 64 granules.
+ */
+static void test_serialize(void)
+{
+    BdDirtyBitmap *bm = bd_dirty_bitmap_new(1000 * 512 + 100, 512, "s");
+    BdDirtyBitmap *back = bd_dirty_bitmap_new(1000 * 512 + 100, 512, "b");
+    g_autofree char *sha = NULL;
+    g_autofree char *sha_back = NULL;
+    uint8_t buf[256];
+
+    /* 1001 granules: 126 bytes, rounded up to 128 */
+    g_assert_cmpuint(bd_dirty_bitmap_serialization_size(bm, 0, INT64_MAX),
+                     ==, 128);
+    g_assert_cmpuint(bd_dirty_bitmap_serialization_size(bm, 64 * 512,
+                                                         64 * 512), ==, 8);
+    bd_dirty_bitmap_set(bm, 0, 1);              /* granule 0 */
+    bd_dirty_bitmap_set(bm, 9 * 512, 512);      /* granule 9 */
+    bd_dirty_bitmap_set(bm, 1000 * 512, 1);     /* the last, partial */
+    memset(buf, 0xee, sizeof(buf));
+    bd_dirty_bitmap_serialize_part(bm, buf, 0, INT64_MAX);
+    g_assert_cmphex(buf[0], ==, 0x01);
+    g_assert_cmphex(buf[1], ==, 0x02);
+    g_assert_cmphex(buf[125], ==, 0x01);        /* granule 1000 = 125*8 */
+    g_assert_cmphex(buf[126], ==, 0);
+    g_assert_cmphex(buf[127], ==, 0);
+    g_assert_cmphex(buf[128], ==, 0xee);        /* nothing past the size */
+
+    /* a part at granule 64 holds granules 64.. */
+    bd_dirty_bitmap_set(bm, 65 * 512, 512);
+    bd_dirty_bitmap_serialize_part(bm, buf, 64 * 512, 64 * 512);
+    g_assert_cmphex(buf[0], ==, 0x02);
+
+    /* and back: the same bits, the same count and hash */
+    bd_dirty_bitmap_serialize_part(bm, buf, 0, INT64_MAX);
+    bd_dirty_bitmap_set(back, 500 * 512, 512);  /* replaced */
+    bd_dirty_bitmap_deserialize_part(back, buf, 0, INT64_MAX);
+    g_assert_cmpuint(bd_dirty_bitmap_count(back), ==,
+                     bd_dirty_bitmap_count(bm));
+    sha = bd_dirty_bitmap_sha256(bm);
+    sha_back = bd_dirty_bitmap_sha256(back);
+    g_assert_cmpstr(sha, ==, sha_back);
+
+    /* stray bits past the end in the buffer are not taken */
+    buf[126] = 0xff;
+    buf[125] = 0xff;
+    bd_dirty_bitmap_clear(back);
+    bd_dirty_bitmap_deserialize_part(back, buf, 0, INT64_MAX);
+    g_assert_cmpint(bd_dirty_bitmap_next(back, true, 992 * 512, INT64_MAX),
+                    ==, 1000 * 512);
+    g_assert_cmpuint(bd_dirty_bitmap_count(back), ==, 4 * 512);
+
+    bd_dirty_bitmap_deserialize_ones(back, 0, INT64_MAX);
+    g_assert_cmpuint(bd_dirty_bitmap_count(back), ==, 1001 * 512);
+    bd_dirty_bitmap_unref(bm);
+    bd_dirty_bitmap_unref(back);
+}
+
+/* The persistence flags and the checks QEMU makes with them. */
+static void test_persistent_checks(void)
+{
+    BdDirtyBitmap *bm = bd_dirty_bitmap_new(MiB, 65536, "p");
+    GError *err = NULL;
+
+    g_assert_false(bd_dirty_bitmap_persistent(bm));
+    g_assert_true(bd_dirty_bitmap_check(bm, BD_DIRTY_BITMAP_CHECK_DEFAULT,
+                                        NULL));
+    bd_dirty_bitmap_set_readonly(bm, true);
+    g_assert_false(bd_dirty_bitmap_check(bm, BD_DIRTY_BITMAP_CHECK_DEFAULT,
+                                         &err));
+    g_assert_cmpstr(err->message, ==,
+                    "Bitmap 'p' is readonly and cannot be modified");
+    g_clear_error(&err);
+    g_assert_true(bd_dirty_bitmap_check(bm, BD_DIRTY_BITMAP_CHECK_ALLOW_RO,
+                                        NULL));
+    bd_dirty_bitmap_set_readonly(bm, false);
+    bd_dirty_bitmap_set_inconsistent(bm);
+    g_assert_true(bd_dirty_bitmap_persistent(bm));
+    g_assert_false(bd_dirty_bitmap_enabled(bm));
+    g_assert_false(bd_dirty_bitmap_check(bm, BD_DIRTY_BITMAP_CHECK_ALLOW_RO,
+                                         &err));
+    g_assert_cmpstr(err->message, ==,
+                    "Bitmap 'p' is inconsistent and cannot be used");
+    g_clear_error(&err);
+    g_assert_true(bd_dirty_bitmap_check(bm, BD_DIRTY_BITMAP_CHECK_BUSY,
+                                        NULL));
+    bd_dirty_bitmap_unref(bm);
+}
+
 int main(int argc, char **argv)
 {
     g_test_init(&argc, &argv, NULL);
@@ -389,6 +479,9 @@ int main(int argc, char **argv)
     g_test_add_func("/dirty-bitmap/set-reset-next", test_set_reset_next);
     g_test_add_func("/dirty-bitmap/sha256-layout", test_sha256_layout);
     g_test_add_func("/dirty-bitmap/merge", test_merge);
+    g_test_add_func("/dirty-bitmap/serialize", test_serialize);
+    g_test_add_func("/dirty-bitmap/persistent-checks",
+                    test_persistent_checks);
     g_test_add_func("/dirty-bitmap/truncate", test_truncate);
     g_test_add_func("/dirty-bitmap/concurrent-marking",
                     test_concurrent_marking);
