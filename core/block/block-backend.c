@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <string.h>
 
+#include <blockd/block-chain.h>
 #include <blockd/error.h>
 
 #include "block/block-int.h"
@@ -331,6 +332,24 @@ int bd_blk_co_allocation_depth(BdBlockBackend *blk, int64_t offset,
         return -ENOMEDIUM;
     }
     ret = bd_node_co_allocation_depth(node, offset, bytes, pnum);
+    blk_leave(node);
+    return ret;
+}
+
+int bd_blk_co_copy_on_read(BdBlockBackend *blk, int64_t offset,
+                           int64_t bytes)
+{
+    BdNode *node = blk_enter(blk);
+    int ret;
+
+    if (!node) {
+        return -ENOMEDIUM;
+    }
+    if (!(blk->perm & (BD_PERM_WRITE | BD_PERM_WRITE_UNCHANGED))) {
+        ret = -EPERM;
+    } else {
+        ret = bd_node_co_copy_on_read(node, offset, bytes);
+    }
     blk_leave(node);
     return ret;
 }

@@ -201,6 +201,8 @@ int bd_node_co_block_status_above(BdNode *node, bool want_zero,
  */
 int bd_node_co_allocation_depth(BdNode *node, int64_t offset, int64_t bytes,
                                 int64_t *pnum);
+/* coroutine_fn: bd_blk_co_copy_on_read() on a node. */
+int bd_node_co_copy_on_read(BdNode *node, int64_t offset, int64_t bytes);
 int bd_node_co_truncate(BdNode *node, int64_t offset, bool exact,
                         BdPreallocMode prealloc, BdRequestFlags flags,
                         GError **errp);

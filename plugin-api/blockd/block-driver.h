@@ -248,6 +248,11 @@ typedef struct BdBlockLimits {
  *     backing-filename-format, format-specific, ...); the core has set
  *     filename, format, dirty-flag, actual-size and virtual-size, and adds
  *     backing-image itself.  NULL: nothing more.
+ * @co_change_backing_file: coroutine in the main loop, drained.  Record
+ *     @file (NULL: none) with the format @fmt (NULL: none) as the image's
+ *     backing file, in the image (what block-stream, block-commit and
+ *     change-backing-file finish with); the graph's backing edge is the
+ *     core's business.  0 or a negative errno.  NULL: -ENOTSUP.
  */
 struct BdBlockDriver {
     uint32_t struct_size;
@@ -313,6 +318,10 @@ struct BdBlockDriver {
     int64_t (*co_pread_to_fd)(BdNode *node, int64_t offset, int64_t bytes,
                               int out_fd, BdRequestFlags flags);
     void (*query_image_info)(BdNode *node, JsonObject *info);
+
+    bd_coroutine_fn
+    int (*co_change_backing_file)(BdNode *node, const char *file,
+                                  const char *fmt);
 };
 
 /*

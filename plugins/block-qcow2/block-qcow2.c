@@ -152,7 +152,7 @@ static bool cache_sizes(Qcow2State *s, JsonObject *opts, int64_t *l2_size,
 /* --- opening children --- */
 
 /* @name relative to the directory of the image file, as QEMU does. */
-static char *relative_path(BdNode *node, BdChild *file, const char *name)
+char *qcow2_relative_path(BdNode *node, BdChild *file, const char *name)
 {
     g_autofree char *base = bd_node_get_filename(bd_child_get_node(file));
     g_autofree char *dir = NULL;
@@ -213,7 +213,7 @@ static bool open_data_file(Qcow2State *s, JsonObject *opts, GError **errp)
         s->data_file = bd_node_open_child(s->node, opts, "data-file",
                                           BD_CHILD_DATA, false, errp);
     } else if (s->image_data_file) {
-        g_autofree char *path = relative_path(s->node, s->file,
+        g_autofree char *path = qcow2_relative_path(s->node, s->file,
                                               s->image_data_file);
 
         s->data_file = open_named_child(s->node, "data-file", NULL, path,
@@ -240,7 +240,8 @@ static bool open_backing(Qcow2State *s, JsonObject *opts, GError **errp)
     if (!s->backing_file) {
         return true;
     }
-    s->full_backing_file = relative_path(s->node, s->file, s->backing_file);
+    s->full_backing_file = qcow2_relative_path(s->node, s->file,
+                                               s->backing_file);
     if (b) {
         return true;
     }
@@ -600,6 +601,7 @@ static const BdBlockDriver qcow2_driver = {
     .co_block_status = qcow2_co_block_status,
     .get_info = qcow2_get_info,
     .query_image_info = qcow2_query_image_info,
+    .co_change_backing_file = qcow2_co_change_backing_file,
     .detach_aio_context = qcow2_detach_aio_context,
     .attach_aio_context = qcow2_attach_aio_context,
 };

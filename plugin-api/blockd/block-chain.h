@@ -1,0 +1,72 @@
+/*
+ * blockd plugin ABI: what block jobs that change a backing chain need
+ * (block-stream, block-commit): a handle of their own on each node they
+ * work on, copy-on-read, and the two halves of a chain change (the graph
+ * edge, and the backing file name the image's header records).
+ */
+#ifndef BLOCKD_BLOCK_CHAIN_H
+#define BLOCKD_BLOCK_CHAIN_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <glib.h>
+
+#include <blockd/block-backend.h>
+#include <blockd/block.h>
+#include <blockd/coroutine.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/*
+ * Main loop.  A handle on @node for a job: it takes the BD_PERM_* in
+ * @perm and shares only @shared, so while the job holds it nobody else
+ * can take what the job does not share (e.g. write an intermediate layer
+ * that the job will drop), and the node cannot be deleted.  NULL with
+ * QEMU's permission conflict message in @errp when that is not possible.
+ */
+BdBlockBackend *bd_block_job_blk_new(BdNode *node, uint64_t perm,
+                                     uint64_t shared, GError **errp);
+
+/* Main loop.  Release a handle from bd_block_job_blk_new(); NULL: no-op. */
+void bd_block_job_blk_free(BdBlockBackend *blk);
+
+/*
+ * coroutine_fn, in the backend's AioContext.  Copy-on-read of @bytes at
+ * @offset: what the backend's node does not define itself in that range
+ * is read through it (from its backing chain) and written into it, so
+ * that its content no longer depends on the layers below.  Serialised
+ * against overlapping requests on the node (a write from an export is
+ * neither lost nor overwritten).  Needs BD_PERM_WRITE or
+ * BD_PERM_WRITE_UNCHANGED (-EPERM otherwise).  0 or a negative errno.
+ */
+bd_coroutine_fn
+int bd_blk_co_copy_on_read(BdBlockBackend *blk, int64_t offset,
+                           int64_t bytes);
+
+/*
+ * Main loop.  Make @backing (NULL: none) the backing node of @node, in
+ * place of its current one, with the node drained meanwhile.  Nodes
+ * that lose their last user go away.  Only the graph changes: the image
+ * keeps its recorded backing file name until
+ * bd_node_change_backing_file().  false with @errp set (nothing
+ * changed) when @backing's permissions refuse the new edge.
+ */
+bool bd_node_set_backing(BdNode *node, BdNode *backing, GError **errp);
+
+/*
+ * Main loop.  Record @file (NULL: none) and its format @fmt (NULL: none)
+ * as @node's backing file in its image (the driver's
+ * co_change_backing_file).  false with @errp set when the driver cannot
+ * ("Operation not supported" without the callback) or the write fails.
+ */
+bool bd_node_change_backing_file(BdNode *node, const char *file,
+                                 const char *fmt, GError **errp);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* BLOCKD_BLOCK_CHAIN_H */
