@@ -161,6 +161,10 @@ CORE_WORDS |= {'iothread'}
 # creating a pid file or a socket); the job manager finds job types only
 # through the registry, which the other job type names would show.
 CORE_WORDS |= {'create'}
+# "stream" is the job type of block-stream (plugin job-stream) and the
+# core's word for a byte stream (the JSON stream parser, a monitor's
+# character stream).
+CORE_WORDS |= {'stream'}
 
 
 def whole_word(name):
