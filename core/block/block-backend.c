@@ -25,6 +25,7 @@ struct BdBlockBackend {
     GMutex queued_lock;
     GSList *queued;             /* BdCoroutine * */
     bool write_through;         /* every write is FUA */
+    char *job_type;             /* a block job's handle: its type */
 };
 
 BdBlockBackend *bd_blk_new(const char *name, uint64_t perm, uint64_t shared)
@@ -61,6 +62,7 @@ void bd_blk_unref(BdBlockBackend *blk)
     bd_blk_remove(blk);
     g_assert(!blk->queued);
     g_mutex_clear(&blk->queued_lock);
+    g_free(blk->job_type);
     g_free(blk->name);
     g_free(blk);
 }
@@ -73,6 +75,17 @@ BdNode *bd_blk_node(BdBlockBackend *blk)
 const char *bd_blk_name(BdBlockBackend *blk)
 {
     return blk->name;
+}
+
+void bd_blk_set_job_type(BdBlockBackend *blk, const char *job_type)
+{
+    g_free(blk->job_type);
+    blk->job_type = g_strdup(job_type);
+}
+
+const char *bd_blk_job_type(BdBlockBackend *blk)
+{
+    return blk->job_type;
 }
 
 bool bd_blk_set_perm(BdBlockBackend *blk, uint64_t perm, uint64_t shared,

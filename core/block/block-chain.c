@@ -13,18 +13,36 @@
 #include "block/block-int.h"
 #include "util/main-thread.h"
 
-BdBlockBackend *bd_block_job_blk_new(BdNode *node, uint64_t perm,
-                                     uint64_t shared, GError **errp)
+BdBlockBackend *bd_block_job_blk_new(BdNode *node, const char *job_type,
+                                     uint64_t perm, uint64_t shared,
+                                     GError **errp)
 {
     BdBlockBackend *blk;
 
     BD_ASSERT_MAIN_LOOP();
     blk = bd_blk_new("", perm, shared);
+    bd_blk_set_job_type(blk, job_type);
     if (!bd_blk_insert(blk, node, errp)) {
         bd_blk_unref(blk);
         return NULL;
     }
     return blk;
+}
+
+bool bd_block_job_check_node(BdNode *node, GError **errp)
+{
+    /* QEMU's op blocker of the jobs working on the node */
+    for (guint i = 0; i < node->parents->len; i++) {
+        BdChild *c = node->parents->pdata[i];
+
+        if (c->blk && bd_blk_job_type(c->blk)) {
+            bd_error_setg(errp, "Node '%s' is busy: block device is in use "
+                          "by block job: %s", node->node_name,
+                          bd_blk_job_type(c->blk));
+            return false;
+        }
+    }
+    return true;
 }
 
 void bd_block_job_blk_free(BdBlockBackend *blk)

@@ -18,6 +18,8 @@
 #include <blockd/error.h>
 #include <blockd/json.h>
 
+#include <blockd/block-chain.h>
+
 #include "block/block-int.h"
 #include "block/dirty-bitmap.h"
 #include "plugin/plugin-loader.h"
@@ -533,10 +535,15 @@ bool bd_node_delete_by_monitor(const char *node_name, GError **errp)
         return false;
     }
     for (guint i = 0; i < node->parents->len; i++) {
-        if (((BdChild *)node->parents->pdata[i])->blk) {
+        BdChild *c = node->parents->pdata[i];
+
+        if (c->blk && !bd_blk_job_type(c->blk)) {
             bd_error_setg(errp, "Node %s is in use", node_name);
             return false;
         }
+    }
+    if (!bd_block_job_check_node(node, errp)) {
+        return false;
     }
     if (!node->monitor_owned) {
         bd_error_setg(errp, "Node %s is not owned by the monitor", node_name);

@@ -270,6 +270,14 @@ void bd_node_write_threshold_check(BdNode *node, int64_t offset,
  * "nospace", as qemu-storage-daemon 7.2 whose backends never enable I/O
  * status).  Main loop.
  */
+/*
+ * A block job's handle (bd_block_job_blk_new()) is not a BlockBackend a
+ * user sees: blockdev-del says the node is busy with the job instead.
+ * Main loop.
+ */
+void bd_blk_set_job_type(BdBlockBackend *blk, const char *job_type);
+const char *bd_blk_job_type(BdBlockBackend *blk);
+
 void bd_blk_report_io_error(BdBlockBackend *blk, bool is_read, int error);
 
 /* The event data bd_blk_report_io_error() sends (a new object). */

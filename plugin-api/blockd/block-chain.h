@@ -21,14 +21,24 @@ extern "C" {
 #endif
 
 /*
- * Main loop.  A handle on @node for a job: it takes the BD_PERM_* in
- * @perm and shares only @shared, so while the job holds it nobody else
- * can take what the job does not share (e.g. write an intermediate layer
- * that the job will drop), and the node cannot be deleted.  NULL with
- * QEMU's permission conflict message in @errp when that is not possible.
+ * Main loop.  A handle on @node for a job of type @job_type: it takes
+ * the BD_PERM_* in @perm and shares only @shared, so while the job holds
+ * it nobody else can take what the job does not share (e.g. write an
+ * intermediate layer that the job will drop), and blockdev-del refuses
+ * the node as busy with the job ("Node 'x' is busy: block device is in
+ * use by block job: stream").  NULL with QEMU's permission conflict
+ * message in @errp when that is not possible.
  */
-BdBlockBackend *bd_block_job_blk_new(BdNode *node, uint64_t perm,
-                                     uint64_t shared, GError **errp);
+BdBlockBackend *bd_block_job_blk_new(BdNode *node, const char *job_type,
+                                     uint64_t perm, uint64_t shared,
+                                     GError **errp);
+
+/*
+ * Main loop.  QEMU's op blockers: false with "Node 'x' is busy: block
+ * device is in use by block job: TYPE" when a job holds a handle on
+ * @node, true otherwise.
+ */
+bool bd_block_job_check_node(BdNode *node, GError **errp);
 
 /* Main loop.  Release a handle from bd_block_job_blk_new(); NULL: no-op. */
 void bd_block_job_blk_free(BdBlockBackend *blk);

@@ -139,6 +139,12 @@ static bool qmp_block_stream(JsonObject *args, JsonNode **ret, GError **errp)
         }
         base_bs = below(bottom_bs);
     }
+    /* QEMU's op blockers, from the top down to the base (or bottom) */
+    for (BdNode *n = bs; n && n != base_bs; n = below(n)) {
+        if (!bd_block_job_check_node(n, errp)) {
+            return false;
+        }
+    }
     if (!base_bs && backing_file) {
         bd_error_setg(errp, "backing file specified, but streaming the "
                       "entire chain");
@@ -172,8 +178,11 @@ static bool qmp_block_stream(JsonObject *args, JsonNode **ret, GError **errp)
                                                         NULL));
     s->held = g_ptr_array_new_with_free_func(
         (GDestroyNotify)bd_block_job_blk_free);
-    /* QEMU names the job after the device when no job-id is given */
-    job = bd_job_new("stream", job_id ? job_id : device, flags, s, errp);
+    /*
+     * Without job-id QEMU takes the name of the device's BlockBackend:
+     * qemu-storage-daemon has none, so "" (and "Invalid job ID ''").
+     */
+    job = bd_job_new("stream", job_id ? job_id : "", flags, s, errp);
     if (!job) {
         stream_job_free(s);
         return false;
@@ -187,7 +196,8 @@ static bool qmp_block_stream(JsonObject *args, JsonNode **ret, GError **errp)
      * read once) or change the chain.  The layers that go away: nobody
      * may write them meanwhile.
      */
-    s->blk = bd_block_job_blk_new(bs, BD_PERM_CONSISTENT_READ |
+    s->blk = bd_block_job_blk_new(bs, "stream",
+                                  BD_PERM_CONSISTENT_READ |
                                   BD_PERM_WRITE_UNCHANGED,
                                   SHARED_BASIC | BD_PERM_WRITE, errp);
     if (!s->blk) {
@@ -195,7 +205,8 @@ static bool qmp_block_stream(JsonObject *args, JsonNode **ret, GError **errp)
         return false;
     }
     for (BdNode *n = below(bs); n && n != base_bs; n = below(n)) {
-        BdBlockBackend *blk = bd_block_job_blk_new(n, 0, SHARED_BASIC, errp);
+        BdBlockBackend *blk = bd_block_job_blk_new(n, "stream", 0,
+                                                   SHARED_BASIC, errp);
 
         if (!blk) {
             bd_job_early_fail(job);
