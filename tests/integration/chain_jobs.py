@@ -90,10 +90,12 @@ class ChainCase(h.TestCase):
         named after its image's stem, its backing given by node name."""
         cmds = []
         for name, backing, _ in chain:
-            opts = {'driver': 'qcow2', 'node-name': name.split('.')[0],
+            opts = {'driver': 'qcow2',
+                    'node-name': os.path.basename(name).split('.')[0],
                     'file': {'driver': 'file',
                              'filename': 'DIR/' + name}}
-            opts['backing'] = backing.split('.')[0] if backing else None
+            opts['backing'] = (os.path.basename(backing).split('.')[0]
+                               if backing else None)
             cmds.append(('blockdev-add', opts))
         return cmds
 
@@ -161,3 +163,36 @@ class ChainCase(h.TestCase):
                             o.pop(k, None)
             out.append(it)
         return out
+
+
+def nbd_random_writes(case, d, qmp, top_ref, job_id, seed):
+    """While the job `job_id` runs, write random patterns at random
+    offsets of the NBD export 'e' (socket d/nbd.sock) and apply the same
+    writes to the bytearray `top_ref`; returns how many writes happened
+    while the job was still running.  Stops once the job is gone."""
+    import random
+
+    import nbd
+
+    rnd = random.Random(seed)
+    handle = nbd.NBD()
+    handle.connect_uri('nbd+unix:///e?socket=%s' % os.path.join(d,
+                                                                 'nbd.sock'))
+    during = 0
+    try:
+        while True:
+            jobs = qmp.command('query-jobs')
+            if not any(j['id'] == job_id and j['status'] == 'running'
+                       for j in jobs):
+                break
+            for _ in range(8):
+                length = rnd.choice([512, 4096, 65536, 100000])
+                offset = rnd.randrange(0, len(top_ref) - length)
+                data = bytes([rnd.randrange(1, 256)]) * length
+                handle.pwrite(data, offset)
+                top_ref[offset:offset + length] = data
+                during += 1
+        handle.flush()
+    finally:
+        handle.shutdown()
+    return during

@@ -226,5 +226,85 @@ class BlockStream(cj.ChainCase):
                           drop=('offset', 'current-progress'))
 
 
+    def test_nbd_writes_during_stream(self):
+        """An NBD client writes at random into the top while the job
+        copies (slowly, with a speed limit) underneath it: the image ends
+        equal to the chain's content with the client's writes applied."""
+        state = {}
+
+        def writer(d, qmp):
+            with open(os.path.join(d, 'ref.raw'), 'rb') as f:
+                ref = bytearray(f.read())
+            state['during'] = cj.nbd_random_writes(self, d, qmp, ref, 's1',
+                                                   seed=1)
+            with open(os.path.join(d, 'ref.raw'), 'wb') as f:
+                f.write(ref)
+
+        steps = self.blockdev_chain() + [
+            ('nbd-server-start', {'addr': {'type': 'unix', 'data': {
+                'path': 'DIR/nbd.sock'}}}),
+            ('block-export-add', {'type': 'nbd', 'id': 'e',
+                                  'node-name': 'top', 'name': 'e',
+                                  'writable': True}),
+            ('block-stream', {'device': 'top', 'job-id': 's1',
+                              'base-node': 'base', 'speed': 4 * cj.MiB}),
+            writer,
+            done('s1'),
+            ('block-export-del', {'id': 'e'}),
+        ]
+        replies, events, d = self.run_session(False, steps, self.setup)
+        self.assertTrue(all('return' in r for r in replies), replies)
+        self.assertGreater(state['during'], 0)
+        self.check_result(d, 'base.qcow2')
+        self.assertIn({'event': 'BLOCK_JOB_COMPLETED',
+                       'data': {'device': 's1', 'len': cj.SIZE,
+                                'offset': cj.SIZE, 'speed': 4 * cj.MiB,
+                                'type': 'stream'}}, events)
+
+    def test_on_error_stop_enospc(self):
+        """The top on a tmpfs too small for what the job copies: with
+        on-error=stop the job reports BLOCK_JOB_ERROR, pauses (io-status
+        nospace), and after the tmpfs grows, job-resume finishes it."""
+        def setup(d):
+            small = os.path.join(d, 'small')
+            os.mkdir(small)
+            r = self.run_command(['mount', '-t', 'tmpfs', '-o', 'size=1M',
+                                  'tmpfs', small])
+            if r.returncode:
+                self.skipTest('cannot mount a tmpfs: ' + r.stderr)
+            self.addCleanup(self.run_command, ['umount', '-l', small])
+            chain = [c if c[0] != 'top.qcow2' else
+                     ('small/top.qcow2',) + c[1:] for c in cj.CHAIN]
+            self.make_chain(d, chain)
+            self.reference(d, 'small/top.qcow2', 'ref.raw')
+
+        def grow(d, qmp):
+            r = self.run_command(['mount', '-o', 'remount,size=64M',
+                                  os.path.join(d, 'small')])
+            self.assertEqual(r.returncode, 0, r.stderr)
+
+        chain = [c if c[0] != 'top.qcow2' else ('small/top.qcow2',) + c[1:]
+                 for c in cj.CHAIN]
+        steps = self.blockdev_chain(chain) + [
+            ('block-stream', {'device': 'top', 'job-id': 's1',
+                              'on-error': 'stop'}),
+            ('WAIT', 'BLOCK_JOB_ERROR', {'device': 's1'}),
+            status('s1', 'paused'),
+            ('query-block-jobs', None),
+            grow,
+            ('job-resume', {'id': 's1'}),
+            done('s1'),
+        ]
+        ours, theirs = self.side_by_side(steps, setup,
+                                         drop=('offset', 'busy',
+                                               'current-progress'))
+        for _, _, d in (ours, theirs):
+            top = os.path.join(d, 'small', 'top.qcow2')
+            self.compare(top, os.path.join(d, 'ref.raw'))
+            self.check_image(top)
+        self.assertEqual(ours[0][len(chain) + 1]['return'][0]['io-status'],
+                         'nospace')
+
+
 if __name__ == '__main__':
     h.main()
