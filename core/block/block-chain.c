@@ -45,6 +45,19 @@ bool bd_block_job_check_node(BdNode *node, GError **errp)
     return true;
 }
 
+bool bd_node_is_root(BdNode *node)
+{
+    for (guint i = 0; i < node->parents->len; i++) {
+        BdChild *c = node->parents->pdata[i];
+
+        /* a job's hold on a node is QEMU's child_job edge, not a root */
+        if (!c->blk || bd_blk_job_type(c->blk)) {
+            return false;
+        }
+    }
+    return true;
+}
+
 void bd_block_job_blk_free(BdBlockBackend *blk)
 {
     BD_ASSERT_MAIN_LOOP();

@@ -26,8 +26,10 @@ extern "C" {
  * it nobody else can take what the job does not share (e.g. write an
  * intermediate layer that the job will drop), and blockdev-del refuses
  * the node as busy with the job ("Node 'x' is busy: block device is in
- * use by block job: stream").  NULL with QEMU's permission conflict
- * message in @errp when that is not possible.
+ * use by block job: stream").  @job_type NULL: a handle as the
+ * BlockBackends QEMU's jobs open themselves (commit's top and base), for
+ * which blockdev-del says "Node x is in use".  NULL with QEMU's
+ * permission conflict message in @errp when that is not possible.
  */
 BdBlockBackend *bd_block_job_blk_new(BdNode *node, const char *job_type,
                                      uint64_t perm, uint64_t shared,
@@ -39,6 +41,13 @@ BdBlockBackend *bd_block_job_blk_new(BdNode *node, const char *job_type,
  * @node, true otherwise.
  */
 bool bd_block_job_check_node(BdNode *node, GError **errp);
+
+/*
+ * Main loop.  QEMU's bdrv_is_root_node(): no node uses @node, only
+ * BlockBackends such as exports' or a job's own (@job_type NULL); a
+ * job's hold on it (@job_type given) is a user as a node is.
+ */
+bool bd_node_is_root(BdNode *node);
 
 /* Main loop.  Release a handle from bd_block_job_blk_new(); NULL: no-op. */
 void bd_block_job_blk_free(BdBlockBackend *blk);

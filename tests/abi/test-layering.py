@@ -165,6 +165,10 @@ CORE_WORDS |= {'create'}
 # core's word for a byte stream (the JSON stream parser, a monitor's
 # character stream).
 CORE_WORDS |= {'stream'}
+# "commit" is the job type of block-commit (plugin job-commit) and the
+# job manager's word for a job's successful end (BdJobType.commit, the
+# commit of a transaction, a reopen's commit).
+CORE_WORDS |= {'commit'}
 
 
 def whole_word(name):
