@@ -26,6 +26,7 @@ struct BdBlockBackend {
     GSList *queued;             /* BdCoroutine * */
     bool write_through;         /* every write is FUA */
     char *job_type;             /* a block job's handle: its type */
+    bool job_owned;             /* a job's: drains do not hold it back */
 };
 
 BdBlockBackend *bd_blk_new(const char *name, uint64_t perm, uint64_t shared)
@@ -86,6 +87,16 @@ void bd_blk_set_job_type(BdBlockBackend *blk, const char *job_type)
 const char *bd_blk_job_type(BdBlockBackend *blk)
 {
     return blk->job_type;
+}
+
+void bd_blk_set_job_owned(BdBlockBackend *blk)
+{
+    blk->job_owned = true;
+}
+
+bool bd_blk_is_job_owned(BdBlockBackend *blk)
+{
+    return blk->job_owned;
 }
 
 bool bd_blk_set_perm(BdBlockBackend *blk, uint64_t perm, uint64_t shared,
@@ -161,7 +172,13 @@ static BdNode *blk_enter(BdBlockBackend *blk)
             return NULL;
         }
         __atomic_add_fetch(&node->in_flight, 1, __ATOMIC_SEQ_CST);
-        if (!__atomic_load_n(&node->quiesce_counter, __ATOMIC_SEQ_CST)) {
+        /*
+         * A job's own requests go on in a drained section (QEMU's
+         * blk_set_disable_request_queuing()): the job pauses at its pause
+         * points, and its final copy runs in the section it opened.
+         */
+        if (blk->job_owned ||
+            !__atomic_load_n(&node->quiesce_counter, __ATOMIC_SEQ_CST)) {
             return node;
         }
         blk_dec_in_flight(node);

@@ -11,6 +11,7 @@
 #include <blockd/error.h>
 
 #include "block/block-int.h"
+#include "block/dirty-bitmap.h"
 #include "util/main-thread.h"
 
 BdBlockBackend *bd_block_job_blk_new(BdNode *node, const char *job_type,
@@ -22,6 +23,7 @@ BdBlockBackend *bd_block_job_blk_new(BdNode *node, const char *job_type,
     BD_ASSERT_MAIN_LOOP();
     blk = bd_blk_new("", perm, shared);
     bd_blk_set_job_type(blk, job_type);
+    bd_blk_set_job_owned(blk);
     if (!bd_blk_insert(blk, node, errp)) {
         bd_blk_unref(blk);
         return NULL;
@@ -128,4 +130,115 @@ bool bd_node_change_backing_file(BdNode *node, const char *file,
         return false;
     }
     return true;
+}
+
+void bd_block_job_drained_begin(BdNode *node)
+{
+    BD_ASSERT_MAIN_LOOP();
+    bd_node_drained_begin(node);
+}
+
+void bd_block_job_drained_end(BdNode *node)
+{
+    BD_ASSERT_MAIN_LOOP();
+    bd_node_drained_end(node);
+}
+
+void bd_block_job_run_co(BdCoroutineEntry *entry, void *opaque)
+{
+    BD_ASSERT_MAIN_LOOP();
+    bd_run_co(entry, opaque);
+}
+
+/* Whether @node is @root or below it (a cycle if an edge moved there). */
+static bool in_subtree(BdNode *root, BdNode *node)
+{
+    if (root == node) {
+        return true;
+    }
+    for (guint i = 0; i < root->children->len; i++) {
+        if (in_subtree(((BdChild *)root->children->pdata[i])->node, node)) {
+            return true;
+        }
+    }
+    return false;
+}
+
+static void move_edge(BdChild *c, BdNode *to)
+{
+    BdNode *from = c->node;
+
+    g_ptr_array_remove(from->parents, c);
+    c->node = to;
+    bd_node_ref(to);
+    g_ptr_array_insert(to->parents, 0, c);
+    bd_node_unref(from);
+}
+
+bool bd_node_replace(BdNode *from, BdNode *to, GError **errp)
+{
+    g_autoptr(GPtrArray) moved = g_ptr_array_new();
+
+    BD_ASSERT_MAIN_LOOP();
+    bd_node_ref(from);
+    bd_node_drained_begin(from);
+    bd_node_drained_begin(to);
+    for (guint i = 0; i < from->parents->len;) {
+        BdChild *c = from->parents->pdata[i];
+
+        if ((c->blk && bd_blk_is_job_owned(c->blk)) ||
+            (c->parent && in_subtree(to, c->parent))) {
+            i++;
+            continue;
+        }
+        move_edge(c, to);
+        g_ptr_array_add(moved, c);
+    }
+    if (!bd_node_refresh_perms(to, errp)) {
+        for (guint i = 0; i < moved->len; i++) {
+            move_edge(moved->pdata[i], from);
+        }
+        bd_node_refresh_perms(to, NULL);
+        bd_node_drained_end(to);
+        bd_node_drained_end(from);
+        bd_node_unref(from);
+        return false;
+    }
+    bd_node_refresh_perms(from, NULL);
+    bd_node_drained_end(to);
+    bd_node_drained_end(from);
+    bd_node_unref(from);
+    return true;
+}
+
+BdDirtyBitmap *bd_block_job_bitmap_new(BdNode *node, uint32_t granularity,
+                                       GError **errp)
+{
+    BD_ASSERT_MAIN_LOOP();
+    return bd_dirty_bitmap_create(node, granularity, NULL, errp);
+}
+
+void bd_block_job_bitmap_free(BdDirtyBitmap *bm)
+{
+    BD_ASSERT_MAIN_LOOP();
+    if (bm) {
+        bd_dirty_bitmap_release(bm);
+    }
+}
+
+void bd_block_job_bitmap_set(BdDirtyBitmap *bm, int64_t offset,
+                             int64_t bytes)
+{
+    bd_dirty_bitmap_set(bm, offset, bytes);
+}
+
+void bd_block_job_bitmap_reset(BdDirtyBitmap *bm, int64_t offset,
+                               int64_t bytes)
+{
+    bd_dirty_bitmap_reset(bm, offset, bytes);
+}
+
+uint64_t bd_block_job_bitmap_count(BdDirtyBitmap *bm)
+{
+    return bd_dirty_bitmap_count(bm);
 }

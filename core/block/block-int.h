@@ -277,6 +277,10 @@ void bd_node_write_threshold_check(BdNode *node, int64_t offset,
  */
 void bd_blk_set_job_type(BdBlockBackend *blk, const char *job_type);
 const char *bd_blk_job_type(BdBlockBackend *blk);
+/* Made by bd_block_job_blk_new(): not moved by bd_node_replace(), and
+ * not held back by drained sections. */
+void bd_blk_set_job_owned(BdBlockBackend *blk);
+bool bd_blk_is_job_owned(BdBlockBackend *blk);
 
 void bd_blk_report_io_error(BdBlockBackend *blk, bool is_read, int error);
 

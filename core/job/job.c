@@ -226,6 +226,17 @@ bool bd_job_is_cancelled(BdJob *job)
     return job->cancelled && job->force_cancel;
 }
 
+bool bd_job_cancel_requested(BdJob *job)
+{
+    return job->cancelled;
+}
+
+bool bd_job_is_ready(BdJob *job)
+{
+    return job->status == BD_JOB_STATUS_READY ||
+           job->status == BD_JOB_STATUS_STANDBY;
+}
+
 void bd_job_progress_update(BdJob *job, uint64_t done)
 {
     job->progress_current += done;
@@ -515,7 +526,7 @@ bool bd_job_user_resume(BdJob *job, GError **errp)
     return true;
 }
 
-static void job_cancel(BdJob *job)
+static void job_cancel(BdJob *job, bool force)
 {
     /* a paused job cannot see its cancel: it is resumed first */
     if (job->user_paused) {
@@ -523,12 +534,18 @@ static void job_cancel(BdJob *job)
         job->pause_count--;
     }
     /*
-     * QEMU cancels softly (completing instead) only for a type with its
-     * own cancel callback (mirror); no job type here has one, so every
-     * cancel is forced, whatever block-job-cancel's @force says.
+     * QEMU cancels softly (the job completes instead) only when the
+     * type's cancel callback says so (a READY mirror or active commit);
+     * without one every cancel is forced, whatever block-job-cancel's
+     * @force says.
      */
+    if (job->type->cancel) {
+        force = job->type->cancel(job, force);
+    } else {
+        force = true;
+    }
     job->cancelled = true;
-    job->force_cancel = true;
+    job->force_cancel |= force;
     if (!job->started) {
         job_completed(job);
     } else if (job->deferred_to_main_loop) {
@@ -546,7 +563,7 @@ bool bd_job_user_cancel(BdJob *job, bool force, GError **errp)
     if (!job_apply_verb(job, BD_JOB_VERB_CANCEL, errp)) {
         return false;
     }
-    job_cancel(job);
+    job_cancel(job, force);
     return true;
 }
 
@@ -565,7 +582,7 @@ static void jobs_shutdown(void *opaque)
         BdJob *job = jobs->data;
 
         if (job->status != BD_JOB_STATUS_CONCLUDED) {
-            job_cancel(job);
+            job_cancel(job, true);
             /* an auto-dismissed job leaves the list when it concludes */
             while (g_list_find(jobs, job) &&
                    job->status != BD_JOB_STATUS_CONCLUDED) {
@@ -691,6 +708,11 @@ static bd_coroutine_fn void job_sleep_ns(BdJob *job, uint64_t ns)
         bd_aio_timer_del(job->sleep_timer);
     }
     bd_job_pause_point(job);
+}
+
+bd_coroutine_fn void bd_job_sleep_ns(BdJob *job, uint64_t ns)
+{
+    job_sleep_ns(job, ns);
 }
 
 bd_coroutine_fn void bd_job_ratelimit_sleep(BdJob *job)

@@ -15,6 +15,7 @@
 #include <blockd/block-backend.h>
 #include <blockd/block.h>
 #include <blockd/coroutine.h>
+#include <blockd/dirty-bitmap.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -83,6 +84,48 @@ bool bd_node_set_backing(BdNode *node, BdNode *backing, GError **errp);
  */
 bool bd_node_change_backing_file(BdNode *node, const char *file,
                                  const char *fmt, GError **errp);
+
+/*
+ * Main loop.  A drained section on @node and its subtree, for a job's
+ * final switch: other users' requests wait (the job's own handles are
+ * not held back); in flight ones are done when this returns.
+ */
+void bd_block_job_drained_begin(BdNode *node);
+void bd_block_job_drained_end(BdNode *node);
+
+/*
+ * Main loop, outside coroutines.  Run @entry(@opaque) in a coroutine in
+ * the main loop's context until it returns (the loop runs meanwhile),
+ * e.g. a job's last copy inside its drained section.
+ */
+void bd_block_job_run_co(BdCoroutineEntry *entry, void *opaque);
+
+/*
+ * Main loop.  Put @to in @from's place: every user of @from (a node's
+ * edge, an export's BlockBackend) uses @to instead, except the handles
+ * of jobs and the nodes below @to (which would make a cycle).  false
+ * with QEMU's permission conflict message (nothing changed) when @to
+ * cannot take what those users take.  What a pivot (active commit,
+ * mirror) and blockdev-snapshot do.
+ */
+bool bd_node_replace(BdNode *from, BdNode *to, GError **errp);
+
+/*
+ * A job's anonymous dirty bitmap on @node with @granularity bytes per
+ * bit (a power of two >= 512), recording every write to the node from
+ * now on.  Main loop; NULL with @errp set on failure.  Freed with
+ * bd_block_job_bitmap_free() (main loop).  Set, reset and count from
+ * any thread; bd_dirty_bitmap_extent() walks it.
+ */
+BdDirtyBitmap *bd_block_job_bitmap_new(BdNode *node, uint32_t granularity,
+                                       GError **errp);
+void bd_block_job_bitmap_free(BdDirtyBitmap *bm);
+void bd_block_job_bitmap_set(BdDirtyBitmap *bm, int64_t offset,
+                             int64_t bytes);
+void bd_block_job_bitmap_reset(BdDirtyBitmap *bm, int64_t offset,
+                               int64_t bytes);
+/* The number of dirty bytes. */
+uint64_t bd_block_job_bitmap_count(BdDirtyBitmap *bm);
 
 #ifdef __cplusplus
 }

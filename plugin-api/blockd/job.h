@@ -61,6 +61,12 @@ typedef struct BdJob BdJob;
  * @resume: main loop.  The job resumes after a pause.  NULL: nothing.
  * @free: main loop.  Free the opaque given to bd_job_new() when the job
  *     goes away.  NULL: the opaque needs no freeing.
+ * @cancel: main loop.  A cancel was asked, with block-job-cancel's
+ *     @force (job-cancel forces): return whether it is forced (the job
+ *     is cancelled: @run sees bd_job_is_cancelled()) or soft (the job
+ *     should end as if it had completed, without its final switch, as a
+ *     READY mirror does: @run sees only bd_job_cancel_requested()).
+ *     NULL: every cancel is forced.
  */
 struct BdJobType {
     uint32_t struct_size;
@@ -77,6 +83,7 @@ struct BdJobType {
     void (*pause)(BdJob *job);
     void (*resume)(BdJob *job);
     void (*free)(void *opaque);
+    bool (*cancel)(BdJob *job, bool force);
 };
 
 /* bd_job_new() flags: the job waits for job-finalize / job-dismiss. */
@@ -103,6 +110,12 @@ const char *bd_job_id(BdJob *job);
 
 /* Whether the job is being cancelled (@run should return soon). */
 bool bd_job_is_cancelled(BdJob *job);
+
+/* Whether any cancel was asked, soft ones (see @cancel) included. */
+bool bd_job_cancel_requested(BdJob *job);
+
+/* Whether the job is READY (or STANDBY, READY and paused). */
+bool bd_job_is_ready(BdJob *job);
 
 /*
  * Coroutine, in @run.  Where a pause or a cancel takes effect: yields
@@ -162,6 +175,12 @@ void bd_job_early_fail(BdJob *job);
  * set-speed wakes it early.
  */
 bd_coroutine_fn void bd_job_ratelimit_sleep(BdJob *job);
+
+/*
+ * Coroutine, in @run.  Sleep @ns nanoseconds (0: just yield once), woken
+ * early by a pause, cancel, complete or set-speed; passes a pause point.
+ */
+bd_coroutine_fn void bd_job_sleep_ns(BdJob *job, uint64_t ns);
 
 /* Coroutine, in @run.  @bytes more were copied (for the rate limit). */
 void bd_job_ratelimit_processed(BdJob *job, uint64_t bytes);

@@ -126,8 +126,8 @@ static bool commit_take_nodes(CommitJob *s, BdNode *bs, GError **errp)
     }
     /* QEMU's commit opens these two as BlockBackends of its own */
     s->top_blk = bd_block_job_blk_new(s->top, NULL,
-                                      BD_PERM_CONSISTENT_READ, SHARED_BASIC,
-                                      errp);
+                                      BD_PERM_CONSISTENT_READ,
+                                      SHARED_BASIC, errp);
     if (!s->top_blk) {
         return false;
     }
@@ -243,21 +243,20 @@ static bool qmp_block_commit(JsonObject *args, JsonNode **ret, GError **errp)
                           "active layer");
             return false;
         }
-        /* refused rather than half done: no mirror of the active layer */
-        bd_error_setg(errp, "Committing the active layer '%s' is not "
-                      "supported yet", device);
-        return false;
-    }
-    overlay = find_overlay(bs, top_bs);
-    if (!bd_block_job_check_node(overlay, errp)) {
-        return false;
+        overlay = NULL;
+    } else {
+        overlay = find_overlay(bs, top_bs);
+        if (!bd_block_job_check_node(overlay, errp)) {
+            return false;
+        }
     }
     if (json_object_has_member(args, "filter-node-name")) {
         bd_error_setg(errp, "Parameter 'filter-node-name' is not supported: "
                       "blockd commits without a filter node");
         return false;
     }
-    if (bd_node_is_read_only(base_bs) || bd_node_is_read_only(overlay)) {
+    if (bd_node_is_read_only(base_bs) ||
+        (overlay && bd_node_is_read_only(overlay))) {
         /* QEMU reopens them read-write for the job; blockd cannot yet */
         bd_error_setg(errp, "Node '%s' is read-only: block-commit needs it "
                       "writable (add it with read-only=false)",
@@ -265,7 +264,24 @@ static bool qmp_block_commit(JsonObject *args, JsonNode **ret, GError **errp)
                                        base_bs : overlay));
         return false;
     }
+    if (!overlay) {
+        uint64_t perm, shared;
+
+        /*
+         * blockd's active commit does not copy safely yet while the top
+         * is written (an export's write during the copy hung the node in
+         * testing): refused while anyone holds the write permission.
+         */
+        bd_node_get_perm(top_bs, &perm, &shared);
+        if (perm & BD_PERM_WRITE) {
+            bd_error_setg(errp, "Committing the active layer '%s' while it "
+                          "is written (e.g. by a writable export) is not "
+                          "supported yet", device);
+            return false;
+        }
+    }
     s = commit_new(overlay, top_bs, base_bs, backing_file, args);
+    s->active = overlay == NULL;
     /* without job-id: the device's BlockBackend name, "" in qsd */
     job = bd_job_new("commit", job_id ? job_id : "", flags, s, errp);
     if (!job) {
@@ -276,6 +292,15 @@ static bool qmp_block_commit(JsonObject *args, JsonNode **ret, GError **errp)
         !commit_take_nodes(s, bs, errp)) {
         bd_job_early_fail(job);
         return false;
+    }
+    if (s->active) {
+        /* from now on every write to the top is recorded */
+        s->dirty = bd_block_job_bitmap_new(top_bs,
+                                           COMMIT_ACTIVE_GRANULARITY, errp);
+        if (!s->dirty) {
+            bd_job_early_fail(job);
+            return false;
+        }
     }
     bd_job_start(job);
     return true;

@@ -20,6 +20,9 @@ static bd_coroutine_fn int commit_run(BdJob *job, GError **errp)
     void *buf;
     int ret = 0;
 
+    if (s->active) {
+        return commit_active_run(job, errp);
+    }
     len = bd_blk_co_getlength(s->top_blk);
     if (len < 0) {
         return len;
@@ -87,8 +90,13 @@ static bd_coroutine_fn int commit_run(BdJob *job, GError **errp)
 static int commit_prepare(BdJob *job, GError **errp)
 {
     CommitJob *s = bd_job_opaque(job);
-    g_autofree char *name = s->backing_file ? g_strdup(s->backing_file)
-                                            : bd_node_get_filename(s->base);
+    g_autofree char *name = NULL;
+
+    if (s->active) {
+        return commit_active_prepare(job, errp);
+    }
+    name = s->backing_file ? g_strdup(s->backing_file)
+                           : bd_node_get_filename(s->base);
 
     /* the base's writer goes first, as QEMU's commit_prepare() */
     g_clear_pointer(&s->base_blk, bd_block_job_blk_free);
@@ -110,6 +118,27 @@ static void commit_clean(BdJob *job)
     g_ptr_array_set_size(s->held, 0);
     g_clear_pointer(&s->base_blk, bd_block_job_blk_free);
     g_clear_pointer(&s->top_blk, bd_block_job_blk_free);
+    g_clear_pointer(&s->dirty, bd_block_job_bitmap_free);
+}
+
+static void commit_complete(BdJob *job, GError **errp)
+{
+    CommitJob *s = bd_job_opaque(job);
+
+    if (!s->active) {
+        /* as QEMU: only the active commit (a mirror) can be completed */
+        bd_error_setg(errp, "The active block job '%s' cannot be completed",
+                      bd_job_id(job));
+        return;
+    }
+    commit_active_complete(job, errp);
+}
+
+static bool commit_cancel(BdJob *job, bool force)
+{
+    CommitJob *s = bd_job_opaque(job);
+
+    return s->active ? commit_active_cancel(job, force) : true;
 }
 
 void commit_job_free(void *opaque)
@@ -121,6 +150,7 @@ void commit_job_free(void *opaque)
     }
     bd_block_job_blk_free(s->base_blk);
     bd_block_job_blk_free(s->top_blk);
+    bd_block_job_bitmap_free(s->dirty);
     g_free(s->backing_file);
     g_free(s);
 }
@@ -134,4 +164,6 @@ const BdJobType commit_job_type = {
     .prepare = commit_prepare,
     .clean = commit_clean,
     .free = commit_job_free,
+    .complete = commit_complete,
+    .cancel = commit_cancel,
 };

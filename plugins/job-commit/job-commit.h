@@ -21,7 +21,21 @@ typedef struct CommitJob {
     BdBlockBackend *top_blk;    /* read through */
     BdBlockBackend *base_blk;   /* written */
     GPtrArray *held;        /* the other handles: overlay, layers */
+
+    /* committing the active layer (job-commit-active.c) */
+    bool active;
+    BdDirtyBitmap *dirty;   /* on @top: what is still to copy */
+    bool should_complete;   /* job-complete: pivot once in sync */
+    bool synced;            /* @run ended in sync: @prepare may pivot */
 } CommitJob;
+
+/* QEMU's mirror granularity for a qcow2 target: its cluster size */
+#define COMMIT_ACTIVE_GRANULARITY (64 * 1024)
+
+bd_coroutine_fn int commit_active_run(BdJob *job, GError **errp);
+int commit_active_prepare(BdJob *job, GError **errp);
+void commit_active_complete(BdJob *job, GError **errp);
+bool commit_active_cancel(BdJob *job, bool force);
 
 extern const BdJobType commit_job_type;
 

@@ -165,11 +165,13 @@ class ChainCase(h.TestCase):
         return out
 
 
-def nbd_random_writes(case, d, qmp, top_ref, job_id, seed):
-    """While the job `job_id` runs, write random patterns at random
-    offsets of the NBD export 'e' (socket d/nbd.sock) and apply the same
-    writes to the bytearray `top_ref`; returns how many writes happened
-    while the job was still running.  Stops once the job is gone."""
+def nbd_random_writes(case, d, qmp, top_ref, job_id, seed,
+                      statuses=('running',), limit=None):
+    """While the job `job_id` is in one of `statuses`, write random
+    patterns at random offsets of the NBD export 'e' (socket d/nbd.sock)
+    and apply the same writes to the bytearray `top_ref`; returns how many
+    writes happened meanwhile.  Stops once the job is in none of them
+    (or after `limit` writes)."""
     import random
 
     import nbd
@@ -182,8 +184,10 @@ def nbd_random_writes(case, d, qmp, top_ref, job_id, seed):
     try:
         while True:
             jobs = qmp.command('query-jobs')
-            if not any(j['id'] == job_id and j['status'] == 'running'
+            if not any(j['id'] == job_id and j['status'] in statuses
                        for j in jobs):
+                break
+            if limit is not None and during >= limit:
                 break
             for _ in range(8):
                 length = rnd.choice([512, 4096, 65536, 100000])
