@@ -47,6 +47,22 @@ bool bd_block_job_check_node(BdNode *node, GError **errp)
     return true;
 }
 
+bool bd_node_check_backing_blocker(BdNode *node, GError **errp)
+{
+    /* newest first, as QEMU lists a node's op blockers */
+    for (guint i = 0; i < node->parents->len; i++) {
+        BdChild *c = node->parents->pdata[i];
+
+        if (c->parent && (c->role & BD_CHILD_COW)) {
+            bd_error_setg(errp, "Node '%s' is busy: node is used as backing "
+                          "hd of '%s'", node->node_name,
+                          c->parent->node_name);
+            return false;
+        }
+    }
+    return true;
+}
+
 bool bd_node_is_root(BdNode *node)
 {
     for (guint i = 0; i < node->parents->len; i++) {

@@ -282,6 +282,13 @@ const char *bd_blk_job_type(BdBlockBackend *blk);
 void bd_blk_set_job_owned(BdBlockBackend *blk);
 bool bd_blk_is_job_owned(BdBlockBackend *blk);
 
+/*
+ * QEMU's op blocker of a backing node ("Node 'x' is busy: node is used
+ * as backing hd of 'y'"), which blocks blockdev-del and external
+ * snapshots of it (not stream or commit).  Main loop.
+ */
+bool bd_node_check_backing_blocker(BdNode *node, GError **errp);
+
 void bd_blk_report_io_error(BdBlockBackend *blk, bool is_read, int error);
 
 /* The event data bd_blk_report_io_error() sends (a new object). */

@@ -31,6 +31,9 @@ void bd_block_qmp_init(void);
  */
 void bd_block_query_init(void);
 
+/* blockdev-snapshot, blockdev-snapshot-sync, change-backing-file */
+void bd_block_snapshot_qmp_init(void);
+
 /* The QMP handlers, also called directly by unit tests. */
 bool bd_qmp_x_blockdev_set_iothread(JsonObject *args, JsonNode **ret,
                                     GError **errp);

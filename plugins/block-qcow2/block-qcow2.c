@@ -227,6 +227,12 @@ static bool open_data_file(Qcow2State *s, JsonObject *opts, GError **errp)
 static bool open_backing(Qcow2State *s, JsonObject *opts, GError **errp)
 {
     JsonNode *b = json_object_get_member(opts, "backing");
+
+    /* the image's own name for it shows even with backing null (QEMU) */
+    if (s->backing_file) {
+        s->full_backing_file = qcow2_relative_path(s->node, s->file,
+                                                   s->backing_file);
+    }
     if (b && JSON_NODE_HOLDS_NULL(b)) {
         return true;
     }
@@ -240,8 +246,6 @@ static bool open_backing(Qcow2State *s, JsonObject *opts, GError **errp)
     if (!s->backing_file) {
         return true;
     }
-    s->full_backing_file = qcow2_relative_path(s->node, s->file,
-                                               s->backing_file);
     if (b) {
         return true;
     }

@@ -150,19 +150,16 @@ class ChainCase(h.TestCase):
 
     @staticmethod
     def _norm(items, drop):
-        out = []
-        for it in items:
-            # generated node names differ from run to run
-            it = json.loads(re.sub(r'#block\d+', '#blockN', json.dumps(it)))
-            for container in (it.get('data'), it.get('return')):
-                objs = container if isinstance(container, list) else \
-                    [container]
-                for o in objs:
-                    if isinstance(o, dict):
-                        for k in drop:
-                            o.pop(k, None)
-            out.append(it)
-        return out
+        def strip(v):
+            if isinstance(v, dict):
+                return {k: strip(x) for k, x in v.items() if k not in drop}
+            if isinstance(v, list):
+                return [strip(x) for x in v]
+            return v
+        # generated node names differ from run to run
+        return [strip(json.loads(re.sub(r'#block\d+', '#blockN',
+                                        json.dumps(it))))
+                for it in items]
 
 
 def nbd_random_writes(case, d, qmp, top_ref, job_id, seed,
