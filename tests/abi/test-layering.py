@@ -169,6 +169,10 @@ CORE_WORDS |= {'stream'}
 # job manager's word for a job's successful end (BdJobType.commit, the
 # commit of a transaction, a reopen's commit).
 CORE_WORDS |= {'commit'}
+# "qcow2" is the format blockdev-snapshot-sync defaults to (QAPI's
+# "@format: ... default is 'qcow2'"); core/block passes the name to the
+# registry, which finds whichever plugin provides it, as for any format.
+CORE_WORDS |= {'qcow2'}
 
 
 def whole_word(name):
