@@ -56,7 +56,7 @@ static bd_coroutine_fn int copy_step(CommitJob *s, int64_t len, void *buf,
                                      int64_t *cursor, int64_t *copied,
                                      bool *is_read)
 {
-    int64_t off = *cursor, n;
+    int64_t off = *cursor, n = 0;
     bool dirty = false;
     int ret;
 
