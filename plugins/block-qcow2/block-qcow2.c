@@ -511,6 +511,8 @@ static bool qcow2_open(BdNode *node, JsonObject *opts, unsigned flags,
                                  BD_CHILD_METADATA | BD_CHILD_PRIMARY,
                                  false, errp);
     if (!s->file) {
+        /* what was taken above goes too (s->opts leaked: LeakSanitizer) */
+        free_state(s);
         return false;
     }
     bd_run_co(open_co, &o);
