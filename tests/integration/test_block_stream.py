@@ -261,6 +261,48 @@ class BlockStream(cj.ChainCase):
                                 'offset': cj.SIZE, 'speed': 4 * cj.MiB,
                                 'type': 'stream'}}, events)
 
+    def small_top_setup(self, size='1M'):
+        def setup(d):
+            small = os.path.join(d, 'small')
+            os.mkdir(small)
+            r = self.run_command(['mount', '-t', 'tmpfs', '-o',
+                                  'size=' + size, 'tmpfs', small])
+            if r.returncode:
+                self.skipTest('cannot mount a tmpfs: ' + r.stderr)
+            self.addCleanup(self.run_command, ['umount', '-l', small])
+            chain = [c if c[0] != 'top.qcow2' else
+                     ('small/top.qcow2',) + c[1:] for c in cj.CHAIN]
+            self.make_chain(d, chain)
+            self.reference(d, 'small/top.qcow2', 'ref.raw')
+        return setup
+
+    def test_on_error_report_and_enospc(self):
+        """The top on a full tmpfs: on-error=report fails the job at the
+        first error (BLOCK_JOB_ERROR action report, then the job's error);
+        on-error=enospc stops it as stop does for ENOSPC, and a forced
+        cancel of the stopped job ends it.  The chain stays usable."""
+        chain = [c if c[0] != 'top.qcow2' else ('small/top.qcow2',) + c[1:]
+                 for c in cj.CHAIN]
+        steps = self.blockdev_chain(chain) + [
+            ('block-stream', {'device': 'top', 'job-id': 's1',
+                              'on-error': 'report'}),
+            done('s1'),
+            ('block-stream', {'device': 'top', 'job-id': 's2',
+                              'on-error': 'enospc'}),
+            ('WAIT', 'BLOCK_JOB_ERROR', {'device': 's2'}),
+            status('s2', 'paused'),
+            ('query-block-jobs', None),
+            ('job-cancel', {'id': 's2'}),
+            done('s2'),
+        ]
+        ours, theirs = self.side_by_side(steps, self.small_top_setup(),
+                                         drop=('offset', 'busy',
+                                               'current-progress'))
+        for _, _, d in (ours, theirs):
+            top = os.path.join(d, 'small', 'top.qcow2')
+            self.compare(top, os.path.join(d, 'ref.raw'))
+            self.check_image(top)
+
     def test_on_error_stop_enospc(self):
         """The top on a tmpfs too small for what the job copies: with
         on-error=stop the job reports BLOCK_JOB_ERROR, pauses (io-status
