@@ -127,24 +127,30 @@ static bool append_overlay(BdNode *old, BdNode *overlay, GError **errp)
     return true;
 }
 
+struct BdSnapshotState {
+    BdNode *old;
+    BdNode *overlay;
+};
+
 /* external_snapshot_prepare() up to the overlay, then the append. */
-static bool snapshot(const char *device, const char *node_name,
-                     BdNode *(*open_overlay)(BdNode *old, JsonObject *args,
-                                             GError **errp),
-                     JsonObject *args, GError **errp)
+static BdSnapshotState *snapshot_prepare(
+    const char *device, const char *node_name,
+    BdNode *(*open_overlay)(BdNode *old, JsonObject *args, GError **errp),
+    JsonObject *args, GError **errp)
 {
     BdNode *old = lookup(device, node_name, errp);
+    BdSnapshotState *st;
     BdNode *overlay;
     bool ok;
 
     if (!old) {
-        return false;
+        return NULL;
     }
     bd_node_drained_begin(old);
     if (!bd_block_job_check_node(old, errp) ||
         !bd_node_check_backing_blocker(old, errp)) {
         bd_node_drained_end(old);
-        return false;
+        return NULL;
     }
     if (!old->read_only) {
         bd_run_co(flush_co, old);
@@ -152,16 +158,49 @@ static bool snapshot(const char *device, const char *node_name,
     overlay = open_overlay(old, args, errp);
     if (!overlay) {
         bd_node_drained_end(old);
-        return false;
+        return NULL;
     }
     ok = append_overlay(old, overlay, errp);
     bd_node_drained_end(old);
-    if (ok) {
-        reopen_read_only(old);
+    if (!ok) {
+        bd_node_unref(overlay);
+        return NULL;
     }
-    /* the overlay's users hold it now (or nobody: it goes) */
-    bd_node_unref(overlay);
-    return ok;
+    st = g_new0(BdSnapshotState, 1);
+    st->old = old;
+    st->overlay = overlay;
+    return st;
+}
+
+void bd_snapshot_commit(BdSnapshotState *st)
+{
+    reopen_read_only(st->old);
+    /* the overlay's users hold it now */
+    bd_node_unref(st->overlay);
+    g_free(st);
+}
+
+void bd_snapshot_abort(BdSnapshotState *st)
+{
+    /* QEMU's external_snapshot_abort(): the old node back in its place */
+    bd_node_replace(st->overlay, st->old, NULL);
+    bd_node_set_backing(st->overlay, NULL, NULL);
+    bd_node_unref(st->overlay);
+    g_free(st);
+}
+
+static bool snapshot(const char *device, const char *node_name,
+                     BdNode *(*open_overlay)(BdNode *old, JsonObject *args,
+                                             GError **errp),
+                     JsonObject *args, GError **errp)
+{
+    BdSnapshotState *st = snapshot_prepare(device, node_name, open_overlay,
+                                           args, errp);
+
+    if (st) {
+        bd_snapshot_commit(st);
+    }
+    return st != NULL;
 }
 
 static BdNode *overlay_by_name(BdNode *old, JsonObject *args, GError **errp)
@@ -319,6 +358,19 @@ static bool qmp_change_backing_file(JsonObject *args, JsonNode **ret,
         return false;
     }
     return true;
+}
+
+BdSnapshotState *bd_snapshot_prepare(const char *type, JsonObject *data,
+                                     GError **errp)
+{
+    if (!strcmp(type, "blockdev-snapshot")) {
+        const char *node = json_object_get_string_member(data, "node");
+
+        return snapshot_prepare(node, node, overlay_by_name, data, errp);
+    }
+    return snapshot_prepare(bd_json_get_str(data, "device", NULL),
+                            bd_json_get_str(data, "node-name", NULL),
+                            overlay_from_file, data, errp);
 }
 
 void bd_block_snapshot_qmp_init(void)
