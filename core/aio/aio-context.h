@@ -129,13 +129,6 @@ bool bd_aio_timer_pending(BdAioTimer *t);
 
 const char *bd_iothread_get_id(BdIOThread *iot);
 
-/*
- * Change @ctx's adaptive polling parameters (as for bd_iothread_new()).
- * Any thread.  Not exported: an iothread object sets them when it is
- * created, and blockd has no qom-set to change them later.
- */
-bool bd_aio_context_set_poll_params(BdAioContext *ctx, int64_t max_ns,
-                                    int64_t grow, int64_t shrink,
-                                    GError **errp);
+/* bd_aio_context_set_poll_params() is in <blockd/iothread.h>. */
 
 #endif /* BLOCKD_CORE_AIO_CONTEXT_H */

@@ -11,6 +11,7 @@
 
 #include "block/block-int.h"
 #include "qmp/qmp-event.h"
+#include "util/main-thread.h"
 
 struct BdBlockBackend {
     char *name;
@@ -60,6 +61,10 @@ void bd_blk_remove(BdBlockBackend *blk)
 
 void bd_blk_unref(BdBlockBackend *blk)
 {
+    BD_ASSERT_MAIN_LOOP();
+    if (!blk) {
+        return;
+    }
     bd_blk_remove(blk);
     g_assert(!blk->queued);
     g_mutex_clear(&blk->queued_lock);

@@ -282,6 +282,27 @@ void bd_child_detach(BdChild *child)
     child_unlink(child);
 }
 
+BdNode *bd_node_open_ref(JsonNode *ref, GError **errp)
+{
+    BD_ASSERT_MAIN_LOOP();
+    BdNode *node;
+
+    if (JSON_NODE_HOLDS_OBJECT(ref)) {
+        return bd_node_open(json_node_get_object(ref), false, errp);
+    }
+    const char *name = JSON_NODE_HOLDS_VALUE(ref) ?
+        json_node_get_string(ref) : NULL;
+
+    node = name ? bd_node_find(name) : NULL;
+    if (!node) {
+        bd_error_setg(errp, "Cannot find device='%s' nor node-name='%s'",
+                      name ? name : "", name ? name : "");
+        return NULL;
+    }
+    bd_node_ref(node);
+    return node;
+}
+
 BdChild *bd_node_open_child(BdNode *parent, JsonObject *options,
                             const char *member, BdChildRole role,
                             bool allow_none, GError **errp)
@@ -298,21 +319,9 @@ BdChild *bd_node_open_child(BdNode *parent, JsonObject *options,
         }
         return NULL;
     }
-    if (JSON_NODE_HOLDS_VALUE(ref)) {
-        const char *name = json_node_get_string(ref);
-
-        node = name ? bd_node_find(name) : NULL;
-        if (!node) {
-            bd_error_setg(errp, "Cannot find device='%s' nor node-name='%s'",
-                          name ? name : "", name ? name : "");
-            return NULL;
-        }
-        bd_node_ref(node);
-    } else {
-        node = bd_node_open(json_node_get_object(ref), false, errp);
-        if (!node) {
-            return NULL;
-        }
+    node = bd_node_open_ref(ref, errp);
+    if (!node) {
+        return NULL;
     }
     c = bd_child_attach(parent, NULL, node, member, role, 0, BD_PERM_ALL,
                         errp);

@@ -128,9 +128,7 @@ void bd_block_register_test_driver(const BdBlockDriver *drv);
 /* All nodes, in creation order (borrowed).  Main loop. */
 GPtrArray *bd_node_all(void);
 
-/* Take/drop a reference; the last unref closes and frees.  Main loop. */
-void bd_node_ref(BdNode *node);
-void bd_node_unref(BdNode *node);
+/* bd_node_ref() and bd_node_unref() are public: <blockd/block.h>. */
 
 /* blockdev-del's checks and deletion.  Main loop. */
 bool bd_node_delete_by_monitor(const char *node_name, GError **errp);

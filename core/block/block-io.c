@@ -696,8 +696,8 @@ static int zeroes_locked(BdNode *node, int64_t offset, int64_t bytes,
             bytes = left;
         }
     } else if (!drv->co_pwritev && filtered_child(node)) {
-        return bd_node_co_pwrite_zeroes(filtered_child(node)->node, offset,
-                                        bytes, flags);
+        return bd_child_co_pwrite_zeroes(filtered_child(node), offset, bytes,
+                                         flags);
     }
     if (ret == -ENOTSUP) {
         if (flags & BD_REQ_NO_FALLBACK) {
@@ -720,9 +720,6 @@ int bd_node_co_pwrite_zeroes(BdNode *node, int64_t offset, int64_t bytes,
 
     if (ret < 0) {
         return ret;
-    }
-    if (!(node->open_flags & BD_OPEN_UNMAP)) {
-        flags &= ~BD_REQ_MAY_UNMAP;
     }
     if (!is_aligned(node, offset, bytes)) {
         /* unaligned head and tail as buffers, the middle as zeroes */
@@ -1125,6 +1122,16 @@ int bd_child_co_pwrite_zeroes(BdChild *child, int64_t offset, int64_t bytes,
 {
     if (!(child->perm & (BD_PERM_WRITE | BD_PERM_WRITE_UNCHANGED))) {
         return -EPERM;
+    }
+    /*
+     * A parent's zero-write may deallocate in its child only if the
+     * child discards (discard=unmap), as QEMU's bdrv_co_pwrite_zeroes()
+     * decides; a BlockBackend's request reaches its node with the flag
+     * (QEMU's blk_co_pwrite_zeroes()), so an NBD client's zero-write may
+     * unmap qcow2 clusters whatever the node's discard option.
+     */
+    if (!(child->node->open_flags & BD_OPEN_UNMAP)) {
+        flags &= ~BD_REQ_MAY_UNMAP;
     }
     return bd_node_co_pwrite_zeroes(child->node, offset, bytes, flags);
 }

@@ -34,15 +34,9 @@ void bd_block_init(void);
 BdNode *bd_node_open(JsonObject *options, bool top, GError **errp);
 
 /*
- * A handle on a node for an export or job: a root edge that takes @perm
- * and shares @shared.  Requests through it wait while the node is
- * drained.  Main loop.
+ * bd_blk_new(), bd_blk_insert(), bd_blk_remove() and bd_blk_unref() are
+ * public: <blockd/block-backend.h>.
  */
-BdBlockBackend *bd_blk_new(const char *name, uint64_t perm,
-                           uint64_t shared);
-bool bd_blk_insert(BdBlockBackend *blk, BdNode *node, GError **errp);
-void bd_blk_remove(BdBlockBackend *blk);
-void bd_blk_unref(BdBlockBackend *blk);
 BdNode *bd_blk_node(BdBlockBackend *blk);
 const char *bd_blk_name(BdBlockBackend *blk);
 bool bd_blk_set_perm(BdBlockBackend *blk, uint64_t perm, uint64_t shared,

@@ -8,6 +8,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -22,6 +23,7 @@
 #include <blockd/socket.h>
 
 #include "chardev/chardev-int.h"
+#include "os/socket-connect.h"
 
 /*
  * "unix:PATH,server=on", "tcp:HOST:PORT,server=on", "vsock:CID:PORT"...
@@ -89,6 +91,8 @@ char *bd_char_socket_filename(BdChardev *chr)
     char phost[NI_MAXHOST], pserv[NI_MAXSERV];
     bool v6;
 
+    const char *listen = chr->server ? ",server=on" : "";
+
     if (!chr->connected) {
         return g_strdup_printf("disconnected:%s", chr->addr_desc);
     }
@@ -96,9 +100,16 @@ char *bd_char_socket_filename(BdChardev *chr)
         return g_strdup(chr->addr_desc);
     }
     if (local.ss_family == AF_UNIX) {
-        /* an abstract name starts with NUL: QEMU shows it empty */
-        return g_strdup_printf("unix:%s,server=on",
-                               ((struct sockaddr_un *)&local)->sun_path);
+        /*
+         * An abstract name starts with NUL: QEMU shows it empty; so is
+         * the unbound end of a client (only the family comes back).
+         */
+        size_t n = llen > offsetof(struct sockaddr_un, sun_path)
+                   ? llen - offsetof(struct sockaddr_un, sun_path) : 0;
+        g_autofree char *path =
+            g_strndup(((struct sockaddr_un *)&local)->sun_path, n);
+
+        return g_strdup_printf("unix:%s%s", path, listen);
     }
     if (local.ss_family != AF_INET && local.ss_family != AF_INET6) {
         return g_strdup("unknown");
@@ -109,12 +120,27 @@ char *bd_char_socket_filename(BdChardev *chr)
     numeric_name(&local, llen, lhost, sizeof(lhost), lserv, sizeof(lserv));
     numeric_name(&peer, plen, phost, sizeof(phost), pserv, sizeof(pserv));
     v6 = local.ss_family == AF_INET6;
-    return g_strdup_printf("tcp:%s%s%s:%s,server=on <-> %s%s%s:%s",
+    return g_strdup_printf("tcp:%s%s%s:%s%s <-> %s%s%s:%s",
                            v6 ? "[" : "", lhost, v6 ? "]" : "", lserv,
+                           listen,
                            v6 ? "[" : "", phost, v6 ? "]" : "", pserv);
 }
 
 /* ---- connections ---- */
+
+/*
+ * A client connection nobody reads (no frontend yet) still ends when the
+ * peer goes, as in QEMU: query-chardev then says "disconnected", and
+ * 'reconnect' tries again.
+ */
+static gboolean chardev_hup(gint fd, GIOCondition cond, gpointer opaque)
+{
+    BdChardev *chr = opaque;
+
+    chr->hup_source = 0;
+    bd_chardev_disconnect(chr);
+    return G_SOURCE_REMOVE;
+}
 
 static void chardev_connected(BdChardev *chr, int fd)
 {
@@ -131,6 +157,125 @@ static void chardev_connected(BdChardev *chr, int fd)
     }
     if (chr->ops) {
         chr->ops->open(chr->opaque, fd, fd);
+    } else if (!chr->server) {
+        chr->hup_source = g_unix_fd_add(fd, G_IO_HUP | G_IO_ERR, chardev_hup,
+                                        chr);
+    }
+}
+
+void bd_char_socket_attached(BdChardev *chr)
+{
+    if (chr->hup_source) {
+        g_source_remove(chr->hup_source);
+        chr->hup_source = 0;
+    }
+}
+
+/* ---- client mode: connecting, and again after 'reconnect' seconds ---- */
+
+/*
+ * A connection attempt made in a thread, so that a slow or silent peer
+ * never holds up the main loop; QEMU connects in a thread as well.  The
+ * attempt owns itself: a chardev removed meanwhile only clears @chr.
+ */
+typedef struct CharConnect {
+    BdChardev *chr;
+    JsonObject *addr;   /* the thread's own copy of chr->addr */
+    int fd;
+    GError *err;
+} CharConnect;
+
+static void char_connect_start(BdChardev *chr);
+
+static gboolean reconnect_timer_fired(gpointer opaque)
+{
+    BdChardev *chr = opaque;
+
+    chr->reconnect_timer = 0;
+    char_connect_start(chr);
+    return G_SOURCE_REMOVE;
+}
+
+static void schedule_reconnect(BdChardev *chr)
+{
+    if (chr->reconnect > 0 && !chr->reconnect_timer && !chr->connecting) {
+        /* milliseconds: g_timeout_add_seconds() may be a second late */
+        chr->reconnect_timer = g_timeout_add(
+            (guint)MIN(chr->reconnect, G_MAXUINT / 1000) * 1000,
+            reconnect_timer_fired, chr);
+    }
+}
+
+static gboolean char_connect_done(gpointer opaque)
+{
+    CharConnect *c = opaque;
+    BdChardev *chr = c->chr;
+
+    if (chr) {
+        chr->connecting = NULL;
+        if (c->fd >= 0) {
+            chr->connect_err_reported = false;
+            chardev_connected(chr, c->fd);
+            c->fd = -1;
+        } else {
+            /* once until a connection succeeds, as QEMU reports it */
+            if (!chr->connect_err_reported) {
+                fprintf(stderr, "blockd: Unable to connect character "
+                        "device %s: %s\n", chr->id, c->err->message);
+                chr->connect_err_reported = true;
+            }
+            schedule_reconnect(chr);
+        }
+    }
+    if (c->fd >= 0) {
+        close(c->fd);
+    }
+    g_clear_error(&c->err);
+    json_object_unref(c->addr);
+    g_free(c);
+    return G_SOURCE_REMOVE;
+}
+
+static gpointer char_connect_thread(gpointer opaque)
+{
+    CharConnect *c = opaque;
+
+    c->fd = bd_socket_connect(c->addr, &c->err);
+    g_idle_add(char_connect_done, c);
+    return NULL;
+}
+
+/* A deep copy through text: nothing of it is shared with the original. */
+static JsonObject *copy_object(JsonObject *obj)
+{
+    g_autoptr(JsonNode) node = json_node_init_object(json_node_alloc(), obj);
+    g_autofree char *text = json_to_string(node, false);
+    g_autoptr(JsonNode) copy = json_from_string(text, NULL);
+
+    return json_object_ref(json_node_get_object(copy));
+}
+
+static void char_connect_start(BdChardev *chr)
+{
+    CharConnect *c = g_new0(CharConnect, 1);
+
+    c->chr = chr;
+    c->addr = copy_object(chr->addr);
+    c->fd = -1;
+    chr->connecting = c;
+    g_thread_unref(g_thread_new("chardev-connect", char_connect_thread, c));
+}
+
+void bd_char_socket_disconnected(BdChardev *chr)
+{
+    if (chr->hup_source) {
+        g_source_remove(chr->hup_source);
+        chr->hup_source = 0;
+    }
+    if (chr->server) {
+        bd_char_socket_listen_watch(chr);
+    } else {
+        schedule_reconnect(chr);
     }
 }
 
@@ -257,6 +402,23 @@ static bool parse_socket_addr(BdChardev *chr, JsonObject *addr,
     return false;
 }
 
+/*
+ * "disconnected:" + this is what query-chardev says of a client that is
+ * not connected: the address as given (QEMU's SocketAddress_to_str()).
+ */
+static char *describe_client_address(JsonObject *addr)
+{
+    const char *type = json_object_get_string_member(addr, "type");
+
+    if (strcmp(type, "unix") == 0) {
+        return g_strdup_printf("unix:%s", json_object_get_string_member(
+                                   addr, "path"));
+    }
+    return g_strdup_printf("tcp:%s:%s",
+                           json_object_get_string_member(addr, "host"),
+                           json_object_get_string_member(addr, "port"));
+}
+
 bool bd_char_socket_open(BdChardev *chr, JsonObject *data, GError **errp)
 {
     static const char *const unsupported[] = {
@@ -264,7 +426,9 @@ bool bd_char_socket_open(BdChardev *chr, JsonObject *data, GError **errp)
         "logfile",
     };
     JsonObject *addr;
-    bool server = true, wait = true;
+    bool server = true, wait = true, has_reconnect = false;
+    gint64 reconnect = 0;
+    const char *addr_type;
 
     addr = bd_chardev_obj_member(data, "addr", "backend.data.", true, errp);
     if (!addr || !parse_socket_addr(chr, addr, errp)) {
@@ -274,7 +438,9 @@ bool bd_char_socket_open(BdChardev *chr, JsonObject *data, GError **errp)
                                 errp) ||
         !bd_chardev_bool_member(data, "wait", "backend.data.", &wait, errp) ||
         !bd_chardev_bool_member(data, "nodelay", "backend.data.",
-                                &chr->nodelay, errp)) {
+                                &chr->nodelay, errp) ||
+        !bd_chardev_int_member(data, "reconnect", "backend.data.",
+                               &reconnect, &has_reconnect, errp)) {
         return false;
     }
     for (size_t i = 0; i < G_N_ELEMENTS(unsupported); i++) {
@@ -289,10 +455,49 @@ bool bd_char_socket_open(BdChardev *chr, JsonObject *data, GError **errp)
             return false;
         }
     }
-    if (!server) {
-        bd_error_setg(errp, "client mode socket chardevs (server=off) are "
-                      "not supported by blockd");
+    /* QEMU's qmp_chardev_validate_socket(), in its order */
+    addr_type = json_object_get_string_member(chr->addr, "type");
+    if (strcmp(addr_type, "fd") == 0 && has_reconnect) {
+        bd_error_setg(errp, "'reconnect' option is incompatible with 'fd' "
+                      "address type");
         return false;
+    }
+    if (server && has_reconnect) {
+        bd_error_setg(errp, "'reconnect' option is incompatible with socket "
+                      "in server listen mode");
+        return false;
+    }
+    if (!server && json_object_has_member(data, "wait")) {
+        bd_error_setg(errp, "'wait' option is incompatible with socket in "
+                      "client connect mode");
+        return false;
+    }
+    chr->server = server;
+
+    if (!server) {
+        GError *err = NULL;
+
+        if (strcmp(addr_type, "unix") != 0 &&
+            strcmp(addr_type, "inet") != 0) {
+            bd_error_setg(errp, "client mode socket chardevs on '%s' "
+                          "addresses are not supported by blockd "
+                          "(supported: unix, inet)", addr_type);
+            return false;
+        }
+        chr->addr_desc = describe_client_address(chr->addr);
+        /* a reconnecting client never fails: it keeps trying */
+        if (reconnect > 0) {
+            chr->reconnect = reconnect;
+            char_connect_start(chr);
+            return true;
+        }
+        chr->conn_fd = bd_socket_connect(chr->addr, &err);
+        if (chr->conn_fd < 0) {
+            g_propagate_error(errp, err);
+            return false;
+        }
+        chardev_connected(chr, chr->conn_fd);
+        return true;
     }
 
     chr->listen_fd = bd_socket_listen(chr->addr, 1, &chr->file, errp);
@@ -310,6 +515,19 @@ bool bd_char_socket_open(BdChardev *chr, JsonObject *data, GError **errp)
 
 void bd_char_socket_close(BdChardev *chr)
 {
+    if (chr->connecting) {
+        /* the attempt finishes on its own and closes what it made */
+        chr->connecting->chr = NULL;
+        chr->connecting = NULL;
+    }
+    if (chr->reconnect_timer) {
+        g_source_remove(chr->reconnect_timer);
+        chr->reconnect_timer = 0;
+    }
+    if (chr->hup_source) {
+        g_source_remove(chr->hup_source);
+        chr->hup_source = 0;
+    }
     if (chr->connected) {
         close(chr->conn_fd);
     }
@@ -322,4 +540,40 @@ void bd_char_socket_close(BdChardev *chr)
     }
     g_free(chr->addr_desc);
     g_free(chr->accept_what);
+}
+
+JsonObject *bd_chardev_socket_address(BdChardev *chr)
+{
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof(ss);
+    char host[NI_MAXHOST], serv[NI_MAXSERV];
+    JsonObject *a;
+
+    /* a client, or a server whose address cannot be read: as given */
+    if (!chr->server || chr->listen_fd < 0 ||
+        getsockname(chr->listen_fd, (struct sockaddr *)&ss, &len) < 0 ||
+        (ss.ss_family != AF_INET && ss.ss_family != AF_INET6 &&
+         ss.ss_family != AF_UNIX)) {
+        return json_object_ref(chr->addr);
+    }
+    a = json_object_new();
+    if (ss.ss_family == AF_UNIX) {
+        size_t n = len > offsetof(struct sockaddr_un, sun_path)
+                   ? len - offsetof(struct sockaddr_un, sun_path) : 0;
+        g_autofree char *path =
+            g_strndup(((struct sockaddr_un *)&ss)->sun_path, n);
+
+        json_object_set_string_member(a, "type", "unix");
+        json_object_set_string_member(a, "path", path);
+        return a;
+    }
+    /* QEMU's socket_sockaddr_to_address_inet() */
+    numeric_name(&ss, len, host, sizeof(host), serv, sizeof(serv));
+    json_object_set_string_member(a, "type", "inet");
+    json_object_set_string_member(a, "host", host);
+    json_object_set_string_member(a, "port", serv);
+    json_object_set_boolean_member(a, ss.ss_family == AF_INET ? "ipv4"
+                                                              : "ipv6",
+                                   true);
+    return a;
 }

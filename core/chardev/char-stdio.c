@@ -42,6 +42,8 @@ bool bd_char_stdio_open(BdChardev *chr, JsonObject *data, GError **errp)
         return false;
     }
     chr->kind = CHARDEV_STDIO;
+    chr->in_fd = STDIN_FILENO;
+    chr->out_fd = STDOUT_FILENO;
     set_nonblock_cloexec(STDIN_FILENO);
     set_nonblock_cloexec(STDOUT_FILENO);
     chr->connected = true;

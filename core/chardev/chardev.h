@@ -2,13 +2,26 @@
  * Character devices: the byte streams a QMP monitor is served on, as
  * qemu-storage-daemon 7.2 provides them for --chardev and chardev-add.
  *
- * Supported backends: "socket" in server mode, on any address
+ * Supported backends: "file" (output to a file, input from another),
+ * "pipe" (named pipes DEVICE.in and DEVICE.out, or DEVICE for both),
+ * "null" (never connected: a monitor on it never speaks), "ringbuf" and
+ * "memory" (a ring buffer that keeps the newest bytes its frontend
+ * writes, read and written with ringbuf-read/-write), "pty" (a
+ * pseudo-terminal, connected while its slave side is open), "udp" (a
+ * connected datagram socket; no monitor on it), "socket" in server mode, on any address
  * <blockd/socket.h> listens on (UNIX path or abstract name, TCP
  * host/port with its options, vsock, or an fd: an inherited listening
  * socket given by number on the command line, or by its systemd
- * socket-activation name) and "stdio" (refused under --daemonize).
- * Client-mode sockets and every other backend are refused with a message
- * saying so.
+ * socket-activation name), "socket" in client mode (server=off) on a
+ * UNIX or TCP address, and "stdio" (refused under --daemonize).  Every
+ * other backend is refused with a message saying so.
+ *
+ * A client socket connects when it is created and fails if it cannot;
+ * with reconnect=N it connects in the background instead, and again N
+ * seconds after every failure or lost connection (the first failure
+ * since the last connection is reported on stderr, as QEMU does).  It
+ * is connected with or without a frontend; a connection nobody reads
+ * still notices its peer leaving.
  *
  * A socket chardev serves one connection at a time: while a client is
  * connected it stops accepting, and the next client waiting in the
@@ -74,6 +87,16 @@ const char *bd_chardev_id(BdChardev *chr);
  */
 char *bd_chardev_filename(BdChardev *chr);
 
+/*
+ * Whether a monitor on @chr offers out-of-band execution: QEMU offers it
+ * on every backend its monitor I/O thread can watch, not on a ring
+ * buffer.
+ */
+bool bd_chardev_supports_oob(BdChardev *chr);
+
+/* Whether a monitor may use @chr: not a udp chardev. */
+bool bd_chardev_can_serve_monitor(BdChardev *chr);
+
 /* Whether a frontend is attached. */
 bool bd_chardev_has_frontend(BdChardev *chr);
 
@@ -108,6 +131,50 @@ GPtrArray *bd_chardev_ids(void);
 
 /* Close and remove every chardev, frontends or not (shutdown, tests). */
 void bd_chardev_remove_all(void);
+
+/*
+ * Whether @chr is a ringbuf or memory chardev; bd_chardev_ringbuf_write()
+ * and _read() take only those.
+ */
+bool bd_chardev_is_ringbuf(BdChardev *chr);
+
+/*
+ * Put @len bytes into the ring buffer of @chr as if its frontend wrote
+ * them; when full, the oldest bytes are dropped.
+ */
+void bd_chardev_ringbuf_write(BdChardev *chr, const guint8 *buf, size_t len);
+
+/*
+ * Take up to @len bytes (the oldest first) out of the ring buffer of
+ * @chr into @buf; returns how many.
+ */
+size_t bd_chardev_ringbuf_read(BdChardev *chr, guint8 *buf, size_t len);
+
+/* How many bytes the ring buffer of @chr holds. */
+size_t bd_chardev_ringbuf_count(BdChardev *chr);
+
+/*
+ * What chardev-change does: replace chardev @id, which no frontend may
+ * use ("Chardev user does not support chardev hotswap"), by a new one
+ * from @backend.  As in QEMU the old one is gone even if the new one
+ * cannot be made.
+ */
+BdChardev *bd_chardev_change(const char *id, JsonObject *backend,
+                             GError **errp);
+
+/* The pty path of @chr for ChardevReturn, or NULL if it is not a pty. */
+const char *bd_chardev_pty_path(BdChardev *chr);
+
+/*
+ * What the QOM tree shows of @chr (/chardevs/ID): its QOM type
+ * ("chardev-socket", "chardev-ringbuf"...; static), and for a socket
+ * chardev its properties "connected" and "addr" (the bound address of a
+ * server, the address a client connects to, as a flat SocketAddress).
+ */
+const char *bd_chardev_qom_type(BdChardev *chr);
+bool bd_chardev_is_socket(BdChardev *chr);
+bool bd_chardev_is_connected(BdChardev *chr);
+JsonObject *bd_chardev_socket_address(BdChardev *chr);
 
 /* Register chardev-add, chardev-remove, query-chardev and
  * query-chardev-backends with the dispatcher. */

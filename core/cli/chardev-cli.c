@@ -10,6 +10,7 @@
 #include "chardev/chardev.h"
 #include "cli/chardev-cli.h"
 #include "cli/keyval.h"
+#include "schema/schema.h"
 
 /* QemuOpts' booleans. */
 static bool opts_bool(const char *name, const char *value, bool *out,
@@ -38,15 +39,143 @@ static JsonObject *wrap(const char *type, JsonObject *data)
     return o;
 }
 
+/* udp's flat options, as QEMU's qemu_chr_parse_udp() reads them. */
+static bool udp_backend(JsonObject *opts, JsonObject *data, GError **errp)
+{
+    const char *host = json_object_get_string_member_with_default(
+        opts, "host", NULL);
+    const char *port = json_object_get_string_member_with_default(
+        opts, "port", NULL);
+    const char *laddr = json_object_get_string_member_with_default(
+        opts, "localaddr", NULL);
+    const char *lport = json_object_get_string_member_with_default(
+        opts, "localport", NULL);
+    JsonObject *remote = json_object_new();
+    bool has_local = false;
+
+    if (!host || !host[0]) {
+        host = "localhost";
+    }
+    if (!port || !port[0]) {
+        bd_error_setg(errp, "chardev: udp: remote port not specified");
+        json_object_unref(remote);
+        return false;
+    }
+    if (!lport || !lport[0]) {
+        lport = "0";
+    } else {
+        has_local = true;
+    }
+    if (!laddr || !laddr[0]) {
+        laddr = "";
+    } else {
+        has_local = true;
+    }
+    json_object_set_string_member(remote, "host", host);
+    json_object_set_string_member(remote, "port", port);
+    for (size_t i = 0; i < 2; i++) {
+        const char *name = i ? "ipv6" : "ipv4";
+        const char *v = json_object_get_string_member_with_default(
+            opts, name, NULL);
+        bool b;
+
+        if (v) {
+            if (!opts_bool(name, v, &b, errp)) {
+                json_object_unref(remote);
+                return false;
+            }
+            json_object_set_boolean_member(remote, name, b);
+        }
+    }
+    json_object_set_object_member(data, "remote", wrap("inet", remote));
+    if (has_local) {
+        JsonObject *local = json_object_new();
+
+        json_object_set_string_member(local, "host", laddr);
+        json_object_set_string_member(local, "port", lport);
+        json_object_set_object_member(data, "local", wrap("inet", local));
+    }
+    return true;
+}
+
+/*
+ * The flat options of file, pipe, null, ringbuf and memory into their
+ * ChardevBackend 'data', with QEMU's messages.
+ */
+static bool other_backend(const char *backend, JsonObject *opts,
+                          JsonObject *data, GError **errp)
+{
+    const char *path = json_object_get_string_member_with_default(
+        opts, "path", NULL);
+
+    if (strcmp(backend, "file") == 0) {
+        const char *append = json_object_get_string_member_with_default(
+            opts, "append", NULL);
+        bool b;
+
+        if (!path) {
+            bd_error_setg(errp, "chardev: file: no filename given");
+            return false;
+        }
+        json_object_set_string_member(data, "out", path);
+        if (append) {
+            if (!opts_bool("append", append, &b, errp)) {
+                return false;
+            }
+            json_object_set_boolean_member(data, "append", b);
+        }
+    } else if (strcmp(backend, "pipe") == 0) {
+        if (!path) {
+            bd_error_setg(errp, "chardev: pipe: no device path given");
+            return false;
+        }
+        json_object_set_string_member(data, "device", path);
+    } else if (strcmp(backend, "udp") == 0) {
+        return udp_backend(opts, data, errp);
+    } else if (strcmp(backend, "ringbuf") == 0 ||
+               strcmp(backend, "memory") == 0) {
+        const char *size = json_object_get_string_member_with_default(
+            opts, "size", NULL);
+        guint64 n = 0;
+
+        if (size && (size[0] == '-' || !bd_schema_parse_size(size, &n))) {
+            bd_error_setg(errp, "Parameter 'size' expects a non-negative "
+                          "number below 2^64");
+            return false;
+        }
+        /* as QEMU's command line: 0 means the default */
+        if (n) {
+            json_object_set_int_member(data, "size", (gint64)n);
+        }
+    }
+    return true;
+}
+
 JsonObject *bd_chardev_opts_to_backend(JsonObject *opts, char **id_out,
                                        GError **errp)
 {
     static const char *const socket_keys[] = {
         "backend", "id", "path", "host", "port", "fd", "server", "wait",
-        "nodelay", "to", "ipv4", "ipv6", "abstract", "tight", NULL,
+        "nodelay", "to", "ipv4", "ipv6", "abstract", "tight", "reconnect",
+        NULL,
     };
     static const char *const stdio_keys[] = {
         "backend", "id", "signal", NULL,
+    };
+    static const char *const file_keys[] = {
+        /* not "input-path": qemu-storage-daemon 7.2 refuses it */
+        "backend", "id", "path", "append", NULL,
+    };
+    static const char *const pipe_keys[] = {
+        "backend", "id", "path", NULL,
+    };
+    static const char *const null_keys[] = { "backend", "id", NULL };
+    static const char *const udp_keys[] = {
+        "backend", "id", "host", "port", "localaddr", "localport", "ipv4",
+        "ipv6", NULL,
+    };
+    static const char *const ringbuf_keys[] = {
+        "backend", "id", "size", NULL,
     };
     const char *const *keys;
     g_autoptr(GList) members = json_object_get_members(opts);
@@ -79,6 +208,18 @@ JsonObject *bd_chardev_opts_to_backend(JsonObject *opts, char **id_out,
         keys = socket_keys;
     } else if (strcmp(backend, "stdio") == 0) {
         keys = stdio_keys;
+    } else if (strcmp(backend, "file") == 0) {
+        keys = file_keys;
+    } else if (strcmp(backend, "pipe") == 0) {
+        keys = pipe_keys;
+    } else if (strcmp(backend, "null") == 0 ||
+               strcmp(backend, "pty") == 0) {
+        keys = null_keys;
+    } else if (strcmp(backend, "udp") == 0) {
+        keys = udp_keys;
+    } else if (strcmp(backend, "ringbuf") == 0 ||
+               strcmp(backend, "memory") == 0) {
+        keys = ringbuf_keys;
     } else {
         bd_error_setg(errp, "'%s' is not a valid char driver name", backend);
         return NULL;
@@ -91,6 +232,14 @@ JsonObject *bd_chardev_opts_to_backend(JsonObject *opts, char **id_out,
     }
 
     JsonObject *data = json_object_new();
+    if (strcmp(backend, "socket") != 0 && strcmp(backend, "stdio") != 0) {
+        if (!other_backend(backend, opts, data, errp)) {
+            json_object_unref(data);
+            return NULL;
+        }
+        *id_out = g_strdup(id);
+        return wrap(backend, data);
+    }
     if (strcmp(backend, "stdio") == 0) {
         const char *sig = json_object_get_string_member_with_default(
             opts, "signal", NULL);
@@ -116,7 +265,7 @@ JsonObject *bd_chardev_opts_to_backend(JsonObject *opts, char **id_out,
     const char *fd = json_object_get_string_member_with_default(
         opts, "fd", NULL);
     JsonObject *addr_data = json_object_new();
-    const char *addr_type;
+    const char *addr_type, *reconnect;
     static const char *const bools[] = { "server", "wait", "nodelay" };
     /* QemuOpts defaults: a client socket that waits */
     bool values[] = { false, true, false };
@@ -201,8 +350,30 @@ JsonObject *bd_chardev_opts_to_backend(JsonObject *opts, char **id_out,
             goto fail;
         }
     }
+    reconnect = json_object_get_string_member_with_default(opts, "reconnect",
+                                                           NULL);
+    if (reconnect) {
+        char *end;
+        gint64 n;
+
+        errno = 0;
+        n = g_ascii_strtoll(reconnect, &end, 0);
+        if (errno || end == reconnect || *end) {
+            bd_error_setg(errp, "Parameter 'reconnect' expects a number");
+            goto fail;
+        }
+        json_object_set_int_member(data, "reconnect", n);
+    }
     json_object_set_object_member(data, "addr", wrap(addr_type, addr_data));
     for (size_t i = 0; i < G_N_ELEMENTS(bools); i++) {
+        /*
+         * QEMU passes 'wait' on only when given: a client refuses it, a
+         * server waits by default.
+         */
+        if (strcmp(bools[i], "wait") == 0 &&
+            !json_object_has_member(opts, "wait")) {
+            continue;
+        }
         json_object_set_boolean_member(data, bools[i], values[i]);
     }
     *id_out = g_strdup(id);

@@ -153,7 +153,8 @@ static bool client_wants_input(BdMonitor *mon)
 
 static void client_update_watches(BdMonitor *mon)
 {
-    bool want_in = client_wants_input(mon);
+    /* a backend without input (ringbuf, file without 'in') is never read */
+    bool want_in = mon->in_fd >= 0 && client_wants_input(mon);
     bool want_out = mon->outbuf->len > 0;
 
     if (want_in && !mon->in_source) {
@@ -273,14 +274,16 @@ static gboolean client_readable(gint fd, GIOCondition cond, gpointer opaque)
     return mon->in_source ? G_SOURCE_CONTINUE : G_SOURCE_REMOVE;
 }
 
-static JsonObject *greeting(void)
+static JsonObject *greeting(bool oob)
 {
     JsonObject *rsp = json_object_new();
     JsonObject *qmp = json_object_new();
     JsonArray *caps = json_array_new();
 
     json_object_set_member(qmp, "version", bd_qmp_version_info());
-    json_array_add_string_element(caps, "oob");
+    if (oob) {
+        json_array_add_string_element(caps, "oob");
+    }
     json_object_set_array_member(qmp, "capabilities", caps);
     json_object_set_object_member(rsp, "QMP", qmp);
     return rsp;
@@ -289,7 +292,10 @@ static JsonObject *greeting(void)
 static void client_open(void *opaque, int in_fd, int out_fd)
 {
     BdMonitor *mon = opaque;
-    g_autoptr(JsonObject) hello = greeting();
+    /* QEMU offers out-of-band execution only where its I/O thread can
+     * serve the chardev */
+    bool oob = bd_chardev_supports_oob(mon->chr);
+    g_autoptr(JsonObject) hello = greeting(oob);
 
     BD_TRACE(&bd_tp_monitor_accept, "chardev %s", bd_chardev_id(mon->chr));
     mon->has_client = true;
@@ -298,7 +304,7 @@ static void client_open(void *opaque, int in_fd, int out_fd)
     mon->stream = bd_json_stream_new(client_message, mon);
     mon->requests = g_queue_new();
     mon->outbuf = g_string_new(NULL);
-    mon->session = (BdQmpSession) { .oob_offered = true };
+    mon->session = (BdQmpSession) { .oob_offered = oob };
     mon->dead = false;
     client_queue(mon, hello);
     client_flush(mon);
@@ -356,6 +362,12 @@ BdMonitor *bd_monitor_new(const char *chardev_id, bool pretty,
     }
     if (bd_chardev_has_frontend(chr)) {
         bd_error_setg(errp, "Device '%s' is in use", chardev_id);
+        return NULL;
+    }
+    /* QEMU never opens a udp chardev to its monitor: it would not greet */
+    if (!bd_chardev_can_serve_monitor(chr)) {
+        bd_error_setg(errp, "a QMP monitor on chardev '%s' (a udp chardev) "
+                      "is not supported by blockd", chardev_id);
         return NULL;
     }
     mon = g_new0(BdMonitor, 1);

@@ -1,6 +1,7 @@
 /*
  * The QMP commands of user-creatable objects: object-add, object-del,
- * qom-list-types and qom-list-properties.  Arguments arrive validated by
+ * qom-list-types, qom-list-properties, and the QOM tree's qom-list,
+ * qom-get and qom-set.  Arguments arrive validated by
  * the schema (qapi/qom.json plus the plugins' ObjectOptions branches).
  */
 #include <string.h>
@@ -8,6 +9,7 @@
 #include <blockd/error.h>
 
 #include "object/object.h"
+#include "object/qom.h"
 #include "plugin/plugin-loader.h"
 #include "qmp/qmp-dispatch.h"
 #include "schema/schema-query.h"
@@ -136,8 +138,38 @@ static bool qmp_qom_list_properties(JsonObject *args, JsonNode **ret,
     return true;
 }
 
+static bool qmp_qom_list(JsonObject *args, JsonNode **ret, GError **errp)
+{
+    JsonArray *list = bd_qom_list(
+        json_object_get_string_member(args, "path"), errp);
+
+    if (!list) {
+        return false;
+    }
+    *ret = json_node_init_array(json_node_alloc(), list);
+    json_array_unref(list);
+    return true;
+}
+
+static bool qmp_qom_get(JsonObject *args, JsonNode **ret, GError **errp)
+{
+    *ret = bd_qom_get(json_object_get_string_member(args, "path"),
+                      json_object_get_string_member(args, "property"), errp);
+    return *ret != NULL;
+}
+
+static bool qmp_qom_set(JsonObject *args, JsonNode **ret, GError **errp)
+{
+    return bd_qom_set(json_object_get_string_member(args, "path"),
+                      json_object_get_string_member(args, "property"),
+                      json_object_get_member(args, "value"), errp);
+}
+
 void bd_object_register_qmp_commands(void)
 {
+    bd_qmp_register_command("qom-list", qmp_qom_list, 0);
+    bd_qmp_register_command("qom-get", qmp_qom_get, 0);
+    bd_qmp_register_command("qom-set", qmp_qom_set, 0);
     bd_qmp_register_command("object-add", qmp_object_add, 0);
     bd_qmp_register_command("object-del", qmp_object_del, 0);
     bd_qmp_register_command("qom-list-types", qmp_qom_list_types, 0);

@@ -11,6 +11,7 @@
 
 #include <blockd/error.h>
 
+#include "object/object-int.h"
 #include "object/object.h"
 #include "plugin/plugin-loader.h"
 #include "schema/schema-query.h"
@@ -187,6 +188,21 @@ GPtrArray *bd_object_type_properties(const char *name)
 }
 
 /* ---- the plugin ABI ---- */
+
+GPtrArray *bd_objects_in_order(void)
+{
+    GPtrArray *list = g_ptr_array_new();
+
+    for (guint i = 0; object_order && i < object_order->len; i++) {
+        g_ptr_array_add(list, object_order->pdata[i]);
+    }
+    return list;
+}
+
+const BdObjectType *bd_object_type_of(BdObject *obj)
+{
+    return obj->type;
+}
 
 const char *bd_object_get_id(BdObject *obj)
 {

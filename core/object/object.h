@@ -60,7 +60,10 @@ bool bd_object_type_exists(const char *name);
  */
 GPtrArray *bd_object_type_properties(const char *name);
 
-/* Register object-add, object-del, qom-list-types, qom-list-properties. */
+/*
+ * Register object-add, object-del, qom-list-types, qom-list-properties,
+ * qom-list, qom-get and qom-set.
+ */
 void bd_object_register_qmp_commands(void);
 
 #endif /* BLOCKD_CORE_OBJECT_H */

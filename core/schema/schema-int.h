@@ -107,7 +107,5 @@ bool bd_schema_builtin_is_int(BdSchemaBuiltin b);
 JsonNode *bd_schema_keyval_scalar(BdSchemaBuiltin b, const char *str,
                                   const char *full, GError **errp);
 
-/* Parse a size like QEMU's qemu_strtosz(): true on success. */
-bool bd_schema_parse_size(const char *str, guint64 *result);
 
 #endif /* BLOCKD_CORE_SCHEMA_INTERNAL_H */

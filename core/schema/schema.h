@@ -86,4 +86,10 @@ GPtrArray *bd_schema_command_names(void);
 /* Register the schema's QMP commands (query-qmp-schema).  Main thread. */
 void bd_schema_register_qmp_commands(void);
 
+/*
+ * Parse a size like QEMU's qemu_strtosz() (a number with an optional
+ * suffix k, M, G, T, P or E): true on success.
+ */
+bool bd_schema_parse_size(const char *str, guint64 *result);
+
 #endif /* BLOCKD_CORE_SCHEMA_H */

@@ -10,7 +10,9 @@
  *
  * An export plugin does not create backends: the core opens one for every
  * export (bd_export_get_blk()) before the type's create() runs and frees
- * it after the type's destroy().
+ * it after the type's destroy().  Other plugins (a driver's co_create, a
+ * job) make their own with bd_blk_new() and bd_blk_insert(), and free
+ * them with bd_blk_unref().
  *
  * The bd_blk_co_*() functions are coroutine_fn: call them from a
  * coroutine running in the backend's AioContext (bd_blk_get_aio_context();
@@ -36,6 +38,36 @@ extern "C" {
 #endif
 
 typedef struct BdBlockBackend BdBlockBackend;
+
+/* --- life: main loop (a coroutine running in the main loop may call) ------ */
+
+/*
+ * A new backend, not attached to any node yet, that will take the
+ * BD_PERM_* permissions @perm and share @shared.  @name: how permission
+ * conflict messages name it (NULL: an anonymous user).  Never fails.
+ */
+BdBlockBackend *bd_blk_new(const char *name, uint64_t perm,
+                           uint64_t shared);
+
+/*
+ * Attach @blk (not attached yet) to @node, taking a reference to @node
+ * and the backend's permissions.  Fails with QEMU's permission conflict
+ * message (and @blk stays unattached) when another user of @node does
+ * not share what the backend takes or takes what it does not share.
+ * With BD_PERM_RESIZE on a protocol node (a file), writes past its end
+ * grow it.
+ */
+bool bd_blk_insert(BdBlockBackend *blk, BdNode *node, GError **errp);
+
+/*
+ * Detach @blk from its node (dropping the backend's reference to it and
+ * its permissions); nothing when not attached.  No request may be in
+ * flight through @blk.
+ */
+void bd_blk_remove(BdBlockBackend *blk);
+
+/* Detach (as bd_blk_remove()) and free @blk.  NULL: nothing. */
+void bd_blk_unref(BdBlockBackend *blk);
 
 /* --- I/O: coroutine_fn, in the backend's AioContext ----------------------- */
 

@@ -248,6 +248,12 @@ typedef struct BdBlockLimits {
  *     backing-filename-format, format-specific, ...); the core has set
  *     filename, format, dirty-flag, actual-size and virtual-size, and adds
  *     backing-image itself.  NULL: nothing more.
+ * @co_amend: coroutine in the main loop (x-blockdev-amend, an "amend"
+ *     job).  Change the image of @node as @options (the driver's branch
+ *     of BlockdevAmendOptions, validated, with its "driver") says;
+ *     @force: go on where the driver would otherwise refuse for safety.
+ *     Return 0, or a negative errno and set @errp (the job fails with
+ *     that message).  NULL: "Driver does not support x-blockdev-amend".
  * @co_change_backing_file: coroutine in the main loop, drained.  Record
  *     @file (NULL: none) with the format @fmt (NULL: none) as the image's
  *     backing file, in the image (what block-stream, block-commit and
@@ -318,6 +324,9 @@ struct BdBlockDriver {
     int64_t (*co_pread_to_fd)(BdNode *node, int64_t offset, int64_t bytes,
                               int out_fd, BdRequestFlags flags);
     void (*query_image_info)(BdNode *node, JsonObject *info);
+    bd_coroutine_fn
+    int (*co_amend)(BdNode *node, JsonObject *options, bool force,
+                    GError **errp);
 
     bd_coroutine_fn
     int (*co_change_backing_file)(BdNode *node, const char *file,

@@ -318,6 +318,34 @@ BdChild *bd_node_open_child(BdNode *parent, JsonObject *options,
                             const char *member, BdChildRole role,
                             bool allow_none, GError **errp);
 
+/*
+ * Open a node from a BlockdevRef @ref outside any driver's open(), for
+ * users that are not a parent node (a driver's co_create opening the
+ * image it creates): a string names an existing node, which gets one
+ * more reference; an object holds validated BlockdevOptions of a new
+ * node (its node-name optional, generated when absent), opened with its
+ * children.  Returns a reference the caller drops with bd_node_unref(),
+ * or NULL with QEMU's message ("Cannot find device='X' nor
+ * node-name='X'", the driver's open error).  Main loop; may be called
+ * from a coroutine running in the main loop.
+ */
+BdNode *bd_node_open_ref(JsonNode *ref, GError **errp);
+
+/*
+ * Take one more reference to @node, so that it stays open while the
+ * caller uses it (the graph holds its own for each parent, and the
+ * monitor one for a blockdev-add node).  Main loop.
+ */
+void bd_node_ref(BdNode *node);
+
+/*
+ * Drop a reference taken with bd_node_ref() or returned by
+ * bd_node_open_ref(); the last one drains, closes and frees the node
+ * (and drops its children's).  Main loop; may be called from a coroutine
+ * running in the main loop.
+ */
+void bd_node_unref(BdNode *node);
+
 /* --- children ------------------------------------------------------------- */
 
 /* The node a child points to.  Any thread. */

@@ -77,6 +77,14 @@ bool bd_aio_context_set_aio_params(BdAioContext *ctx, int64_t max_batch,
 int64_t bd_aio_context_get_aio_max_batch(BdAioContext *ctx);
 
 /*
+ * Change @ctx's adaptive polling parameters (as for bd_iothread_new()):
+ * negative values fail.  Any thread.
+ */
+bool bd_aio_context_set_poll_params(BdAioContext *ctx, int64_t max_ns,
+                                    int64_t grow, int64_t shrink,
+                                    GError **errp);
+
+/*
  * Set the bounds of @ctx's thread pool (QEMU's thread-pool-min/-max):
  * 0 <= @min <= @max, 1 <= @max <= INT_MAX, otherwise fails.  Any thread.
  */

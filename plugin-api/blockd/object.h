@@ -46,6 +46,32 @@ typedef struct BdObjectInterface {
 } BdObjectInterface;
 
 /*
+ * BdObjectProperty (since ABI 1.0): a property of a type's objects as
+ * qom-list, qom-get and qom-set show it (qemu-storage-daemon's QOM
+ * properties of the type).  A type's list ends with an entry whose
+ * @name is NULL.
+ * @name: e.g. "poll-max-ns".
+ * @type: what qom-list says of it: "int", "bool", "string", or the name
+ *        of a QAPI enum (e.g. "QCryptoSecretFormat").
+ * @get: a new JsonNode with the value now; NULL with @errp set if it
+ *        cannot be read.  NULL: write-only (qom-get fails with
+ *        "Property 'TYPE.NAME' is not readable").
+ * @set: change the property to @value, a JSON value the daemon has not
+ *        checked: refuse another type with QEMU's "Invalid parameter type
+ *        for 'NAME', expected: integer" (see bd_object_property_int() and
+ *        friends) and a bad value with the type's own message; returns
+ *        false with @errp set to refuse.  NULL: read-only (qom-set fails
+ *        with "Property 'TYPE.NAME' is not writable").
+ * Called in the main thread.
+ */
+typedef struct BdObjectProperty {
+    const char *name;
+    const char *type;
+    JsonNode *(*get)(BdObject *obj, GError **errp);
+    bool (*set)(BdObject *obj, JsonNode *value, GError **errp);
+} BdObjectProperty;
+
+/*
  * BdObjectType (since ABI 1.0):
  * @struct_size: sizeof(BdObjectType).
  * @name: the value of ObjectOptions' 'qom-type', e.g. "iothread".  The
@@ -85,6 +111,10 @@ typedef struct BdObjectInterface {
  * @interfaces: the services the type's objects offer to other plugins,
  *        ended by an entry with a NULL name (see BdObjectInterface and
  *        bd_object_get_interface()).  NULL: none.
+ * @properties: the properties qom-list/qom-get/qom-set show besides
+ *        "type" (which the daemon provides), in the order qom-list shows
+ *        them, ended by an entry with a NULL name (see
+ *        BdObjectProperty).  NULL: "type" only.
  */
 struct BdObjectType {
     uint32_t struct_size;
@@ -98,7 +128,24 @@ struct BdObjectType {
     void (*unparent)(BdObject *obj);
     void (*destroy)(BdObject *obj);
     const BdObjectInterface *interfaces;
+    const BdObjectProperty *properties;
 };
+
+/*
+ * For BdObjectProperty's set(): @value as an integer into *@out, or
+ * false with QEMU's "Invalid parameter type for '@name', expected:
+ * integer".
+ */
+bool bd_object_property_int(JsonNode *value, const char *name,
+                            int64_t *out, GError **errp);
+
+/* The same for a string (borrowed from @value) ... */
+bool bd_object_property_str(JsonNode *value, const char *name,
+                            const char **out, GError **errp);
+
+/* ... and for a boolean. */
+bool bd_object_property_bool(JsonNode *value, const char *name, bool *out,
+                             GError **errp);
 
 /* The object's id as given to object-add.  Never NULL; owned by @obj. */
 const char *bd_object_get_id(BdObject *obj);

@@ -310,11 +310,57 @@ static bool read_tables(Qcow2State *s, GError **errp)
     return true;
 }
 
+bool qcow2_parse_runtime_opts(Qcow2State *s, JsonObject *opts,
+                              unsigned flags, Qcow2RuntimeOpts *rt,
+                              GError **errp)
+{
+    int64_t l2_cache_size, l2_entry, rc_cache_size, interval;
+
+    /* QEMU's qcow2_update_options_prepare(), in its order */
+    if (!cache_sizes(s, opts, &l2_cache_size, &l2_entry, &rc_cache_size,
+                     errp)) {
+        return false;
+    }
+    l2_cache_size = MAX(l2_cache_size / l2_entry, MIN_L2_CACHE_ENTRIES);
+    rc_cache_size = MAX(rc_cache_size / s->cluster_size,
+                        MIN_REFCOUNT_CACHE_ENTRIES);
+    if (l2_cache_size > G_MAXINT) {
+        FAIL("L2 cache size too big");
+    }
+    if (rc_cache_size > G_MAXINT) {
+        FAIL("Refcount cache size too big");
+    }
+    rt->l2_cache_entries = l2_cache_size;
+    rt->l2_entry_size = l2_entry;
+    rt->refcount_cache_entries = rc_cache_size;
+    interval = json_object_has_member(opts, "cache-clean-interval") ?
+               json_object_get_int_member(opts, "cache-clean-interval") :
+               DEFAULT_CACHE_CLEAN_INTERVAL;
+    if (interval < 0 || interval > G_MAXUINT) {
+        FAIL("Cache clean interval too big");
+    }
+    rt->cache_clean_interval = interval;
+    rt->lazy_refcounts = opt_bool(opts, "lazy-refcounts",
+                                  s->compat & QCOW2_COMPAT_LAZY_REFCOUNTS);
+    if (rt->lazy_refcounts && s->version < 3) {
+        FAIL("Lazy refcounts require a qcow2 image with at least qemu 1.1 "
+             "compatibility level");
+    }
+    rt->overlap_check = parse_overlap_check(opts);
+    rt->pass_discard_request = opt_bool(opts, "pass-discard-request",
+                                        flags & BD_OPEN_UNMAP);
+    rt->pass_discard_snapshot = opt_bool(opts, "pass-discard-snapshot",
+                                         true);
+    rt->pass_discard_other = opt_bool(opts, "pass-discard-other", false);
+    return true;
+}
+
 static bool do_open(Qcow2State *s, JsonObject *opts, unsigned flags,
                     GError **errp)
 {
     g_autofree uint8_t *hdr = NULL;
-    int64_t file_len, l2_cache_size, l2_entry, rc_cache_size, interval;
+    Qcow2RuntimeOpts rt;
+    int64_t file_len;
     int64_t hdr_len;
     int ret;
 
@@ -345,39 +391,15 @@ static bool do_open(Qcow2State *s, JsonObject *opts, unsigned flags,
              "'%s'", s->encrypt_format);
     }
 
-    s->use_lazy_refcounts = opt_bool(opts, "lazy-refcounts",
-                                     s->compat & QCOW2_COMPAT_LAZY_REFCOUNTS);
-    if (s->use_lazy_refcounts && s->version < 3) {
-        FAIL("Lazy refcounts require a qcow2 image with at least qemu 1.1 "
-             "compatibility level");
-    }
-    s->discard_passthrough_request =
-        opt_bool(opts, "pass-discard-request", flags & BD_OPEN_UNMAP);
-    s->discard_passthrough_snapshot =
-        opt_bool(opts, "pass-discard-snapshot", true);
-    s->discard_passthrough_other = opt_bool(opts, "pass-discard-other",
-                                            false);
-    s->overlap_check = parse_overlap_check(opts);
-    if (!cache_sizes(s, opts, &l2_cache_size, &l2_entry, &rc_cache_size,
-                     errp)) {
+    if (!qcow2_parse_runtime_opts(s, opts, flags, &rt, errp)) {
         return false;
     }
-    l2_cache_size = MAX(l2_cache_size / l2_entry, MIN_L2_CACHE_ENTRIES);
-    rc_cache_size = MAX(rc_cache_size / s->cluster_size,
-                        MIN_REFCOUNT_CACHE_ENTRIES);
-    if (l2_cache_size > G_MAXINT) {
-        FAIL("L2 cache size too big");
-    }
-    if (rc_cache_size > G_MAXINT) {
-        FAIL("Refcount cache size too big");
-    }
-    interval = json_object_has_member(opts, "cache-clean-interval") ?
-               json_object_get_int_member(opts, "cache-clean-interval") :
-               DEFAULT_CACHE_CLEAN_INTERVAL;
-    if (interval < 0 || interval > G_MAXUINT) {
-        FAIL("Cache clean interval too big");
-    }
-    s->cache_clean_interval = interval;
+    s->use_lazy_refcounts = rt.lazy_refcounts;
+    s->discard_passthrough_request = rt.pass_discard_request;
+    s->discard_passthrough_snapshot = rt.pass_discard_snapshot;
+    s->discard_passthrough_other = rt.pass_discard_other;
+    s->overlap_check = rt.overlap_check;
+    s->cache_clean_interval = rt.cache_clean_interval;
 
     if (s->nb_bitmaps && (s->autoclear & QCOW2_AUTOCLEAR_BITMAPS) &&
         !s->read_only) {
@@ -396,9 +418,10 @@ static bool do_open(Qcow2State *s, JsonObject *opts, unsigned flags,
     if (ret < 0) {
         FAIL("Could not read the bitmap directory: %s", g_strerror(-ret));
     }
-    s->l2_slice_size = l2_entry / s->l2_entry_size;
-    s->l2_cache = qcow2_cache_new(s->file, l2_cache_size, l2_entry);
-    s->refcount_cache = qcow2_cache_new(s->file, rc_cache_size,
+    s->l2_slice_size = rt.l2_entry_size / s->l2_entry_size;
+    s->l2_cache = qcow2_cache_new(s->file, rt.l2_cache_entries,
+                                  rt.l2_entry_size);
+    s->refcount_cache = qcow2_cache_new(s->file, rt.refcount_cache_entries,
                                         s->cluster_size);
     if (!s->l2_cache || !s->refcount_cache) {
         FAIL("Could not allocate metadata caches");
@@ -448,7 +471,7 @@ static void clean_timer_cb(void *opaque)
                      s->cache_clean_interval * 1000000000ll);
 }
 
-static void clean_timer_start(Qcow2State *s, BdAioContext *ctx)
+void qcow2_clean_timer_start(Qcow2State *s, BdAioContext *ctx)
 {
     if (s->cache_clean_interval > 0) {
         s->clean_timer = bd_aio_timer_new(ctx, clean_timer_cb, s);
@@ -457,7 +480,7 @@ static void clean_timer_start(Qcow2State *s, BdAioContext *ctx)
     }
 }
 
-static void clean_timer_stop(Qcow2State *s)
+void qcow2_clean_timer_stop(Qcow2State *s)
 {
     if (s->clean_timer) {
         bd_aio_timer_free(s->clean_timer);
@@ -485,6 +508,10 @@ static void free_state(Qcow2State *s)
     if (s->unknown_exts) {
         g_byte_array_unref(s->unknown_exts);
         s->unknown_exts = NULL;
+    }
+    if (s->unknown_header_fields) {
+        g_byte_array_unref(s->unknown_header_fields);
+        s->unknown_header_fields = NULL;
     }
     if (s->feature_table) {
         g_byte_array_unref(s->feature_table);
@@ -520,7 +547,7 @@ static bool qcow2_open(BdNode *node, JsonObject *opts, unsigned flags,
         free_state(s);
         return false;
     }
-    clean_timer_start(s, bd_node_get_aio_context(node));
+    qcow2_clean_timer_start(s, bd_node_get_aio_context(node));
     return true;
 }
 
@@ -542,7 +569,7 @@ static void qcow2_close(BdNode *node)
 {
     Qcow2State *s = bd_node_get_opaque(node);
 
-    clean_timer_stop(s);
+    qcow2_clean_timer_stop(s);
     bd_run_co(close_co, s);
     free_state(s);
 }
@@ -577,12 +604,28 @@ static int qcow2_get_info(BdNode *node, bool *is_dirty)
 
 static void qcow2_detach_aio_context(BdNode *node)
 {
-    clean_timer_stop(bd_node_get_opaque(node));
+    qcow2_clean_timer_stop(bd_node_get_opaque(node));
 }
 
 static void qcow2_attach_aio_context(BdNode *node, BdAioContext *ctx)
 {
-    clean_timer_start(bd_node_get_opaque(node), ctx);
+    qcow2_clean_timer_start(bd_node_get_opaque(node), ctx);
+}
+
+/*
+ * x-blockdev-amend: QEMU 7.2's qcow2 amends only the keyslots of a LUKS
+ * encrypted image, and this driver opens no encrypted image yet.
+ */
+static int qcow2_co_amend(BdNode *node, JsonObject *options, bool force,
+                          GError **errp)
+{
+    (void)node;
+    (void)force;
+    if (json_object_has_member(options, "encrypt")) {
+        bd_error_setg(errp, "image is not encrypted, can't amend");
+        return -ENOTSUP;
+    }
+    return 0;
 }
 
 static const BdBlockDriver qcow2_driver = {
@@ -600,6 +643,7 @@ static const BdBlockDriver qcow2_driver = {
     .co_pwrite_zeroes = qcow2_co_pwrite_zeroes,
     .co_pdiscard = qcow2_co_pdiscard,
     .co_truncate = qcow2_co_truncate,
+    .co_create = qcow2_co_create,
     .reopen_prepare = qcow2_reopen_prepare,
     .reopen_commit = qcow2_reopen_commit,
     .reopen_abort = qcow2_reopen_abort,
@@ -610,6 +654,7 @@ static const BdBlockDriver qcow2_driver = {
     .co_change_backing_file = qcow2_co_change_backing_file,
     .detach_aio_context = qcow2_detach_aio_context,
     .attach_aio_context = qcow2_attach_aio_context,
+    .co_amend = qcow2_co_amend,
 };
 
 static bool block_qcow2_init(BdRegistry *reg, GError **errp)

@@ -162,6 +162,12 @@ bool qcow2_parse_header(Qcow2State *s, const uint8_t *buf, size_t len,
         if (s->header_length < QCOW2_V3_MIN_HEADER_LEN) {
             FAIL("qcow2 header too short");
         }
+        if (s->header_length > 112 && s->header_length <= len) {
+            /* fields this version does not know: kept on rewrites */
+            s->unknown_header_fields = g_byte_array_new();
+            g_byte_array_append(s->unknown_header_fields, buf + 112,
+                                s->header_length - 112);
+        }
     }
     if (s->header_length > s->cluster_size) {
         FAIL("qcow2 header exceeds cluster size");
@@ -351,4 +357,154 @@ int qcow2_write_autoclear(Qcow2State *s, uint64_t autoclear)
         s->autoclear = autoclear;
     }
     return ret;
+}
+
+/* An extension of @len bytes of @data, padded to 8 (QEMU's layout). */
+static bool put_ext(uint8_t *buf, size_t buflen, size_t *pos, uint32_t type,
+                    const void *data, size_t len)
+{
+    size_t ext_len = 8 + ((len + 7) & ~(size_t)7);
+    uint32_t be_type = GUINT32_TO_BE(type), be_len = GUINT32_TO_BE(len);
+
+    if (buflen - *pos < ext_len) {
+        return false;
+    }
+    memcpy(buf + *pos, &be_type, 4);
+    memcpy(buf + *pos + 4, &be_len, 4);
+    if (len) {
+        memcpy(buf + *pos + 8, data, len);
+    }
+    *pos += ext_len;
+    return true;
+}
+
+static void put_be32(uint8_t *p, uint32_t v)
+{
+    v = GUINT32_TO_BE(v);
+    memcpy(p, &v, 4);
+}
+
+static void put_be64(uint8_t *p, uint64_t v)
+{
+    v = GUINT64_TO_BE(v);
+    memcpy(p, &v, 8);
+}
+
+/*
+ * QEMU's feature-name table: it writes this one whatever the image had,
+ * so an image it rewrites names every feature it knows.
+ */
+static const struct {
+    uint8_t type, bit;
+    const char *name;
+} feature_names[] = {
+    { 0, 0, "dirty bit" },
+    { 0, 1, "corrupt bit" },
+    { 0, 2, "external data file" },
+    { 0, 3, "compression type" },
+    { 0, 4, "extended L2 entries" },
+    { 1, 0, "lazy refcounts" },
+    { 2, 0, "bitmaps" },
+    { 2, 1, "raw external data" },
+};
+
+int qcow2_update_header(Qcow2State *s)
+{
+    size_t buflen = s->cluster_size, pos;
+    g_autofree uint8_t *buf = g_malloc0(buflen);
+    size_t unknown_len = s->unknown_header_fields ?
+                         s->unknown_header_fields->len : 0;
+
+    put_be32(buf, QCOW_MAGIC);
+    put_be32(buf + 4, s->version);
+    put_be32(buf + 20, s->cluster_bits);
+    put_be64(buf + 24, s->size);
+    put_be32(buf + 32, s->crypt_method);
+    put_be32(buf + 36, s->l1_size);
+    put_be64(buf + 40, s->l1_table_offset);
+    put_be64(buf + HDR_REFTABLE_OFFSET, s->refcount_table_offset);
+    put_be32(buf + 56, s->refcount_table_clusters);
+    put_be32(buf + 60, s->nb_snapshots);
+    put_be64(buf + 64, s->snapshots_offset);
+    if (s->version >= 3) {
+        put_be64(buf + HDR_INCOMPAT, s->incompat);
+        put_be64(buf + 80, s->compat);
+        put_be64(buf + 88, s->autoclear);
+        put_be32(buf + 96, s->refcount_order);
+        /* the 112-byte header of QEMU, compression type at 104 */
+        put_be32(buf + 100, 112 + unknown_len);
+        buf[104] = s->compression_type;
+        pos = 112;
+        if (unknown_len > buflen - pos) {
+            return -ENOSPC;
+        }
+        if (unknown_len) {
+            memcpy(buf + pos, s->unknown_header_fields->data, unknown_len);
+        }
+        pos += unknown_len;
+    } else {
+        pos = QCOW2_V2_HEADER_LEN;
+    }
+
+    if (s->backing_format &&
+        !put_ext(buf, buflen, &pos, QCOW2_EXT_BACKING_FORMAT,
+                 s->backing_format, strlen(s->backing_format))) {
+        return -ENOSPC;
+    }
+    if (has_data_file(s) && s->image_data_file &&
+        !put_ext(buf, buflen, &pos, QCOW2_EXT_DATA_FILE, s->image_data_file,
+                 strlen(s->image_data_file))) {
+        return -ENOSPC;
+    }
+    /*
+     * 8 names take 392 bytes: QEMU leaves the table out of images with
+     * clusters of 4 KiB and less, so that a backing file name still fits
+     */
+    if (s->version >= 3 && s->cluster_size > 4096) {
+        uint8_t table[G_N_ELEMENTS(feature_names) * 48] = { 0 };
+
+        for (size_t i = 0; i < G_N_ELEMENTS(feature_names); i++) {
+            table[i * 48] = feature_names[i].type;
+            table[i * 48 + 1] = feature_names[i].bit;
+            memcpy(table + i * 48 + 2, feature_names[i].name,
+                   strlen(feature_names[i].name));
+        }
+        if (!put_ext(buf, buflen, &pos, QCOW2_EXT_FEATURE_TABLE, table,
+                     sizeof(table))) {
+            return -ENOSPC;
+        }
+    }
+    if (s->nb_bitmaps > 0) {
+        uint8_t ext[24] = { 0 };
+
+        put_be32(ext, s->nb_bitmaps);
+        put_be64(ext + 8, s->bitmap_directory_size);
+        put_be64(ext + 16, s->bitmap_directory_offset);
+        if (!put_ext(buf, buflen, &pos, QCOW2_EXT_BITMAPS, ext,
+                     sizeof(ext))) {
+            return -ENOSPC;
+        }
+    }
+    if (s->unknown_exts) {
+        /* kept with their own headers and padding */
+        if (s->unknown_exts->len > buflen - pos) {
+            return -ENOSPC;
+        }
+        memcpy(buf + pos, s->unknown_exts->data, s->unknown_exts->len);
+        pos += s->unknown_exts->len;
+    }
+    if (!put_ext(buf, buflen, &pos, QCOW2_EXT_END, NULL, 0)) {
+        return -ENOSPC;
+    }
+    if (s->backing_file) {
+        size_t len = strlen(s->backing_file);
+
+        if (len > buflen - pos) {
+            return -ENOSPC;
+        }
+        memcpy(buf + pos, s->backing_file, len);
+        put_be64(buf + 8, pos);
+        put_be32(buf + 16, len);
+    }
+    return bd_child_co_pwrite(s->file, 0, buflen, buf, 0);
 }

@@ -199,8 +199,11 @@ int qcow2_mark_dirty(Qcow2State *s)
 {
     int ret;
 
-    if (!s->use_lazy_refcounts || s->dirty_marked ||
-        (s->incompat & QCOW2_INCOMPAT_DIRTY)) {
+    if (!s->use_lazy_refcounts) {
+        /* not remembered: a reopen may turn lazy refcounts on */
+        return 0;
+    }
+    if (s->dirty_marked || (s->incompat & QCOW2_INCOMPAT_DIRTY)) {
         s->dirty_marked = true;
         return 0;
     }
@@ -274,6 +277,22 @@ void qcow2_wait_lockfree_idle(Qcow2State *s)
 
 /* --- reads --- */
 
+typedef struct DecompressJob {
+    int type;
+    void *dest;
+    size_t dest_len;
+    const void *src;
+    size_t src_len;
+} DecompressJob;
+
+static int decompress_fn(void *opaque)
+{
+    DecompressJob *j = opaque;
+
+    return qcow2_decompress(j->type, j->dest, j->dest_len, j->src,
+                            j->src_len);
+}
+
 static int read_compressed(Qcow2State *s, uint64_t entry, int64_t in_cluster,
                            int64_t bytes, BdIOVector *qiov, size_t qoff)
 {
@@ -288,8 +307,17 @@ static int read_compressed(Qcow2State *s, uint64_t entry, int64_t in_cluster,
     if (ret < 0) {
         return ret;
     }
-    ret = qcow2_decompress(s->compression_type, out, s->cluster_size, in,
-                           csize);
+    {
+        /*
+         * in a worker thread, as QEMU decompresses: the loop serves other
+         * requests meanwhile, and requests in flight decompress in
+         * parallel
+         */
+        DecompressJob j = { s->compression_type, out, s->cluster_size, in,
+                            csize };
+
+        ret = bd_thread_pool_submit_co(NULL, decompress_fn, &j);
+    }
     if (ret < 0) {
         return ret;
     }

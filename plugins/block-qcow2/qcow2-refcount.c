@@ -324,93 +324,191 @@ int qcow2_update_refcount(Qcow2State *s, int64_t offset, int64_t length,
     return 0;
 }
 
+/* The highest cluster offset an L2 entry can hold (QEMU's). */
+#define QCOW_MAX_CLUSTER_OFFSET ((1ull << 56) - 1)
+
 /*
- * Find free clusters from free_cluster_index on: a run of exactly @n
- * (@exact) or of 1 to @n, taken in the refcounts.  A range that had no
- * refcount block gets one at its first cluster, so a run in fresh space
- * is at most one block's range minus one cluster long.
+ * QEMU's alloc_clusters_noref(): the first @n free clusters in a row
+ * from free_cluster_index on (a cluster no refcount block counts is
+ * free), not taken yet; free_cluster_index moves past them.  Free
+ * clusters of a run too short are passed over, as QEMU passes them:
+ * they are found again once something below them is freed.
  */
-static int64_t alloc_run(Qcow2State *s, int64_t n, bool exact, int64_t *got)
+static int64_t find_free(Qcow2State *s, int64_t n)
 {
-    int64_t per_block = 1ll << s->refcount_block_bits;
-    int64_t start = s->free_cluster_index, run = 0, first_free = -1;
-    int ret;
+    int64_t i = 0;
 
-    for (int64_t c = start;; c++) {
+    while (i < n) {
+        int64_t c = s->free_cluster_index++;
         uint64_t rc;
+        int ret = qcow2_get_refcount(s, c, &rc);
 
-        if ((c & (per_block - 1)) == 0 || c == s->free_cluster_index) {
-            uint64_t rt_index = c >> s->refcount_block_bits;
-            bool fresh = rt_index >= s->refcount_table_size ||
-                         !(s->refcount_table[rt_index] & REFT_OFFSET_MASK);
-
-            if (fresh && exact && n > per_block - 1 && run == 0) {
-                /* no run that long can exist from here on */
-                return -EFBIG;
-            }
-            if (fresh && run > 0 && !exact) {
-                /* the run ends where the new block will be */
-                break;
-            }
-            /* a block that does not exist yet takes the range's first */
-            ret = ensure_refblock(s, rt_index);
-            if (ret < 0) {
-                return ret;
-            }
-        }
-        ret = qcow2_get_refcount(s, c, &rc);
         if (ret < 0) {
             return ret;
         }
-        if (rc) {
-            if (run && !exact) {
-                break;
+        i = rc ? 0 : i + 1;
+    }
+    if ((uint64_t)(s->free_cluster_index - 1) >
+        (QCOW_MAX_CLUSTER_OFFSET >> s->cluster_bits)) {
+        return -EFBIG;
+    }
+    return (s->free_cluster_index - n) << s->cluster_bits;
+}
+
+static bool has_refblock(Qcow2State *s, uint64_t rt_index)
+{
+    return rt_index < s->refcount_table_size &&
+           (s->refcount_table[rt_index] & REFT_OFFSET_MASK);
+}
+
+/*
+ * A refcount block for the range of cluster @cluster where QEMU's
+ * alloc_refcount_block() puts it: the first free cluster from
+ * free_cluster_index on (past the run being allocated).  In the range it
+ * counts it counts itself; otherwise its own range's block counts it,
+ * and when that block is missing too, that one is made instead and this
+ * one not (the cluster found first stays free, as in QEMU, which
+ * searches again).  The block reaches the disk before the table entry
+ * that points to it; past the end of the table, a new table takes it.
+ * The caller searches its run again (QEMU's -EAGAIN), from where it
+ * started.
+ */
+static int place_refblock(Qcow2State *s, int64_t cluster)
+{
+    uint64_t per_block = 1ull << s->refcount_block_bits;
+    uint64_t rt_index = (uint64_t)cluster >> s->refcount_block_bits;
+    int64_t block_off;
+    uint64_t own;
+    void *blk;
+    int ret;
+
+    block_off = find_free(s, 1);
+    if (block_off < 0) {
+        return block_off;
+    }
+    if (block_off == 0) {
+        qcow2_signal_corruption(s, true, -1, -1, "Preventing invalid "
+                                "allocation of refcount block at offset 0");
+        return -EIO;
+    }
+    own = (uint64_t)(block_off >> s->cluster_bits) >> s->refcount_block_bits;
+    if (own != rt_index) {
+        if (!has_refblock(s, own)) {
+            ret = place_refblock(s, block_off >> s->cluster_bits);
+            if (ret == 0) {
+                /* QEMU's update_refcount() of the block, searching again */
+                s->free_cluster_index = MIN(s->free_cluster_index,
+                                            block_off >> s->cluster_bits);
             }
-            run = 0;
-            continue;
+            return ret;
         }
-        if (first_free < 0) {
-            first_free = c;
+        ret = qcow2_update_refcount(s, block_off, s->cluster_size, 1);
+        if (ret == 0) {
+            ret = qcow2_cache_flush(s->refcount_cache);
         }
-        if (run == 0) {
-            start = c;
-        }
-        if (++run == n) {
-            break;
+        if (ret < 0) {
+            return ret;
         }
     }
-    if (exact && run != n) {
-        return -EFBIG;
-    }
-    if ((start + run - 1) >> (63 - s->cluster_bits)) {
-        return -EFBIG;
-    }
-    ret = qcow2_update_refcount(s, start << s->cluster_bits,
-                                run << s->cluster_bits, 1);
+    ret = qcow2_pre_write_overlap_check(s, 0, block_off, s->cluster_size);
     if (ret < 0) {
         return ret;
     }
-    /*
-     * Every cluster below the hint is in use: it moves past the run taken
-     * unless the scan passed free clusters (a run too short) before it.
-     * Without this each allocation would rescan the image from its first
-     * free cluster, quadratic in the clusters allocated.
-     */
-    s->free_cluster_index = first_free < start ? first_free : start + run;
-    *got = run;
-    return start << s->cluster_bits;
+    ret = qcow2_cache_get(s->refcount_cache, block_off, true, &blk);
+    if (ret < 0) {
+        return ret;
+    }
+    if (own == rt_index) {
+        rc_set(s, blk, (block_off >> s->cluster_bits) & (per_block - 1), 1);
+    }
+    qcow2_cache_mark_dirty(s->refcount_cache, blk);
+    qcow2_cache_put(s->refcount_cache, blk);
+    ret = qcow2_cache_flush(s->refcount_cache);
+    if (ret < 0) {
+        return ret;
+    }
+    if (rt_index >= s->refcount_table_size) {
+        /*
+         * The table is too small: a new one, with room to grow, after
+         * new blocks that count it, past every range used so far
+         * (QEMU's refcount_area from alloc_refcount_block())
+         */
+        uint64_t used = MAX((uint64_t)cluster + 1,
+                            (uint64_t)(block_off >> s->cluster_bits) + 1);
+        uint64_t blocks_used = (used + per_block - 1) / per_block;
+        int64_t area = qcow2_refcount_area(s, (int64_t)(blocks_used *
+                                               per_block) << s->cluster_bits,
+                                           0, false, rt_index, block_off);
+
+        return area < 0 ? area : 0;
+    }
+    s->refcount_table[rt_index] = block_off;
+    s->refcount_table_used = MAX(s->refcount_table_used, rt_index + 1);
+    ret = write_reftable_entry(s, rt_index);
+    if (ret == 0) {
+        ret = bd_child_co_flush(s->file);
+    }
+    if (ret < 0) {
+        s->refcount_table[rt_index] = 0;
+    }
+    return ret;
+}
+
+/*
+ * @n clusters in a row, taken, as QEMU's qcow2_alloc_clusters() finds
+ * them (so that images come out laid out as QEMU lays them out): the
+ * first free run from free_cluster_index on; where the run reaches a
+ * range without a refcount block, the block is made (place_refblock())
+ * and the search starts again from the run's start.
+ */
+static int64_t alloc_run(Qcow2State *s, int64_t n)
+{
+    int64_t off;
+    int ret;
+
+    for (;;) {
+        uint64_t first, last, missing = UINT64_MAX;
+        int64_t start;
+
+        off = find_free(s, n);
+        if (off < 0) {
+            return off;
+        }
+        start = off >> s->cluster_bits;
+        first = (uint64_t)start >> s->refcount_block_bits;
+        last = (uint64_t)(start + n - 1) >> s->refcount_block_bits;
+        for (uint64_t r = first; r <= last; r++) {
+            if (!has_refblock(s, r)) {
+                missing = r;
+                break;
+            }
+        }
+        if (missing == UINT64_MAX) {
+            break;
+        }
+        ret = place_refblock(s, MAX(start, (int64_t)(missing <<
+                                            s->refcount_block_bits)));
+        if (ret < 0) {
+            return ret;
+        }
+        s->free_cluster_index = MIN(s->free_cluster_index, start);
+    }
+    ret = qcow2_update_refcount(s, off, n << s->cluster_bits, 1);
+    return ret < 0 ? ret : off;
 }
 
 int64_t qcow2_alloc_clusters(Qcow2State *s, int64_t n)
 {
-    int64_t got;
-
-    return alloc_run(s, n, true, &got);
+    return alloc_run(s, n);
 }
 
 int64_t qcow2_alloc_clusters_upto(Qcow2State *s, int64_t n, int64_t *got)
 {
-    return alloc_run(s, n, false, got);
+    /* QEMU allocates data clusters in one run of the length asked */
+    int64_t off = alloc_run(s, n);
+
+    *got = off < 0 ? 0 : n;
+    return off;
 }
 
 int qcow2_free_clusters(Qcow2State *s, int64_t offset, int64_t length,
@@ -467,4 +565,153 @@ int qcow2_free_l2_entry_discard(Qcow2State *s, uint64_t entry, bool pass)
                                    s->cluster_size, pass);
     }
     return 0;
+}
+
+/*
+ * How many refcount blocks count @clusters clusters plus the refcount
+ * blocks and table themselves: QEMU's fixed point
+ * (qcow2_refcount_metadata_size()).
+ */
+static uint64_t refblocks_for(Qcow2State *s, uint64_t clusters,
+                              bool generous)
+{
+    uint64_t per_table_cluster = s->cluster_size / 8;
+    uint64_t per_block = 1ull << s->refcount_block_bits;
+    uint64_t table = 0, blocks = 0, n = 0, last;
+
+    do {
+        last = n;
+        blocks = (clusters + table + blocks + per_block - 1) / per_block;
+        table = (blocks + per_table_cluster - 1) / per_table_cluster;
+        n = clusters + blocks + table;
+        if (n == last && generous) {
+            /* room to grow: half the table's clusters more */
+            clusters += (table + 1) / 2;
+            n = 0;
+            generous = false;
+        }
+    } while (n != last);
+    return blocks;
+}
+
+int64_t qcow2_refcount_area(Qcow2State *s, int64_t start_offset,
+                            uint64_t additional_clusters, bool exact_size,
+                            uint64_t new_refblock_index,
+                            int64_t new_refblock_offset)
+{
+    int64_t cs = s->cluster_size;
+    uint64_t per_block = 1ull << s->refcount_block_bits;
+    uint64_t total = refblocks_for(s, (start_offset >> s->cluster_bits) +
+                                   additional_clusters, !exact_size);
+    uint64_t area_index, table_size, table_clusters, added = 0, copy;
+    int64_t table_offset, end_offset, block_offset;
+    int64_t old_offset = s->refcount_table_offset;
+    int64_t old_bytes = (int64_t)s->refcount_table_size * 8;
+    g_autofree uint64_t *table = NULL;
+    g_autofree uint64_t *be = NULL;
+    uint8_t hdr[12];
+    int ret;
+
+    g_assert(!offset_into_cluster(s, start_offset));
+    if (total > QCOW_MAX_REFTABLE_SIZE) {
+        return -EFBIG;
+    }
+    area_index = (start_offset >> s->cluster_bits) >> s->refcount_block_bits;
+    table_size = exact_size ? total : total + (total + 1) / 2;
+    table_size = (table_size + cs / 8 - 1) / (cs / 8) * (cs / 8);
+    table_clusters = table_size * 8 / cs;
+    if (table_size > QCOW_MAX_REFTABLE_SIZE) {
+        return -EFBIG;
+    }
+    table = g_new0(uint64_t, table_size);
+    /* past the used part only empty space follows (the caller's word) */
+    copy = MIN(table_size, MAX(s->refcount_table_used, 1));
+    copy = MIN(copy, s->refcount_table_size);
+    memcpy(table, s->refcount_table, copy * 8);
+    if (new_refblock_offset) {
+        g_assert(new_refblock_index < total);
+        table[new_refblock_index] = new_refblock_offset;
+    }
+    for (uint64_t i = area_index; i < total; i++) {
+        if (!(table[i] & REFT_OFFSET_MASK)) {
+            added++;
+        }
+    }
+    table_offset = start_offset + (int64_t)added * cs;
+    end_offset = table_offset + (int64_t)table_clusters * cs;
+
+    /* the blocks first (new ones from @start_offset on), counting the area */
+    block_offset = start_offset;
+    for (uint64_t i = area_index; i < total; i++) {
+        uint64_t first_covered = i * per_block * cs;
+        void *blk;
+
+        if (table[i] & REFT_OFFSET_MASK) {
+            ret = qcow2_cache_get(s->refcount_cache,
+                                  table[i] & REFT_OFFSET_MASK, false, &blk);
+        } else {
+            ret = qcow2_cache_get(s->refcount_cache, block_offset, true,
+                                  &blk);
+            table[i] = block_offset;
+            block_offset += cs;
+        }
+        if (ret < 0) {
+            return ret;
+        }
+        if (first_covered < (uint64_t)end_offset) {
+            uint64_t j = first_covered < (uint64_t)start_offset ?
+                         (start_offset - first_covered) / cs : 0;
+            uint64_t end_index = MIN((end_offset - first_covered) / cs,
+                                     per_block);
+
+            for (; j < end_index; j++) {
+                rc_set(s, blk, j, 1);
+            }
+        }
+        qcow2_cache_mark_dirty(s->refcount_cache, blk);
+        qcow2_cache_put(s->refcount_cache, blk);
+    }
+    g_assert(block_offset == table_offset);
+    ret = qcow2_cache_flush(s->refcount_cache);
+    if (ret < 0) {
+        return ret;
+    }
+
+    /* then the table, then the header that points to it */
+    be = g_new0(uint64_t, table_size);
+    for (uint64_t i = 0; i < table_size; i++) {
+        be[i] = GUINT64_TO_BE(table[i]);
+    }
+    ret = bd_child_co_pwrite(s->file, table_offset, table_size * 8, be, 0);
+    if (ret == 0) {
+        ret = bd_child_co_flush(s->file);
+    }
+    if (ret < 0) {
+        return ret;
+    }
+    *(uint64_t *)hdr = GUINT64_TO_BE((uint64_t)table_offset);
+    *(uint32_t *)(hdr + 8) = GUINT32_TO_BE((uint32_t)table_clusters);
+    ret = bd_child_co_pwrite(s->file, HDR_REFTABLE_OFFSET, sizeof(hdr), hdr,
+                             0);
+    if (ret == 0) {
+        ret = bd_child_co_flush(s->file);
+    }
+    if (ret < 0) {
+        return ret;
+    }
+    g_free(s->refcount_table);
+    s->refcount_table = g_steal_pointer(&table);
+    s->refcount_table_size = table_size;
+    s->refcount_table_offset = table_offset;
+    s->refcount_table_clusters = table_clusters;
+    s->refcount_table_used = 0;
+    for (uint64_t i = table_size; i > 0; i--) {
+        if (s->refcount_table[i - 1] & REFT_OFFSET_MASK) {
+            s->refcount_table_used = i;
+            break;
+        }
+    }
+    ret = qcow2_free_clusters(s, old_offset, old_bytes,
+                              s->discard_passthrough_other);
+    return ret < 0 ? ret : end_offset;
 }

@@ -10,7 +10,10 @@
  * a host cluster and a normal L2 entry (metadata); falloc and full also
  * make the file hold the data clusters (the file's own preallocation for
  * the part past its end).  Host clusters reused from inside the file are
- * zeroed first, so that no stale data shows through a new mapping.
+ * zeroed first, so that no stale data shows through a new mapping.  With
+ * an external data file only the L2 entries are made (each cluster at
+ * its guest offset) and the data file grows with the mode's own
+ * preallocation, as QEMU does.
  */
 #include <errno.h>
 #include <string.h>
@@ -50,7 +53,9 @@ static int grow_l1(Qcow2State *s, uint32_t new_size)
     }
     ret = qcow2_pre_write_overlap_check(s, 0, new_offset, bytes);
     if (ret == 0) {
-        ret = bd_child_co_pwrite(s->file, new_offset, bytes, be, 0);
+        /* the entries only, as QEMU writes them: the file may end there */
+        ret = bd_child_co_pwrite(s->file, new_offset,
+                                 (int64_t)new_size * 8, be, 0);
     }
     if (ret == 0) {
         ret = bd_child_co_flush(s->file);
@@ -75,7 +80,10 @@ static int grow_l1(Qcow2State *s, uint32_t new_size)
     }
     /* readers load entries atomically; the old array lives until close */
     table = g_new0(uint64_t, new_size);
-    memcpy(table, s->l1_table, old_bytes);
+    if (old_bytes) {
+        /* a new image has no table yet (NULL) */
+        memcpy(table, s->l1_table, old_bytes);
+    }
     s->retired_l1 = g_slist_prepend(s->retired_l1, s->l1_table);
     __atomic_store_n(&s->l1_table, table, __ATOMIC_RELEASE);
     s->l1_table_offset = new_offset;
@@ -192,6 +200,22 @@ static int preallocate(Qcow2State *s, int64_t from, int64_t to,
             c += cs;
             continue;
         }
+        if (has_data_file(s)) {
+            /*
+             * an external data file holds each cluster at its guest
+             * offset, unrefcounted: only the L2 entries are new, and
+             * what the file holds there stays (a raw data file's
+             * content is the image's)
+             */
+            for (int64_t i = 0; i < run; i++) {
+                qcow2_l2_set(s, slice, index + i,
+                             (c + i * cs) | QCOW_OFLAG_COPIED, 0);
+            }
+            qcow2_cache_mark_dirty(s->l2_cache, slice);
+            qcow2_cache_put(s->l2_cache, slice);
+            c += run * cs;
+            continue;
+        }
         host = qcow2_alloc_clusters_upto(s, run, &got);
         if (host < 0) {
             qcow2_cache_put(s->l2_cache, slice);
@@ -236,6 +260,20 @@ static int preallocate(Qcow2State *s, int64_t from, int64_t to,
      * data clusters may have moved that end, so the data clusters below
      * it are written as zeroes for falloc and full.
      */
+    if (has_data_file(s)) {
+        /* the data file reaches the new end, allocated as @mode says */
+        cur_len = bd_child_co_getlength(s->data_file);
+        if (cur_len < 0) {
+            ret = cur_len;
+            goto fail;
+        }
+        if (to > cur_len) {
+            return bd_child_co_truncate(s->data_file, to, false,
+                                        mode == BD_PREALLOC_METADATA ?
+                                        BD_PREALLOC_OFF : mode, 0, errp);
+        }
+        return 0;
+    }
     cur_len = bd_child_co_getlength(s->file);
     if (cur_len < 0) {
         ret = cur_len;
@@ -269,6 +307,114 @@ fail:
     return ret;
 }
 
+/* meta_lock held: the last cluster in use below @size (QEMU's). */
+static int64_t last_used_cluster(Qcow2State *s, int64_t size)
+{
+    for (int64_t i = size_to_clusters(s, size) - 1; i >= 0; i--) {
+        uint64_t rc;
+        int ret = qcow2_get_refcount(s, i, &rc);
+
+        if (ret < 0) {
+            return ret;
+        }
+        if (rc) {
+            return i;
+        }
+    }
+    qcow2_signal_corruption(s, true, -1, -1,
+                            "There are no references in the refcount table.");
+    return -EIO;
+}
+
+/*
+ * meta_lock held: falloc and full preallocation from a cluster-aligned
+ * @old_length, as QEMU lays it out: refcount structures for the whole
+ * new area past the last used cluster (qcow2_refcount_area()), the data
+ * clusters right after them in one run that the file allocates itself
+ * (its own preallocation), then the L2 entries (their tables where
+ * clusters are free, the old refcount table's first).
+ */
+static int preallocate_area(Qcow2State *s, int64_t old_length,
+                            int64_t offset, BdPreallocMode mode,
+                            GError **errp)
+{
+    int64_t cs = s->cluster_size;
+    int64_t file_size = bd_child_co_getlength(s->file);
+    int64_t last, start, nb_data, nb_l2, guest, host, end;
+    int ret;
+
+    if (file_size < 0) {
+        bd_error_setg(errp, "Failed to get the file size: %s",
+                      g_strerror(-file_size));
+        return file_size;
+    }
+    file_size = (file_size + cs - 1) & ~(cs - 1);
+    last = last_used_cluster(s, file_size);
+    if (last < 0) {
+        bd_error_setg(errp, "Failed to find the last cluster: %s",
+                      g_strerror(-last));
+        return last;
+    }
+    file_size = (last + 1) * cs;
+    end = (offset + cs - 1) & ~(cs - 1);
+    nb_data = (end - (old_length & ~(cs - 1))) >> s->cluster_bits;
+    /* an overestimate: one more for a head or tail across tables */
+    nb_l2 = (nb_data + s->l2_size - 1) / s->l2_size + 1;
+    start = qcow2_refcount_area(s, file_size, nb_data + nb_l2, true, 0, 0);
+    if (start < 0) {
+        bd_error_setg(errp, "Failed to resize refcount structures: %s",
+                      g_strerror(-start));
+        return start;
+    }
+    ret = qcow2_update_refcount(s, start, nb_data * cs, 1);
+    if (ret < 0) {
+        bd_error_setg(errp, "Failed to allocate data clusters: %s",
+                      g_strerror(-ret));
+        return ret;
+    }
+    ret = bd_child_co_truncate(s->file, start + nb_data * cs, false, mode, 0,
+                               errp);
+    if (ret < 0) {
+        g_prefix_error(errp, "Failed to resize underlying file: ");
+        qcow2_free_clusters(s, start, nb_data * cs, false);
+        return ret;
+    }
+    guest = old_length & ~(cs - 1);
+    host = start;
+    while (guest < end) {
+        uint64_t *slice;
+        int index;
+        int64_t n;
+
+        ret = qcow2_get_l2_slice_alloc(s, guest, &slice, &index);
+        if (ret < 0) {
+            bd_error_setg(errp, "Failed to update L2 tables: %s",
+                          g_strerror(-ret));
+            return ret;
+        }
+        n = MIN((end - guest) >> s->cluster_bits, s->l2_slice_size - index);
+        for (int64_t i = 0; i < n; i++) {
+            uint64_t old = qcow2_l2_get(s, slice, index + i);
+
+            /*
+             * with extended L2 the subclusters stay unallocated, as
+             * QEMU's preallocation leaves them
+             */
+            qcow2_l2_set(s, slice, index + i,
+                         (host + i * cs) | QCOW_OFLAG_COPIED, 0);
+            if (old) {
+                /* nothing lives past the end; should something, free it */
+                qcow2_free_l2_entry(s, old);
+            }
+        }
+        qcow2_cache_mark_dirty(s->l2_cache, slice);
+        qcow2_cache_put(s->l2_cache, slice);
+        guest += n * cs;
+        host += n * cs;
+    }
+    return 0;
+}
+
 int qcow2_co_truncate(BdNode *node, int64_t offset, bool exact,
                       BdPreallocMode prealloc, BdRequestFlags flags,
                       GError **errp)
@@ -289,11 +435,6 @@ int qcow2_co_truncate(BdNode *node, int64_t offset, bool exact,
     }
     if (prealloc != BD_PREALLOC_OFF && offset < s->size) {
         bd_error_setg(errp, "Preallocation can't be used for shrinking an image");
-        return -ENOTSUP;
-    }
-    if (prealloc != BD_PREALLOC_OFF && has_data_file(s)) {
-        bd_error_setg(errp, "Preallocation of an image with an external data file "
-                    "is not supported yet by the qcow2 driver");
         return -ENOTSUP;
     }
     if (new_l1 > QCOW_MAX_L1_SIZE / 8) {
@@ -328,15 +469,23 @@ int qcow2_co_truncate(BdNode *node, int64_t offset, bool exact,
             goto out;
         }
     }
-    if (prealloc != BD_PREALLOC_OFF && offset > s->size) {
+    if ((prealloc == BD_PREALLOC_FALLOC || prealloc == BD_PREALLOC_FULL) &&
+        !has_data_file(s) && !offset_into_cluster(s, s->size) &&
+        offset >= s->size) {
+        ret = preallocate_area(s, s->size, offset, prealloc, errp);
+        if (ret < 0) {
+            goto out;
+        }
+    } else if (prealloc != BD_PREALLOC_OFF && offset > s->size) {
         ret = preallocate(s, s->size, offset, prealloc, errp);
         if (ret < 0) {
             goto out;
         }
     }
-    if (s->data_file_raw) {
+    if (prealloc == BD_PREALLOC_OFF && has_data_file(s)) {
+        /* QEMU resizes the data file too, exactly if asked so */
         ret = bd_child_co_truncate(s->data_file, offset, exact, prealloc,
-                                   flags, errp);
+                                   0, errp);
         if (ret < 0) {
             goto out;
         }

@@ -170,6 +170,7 @@ typedef struct Qcow2State {
     char *backing_format;   /* the backing format extension, or NULL */
     char *image_data_file;  /* the data file name extension, or NULL */
     GByteArray *unknown_exts;   /* unknown extensions, kept as they are */
+    GByteArray *unknown_header_fields;  /* v3 header bytes past 112 */
     GByteArray *feature_table;  /* the feature-name table, raw */
     uint32_t nb_bitmaps;
     uint64_t bitmap_directory_offset;
@@ -280,6 +281,14 @@ bool qcow2_check_tables(Qcow2State *s, int64_t file_len, GError **errp);
 int qcow2_write_incompat(Qcow2State *s, uint64_t incompat);
 /* coroutine_fn: write the autoclear bits (one field). */
 int qcow2_write_autoclear(Qcow2State *s, uint64_t autoclear);
+/*
+ * coroutine_fn, meta_lock held: rewrite the whole first cluster from the
+ * state as QEMU's qcow2_update_header() lays it out (header, extensions:
+ * backing format, data file name, feature table, bitmaps, unknown ones;
+ * then the backing file name).  -ENOSPC when it does not fit.  Does not
+ * flush.
+ */
+int qcow2_update_header(Qcow2State *s);
 /* The names of @bits from the image's feature table (for messages). */
 char *qcow2_feature_names(Qcow2State *s, int type, uint64_t bits);
 
@@ -300,6 +309,20 @@ int64_t qcow2_alloc_clusters_upto(Qcow2State *s, int64_t n, int64_t *got);
 /* Add @addend to the refcount of every cluster in the byte range. */
 int qcow2_update_refcount(Qcow2State *s, int64_t offset, int64_t length,
                           int64_t addend);
+/*
+ * QEMU's qcow2_refcount_area(): new refcount structures that count every
+ * cluster up to @start_offset (cluster aligned; only free space from
+ * there on) plus @additional_clusters: new refcount blocks at
+ * @start_offset, then a new refcount table after them, the header
+ * switched to it and the old table freed.  !@exact_size: room to grow
+ * (half the blocks more).  A @new_refblock_offset (not 0) is entered at
+ * @new_refblock_index.  Returns the end of the new structures (where
+ * the counted area goes on) or -errno.
+ */
+int64_t qcow2_refcount_area(Qcow2State *s, int64_t start_offset,
+                            uint64_t additional_clusters, bool exact_size,
+                            uint64_t new_refblock_index,
+                            int64_t new_refblock_offset);
 /* Drop one reference to the clusters of the range; discard as told. */
 int qcow2_free_clusters(Qcow2State *s, int64_t offset, int64_t length,
                         bool pass_discard);
@@ -436,6 +459,38 @@ int qcow2_repair_dirty(Qcow2State *s, GError **errp);
 int qcow2_co_truncate(BdNode *node, int64_t offset, bool exact,
                       BdPreallocMode prealloc, BdRequestFlags flags,
                       GError **errp);
+
+/* --- runtime options (block-qcow2.c) --- */
+
+/* What BlockdevOptionsQcow2 sets and a reopen may change. */
+typedef struct Qcow2RuntimeOpts {
+    bool lazy_refcounts;
+    bool pass_discard_request;
+    bool pass_discard_snapshot;
+    bool pass_discard_other;
+    int overlap_check;
+    int64_t l2_cache_entries;
+    int64_t l2_entry_size;
+    int64_t refcount_cache_entries;
+    int64_t cache_clean_interval;
+} Qcow2RuntimeOpts;
+
+/*
+ * The runtime options of @opts (BD_OPEN_* @flags for the discard
+ * default) for the image whose header @s holds, with QEMU's checks and
+ * messages in its order.
+ */
+bool qcow2_parse_runtime_opts(Qcow2State *s, JsonObject *opts,
+                              unsigned flags, Qcow2RuntimeOpts *rt,
+                              GError **errp);
+/* Start / stop the cache-clean-interval timer in @ctx. */
+void qcow2_clean_timer_start(Qcow2State *s, BdAioContext *ctx);
+void qcow2_clean_timer_stop(Qcow2State *s);
+
+/* --- blockdev-create (qcow2-create.c) --- */
+
+/* BdBlockDriver.co_create: BlockdevCreateOptionsQcow2. */
+int qcow2_co_create(JsonObject *options, GError **errp);
 
 /* --- blockdev-reopen (qcow2-reopen.c) --- */
 

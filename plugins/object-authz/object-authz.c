@@ -34,6 +34,7 @@ typedef struct AuthzRule {
     char *match;
     bool allow;
     bool glob;
+    bool has_format;    /* given, so qom-get shows it */
 } AuthzRule;
 
 /* The rules and default of an authz-list, also as read from a file. */
@@ -192,6 +193,7 @@ static bool parse_rule(JsonNode *node, guint index, AuthzRule *rule,
     }
     rule->match = g_strdup(match);
     rule->glob = glob;
+    rule->has_format = json_object_has_member(obj, "format");
     return true;
 }
 
@@ -441,6 +443,165 @@ static const BdObjectInterface authz_interfaces[] = {
     { .name = NULL },
 };
 
+/* ---- QOM properties (qom-get, qom-set), live as in QEMU ---- */
+
+static JsonNode *get_identity(BdObject *obj, GError **errp)
+{
+    AuthzObject *a = bd_object_get_opaque(obj);
+
+    return json_node_init_string(json_node_alloc(),
+                                 a->identity ? a->identity : "");
+}
+
+static bool set_identity(BdObject *obj, JsonNode *value, GError **errp)
+{
+    AuthzObject *a = bd_object_get_opaque(obj);
+    const char *v;
+
+    if (!bd_object_property_str(value, "identity", &v, errp)) {
+        return false;
+    }
+    g_free(a->identity);
+    a->identity = g_strdup(v);
+    return true;
+}
+
+static const BdObjectProperty authz_simple_properties[] = {
+    { "identity", "string", get_identity, set_identity },
+    { NULL },
+};
+
+static JsonNode *get_policy(BdObject *obj, GError **errp)
+{
+    AuthzObject *a = bd_object_get_opaque(obj);
+
+    return json_node_init_string(json_node_alloc(),
+                                 a->list->allow_by_default ? "allow"
+                                                           : "deny");
+}
+
+static JsonNode *get_rules(BdObject *obj, GError **errp)
+{
+    AuthzObject *a = bd_object_get_opaque(obj);
+    JsonArray *list = json_array_new();
+    JsonNode *node;
+
+    for (guint i = 0; i < a->list->rules->len; i++) {
+        AuthzRule *r = &g_array_index(a->list->rules, AuthzRule, i);
+        JsonObject *o = json_object_new();
+
+        json_object_set_string_member(o, "match", r->match);
+        json_object_set_string_member(o, "policy", r->allow ? "allow"
+                                                            : "deny");
+        if (r->has_format) {
+            json_object_set_string_member(o, "format", r->glob ? "glob"
+                                                               : "exact");
+        }
+        json_array_add_object_element(list, o);
+    }
+    node = json_node_init_array(json_node_alloc(), list);
+    json_array_unref(list);
+    return node;
+}
+
+/* One member through the creation-time parser, into the live list. */
+static bool set_list_member(BdObject *obj, const char *name,
+                            JsonNode *value, GError **errp)
+{
+    AuthzObject *a = bd_object_get_opaque(obj);
+    g_autoptr(JsonObject) props = json_object_new();
+    AuthzList *fresh = authz_list_new();
+
+    json_object_set_member(props, name, json_node_copy(value));
+    /* parse into a copy: a refused value leaves the list as it was */
+    fresh->allow_by_default = a->list->allow_by_default;
+    for (guint i = 0; i < a->list->rules->len; i++) {
+        AuthzRule r = g_array_index(a->list->rules, AuthzRule, i);
+
+        r.match = g_strdup(r.match);
+        g_array_append_val(fresh->rules, r);
+    }
+    if (!authz_list_parse(fresh, props, errp)) {
+        authz_list_free(fresh);
+        return false;
+    }
+    authz_list_free(a->list);
+    a->list = fresh;
+    return true;
+}
+
+static bool set_policy(BdObject *obj, JsonNode *value, GError **errp)
+{
+    return set_list_member(obj, "policy", value, errp);
+}
+
+static bool set_rules(BdObject *obj, JsonNode *value, GError **errp)
+{
+    AuthzObject *a = bd_object_get_opaque(obj);
+
+    if (set_list_member(obj, "rules", value, errp)) {
+        return true;
+    }
+    /*
+     * QEMU frees the old rules before it reads the new ones: a refused
+     * value leaves none (the policy then decides for everyone).
+     */
+    g_array_set_size(a->list->rules, 0);
+    return false;
+}
+
+static const BdObjectProperty authz_list_properties[] = {
+    { "policy", "QAuthZListPolicy", get_policy, set_policy },
+    { "rules", "QAuthZListRule", get_rules, set_rules },
+    { NULL },
+};
+
+/*
+ * authz-listfile: as QEMU, the directory to watch and refresh are taken
+ * when the object is completed; a new filename is read at the next
+ * reload (an event in the watched directory), as QEMU reads it.
+ */
+static JsonNode *get_filename(BdObject *obj, GError **errp)
+{
+    AuthzObject *a = bd_object_get_opaque(obj);
+
+    return json_node_init_string(json_node_alloc(),
+                                 a->filename ? a->filename : "");
+}
+
+static bool set_filename(BdObject *obj, JsonNode *value, GError **errp)
+{
+    AuthzObject *a = bd_object_get_opaque(obj);
+    const char *v;
+
+    if (!bd_object_property_str(value, "filename", &v, errp)) {
+        return false;
+    }
+    g_free(a->filename);
+    a->filename = g_strdup(v);
+    return true;
+}
+
+static JsonNode *get_refresh(BdObject *obj, GError **errp)
+{
+    AuthzObject *a = bd_object_get_opaque(obj);
+
+    return json_node_init_boolean(json_node_alloc(), a->refresh);
+}
+
+static bool set_refresh(BdObject *obj, JsonNode *value, GError **errp)
+{
+    AuthzObject *a = bd_object_get_opaque(obj);
+
+    return bd_object_property_bool(value, "refresh", &a->refresh, errp);
+}
+
+static const BdObjectProperty authz_listfile_properties[] = {
+    { "filename", "string", get_filename, set_filename },
+    { "refresh", "bool", get_refresh, set_refresh },
+    { NULL },
+};
+
 static const BdObjectType authz_simple_type = {
     .struct_size = sizeof(BdObjectType),
     .name = "authz-simple",
@@ -450,6 +611,7 @@ static const BdObjectType authz_simple_type = {
     .create = authz_simple_create,
     .destroy = authz_destroy,
     .interfaces = authz_interfaces,
+    .properties = authz_simple_properties,
 };
 
 static const BdObjectType authz_list_type = {
@@ -461,6 +623,7 @@ static const BdObjectType authz_list_type = {
     .create = authz_list_create,
     .destroy = authz_destroy,
     .interfaces = authz_interfaces,
+    .properties = authz_list_properties,
 };
 
 static const BdObjectType authz_listfile_type = {
@@ -473,6 +636,7 @@ static const BdObjectType authz_listfile_type = {
     .complete = authz_listfile_complete,
     .destroy = authz_destroy,
     .interfaces = authz_interfaces,
+    .properties = authz_listfile_properties,
 };
 
 static bool object_authz_init(BdRegistry *reg, GError **errp)

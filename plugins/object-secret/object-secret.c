@@ -1,6 +1,7 @@
 /*
  * object-secret: the 'secret' object type, which holds a password or key
- * for other plugins (through the "secret" interface of <blockd/secret.h>)
+ * (and 'secret_keyring', which reads it from a key in the kernel's
+ * keyring, as keyctl does) for other plugins (through the "secret" interface of <blockd/secret.h>)
  * so that it never has to appear on a command line in the clear.
  *
  * As in QEMU, the data is loaded when the object is completed: read from
@@ -10,7 +11,12 @@
  * in base64 format is decoded before it is decrypted.  Every error message
  * and the order of the checks are qemu-storage-daemon 7.2's.
  */
+#include <errno.h>
 #include <string.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <linux/keyctl.h>
 
 #include <gnutls/crypto.h>
 #include <gnutls/gnutls.h>
@@ -34,6 +40,8 @@ typedef struct SecretObject {
     char *keyid;
     char *iv;
     bool base64;
+    bool keyring;           /* secret_keyring: read key 'serial' */
+    int32_t serial;
 
     /* the plain bytes, NUL-terminated (not counted); NULL until loaded */
     uint8_t *raw;
@@ -73,7 +81,29 @@ static uint8_t *base64_decode(const char *text, size_t len, size_t *out_len,
     return g_base64_decode(copy, out_len);
 }
 
-/* Read the undecoded bytes from 'data' or 'file'. */
+/* secret_keyring: the payload of key 'serial' (keyctl read). */
+static bool keyring_read(SecretObject *s, uint8_t **input, size_t *len,
+                         GError **errp)
+{
+    long ret = syscall(SYS_keyctl, KEYCTL_READ, (long)s->serial, NULL, 0L);
+    char *buf;
+
+    if (ret >= 0) {
+        buf = g_malloc0(ret + 1);
+        ret = syscall(SYS_keyctl, KEYCTL_READ, (long)s->serial, buf, ret);
+        if (ret >= 0) {
+            *input = (uint8_t *)buf;
+            *len = (size_t)ret;
+            return true;
+        }
+        g_free(buf);
+    }
+    bd_error_setg(errp, "Unable to read serial key %08x: %s",
+                  (uint32_t)s->serial, g_strerror(errno));
+    return false;
+}
+
+/* Read the undecoded bytes from 'data' or 'file' (or the keyring). */
 static bool secret_read_input(SecretObject *s, uint8_t **input, size_t *len,
                               GError **errp)
 {
@@ -81,6 +111,9 @@ static bool secret_read_input(SecretObject *s, uint8_t **input, size_t *len,
     char *contents;
     gsize length;
 
+    if (s->keyring) {
+        return keyring_read(s, input, len, errp);
+    }
     if (s->file) {
         if (s->data) {
             bd_error_setg(errp, "'file' and 'data' are mutually exclusive");
@@ -260,6 +293,39 @@ static bool secret_create(BdObject *obj, JsonObject *props, GError **errp)
     return true;
 }
 
+/* QEMU's setter of 'serial' (at object-add and qom-set alike). */
+static bool set_serial_value(SecretObject *s, int64_t v, GError **errp)
+{
+    if (v < G_MININT32 || v > G_MAXINT32) {
+        bd_error_setg(errp, "Parameter 'serial' expects int32_t");
+        return false;
+    }
+    if (v == 0) {
+        bd_error_setg(errp, "'serial' should not be equal to 0");
+        return false;
+    }
+    s->serial = (int32_t)v;
+    return true;
+}
+
+static bool keyring_create(BdObject *obj, JsonObject *props, GError **errp)
+{
+    SecretObject *s = bd_object_get_opaque(obj);
+
+    if (json_object_has_member(props, "loaded")) {
+        bd_error_setg(errp,
+                      "Property 'secret_keyring.loaded' is not writable");
+        return false;
+    }
+    s->keyring = true;
+    s->keyid = dup_member(props, "keyid");
+    s->iv = dup_member(props, "iv");
+    s->base64 = !g_strcmp0(json_object_get_string_member_with_default(
+                               props, "format", "raw"), "base64");
+    return set_serial_value(s, json_object_get_int_member_with_default(
+                                   props, "serial", 0), errp);
+}
+
 /* Load the data now that other secrets can be found by id. */
 static bool secret_complete(BdObject *obj, GError **errp)
 {
@@ -335,6 +401,134 @@ static const BdObjectInterface secret_interfaces[] = {
     { .name = NULL },
 };
 
+/*
+ * ---- QOM properties (qom-get, qom-set) ----
+ *
+ * As in QEMU, a property changed after the secret was loaded is only
+ * stored: the secret keeps the bytes it loaded.  Unset strings read as
+ * "".
+ */
+
+static JsonNode *str_node(const char *v)
+{
+    return json_node_init_string(json_node_alloc(), v ? v : "");
+}
+
+static bool set_str(char **field, bool wipe, JsonNode *value,
+                    const char *name, GError **errp)
+{
+    const char *v;
+
+    if (!bd_object_property_str(value, name, &v, errp)) {
+        return false;
+    }
+    if (wipe && *field) {
+        wipe_free(*field, strlen(*field));
+    } else {
+        g_free(*field);
+    }
+    *field = g_strdup(v);
+    return true;
+}
+
+#define STR_PROP(NAME, FIELD, WIPE)                                       \
+    static JsonNode *get_##FIELD(BdObject *obj, GError **errp)            \
+    {                                                                     \
+        SecretObject *s = bd_object_get_opaque(obj);                      \
+        return str_node(s->FIELD);                                        \
+    }                                                                     \
+    static bool set_##FIELD(BdObject *obj, JsonNode *value,               \
+                            GError **errp)                                \
+    {                                                                     \
+        SecretObject *s = bd_object_get_opaque(obj);                      \
+        return set_str(&s->FIELD, WIPE, value, NAME, errp);               \
+    }
+STR_PROP("iv", iv, false)
+STR_PROP("keyid", keyid, false)
+STR_PROP("file", file, false)
+STR_PROP("data", data, true)
+
+static JsonNode *get_loaded(BdObject *obj, GError **errp)
+{
+    SecretObject *s = bd_object_get_opaque(obj);
+
+    return json_node_init_boolean(json_node_alloc(), s->raw != NULL);
+}
+
+static JsonNode *get_format(BdObject *obj, GError **errp)
+{
+    SecretObject *s = bd_object_get_opaque(obj);
+
+    return str_node(s->base64 ? "base64" : "raw");
+}
+
+static bool set_format(BdObject *obj, JsonNode *value, GError **errp)
+{
+    SecretObject *s = bd_object_get_opaque(obj);
+    const char *v;
+
+    if (!bd_object_property_str(value, "format", &v, errp)) {
+        return false;
+    }
+    if (strcmp(v, "raw") && strcmp(v, "base64")) {
+        bd_error_setg(errp, "Parameter 'format' does not accept value '%s'",
+                      v);
+        return false;
+    }
+    s->base64 = strcmp(v, "base64") == 0;
+    return true;
+}
+
+/* in the order qemu-storage-daemon's qom-list shows them */
+static const BdObjectProperty secret_properties[] = {
+    { "iv", "string", get_iv, set_iv },
+    { "keyid", "string", get_keyid, set_keyid },
+    { "loaded", "bool", get_loaded, NULL },
+    { "format", "QCryptoSecretFormat", get_format, set_format },
+    { "file", "string", get_file, set_file },
+    { "data", "string", get_data, set_data },
+    { NULL },
+};
+
+static JsonNode *get_serial(BdObject *obj, GError **errp)
+{
+    SecretObject *s = bd_object_get_opaque(obj);
+
+    return json_node_init_int(json_node_alloc(), s->serial);
+}
+
+/* stored only: the key was read when the object was made */
+static bool set_serial(BdObject *obj, JsonNode *value, GError **errp)
+{
+    SecretObject *s = bd_object_get_opaque(obj);
+    int64_t v;
+
+    return bd_object_property_int(value, "serial", &v, errp) &&
+           set_serial_value(s, v, errp);
+}
+
+static const BdObjectProperty keyring_properties[] = {
+    { "iv", "string", get_iv, set_iv },
+    { "keyid", "string", get_keyid, set_keyid },
+    { "loaded", "bool", get_loaded, NULL },
+    { "format", "QCryptoSecretFormat", get_format, set_format },
+    { "serial", "int32_t", get_serial, set_serial },
+    { NULL },
+};
+
+static const BdObjectType keyring_type = {
+    .struct_size = sizeof(BdObjectType),
+    .name = "secret_keyring",
+    .description = "a password or key read from the kernel's keyring",
+    .parent = SECRET_PARENT,
+    .instance_size = sizeof(SecretObject),
+    .create = keyring_create,
+    .complete = secret_complete,
+    .destroy = secret_destroy,
+    .interfaces = secret_interfaces,
+    .properties = keyring_properties,
+};
+
 static const BdObjectType secret_type = {
     .struct_size = sizeof(BdObjectType),
     .name = "secret",
@@ -345,16 +539,18 @@ static const BdObjectType secret_type = {
     .complete = secret_complete,
     .destroy = secret_destroy,
     .interfaces = secret_interfaces,
+    .properties = secret_properties,
 };
 
 static bool object_secret_init(BdRegistry *reg, GError **errp)
 {
-    return bd_registry_add_object_type(reg, &secret_type, errp);
+    return bd_registry_add_object_type(reg, &secret_type, errp) &&
+           bd_registry_add_object_type(reg, &keyring_type, errp);
 }
 
 BD_PLUGIN(.name = "object-secret",
           .version = BLOCKD_PLUGIN_VERSION,
-          .description = "the secret object type",
+          .description = "the secret and secret_keyring object types",
           .license = "GPL-2.0-or-later",
           .schema = object_secret_schema,
           .init = object_secret_init);

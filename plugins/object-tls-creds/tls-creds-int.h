@@ -25,8 +25,15 @@ struct BdTlsCreds {
     gint refcnt;
     TlsCredsKind kind;
     BdTlsEndpoint endpoint;
-    bool verify_peer;
+    /*
+     * verify-peer and priority change with qom-set while sessions run in
+     * other threads: read with g_atomic_*; a replaced priority string is
+     * kept in @old_priorities until the credentials go, so a session
+     * that just read it never sees it freed.
+     */
+    gint verify_peer;
     char *priority;                 /* NULL: the default */
+    GPtrArray *old_priorities;
     gnutls_dh_params_t dh_params;   /* from dh-params.pem, or NULL */
     union {
         gnutls_anon_server_credentials_t anon_server;

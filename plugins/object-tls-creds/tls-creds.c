@@ -53,6 +53,9 @@ void tls_creds_unref(BdTlsCreds *creds)
         gnutls_dh_params_deinit(creds->dh_params);
     }
     g_free(creds->priority);
+    if (creds->old_priorities) {
+        g_ptr_array_unref(creds->old_priorities);
+    }
     g_free(creds);
 }
 
@@ -188,6 +191,7 @@ static bool creds_complete(BdObject *obj, GError **errp)
     creds->endpoint = t->endpoint;
     creds->verify_peer = t->verify_peer;
     creds->priority = g_strdup(t->priority);
+    creds->old_priorities = g_ptr_array_new_with_free_func(g_free);
     switch (t->kind) {
     case TLS_CREDS_ANON:
         ok = tls_load_anon(t, creds, errp);
@@ -253,7 +257,174 @@ static const BdObjectInterface creds_interfaces[] = {
     { NULL, NULL },
 };
 
-#define CREDS_TYPE(cname, tname, desc, create_fn)                     \
+/*
+ * --- QOM properties (qom-get, qom-set) ---------------------------------
+ *
+ * As in QEMU 7.2: verify-peer and priority are read by every new session,
+ * so a change applies to the next connections; dir, endpoint, username,
+ * sanity-check and passwordid are read when the files are loaded, so a
+ * change is only stored.  Unset strings read as "".
+ */
+
+static JsonNode *str_node(const char *v)
+{
+    return json_node_init_string(json_node_alloc(), v ? v : "");
+}
+
+static bool store_str(char **field, JsonNode *value, const char *name,
+                      GError **errp)
+{
+    const char *v;
+
+    if (!bd_object_property_str(value, name, &v, errp)) {
+        return false;
+    }
+    g_free(*field);
+    *field = g_strdup(v);
+    return true;
+}
+
+#define STR_PROP(NAME, FIELD)                                             \
+    static JsonNode *get_##FIELD(BdObject *obj, GError **errp)            \
+    {                                                                     \
+        TlsCredsObject *t = bd_object_get_opaque(obj);                    \
+        return str_node(t->FIELD);                                        \
+    }                                                                     \
+    static bool set_##FIELD(BdObject *obj, JsonNode *value,               \
+                            GError **errp)                                \
+    {                                                                     \
+        TlsCredsObject *t = bd_object_get_opaque(obj);                    \
+        return store_str(&t->FIELD, value, NAME, errp);                   \
+    }
+STR_PROP("dir", dir)
+STR_PROP("username", username)
+STR_PROP("passwordid", passwordid)
+
+static JsonNode *get_priority(BdObject *obj, GError **errp)
+{
+    TlsCredsObject *t = bd_object_get_opaque(obj);
+
+    return str_node(t->priority);
+}
+
+static bool set_priority(BdObject *obj, JsonNode *value, GError **errp)
+{
+    TlsCredsObject *t = bd_object_get_opaque(obj);
+    char *old;
+
+    if (!store_str(&t->priority, value, "priority", errp)) {
+        return false;
+    }
+    if (t->creds) {
+        old = g_atomic_pointer_exchange(&t->creds->priority,
+                                        g_strdup(t->priority));
+        if (old) {
+            g_ptr_array_add(t->creds->old_priorities, old);
+        }
+    }
+    return true;
+}
+
+static JsonNode *get_verify_peer(BdObject *obj, GError **errp)
+{
+    TlsCredsObject *t = bd_object_get_opaque(obj);
+
+    return json_node_init_boolean(json_node_alloc(), t->verify_peer);
+}
+
+static bool set_verify_peer(BdObject *obj, JsonNode *value, GError **errp)
+{
+    TlsCredsObject *t = bd_object_get_opaque(obj);
+    bool v;
+
+    if (!bd_object_property_bool(value, "verify-peer", &v, errp)) {
+        return false;
+    }
+    t->verify_peer = v;
+    if (t->creds) {
+        g_atomic_int_set(&t->creds->verify_peer, v);
+    }
+    return true;
+}
+
+static JsonNode *get_sanity_check(BdObject *obj, GError **errp)
+{
+    TlsCredsObject *t = bd_object_get_opaque(obj);
+
+    return json_node_init_boolean(json_node_alloc(), t->sanity_check);
+}
+
+static bool set_sanity_check(BdObject *obj, JsonNode *value, GError **errp)
+{
+    TlsCredsObject *t = bd_object_get_opaque(obj);
+
+    return bd_object_property_bool(value, "sanity-check", &t->sanity_check,
+                                   errp);
+}
+
+static JsonNode *get_endpoint(BdObject *obj, GError **errp)
+{
+    TlsCredsObject *t = bd_object_get_opaque(obj);
+
+    return str_node(t->endpoint == BD_TLS_ENDPOINT_SERVER ? "server"
+                                                          : "client");
+}
+
+static bool set_endpoint(BdObject *obj, JsonNode *value, GError **errp)
+{
+    TlsCredsObject *t = bd_object_get_opaque(obj);
+    const char *v;
+
+    if (!bd_object_property_str(value, "endpoint", &v, errp)) {
+        return false;
+    }
+    if (strcmp(v, "server") && strcmp(v, "client")) {
+        bd_error_setg(errp,
+                      "Parameter 'endpoint' does not accept value '%s'", v);
+        return false;
+    }
+    /* the loaded credentials keep theirs: sessions must match them */
+    t->endpoint = strcmp(v, "server") == 0 ? BD_TLS_ENDPOINT_SERVER
+                                           : BD_TLS_ENDPOINT_CLIENT;
+    return true;
+}
+
+static JsonNode *get_loaded(BdObject *obj, GError **errp)
+{
+    TlsCredsObject *t = bd_object_get_opaque(obj);
+
+    return json_node_init_boolean(json_node_alloc(), t->creds != NULL);
+}
+
+/* in the order qemu-storage-daemon's qom-list shows them */
+#define BASE_PROPERTIES                                                   \
+    { "endpoint", "QCryptoTLSCredsEndpoint", get_endpoint, set_endpoint }, \
+    { "dir", "string", get_dir, set_dir },                                \
+    { "verify-peer", "bool", get_verify_peer, set_verify_peer },          \
+    { "priority", "string", get_priority, set_priority }
+
+static const BdObjectProperty anon_properties[] = {
+    BASE_PROPERTIES,
+    { "loaded", "bool", get_loaded, NULL },
+    { NULL },
+};
+
+static const BdObjectProperty psk_properties[] = {
+    BASE_PROPERTIES,
+    { "username", "string", get_username, set_username },
+    { "loaded", "bool", get_loaded, NULL },
+    { NULL },
+};
+
+static const BdObjectProperty x509_properties[] = {
+    BASE_PROPERTIES,
+    { "loaded", "bool", get_loaded, NULL },
+    { "sanity-check", "bool", get_sanity_check, set_sanity_check },
+    { "passwordid", "string", get_passwordid, set_passwordid },
+    { NULL },
+};
+
+#define CREDS_TYPE(cname, tname, desc, create_fn, props)              \
     static const BdObjectType cname = {                               \
         .struct_size = sizeof(BdObjectType),                          \
         .name = tname,                                                \
@@ -264,14 +435,18 @@ static const BdObjectInterface creds_interfaces[] = {
         .complete = creds_complete,                                   \
         .destroy = creds_destroy,                                     \
         .interfaces = creds_interfaces,                               \
+        .properties = props,                                          \
     }
 
 CREDS_TYPE(anon_type, "tls-creds-anon",
-           "TLS credentials for anonymous Diffie-Hellman", anon_create);
+           "TLS credentials for anonymous Diffie-Hellman", anon_create,
+           anon_properties);
 CREDS_TYPE(psk_type, "tls-creds-psk",
-           "TLS credentials from pre-shared keys", psk_create);
+           "TLS credentials from pre-shared keys", psk_create,
+           psk_properties);
 CREDS_TYPE(x509_type, "tls-creds-x509",
-           "TLS credentials from x509 certificates", x509_create);
+           "TLS credentials from x509 certificates", x509_create,
+           x509_properties);
 
 static bool object_tls_creds_init(BdRegistry *reg, GError **errp)
 {

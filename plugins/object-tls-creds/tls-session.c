@@ -53,8 +53,8 @@ void tls_session_free(BdTlsSession *s)
 /* Apply @creds' priority string plus @extra (may be NULL). */
 static bool set_priority(BdTlsSession *s, const char *extra, GError **errp)
 {
-    const char *base = s->creds->priority ? s->creds->priority
-                                          : TLS_DEFAULT_PRIORITY;
+    const char *cur = g_atomic_pointer_get(&s->creds->priority);
+    const char *base = cur ? cur : TLS_DEFAULT_PRIORITY;
     g_autofree char *prio = extra ? g_strdup_printf("%s:%s", base, extra)
                                   : g_strdup(base);
     int ret = gnutls_priority_set_direct(s->handle, prio, NULL);
@@ -275,7 +275,8 @@ int tls_session_handshake(BdTlsSession *s, GError **errp)
         return -1;
     }
     /* anon and PSK have nothing more to check; x509 only if asked */
-    if (s->creds->kind == TLS_CREDS_X509 && s->creds->verify_peer &&
+    if (s->creds->kind == TLS_CREDS_X509 &&
+        g_atomic_int_get(&s->creds->verify_peer) &&
         !check_certificate(s, errp)) {
         return -1;
     }

@@ -64,6 +64,8 @@ CORE_COMMANDS = {
     'query-qmp-schema', 'object-add', 'object-del', 'qom-list-types',
     'qom-list-properties', 'chardev-add', 'chardev-remove',
     'query-chardev', 'query-chardev-backends', 'query-plugins',
+    'chardev-change', 'chardev-send-break', 'ringbuf-write', 'ringbuf-read',
+    'qom-list', 'qom-get', 'qom-set',
     'blockdev-add', 'blockdev-del', 'x-blockdev-set-iothread',
     'block-export-add', 'block-export-del', 'query-block-exports',
     'query-named-block-nodes', 'query-block', 'query-blockstats',
@@ -95,7 +97,8 @@ EXTENSIBLE_ENUMS = {'BlockdevDriver', 'BlockExportType', 'ObjectType',
                     'ImageInfoSpecificKind'}
 EXTENSIBLE_UNIONS = {'BlockdevOptions', 'BlockExportOptions',
                      'ObjectOptions', 'ImageInfoSpecific',
-                     'BlockStatsSpecific', 'BlockdevCreateOptions'}
+                     'BlockStatsSpecific', 'BlockdevCreateOptions',
+                     'BlockdevAmendOptions'}
 SUBSET_ENUMS = {'ChardevBackendKind'}       # socket and stdio only
 SUBSET_UNIONS = {'ChardevBackend'}
 BLOCKD_OWN = {'PluginState', 'PluginInfo', 'query-plugins'}

@@ -161,6 +161,10 @@ CORE_WORDS |= {'iothread'}
 # creating a pid file or a socket); the job manager finds job types only
 # through the registry, which the other job type names would show.
 CORE_WORDS |= {'create'}
+# "main-loop" is the object type of plugin object-iothread (the main
+# thread's event-loop parameters) and the core's own main loop
+# (core/aio/main-loop.c), which it runs itself, never through the plugin.
+CORE_WORDS |= {'main-loop'}
 # "stream" is the job type of block-stream (plugin job-stream) and the
 # core's word for a byte stream (the JSON stream parser, a monitor's
 # character stream).

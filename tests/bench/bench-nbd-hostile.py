@@ -35,11 +35,9 @@ daemon is killed by its pid.
 import argparse
 import os
 import resource
-import selectors
 import shutil
 import signal
 import socket
-import struct
 import subprocess
 import sys
 import tempfile
@@ -49,105 +47,8 @@ REPO = os.path.dirname(os.path.dirname(os.path.dirname(
     os.path.abspath(__file__))))
 CLK_TCK = os.sysconf('SC_CLK_TCK')
 
-NBD_OPTS_MAGIC = 0x49484156454F5054
-NBD_OPT_STARTTLS = 5
-GREETING_LEN = 18
-OPTION_REPLY_LEN = 20
-
-
-class Staller:
-    """Connections that start the NBD handshake and stall, driven by one
-    selector: plain ones send two bytes of the client flags at once; TLS
-    ones send the flags and STARTTLS after the greeting, then after the
-    ACK five bytes of a TLS record.  Whatever the server sends is read
-    and dropped, so that its closing the connection is seen."""
-
-    def __init__(self, path, count, tls=False):
-        self.path = path
-        self.tls = tls
-        self.sel = selectors.DefaultSelector()
-        self.socks = {}
-        self.pending = count        # not connected yet (backlog full)
-        self.greeted = 0            # got the server's greeting
-        self.stalled = 0            # sent all they ever send
-        self.closed = 0             # the server closed them
-        self.pump(0)
-
-    def _connect_more(self):
-        while self.pending:
-            s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-            s.setblocking(False)
-            try:
-                s.connect(self.path)
-            except (BlockingIOError, InterruptedError):
-                s.close()
-                return
-            self.pending -= 1
-            st = {'sock': s, 'buf': b'', 'state': 'greeting'}
-            if not self.tls:
-                s.send(b'\x00\x00')
-            self.socks[s.fileno()] = st
-            self.sel.register(s, selectors.EVENT_READ, st)
-
-    def _on_data(self, st, data):
-        st['buf'] += data
-        s = st['sock']
-        if st['state'] == 'greeting' and len(st['buf']) >= GREETING_LEN:
-            self.greeted += 1
-            st['buf'] = st['buf'][GREETING_LEN:]
-            if self.tls:
-                s.send(struct.pack('>I', 3) +
-                       struct.pack('>QII', NBD_OPTS_MAGIC, NBD_OPT_STARTTLS,
-                                   0))
-                st['state'] = 'starttls'
-            else:
-                st['state'] = 'stalled'
-                self.stalled += 1
-        if st['state'] == 'starttls' and len(st['buf']) >= OPTION_REPLY_LEN:
-            st['buf'] = b''
-            s.send(b'\x16\x03\x01\x02\x00')     # a record that never comes
-            st['state'] = 'stalled'
-            self.stalled += 1
-        if st['state'] == 'stalled':
-            st['buf'] = b''
-
-    def pump(self, timeout):
-        """Connect and read for up to @timeout seconds (0: what is ready)."""
-        deadline = time.monotonic() + timeout
-        while True:
-            self._connect_more()
-            left = deadline - time.monotonic()
-            for key, _ in self.sel.select(max(0, min(left, 0.05))):
-                st = key.data
-                try:
-                    data = st['sock'].recv(65536)
-                except (BlockingIOError, InterruptedError):
-                    continue
-                except OSError:
-                    data = b''
-                if not data:
-                    self.sel.unregister(st['sock'])
-                    st['sock'].close()
-                    self.closed += 1
-                    continue
-                self._on_data(st, data)
-            if time.monotonic() >= deadline:
-                return
-
-    def pump_until(self, predicate, timeout):
-        deadline = time.monotonic() + timeout
-        while not predicate() and time.monotonic() < deadline:
-            self.pump(0.05)
-        return predicate()
-
-    def open_count(self):
-        return len(self.sel.get_map())
-
-    def close(self):
-        for key in list(self.sel.get_map().values()):
-            key.fileobj.close()
-        self.sel.close()
-
+sys.path.insert(0, os.path.join(REPO, 'tests', 'integration'))
+from nbd_stallers import Stallers  # noqa: E402
 
 def runnable_ns(pid):
     """Time the main thread (the main loop) ran or waited to run: near
@@ -258,16 +159,16 @@ class Bench:
     def stalled_case(self, kind, count, tls, max_conn):
         p, sock, _ = self.start(kind, max_conn=max_conn, tls=tls)
         t0 = time.monotonic()
-        st = Staller(sock, count, tls=tls)
+        st = Stallers(sock, count, tls=tls)
         # what gets in before the limit (100 by default, 0: none) bites
         limit = count if max_conn == 0 else min(count, max_conn or 100)
         st.pump_until(lambda: st.stalled >= limit, 20)
         st.pump(0.2)
         took, what = self.fresh_client(sock, tls, st)
-        st.pump_until(lambda: st.open_count() == 0 and st.pending == 0,
+        st.pump_until(lambda: st.open_count() == 0,
                       max(0, self.args.cap - (time.monotonic() - t0)))
         all_closed = time.monotonic() - t0 \
-            if st.open_count() == 0 and st.pending == 0 else None
+            if st.open_count() == 0 else None
         res = {'fresh': took, 'fresh_state': what, 'stalled': st.stalled,
                'closed_by_server': st.closed, 'all_closed_after': all_closed}
         st.close()
@@ -286,7 +187,7 @@ class Bench:
                 p, sock, qmp = self.start(kind, max_conn=0, nofile=64)
             finally:
                 self.args.handshake_max_seconds = saved
-        st = Staller(sock, 100)
+        st = Stallers(sock, 100)
         st.pump_until(lambda: st.greeted >= 40, 5)
         st.pump(1.0)
         q = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)

@@ -380,6 +380,27 @@ class Authz(TlsCase):
                     self.assertEqual(self.client_allowed(objects, qsd),
                                      allowed)
 
+    def test_qom_set_changes_who_is_allowed(self):
+        """qom-set on authz-simple's identity decides the next
+        connections, in blockd as in qsd."""
+        for qsd in (False, True):
+            with self.subTest(qsd=qsd):
+                _, sock, qmp_sock = self.start(
+                    self.x509_server(), qsd=qsd,
+                    server_opts=',tls-authz=auth0',
+                    extra=['--object', 'authz-simple,id=auth0,'
+                           'identity=CN=nobody'])
+                qmp = self.qmp(qmp_sock)
+                uri = self.nbds_uri(sock,
+                                    f'tls-certificates={self.tls.client}')
+                self.run_fails(['nbdinfo', '--size', uri])
+                qmp.command('qom-set', path='auth0', property='identity',
+                            value=self.CLIENT_DN)
+                self.run_ok(['nbdinfo', '--size', uri])
+                qmp.command('qom-set', path='auth0', property='identity',
+                            value='CN=nobody')
+                self.run_fails(['nbdinfo', '--size', uri])
+
     def test_list_file_is_reread(self):
         # qsd 7.2 cannot create this type (its schema and object model
         # disagree on the name), so blockd alone
@@ -433,6 +454,23 @@ class PskAndAnon(TlsCase):
                                        username='alice') +
                     ['-c', 'write -P 0x17 0 64k', '-c', 'read -P 0x17 0 64k',
                      self.qemu_nbd_json(sock, hostname=None)])
+
+    def test_qom_set_priority_applies_to_new_sessions(self):
+        """A priority string set with qom-set is what the next sessions
+        use (one that enables no protocol version fails them), in blockd
+        as in qsd."""
+        for qsd in (False, True):
+            with self.subTest(qsd=qsd):
+                _, sock, qmp_sock = self.psk_server(qsd=qsd)
+                qmp = self.qmp(qmp_sock)
+                uri = self.psk_uri(sock, self.tls.psk)
+                self.run_ok(['nbdinfo', '--size', uri])
+                qmp.command('qom-set', path='tls0', property='priority',
+                            value='NORMAL:-VERS-ALL')
+                self.run_fails(['nbdinfo', '--size', uri])
+                qmp.command('qom-set', path='tls0', property='priority',
+                            value='NORMAL')
+                self.run_ok(['nbdinfo', '--size', uri])
 
     def test_wrong_psk_is_refused(self):
         for qsd in (False, True):

@@ -18,9 +18,9 @@ until a timer kills the daemon.  Then, with qemu's own tools:
   not be there; those ranges are not compared.
 
 Rounds go over several layouts (default, lazy_refcounts, extended_l2,
-4 KiB clusters), a fresh image every few rounds so that writes keep
-allocating.  BLOCKD_QCOW2_TORTURE_ROUNDS sets the number of rounds
-(default 12, for CI; run hundreds by hand), BLOCKD_QCOW2_TORTURE_SEED
+4 KiB clusters, 512-byte clusters), a fresh image every few rounds so
+that writes keep allocating.  BLOCKD_QCOW2_TORTURE_ROUNDS sets the number
+of rounds (default 15, for CI; run hundreds by hand), BLOCKD_QCOW2_TORTURE_SEED
 the seed (default 1).  Setting BLOCKD to qemu-storage-daemon runs the
 same torture against the reference.
 """
@@ -41,7 +41,7 @@ KIB = 1024
 MIB = 1024 * KIB
 SIZE = 32 * MIB
 SECTOR = 512
-ROUNDS = int(os.environ.get('BLOCKD_QCOW2_TORTURE_ROUNDS', '12'))
+ROUNDS = int(os.environ.get('BLOCKD_QCOW2_TORTURE_ROUNDS', '15'))
 SEED = int(os.environ.get('BLOCKD_QCOW2_TORTURE_SEED', '1'))
 ROUNDS_PER_IMAGE = 3
 DEPTH = 8
@@ -51,6 +51,9 @@ LAYOUTS = [
     ('lazy', 'lazy_refcounts=on', 64 * KIB),
     ('extl2', 'extended_l2=on', 64 * KIB),
     ('small', 'cluster_size=4096', 4 * KIB),
+    # a refcount block every 128 KiB and a table that grows past 8 MiB:
+    # new refcount blocks and tables are placed under the kills too
+    ('tiny', 'cluster_size=512', 512),
 ]
 
 

@@ -142,7 +142,8 @@ class SchemaPluginTests(TestCase):
                                              'object-iothread',
                                              'object-secret',
                                              'object-authz',
-                                             'object-tls-creds'])
+                                             'object-tls-creds',
+                                             'object-thread-context'])
         client = self.client(plugins)
         self.assertNotIn('testobj', [t['name'] for t in
                                      client.command('qom-list-types')])

@@ -184,11 +184,87 @@ static void test_io_error_data(void)
     g_assert_no_error(err);
 }
 
+/*
+ * The public API a driver's co_create uses: bd_node_open_ref() finds a
+ * node by name (one more reference) or opens one from options (its own
+ * reference: the last unref closes it), and a backend made with
+ * bd_blk_new() attaches to either.
+ */
+static void test_open_ref(void)
+{
+    g_autoptr(GError) err = NULL;
+    g_autoptr(JsonNode) by_name = json_node_new(JSON_NODE_VALUE);
+    g_autoptr(JsonNode) missing = json_node_new(JSON_NODE_VALUE);
+    g_autoptr(JsonNode) inline_opts = json_node_new(JSON_NODE_OBJECT);
+    g_autoptr(JsonNode) anon_opts = json_node_new(JSON_NODE_OBJECT);
+    JsonObject *o = json_object_new();
+    BdNode *named, *ref, *fresh;
+    BdBlockBackend *blk;
+    char *anon_name;
+
+    bd_block_register_test_driver(&race_driver);
+    named = bd_node_open_driver(&race_driver, "n1", NULL, &err);
+    g_assert_no_error(err);
+
+    json_node_set_string(by_name, "n1");
+    ref = bd_node_open_ref(by_name, &err);
+    g_assert_no_error(err);
+    g_assert_true(ref == named);
+    g_assert_cmpint(named->refcnt, ==, 2);
+
+    json_node_set_string(missing, "nope");
+    g_assert_null(bd_node_open_ref(missing, &err));
+    g_assert_cmpstr(err->message, ==,
+                    "Cannot find device='nope' nor node-name='nope'");
+    g_clear_error(&err);
+
+    json_object_set_string_member(o, "driver", "test-race");
+    json_object_set_string_member(o, "node-name", "inline");
+    json_node_take_object(inline_opts, o);
+    fresh = bd_node_open_ref(inline_opts, &err);
+    g_assert_no_error(err);
+    g_assert_true(bd_node_find("inline") == fresh);
+
+    /* a backend holds its own reference while attached */
+    blk = bd_blk_new(NULL, BD_PERM_WRITE | BD_PERM_RESIZE, BD_PERM_ALL);
+    g_assert_true(bd_blk_insert(blk, fresh, &err));
+    g_assert_no_error(err);
+    g_assert_cmpint(fresh->refcnt, ==, 2);
+    g_assert_true(bd_blk_get_node(blk) == fresh);
+    bd_blk_remove(blk);
+    g_assert_null(bd_blk_get_node(blk));
+    g_assert_cmpint(fresh->refcnt, ==, 1);
+    bd_blk_unref(blk);
+    bd_blk_unref(NULL);
+    /* the last reference closes the node and frees its name */
+    bd_node_unref(fresh);
+    g_assert_null(bd_node_find("inline"));
+
+    /* without a node-name, one is generated */
+    o = json_object_new();
+    json_object_set_string_member(o, "driver", "test-race");
+    json_node_take_object(anon_opts, o);
+    fresh = bd_node_open_ref(anon_opts, &err);
+    g_assert_no_error(err);
+    anon_name = g_strdup(bd_node_get_name(fresh));
+    g_assert_true(anon_name[0] == '#');
+    g_assert_true(bd_node_find(anon_name) == fresh);
+    bd_node_unref(fresh);
+    g_assert_null(bd_node_find(anon_name));
+    g_free(anon_name);
+
+    bd_node_unref(ref);
+    g_assert_cmpint(named->refcnt, ==, 1);
+    g_assert_true(bd_node_delete_by_monitor("n1", &err));
+    g_assert_no_error(err);
+}
+
 int main(int argc, char **argv)
 {
     g_test_init(&argc, &argv, NULL);
     main_ctx = bd_aio_main_context();
     g_test_add_func("/block-backend/drain-race", test_drain_race);
     g_test_add_func("/block-backend/io-error-data", test_io_error_data);
+    g_test_add_func("/block-backend/open-ref", test_open_ref);
     return g_test_run();
 }

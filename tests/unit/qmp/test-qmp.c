@@ -365,8 +365,11 @@ static void test_garbage_client_harms_nobody(void)
     g_free(r);
     r = client_exchange(good, "{\"execute\":\"query-chardev-backends\"}",
                         36, false);
-    g_assert_cmpstr(r, ==, "{\"return\": [{\"name\": \"stdio\"}, "
-                    "{\"name\": \"socket\"}]}\r\n");
+    g_assert_cmpstr(r, ==, "{\"return\": [{\"name\": \"pipe\"}, "
+                    "{\"name\": \"null\"}, {\"name\": \"ringbuf\"}, "
+                    "{\"name\": \"stdio\"}, {\"name\": \"socket\"}, "
+                    "{\"name\": \"file\"}, {\"name\": \"memory\"}, "
+                    "{\"name\": \"udp\"}, {\"name\": \"pty\"}]}\r\n");
     close(good);
     teardown();
 }
@@ -443,7 +446,15 @@ static void test_existing_path_kept(void)
     json_object_set_string_member(opts, "server", "off");
     g_clear_error(&err);
     g_assert_null(bd_chardev_new_from_opts(opts, &err));
-    g_assert_nonnull(strstr(err->message, "not supported"));
+    g_assert_cmpstr(err->message, ==, "'wait' option is incompatible with "
+                    "socket in client connect mode");
+    /* a client connects at once: nobody listens there */
+    json_object_remove_member(opts, "wait");
+    g_clear_error(&err);
+    g_assert_null(bd_chardev_new_from_opts(opts, &err));
+    g_autofree char *refused = g_strdup_printf(
+        "Failed to connect to '%s': No such file or directory", path);
+    g_assert_cmpstr(err->message, ==, refused);
     json_object_set_string_member(opts, "bogus", "1");
     g_clear_error(&err);
     g_assert_null(bd_chardev_new_from_opts(opts, &err));
