@@ -222,6 +222,72 @@ static bool qmp_blockdev_snapshot(JsonObject *args, JsonNode **ret,
     return snapshot(node, node, overlay_by_name, args, errp);
 }
 
+typedef struct Create {
+    const BdBlockDriver *drv;
+    JsonObject *options;
+    GError **errp;
+    int ret;
+} Create;
+
+static void create_co(void *opaque)
+{
+    Create *c = opaque;
+
+    c->ret = c->drv->co_create(c->options, c->errp);
+}
+
+static bool run_create(const char *driver, JsonObject *options,
+                       GError **errp)
+{
+    Create c = { bd_block_driver_find(driver, NULL), options, errp, 0 };
+
+    if (!c.drv) {
+        bd_error_setg(errp, "Unknown driver '%s'", driver);
+        return false;
+    }
+    if (!c.drv->co_create) {
+        bd_error_setg(errp, "Driver '%s' does not support image creation",
+                      driver);
+        return false;
+    }
+    bd_run_co(create_co, &c);
+    return c.ret >= 0;
+}
+
+/*
+ * Mode absolute-paths: QEMU's bdrv_img_create() of the overlay, the
+ * snapshotted node's file name (absolute) and format as its backing
+ * file, its size: the file first, then the format in it.
+ */
+static bool create_overlay(BdNode *old, const char *format,
+                           const char *filename, GError **errp)
+{
+    g_autoptr(JsonObject) fopts = json_object_new();
+    g_autoptr(JsonObject) opts = json_object_new();
+    g_autofree char *backing = bd_node_filename(old);
+    JsonObject *file = json_object_new();
+    int64_t size = old->total_bytes;
+
+    if (!bd_block_driver_find(format, NULL)) {
+        bd_error_setg(errp, "Unknown file format '%s'", format);
+        return false;
+    }
+    json_object_set_string_member(fopts, "driver", "file");
+    json_object_set_string_member(fopts, "filename", filename);
+    json_object_set_int_member(fopts, "size", 0);
+    if (!run_create("file", fopts, errp)) {
+        return false;
+    }
+    json_object_set_string_member(opts, "driver", format);
+    json_object_set_string_member(file, "driver", "file");
+    json_object_set_string_member(file, "filename", filename);
+    json_object_set_object_member(opts, "file", file);
+    json_object_set_int_member(opts, "size", size);
+    json_object_set_string_member(opts, "backing-file", backing);
+    json_object_set_string_member(opts, "backing-fmt", old->drv->name);
+    return run_create(format, opts, errp);
+}
+
 static BdNode *overlay_from_file(BdNode *old, JsonObject *args,
                                  GError **errp)
 {
@@ -232,9 +298,6 @@ static BdNode *overlay_from_file(BdNode *old, JsonObject *args,
     const char *mode = bd_json_get_str(args, "mode", "absolute-paths");
     g_autoptr(JsonObject) opts = NULL;
     JsonObject *file;
-    const BdBlockDriver *drv;
-
-    (void)old;
 
     if (node_name && !snap_name) {
         bd_error_setg(errp, "New overlay node-name missing");
@@ -244,17 +307,10 @@ static BdNode *overlay_from_file(BdNode *old, JsonObject *args,
         bd_error_setg(errp, "New overlay node-name already in use");
         return NULL;
     }
-    if (strcmp(mode, "existing") != 0) {
-        drv = bd_block_driver_find(format, NULL);
-        if (!drv) {
-            bd_error_setg(errp, "Unknown driver '%s'", format);
-            return NULL;
-        }
-        /* refused, not half done: no image creation here yet */
-        bd_error_setg(errp, "blockdev-snapshot-sync cannot create the "
-                      "overlay '%s' (mode 'absolute-paths') yet; create it "
-                      "and use mode 'existing'",
-                      json_object_get_string_member(args, "snapshot-file"));
+    if (strcmp(mode, "existing") != 0 &&
+        !create_overlay(old, format,
+                        json_object_get_string_member(args, "snapshot-file"),
+                        errp)) {
         return NULL;
     }
     if (!bd_block_driver_find(format, NULL)) {

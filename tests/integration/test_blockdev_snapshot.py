@@ -5,8 +5,7 @@ blockdev-add and no backing), blockdev-snapshot-sync with mode
 the images checked with qemu-img (compare, check, info).
 
 blockdev-snapshot-sync's default mode ('absolute-paths') creates the
-overlay image; blockd cannot create qcow2 images yet and refuses it
-with a message (a blockd-only test).
+overlay image with the format driver's co_create.
 """
 import os
 
@@ -143,26 +142,32 @@ class Snapshots(cj.ChainCase):
             self.compare(os.path.join(d, 'ov2.qcow2'),
                          os.path.join(d, 'mid-ref.raw'))
 
-    def test_snapshot_sync_create_refused(self):
-        """blockd only: mode absolute-paths (the default) would create the
-        image; refused, and nothing is created or changed."""
+    def test_snapshot_sync_absolute_paths(self):
+        """The default mode creates the overlay image (the node's file
+        name and format as its backing file, its size), then as
+        'existing'; with an unknown format nothing is created."""
         steps = self.blockdev_chain(CHAIN2) + [
+            ('blockdev-snapshot-sync', {'node-name': 'mid',
+                                        'snapshot-file': 'DIR/bad.qcow2',
+                                        'snapshot-node-name': 'bad',
+                                        'format': 'nosuch'}),
             ('blockdev-snapshot-sync', {'node-name': 'mid',
                                         'snapshot-file': 'DIR/new.qcow2',
                                         'snapshot-node-name': 'new'}),
             self.nodes(),
         ]
-        replies, events, d = self.run_session(False, steps, self.setup)
-        self.assertEqual(replies[-2], {'error': {
-            'class': 'GenericError',
-            'desc': "blockdev-snapshot-sync cannot create the overlay "
-                    "'DIR/new.qcow2' (mode 'absolute-paths') yet; create "
-                    "it and use mode 'existing'"}})
-        self.assertFalse(os.path.exists(os.path.join(d, 'new.qcow2')))
-        self.assertEqual(sorted(n['node-name'] for n in
-                                replies[-1]['return']
-                                if not n['node-name'].startswith('#')),
-                         ['base', 'mid'])
+        ours, theirs = self.side_by_side(steps, self.setup,
+                                         drop=('actual-size',))
+        for _, _, d in (ours, theirs):
+            self.assertFalse(os.path.exists(os.path.join(d, 'bad.qcow2')))
+            new = os.path.join(d, 'new.qcow2')
+            info = self.info(new)
+            self.assertEqual(info[0]['backing-filename'],
+                             os.path.join(d, 'mid.qcow2'))
+            self.assertEqual(info[0]['backing-filename-format'], 'qcow2')
+            self.assertEqual(info[0]['virtual-size'], cj.SIZE)
+            self.compare(new, os.path.join(d, 'mid-ref.raw'))
+            self.check_image(new)
 
     def test_change_backing_file(self):
         steps = self.blockdev_chain(CHAIN2) + [
