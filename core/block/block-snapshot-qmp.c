@@ -265,7 +265,7 @@ static bool create_overlay(BdNode *old, const char *format,
     g_autoptr(JsonObject) fopts = json_object_new();
     g_autoptr(JsonObject) opts = json_object_new();
     g_autofree char *backing = bd_node_filename(old);
-    JsonObject *file = json_object_new();
+    JsonObject *file;
     int64_t size = old->total_bytes;
 
     if (!bd_block_driver_find(format, NULL)) {
@@ -279,6 +279,7 @@ static bool create_overlay(BdNode *old, const char *format,
         return false;
     }
     json_object_set_string_member(opts, "driver", format);
+    file = json_object_new();
     json_object_set_string_member(file, "driver", "file");
     json_object_set_string_member(file, "filename", filename);
     json_object_set_object_member(opts, "file", file);
