@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <string.h>
 
+#include <blockd/block-chain.h>
 #include <blockd/error.h>
 
 #include "block/block-int.h"
@@ -25,6 +26,8 @@ struct BdBlockBackend {
     GMutex queued_lock;
     GSList *queued;             /* BdCoroutine * */
     bool write_through;         /* every write is FUA */
+    char *job_type;             /* a block job's handle: its type */
+    bool job_owned;             /* a job's: drains do not hold it back */
 };
 
 BdBlockBackend *bd_blk_new(const char *name, uint64_t perm, uint64_t shared)
@@ -65,6 +68,7 @@ void bd_blk_unref(BdBlockBackend *blk)
     bd_blk_remove(blk);
     g_assert(!blk->queued);
     g_mutex_clear(&blk->queued_lock);
+    g_free(blk->job_type);
     g_free(blk->name);
     g_free(blk);
 }
@@ -77,6 +81,27 @@ BdNode *bd_blk_node(BdBlockBackend *blk)
 const char *bd_blk_name(BdBlockBackend *blk)
 {
     return blk->name;
+}
+
+void bd_blk_set_job_type(BdBlockBackend *blk, const char *job_type)
+{
+    g_free(blk->job_type);
+    blk->job_type = g_strdup(job_type);
+}
+
+const char *bd_blk_job_type(BdBlockBackend *blk)
+{
+    return blk->job_type;
+}
+
+void bd_blk_set_job_owned(BdBlockBackend *blk)
+{
+    blk->job_owned = true;
+}
+
+bool bd_blk_is_job_owned(BdBlockBackend *blk)
+{
+    return blk->job_owned;
 }
 
 bool bd_blk_set_perm(BdBlockBackend *blk, uint64_t perm, uint64_t shared,
@@ -152,7 +177,13 @@ static BdNode *blk_enter(BdBlockBackend *blk)
             return NULL;
         }
         __atomic_add_fetch(&node->in_flight, 1, __ATOMIC_SEQ_CST);
-        if (!__atomic_load_n(&node->quiesce_counter, __ATOMIC_SEQ_CST)) {
+        /*
+         * A job's own requests go on in a drained section (QEMU's
+         * blk_set_disable_request_queuing()): the job pauses at its pause
+         * points, and its final copy runs in the section it opened.
+         */
+        if (blk->job_owned ||
+            !__atomic_load_n(&node->quiesce_counter, __ATOMIC_SEQ_CST)) {
             return node;
         }
         blk_dec_in_flight(node);
@@ -336,6 +367,24 @@ int bd_blk_co_allocation_depth(BdBlockBackend *blk, int64_t offset,
         return -ENOMEDIUM;
     }
     ret = bd_node_co_allocation_depth(node, offset, bytes, pnum);
+    blk_leave(node);
+    return ret;
+}
+
+int bd_blk_co_copy_on_read(BdBlockBackend *blk, int64_t offset,
+                           int64_t bytes)
+{
+    BdNode *node = blk_enter(blk);
+    int ret;
+
+    if (!node) {
+        return -ENOMEDIUM;
+    }
+    if (!(blk->perm & (BD_PERM_WRITE | BD_PERM_WRITE_UNCHANGED))) {
+        ret = -EPERM;
+    } else {
+        ret = bd_node_co_copy_on_read(node, offset, bytes);
+    }
     blk_leave(node);
     return ret;
 }

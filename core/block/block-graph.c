@@ -18,6 +18,8 @@
 #include <blockd/error.h>
 #include <blockd/json.h>
 
+#include <blockd/block-chain.h>
+
 #include "block/block-int.h"
 #include "block/dirty-bitmap.h"
 #include "plugin/plugin-loader.h"
@@ -186,6 +188,9 @@ int bd_node_refresh_total_bytes(BdNode *node)
 
 /* ---- children ---- */
 
+static void quiesce(BdNode *node, int delta);
+static void resume_subtree(BdNode *node);
+
 static void child_free(BdChild *c)
 {
     g_free(c->name);
@@ -207,6 +212,10 @@ static BdChild *child_link(BdNode *parent, BdBlockBackend *blk, BdNode *node,
     g_ptr_array_insert(node->parents, 0, c);
     if (parent) {
         g_ptr_array_add(parent->children, c);
+        /* a child of a drained parent is drained as much (QEMU's too) */
+        if (parent->quiesce_counter) {
+            quiesce(node, parent->quiesce_counter);
+        }
     }
     return c;
 }
@@ -218,6 +227,11 @@ static void child_unlink(BdChild *c)
     g_ptr_array_remove(node->parents, c);
     if (c->parent) {
         g_ptr_array_remove(c->parent->children, c);
+        /* and leaves the parent's drained section */
+        if (c->parent->quiesce_counter) {
+            quiesce(node, -c->parent->quiesce_counter);
+            resume_subtree(node);
+        }
     }
     child_free(c);
     /* losing a user can only relax the child's permissions */
@@ -253,6 +267,10 @@ BdChild *bd_child_attach(BdNode *parent, BdBlockBackend *blk, BdNode *node,
         g_ptr_array_remove(node->parents, c);
         if (parent) {
             g_ptr_array_remove(parent->children, c);
+            if (parent->quiesce_counter) {
+                quiesce(node, -parent->quiesce_counter);
+                resume_subtree(node);
+            }
         }
         child_free(c);
         bd_node_unref(node);
@@ -544,10 +562,16 @@ bool bd_node_delete_by_monitor(const char *node_name, GError **errp)
         return false;
     }
     for (guint i = 0; i < node->parents->len; i++) {
-        if (((BdChild *)node->parents->pdata[i])->blk) {
+        BdChild *c = node->parents->pdata[i];
+
+        if (c->blk && !bd_blk_job_type(c->blk)) {
             bd_error_setg(errp, "Node %s is in use", node_name);
             return false;
         }
+    }
+    if (!bd_block_job_check_node(node, errp) ||
+        !bd_node_check_backing_blocker(node, errp)) {
+        return false;
     }
     if (!node->monitor_owned) {
         bd_error_setg(errp, "Node %s is not owned by the monitor", node_name);

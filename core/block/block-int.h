@@ -199,6 +199,8 @@ int bd_node_co_block_status_above(BdNode *node, bool want_zero,
  */
 int bd_node_co_allocation_depth(BdNode *node, int64_t offset, int64_t bytes,
                                 int64_t *pnum);
+/* coroutine_fn: bd_blk_co_copy_on_read() on a node. */
+int bd_node_co_copy_on_read(BdNode *node, int64_t offset, int64_t bytes);
 int bd_node_co_truncate(BdNode *node, int64_t offset, bool exact,
                         BdPreallocMode prealloc, BdRequestFlags flags,
                         GError **errp);
@@ -266,6 +268,25 @@ void bd_node_write_threshold_check(BdNode *node, int64_t offset,
  * "nospace", as qemu-storage-daemon 7.2 whose backends never enable I/O
  * status).  Main loop.
  */
+/*
+ * A block job's handle (bd_block_job_blk_new()) is not a BlockBackend a
+ * user sees: blockdev-del says the node is busy with the job instead.
+ * Main loop.
+ */
+void bd_blk_set_job_type(BdBlockBackend *blk, const char *job_type);
+const char *bd_blk_job_type(BdBlockBackend *blk);
+/* Made by bd_block_job_blk_new(): not moved by bd_node_replace(), and
+ * not held back by drained sections. */
+void bd_blk_set_job_owned(BdBlockBackend *blk);
+bool bd_blk_is_job_owned(BdBlockBackend *blk);
+
+/*
+ * QEMU's op blocker of a backing node ("Node 'x' is busy: node is used
+ * as backing hd of 'y'"), which blocks blockdev-del and external
+ * snapshots of it (not stream or commit).  Main loop.
+ */
+bool bd_node_check_backing_blocker(BdNode *node, GError **errp);
+
 void bd_blk_report_io_error(BdBlockBackend *blk, bool is_read, int error);
 
 /* The event data bd_blk_report_io_error() sends (a new object). */

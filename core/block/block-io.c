@@ -1179,3 +1179,73 @@ int bd_child_co_truncate(BdChild *child, int64_t offset, bool exact,
     return bd_node_co_truncate(child->node, offset, exact, prealloc, flags,
                                errp);
 }
+
+/* ---- copy-on-read ---- */
+
+/*
+ * What QEMU's copy-on-read does for block-stream: the ranges of @node's
+ * own layer that it does not define are read through it (from the
+ * backing chain) and written into it unchanged.  One serialising request
+ * covers the whole range, so a write from an export to the same blocks
+ * waits until the copy is done, and the copy waits for writes already in
+ * flight: a copy never overwrites newer data with what it read before.
+ * The copy's own writes go to the driver directly, under that request,
+ * like QEMU's (and like QEMU's they mark no dirty bitmap: what readers
+ * see does not change).
+ */
+int bd_node_co_copy_on_read(BdNode *node, int64_t offset, int64_t bytes)
+{
+    uint32_t align = node->bl.request_alignment;
+    int64_t aoff = ALIGN_DOWN(offset, align);
+    int64_t aend = ALIGN_UP(offset + bytes, align);
+    BdTrackedRequest req;
+    void *buf = NULL;
+    size_t buflen = 0;
+    int ret = check_write(node, aoff, aend - aoff);
+
+    if (ret < 0) {
+        return ret;
+    }
+    tracked_begin(&req, node, aoff, aend - aoff, true);
+    wait_serialising(&req);
+    for (int64_t pos = aoff; pos < aend && ret >= 0;) {
+        int64_t pnum = 0;
+        int st = bd_node_co_block_status(node, false, pos, aend - pos, &pnum,
+                                         NULL, NULL);
+
+        if (st < 0) {
+            ret = st;
+            break;
+        }
+        if (pnum <= 0) {
+            break;
+        }
+        pnum = MIN(ALIGN_UP(pnum, align), aend - pos);
+        if (!(st & BD_BLOCK_ALLOCATED)) {
+            /* in pieces of at most 1 MiB, so the bounce buffer stays small */
+            int64_t n = MIN(pnum, (int64_t)1 << 20);
+            BdIOVector qiov;
+
+            if ((size_t)n > buflen) {
+                free(buf);
+                buflen = n;
+                buf = bd_node_try_blockalign(node, buflen);
+                if (!buf) {
+                    ret = -ENOMEM;
+                    break;
+                }
+            }
+            bd_iovec_init_buf(&qiov, buf, n);
+            ret = drv_rw(node, false, pos, n, &qiov, 0, 0);
+            if (ret == 0) {
+                /* no flag: a driver sees only flags it announced */
+                ret = drv_rw(node, true, pos, n, &qiov, 0, 0);
+            }
+            pnum = n;
+        }
+        pos += pnum;
+    }
+    free(buf);
+    tracked_end(&req, ACCT_NONE, ret, aoff, aend - aoff);
+    return ret;
+}

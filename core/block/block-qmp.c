@@ -74,4 +74,6 @@ void bd_block_qmp_init(void)
     bd_qmp_register_command("blockdev-del", qmp_blockdev_del, 0);
     bd_qmp_register_command("x-blockdev-set-iothread",
                             bd_qmp_x_blockdev_set_iothread, 0);
+    bd_snapshot_external_qmp_init();
+    bd_block_transaction_qmp_init();
 }

@@ -33,9 +33,28 @@ void bd_block_query_init(void);
 
 /*
  * Register blockdev-snapshot-internal-sync and
- * blockdev-snapshot-delete-internal-sync (snapshot-qmp.c).
+ * blockdev-snapshot-delete-internal-sync (snapshot-internal-qmp.c).
  */
-void bd_snapshot_qmp_init(void);
+void bd_snapshot_internal_qmp_init(void);
+
+/* blockdev-snapshot, blockdev-snapshot-sync, change-backing-file
+ * (snapshot-external-qmp.c) */
+void bd_snapshot_external_qmp_init(void);
+
+/*
+ * A blockdev-snapshot or blockdev-snapshot-sync (@type) with its
+ * arguments @data as a transaction's action: prepare appends the
+ * overlay; commit makes the old node read-only; abort puts the old node
+ * back.  Main loop.
+ */
+typedef struct BdSnapshotState BdSnapshotState;
+BdSnapshotState *bd_snapshot_prepare(const char *type, JsonObject *data,
+                                     GError **errp);
+void bd_snapshot_commit(BdSnapshotState *st);
+void bd_snapshot_abort(BdSnapshotState *st);
+
+/* transaction */
+void bd_block_transaction_qmp_init(void);
 
 /* The QMP handlers, also called directly by unit tests. */
 bool bd_qmp_x_blockdev_set_iothread(JsonObject *args, JsonNode **ret,

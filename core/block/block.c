@@ -41,5 +41,5 @@ void bd_block_init(void)
     bd_block_qmp_init();
     bd_block_query_init();
     bd_dirty_bitmap_qmp_init();
-    bd_snapshot_qmp_init();
+    bd_snapshot_internal_qmp_init();
 }

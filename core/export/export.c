@@ -441,10 +441,14 @@ JsonArray *bd_export_query(void)
     for (GList *l = exports; l; l = l->next) {
         BdExport *exp = l->data;
         JsonObject *info = json_object_new();
+        BdNode *node = exp->blk ? bd_blk_get_node(exp->blk) : NULL;
 
         json_object_set_string_member(info, "id", exp->id);
         json_object_set_string_member(info, "type", exp->type->name);
-        json_object_set_string_member(info, "node-name", exp->node_name);
+        /* where the export is now: a pivot (active commit) may move it */
+        json_object_set_string_member(info, "node-name",
+                                      node ? bd_node_get_name(node)
+                                           : exp->node_name);
         json_object_set_boolean_member(info, "shutting-down",
                                        !exp->user_owned);
         json_array_add_object_element(list, info);

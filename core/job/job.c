@@ -41,7 +41,17 @@ struct BdJob {
     uint64_t progress_current;
     uint64_t progress_total;
     int64_t speed;
+    /* QEMU's RateLimit, with its 100 ms slices (BLOCK_JOB_SLICE_TIME) */
+    uint64_t slice_quota;
+    int64_t slice_start;
+    int64_t slice_end;
+    uint64_t dispatched;
+    BdAioTimer *sleep_timer;
+    bool sleeping;               /* in bd_job_ratelimit_sleep's timer */
+    const char *io_status;       /* "ok", "failed", "nospace" */
 };
+
+#define JOB_SLICE_NS 100000000LL
 
 static const char *const status_names[BD_JOB_STATUS__MAX] = {
     "undefined", "created", "running", "paused", "ready", "standby",
@@ -195,6 +205,7 @@ BdJob *bd_job_new(const char *type, const char *id, unsigned flags,
     job->auto_dismiss = !(flags & BD_JOB_MANUAL_DISMISS);
     /* a job is born paused: bd_job_start() takes this away */
     job->pause_count = 1;
+    job->io_status = "ok";
     jobs = g_list_prepend(jobs, job);
     job_transition(job, BD_JOB_STATUS_CREATED);
     return job;
@@ -215,6 +226,17 @@ bool bd_job_is_cancelled(BdJob *job)
     return job->cancelled && job->force_cancel;
 }
 
+bool bd_job_cancel_requested(BdJob *job)
+{
+    return job->cancelled;
+}
+
+bool bd_job_is_ready(BdJob *job)
+{
+    return job->status == BD_JOB_STATUS_READY ||
+           job->status == BD_JOB_STATUS_STANDBY;
+}
+
 void bd_job_progress_update(BdJob *job, uint64_t done)
 {
     job->progress_current += done;
@@ -228,6 +250,9 @@ void bd_job_progress_set_remaining(BdJob *job, uint64_t remaining)
 static void job_free(BdJob *job)
 {
     jobs = g_list_remove(jobs, job);
+    if (job->sleep_timer) {
+        bd_aio_timer_free(job->sleep_timer);
+    }
     if (job->type->free) {
         job->type->free(job->opaque);
     }
@@ -495,11 +520,13 @@ bool bd_job_user_resume(BdJob *job, GError **errp)
     }
     job->user_paused = false;
     job->pause_count--;
+    /* QEMU's block_job_user_resume() forgets the error that stopped it */
+    job->io_status = "ok";
     job_enter(job);
     return true;
 }
 
-static void job_cancel(BdJob *job)
+static void job_cancel(BdJob *job, bool force)
 {
     /* a paused job cannot see its cancel: it is resumed first */
     if (job->user_paused) {
@@ -507,12 +534,18 @@ static void job_cancel(BdJob *job)
         job->pause_count--;
     }
     /*
-     * QEMU cancels softly (completing instead) only for a type with its
-     * own cancel callback (mirror); no job type here has one, so every
-     * cancel is forced, whatever block-job-cancel's @force says.
+     * QEMU cancels softly (the job completes instead) only when the
+     * type's cancel callback says so (a READY mirror or active commit);
+     * without one every cancel is forced, whatever block-job-cancel's
+     * @force says.
      */
+    if (job->type->cancel) {
+        force = job->type->cancel(job, force);
+    } else {
+        force = true;
+    }
     job->cancelled = true;
-    job->force_cancel = true;
+    job->force_cancel |= force;
     if (!job->started) {
         job_completed(job);
     } else if (job->deferred_to_main_loop) {
@@ -530,7 +563,7 @@ bool bd_job_user_cancel(BdJob *job, bool force, GError **errp)
     if (!job_apply_verb(job, BD_JOB_VERB_CANCEL, errp)) {
         return false;
     }
-    job_cancel(job);
+    job_cancel(job, force);
     return true;
 }
 
@@ -549,7 +582,7 @@ static void jobs_shutdown(void *opaque)
         BdJob *job = jobs->data;
 
         if (job->status != BD_JOB_STATUS_CONCLUDED) {
-            job_cancel(job);
+            job_cancel(job, true);
             /* an auto-dismissed job leaves the list when it concludes */
             while (g_list_find(jobs, job) &&
                    job->status != BD_JOB_STATUS_CONCLUDED) {
@@ -609,7 +642,159 @@ bool bd_job_set_speed(BdJob *job, int64_t speed, GError **errp)
         return false;
     }
     job->speed = speed;
+    job->slice_quota = (uint64_t)speed * JOB_SLICE_NS / 1000000000LL;
+    if (speed && !job->slice_quota) {
+        job->slice_quota = 1;
+    }
+    /* a job sleeping for the old limit looks again (QEMU's job_enter) */
+    if (job->sleeping) {
+        job_enter(job);
+    }
     return true;
+}
+
+void bd_job_early_fail(BdJob *job)
+{
+    BD_ASSERT_MAIN_LOOP();
+    g_assert(job->status == BD_JOB_STATUS_CREATED && !job->started);
+    job_do_dismiss(job);
+}
+
+/* QEMU's ratelimit_calculate_delay() */
+static uint64_t ratelimit_delay(BdJob *job, uint64_t n)
+{
+    int64_t now = bd_clock_ns();
+    double slices;
+
+    if (!job->slice_quota) {
+        return 0;
+    }
+    if (job->slice_end < now) {
+        job->slice_start = now;
+        job->slice_end = now + JOB_SLICE_NS;
+        job->dispatched = 0;
+    }
+    job->dispatched += n;
+    if (job->dispatched < job->slice_quota) {
+        return 0;
+    }
+    slices = (double)job->dispatched / job->slice_quota;
+    job->slice_end = job->slice_start + (int64_t)(slices * JOB_SLICE_NS);
+    return job->slice_end - now;
+}
+
+void bd_job_ratelimit_processed(BdJob *job, uint64_t bytes)
+{
+    ratelimit_delay(job, bytes);
+}
+
+static void job_sleep_timer_cb(void *opaque)
+{
+    job_enter(opaque);
+}
+
+/* QEMU's job_sleep_ns(): a pause, cancel or set-speed ends it early. */
+static bd_coroutine_fn void job_sleep_ns(BdJob *job, uint64_t ns)
+{
+    if (ns == 0) {
+        /*
+         * Only let the loop run once (QMP, drains): through a bottom half,
+         * not a timer, whose millisecond clock made each of a stream's
+         * steps wait ~1 ms (a third of its throughput).  The job stays
+         * busy meanwhile, as QEMU's does.
+         */
+        bd_aio_co_schedule(bd_aio_main_context(), bd_coroutine_self());
+        bd_coroutine_yield();
+        bd_job_pause_point(job);
+        return;
+    }
+    if (!job_should_pause(job) && !bd_job_is_cancelled(job)) {
+        if (!job->sleep_timer) {
+            job->sleep_timer = bd_aio_timer_new(bd_aio_main_context(),
+                                                job_sleep_timer_cb, job);
+        }
+        bd_aio_timer_mod(job->sleep_timer, bd_clock_ns() + (int64_t)ns);
+        job->sleeping = true;
+        job_do_yield(job);
+        job->sleeping = false;
+        bd_aio_timer_del(job->sleep_timer);
+    }
+    bd_job_pause_point(job);
+}
+
+bd_coroutine_fn void bd_job_sleep_ns(BdJob *job, uint64_t ns)
+{
+    job_sleep_ns(job, ns);
+}
+
+bd_coroutine_fn void bd_job_ratelimit_sleep(BdJob *job)
+{
+    uint64_t delay;
+
+    do {
+        delay = ratelimit_delay(job, 0);
+        job_sleep_ns(job, delay);
+    } while (delay && !bd_job_is_cancelled(job));
+}
+
+BdJobOnError bd_job_on_error_parse(const char *name)
+{
+    static const char *const names[] = {
+        "report", "ignore", "enospc", "stop", "auto",
+    };
+
+    for (unsigned i = 0; name && i < G_N_ELEMENTS(names); i++) {
+        if (!strcmp(name, names[i])) {
+            return (BdJobOnError)i;
+        }
+    }
+    return BD_JOB_ON_ERROR_REPORT;
+}
+
+BdJobErrorAction bd_job_error_action(BdJob *job, BdJobOnError on_error,
+                                     bool is_read, int error)
+{
+    static const char *const action_names[] = { "ignore", "report", "stop" };
+    BdJobErrorAction action;
+
+    switch (on_error) {
+    case BD_JOB_ON_ERROR_ENOSPC:
+    case BD_JOB_ON_ERROR_AUTO:
+        action = error == ENOSPC ? BD_JOB_ERROR_ACTION_STOP
+                                 : BD_JOB_ERROR_ACTION_REPORT;
+        break;
+    case BD_JOB_ON_ERROR_STOP:
+        action = BD_JOB_ERROR_ACTION_STOP;
+        break;
+    case BD_JOB_ON_ERROR_IGNORE:
+        action = BD_JOB_ERROR_ACTION_IGNORE;
+        break;
+    case BD_JOB_ON_ERROR_REPORT:
+    default:
+        action = BD_JOB_ERROR_ACTION_REPORT;
+        break;
+    }
+    if (!bd_job_is_cancelled(job) && job->type->block_job) {
+        JsonObject *data = json_object_new();
+
+        json_object_set_string_member(data, "device", job->id);
+        json_object_set_string_member(data, "operation",
+                                      is_read ? "read" : "write");
+        json_object_set_string_member(data, "action", action_names[action]);
+        bd_qmp_event_emit("BLOCK_JOB_ERROR", data);
+        json_object_unref(data);
+    }
+    if (action == BD_JOB_ERROR_ACTION_STOP) {
+        if (!job->user_paused) {
+            /* a pause the user sees and ends with job-resume */
+            job->user_paused = true;
+            job->pause_count++;
+        }
+        if (!strcmp(job->io_status, "ok")) {
+            job->io_status = error == ENOSPC ? "nospace" : "failed";
+        }
+    }
+    return action;
 }
 
 JsonArray *bd_job_query(bool block)
@@ -634,7 +819,7 @@ JsonArray *bd_job_query(bool block)
             json_object_set_boolean_member(o, "paused",
                                            job->pause_count > 0);
             json_object_set_int_member(o, "speed", job->speed);
-            json_object_set_string_member(o, "io-status", "ok");
+            json_object_set_string_member(o, "io-status", job->io_status);
             json_object_set_boolean_member(
                 o, "ready", job->status == BD_JOB_STATUS_READY ||
                             job->status == BD_JOB_STATUS_STANDBY);

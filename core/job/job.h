@@ -64,7 +64,6 @@ bool bd_job_user_cancel(BdJob *job, bool force, GError **errp);
 bool bd_job_user_complete(BdJob *job, GError **errp);
 bool bd_job_user_finalize(BdJob *job, GError **errp);
 bool bd_job_user_dismiss(BdJob *job, GError **errp);
-bool bd_job_set_speed(BdJob *job, int64_t speed, GError **errp);
 
 /* query-jobs and query-block-jobs, newest first */
 JsonArray *bd_job_query(bool block);

@@ -54,6 +54,14 @@ void bd_qmp_register_command(const char *name, BdQmpHandler handler,
     g_ptr_array_add(core_order, cmd);
 }
 
+BdQmpHandler bd_qmp_find_core_handler(const char *name)
+{
+    CoreCommand *cmd = core_commands ? g_hash_table_lookup(core_commands,
+                                                           name) : NULL;
+
+    return cmd ? cmd->handler : NULL;
+}
+
 void bd_qmp_unregister_command(const char *name)
 {
     CoreCommand *cmd;

@@ -60,6 +60,12 @@ void bd_qmp_register_command(const char *name, BdQmpHandler handler,
 /* Remove a core command; no-op if absent. */
 void bd_qmp_unregister_command(const char *name);
 
+/*
+ * The handler of the core command @name, or NULL: for a command that
+ * runs others' steps (transaction runs the dirty bitmap commands).
+ */
+BdQmpHandler bd_qmp_find_core_handler(const char *name);
+
 /* Install (or with NULL, remove) the argument checker. */
 void bd_qmp_set_argument_checker(BdQmpArgumentChecker checker);
 

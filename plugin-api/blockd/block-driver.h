@@ -279,6 +279,12 @@ typedef struct BdBlockLimits {
  * @snapshot_delete: main loop, drained.  Delete the first snapshot with
  *     id @id (if not NULL) and name @name (if not NULL); the core has
  *     checked that it exists.
+ *
+ * @co_change_backing_file: coroutine in the main loop, drained.  Record
+ *     @file (NULL: none) with the format @fmt (NULL: none) as the image's
+ *     backing file, in the image (what block-stream, block-commit and
+ *     change-backing-file finish with); the graph's backing edge is the
+ *     core's business.  0 or a negative errno.  NULL: -ENOTSUP.
  */
 struct BdBlockDriver {
     uint32_t struct_size;
@@ -357,6 +363,10 @@ struct BdBlockDriver {
                            GError **errp);
     int (*snapshot_delete)(BdNode *node, const char *id, const char *name,
                            GError **errp);
+
+    bd_coroutine_fn
+    int (*co_change_backing_file)(BdNode *node, const char *file,
+                                  const char *fmt);
 };
 
 /*

@@ -14,6 +14,7 @@
 #include <blockd/block.h>
 #include <blockd/block-driver.h>
 #include <blockd/block-backend.h>
+#include <blockd/block-chain.h>
 #include <blockd/dirty-bitmap.h>
 #include <blockd/export.h>
 #include <blockd/object.h>

@@ -61,6 +61,12 @@ typedef struct BdJob BdJob;
  * @resume: main loop.  The job resumes after a pause.  NULL: nothing.
  * @free: main loop.  Free the opaque given to bd_job_new() when the job
  *     goes away.  NULL: the opaque needs no freeing.
+ * @cancel: main loop.  A cancel was asked, with block-job-cancel's
+ *     @force (job-cancel forces): return whether it is forced (the job
+ *     is cancelled: @run sees bd_job_is_cancelled()) or soft (the job
+ *     should end as if it had completed, without its final switch, as a
+ *     READY mirror does: @run sees only bd_job_cancel_requested()).
+ *     NULL: every cancel is forced.
  */
 struct BdJobType {
     uint32_t struct_size;
@@ -77,6 +83,7 @@ struct BdJobType {
     void (*pause)(BdJob *job);
     void (*resume)(BdJob *job);
     void (*free)(void *opaque);
+    bool (*cancel)(BdJob *job, bool force);
 };
 
 /* bd_job_new() flags: the job waits for job-finalize / job-dismiss. */
@@ -103,6 +110,12 @@ const char *bd_job_id(BdJob *job);
 
 /* Whether the job is being cancelled (@run should return soon). */
 bool bd_job_is_cancelled(BdJob *job);
+
+/* Whether any cancel was asked, soft ones (see @cancel) included. */
+bool bd_job_cancel_requested(BdJob *job);
+
+/* Whether the job is READY (or STANDBY, READY and paused). */
+bool bd_job_is_ready(BdJob *job);
 
 /*
  * Coroutine, in @run.  Where a pause or a cancel takes effect: yields
@@ -135,6 +148,78 @@ void bd_job_progress_set_remaining(BdJob *job, uint64_t remaining);
 
 /* Main loop or @run.  The job can now be completed (READY). */
 void bd_job_transition_to_ready(BdJob *job);
+
+/* --- block jobs: speed and errors (since ABI 1.0, appended) ------------- */
+
+/*
+ * Main loop.  Set the job's speed limit in bytes per second (0: none), as
+ * block-job-set-speed does, with its errors (a negative speed, a job in a
+ * state that refuses set-speed).  A job type calls it after bd_job_new()
+ * for the @speed its command was given.
+ */
+bool bd_job_set_speed(BdJob *job, int64_t speed, GError **errp);
+
+/*
+ * Main loop.  A CREATED job that its command could not set up after all
+ * goes away at once (to NULL, as QEMU's job_early_fail), its opaque
+ * freed by the type's @free.
+ */
+void bd_job_early_fail(BdJob *job);
+
+/*
+ * Coroutine, in @run.  The rate limit, as QEMU's
+ * block_job_ratelimit_sleep(): sleeps while the bytes reported with
+ * bd_job_ratelimit_processed() exceed what the speed allows in the
+ * current 100 ms slice; always passes a pause point (even at speed 0,
+ * so a drain or pause is seen between steps).  A pause, cancel or
+ * set-speed wakes it early.
+ */
+bd_coroutine_fn void bd_job_ratelimit_sleep(BdJob *job);
+
+/*
+ * Coroutine, in @run.  Sleep @ns nanoseconds (0: just yield once), woken
+ * early by a pause, cancel, complete or set-speed; passes a pause point.
+ */
+bd_coroutine_fn void bd_job_sleep_ns(BdJob *job, uint64_t ns);
+
+/* Coroutine, in @run.  @bytes more were copied (for the rate limit). */
+void bd_job_ratelimit_processed(BdJob *job, uint64_t bytes);
+
+/* BlockdevOnError, in QAPI's order. */
+typedef enum BdJobOnError {
+    BD_JOB_ON_ERROR_REPORT,
+    BD_JOB_ON_ERROR_IGNORE,
+    BD_JOB_ON_ERROR_ENOSPC,
+    BD_JOB_ON_ERROR_STOP,
+    BD_JOB_ON_ERROR_AUTO,
+} BdJobOnError;
+
+/* BlockErrorAction, in QAPI's order. */
+typedef enum BdJobErrorAction {
+    BD_JOB_ERROR_ACTION_IGNORE,
+    BD_JOB_ERROR_ACTION_REPORT,
+    BD_JOB_ERROR_ACTION_STOP,
+} BdJobErrorAction;
+
+/*
+ * Parse a BlockdevOnError value (already validated by the schema);
+ * BD_JOB_ON_ERROR_REPORT for NULL.
+ */
+BdJobOnError bd_job_on_error_parse(const char *name);
+
+/*
+ * Coroutine, in @run.  The job met the I/O error @error (a positive
+ * errno) on a read (@is_read) or a write: what QEMU's
+ * block_job_error_action() does.  Decides the action from @on_error
+ * (enospc and auto stop on ENOSPC and report otherwise), sends
+ * BLOCK_JOB_ERROR (unless the job is cancelled), and for STOP pauses
+ * the job as if the user had (job-resume continues it) and sets its
+ * io-status (nospace or failed) until then.  The caller retries the
+ * step after STOP (at its next pause point, where it waits), goes on
+ * after IGNORE, and fails after REPORT.
+ */
+BdJobErrorAction bd_job_error_action(BdJob *job, BdJobOnError on_error,
+                                     bool is_read, int error);
 
 #ifdef __cplusplus
 }

@@ -153,7 +153,7 @@ static bool cache_sizes(Qcow2State *s, JsonObject *opts, int64_t *l2_size,
 /* --- opening children --- */
 
 /* @name relative to the directory of the image file, as QEMU does. */
-static char *relative_path(BdNode *node, BdChild *file, const char *name)
+char *qcow2_relative_path(BdNode *node, BdChild *file, const char *name)
 {
     g_autofree char *base = bd_node_get_filename(bd_child_get_node(file));
     g_autofree char *dir = NULL;
@@ -214,7 +214,7 @@ static bool open_data_file(Qcow2State *s, JsonObject *opts, GError **errp)
         s->data_file = bd_node_open_child(s->node, opts, "data-file",
                                           BD_CHILD_DATA, false, errp);
     } else if (s->image_data_file) {
-        g_autofree char *path = relative_path(s->node, s->file,
+        g_autofree char *path = qcow2_relative_path(s->node, s->file,
                                               s->image_data_file);
 
         s->data_file = open_named_child(s->node, "data-file", NULL, path,
@@ -228,6 +228,12 @@ static bool open_data_file(Qcow2State *s, JsonObject *opts, GError **errp)
 static bool open_backing(Qcow2State *s, JsonObject *opts, GError **errp)
 {
     JsonNode *b = json_object_get_member(opts, "backing");
+
+    /* the image's own name for it shows even with backing null (QEMU) */
+    if (s->backing_file) {
+        s->full_backing_file = qcow2_relative_path(s->node, s->file,
+                                                   s->backing_file);
+    }
     if (b && JSON_NODE_HOLDS_NULL(b)) {
         return true;
     }
@@ -241,7 +247,6 @@ static bool open_backing(Qcow2State *s, JsonObject *opts, GError **errp)
     if (!s->backing_file) {
         return true;
     }
-    s->full_backing_file = relative_path(s->node, s->file, s->backing_file);
     if (b) {
         return true;
     }
@@ -535,6 +540,8 @@ static bool qcow2_open(BdNode *node, JsonObject *opts, unsigned flags,
                                  BD_CHILD_METADATA | BD_CHILD_PRIMARY,
                                  false, errp);
     if (!s->file) {
+        /* what was taken above goes too (s->opts leaked: LeakSanitizer) */
+        free_state(s);
         return false;
     }
     bd_run_co(open_co, &o);
@@ -659,6 +666,7 @@ static const BdBlockDriver qcow2_driver = {
     .snapshot_list = qcow2_snapshot_list,
     .snapshot_create = qcow2_snapshot_create,
     .snapshot_delete = qcow2_snapshot_delete,
+    .co_change_backing_file = qcow2_co_change_backing_file,
     .detach_aio_context = qcow2_detach_aio_context,
     .attach_aio_context = qcow2_attach_aio_context,
     .co_amend = qcow2_co_amend,

@@ -44,7 +44,8 @@ static int64_t zero_in_slice(Qcow2State *s, int64_t offset, int64_t bytes,
             /* no L2 table: nothing allocated in its range */
             int64_t l2_span = s->l2_size << s->cluster_bits;
 
-            if (!s->backing || mode == DISCARD_FULL || s->version < 3) {
+            if (!bd_node_get_backing(s->node) || mode == DISCARD_FULL ||
+                s->version < 3) {
                 return MIN(bytes, l2_span - (offset & (l2_span - 1)));
             }
             ret = qcow2_get_l2_slice_alloc(s, offset, &slice, &index);
@@ -100,7 +101,7 @@ static int64_t zero_in_slice(Qcow2State *s, int64_t offset, int64_t bytes,
 
             if (mode == DISCARD_FULL) {
                 new_entry = new_bitmap = 0;
-            } else if (s->version < 3 && s->backing) {
+            } else if (s->version < 3 && bd_node_get_backing(s->node)) {
                 /*
                  * v2 has no zero flag and an empty entry would show the
                  * backing file: QEMU leaves such clusters as they are
@@ -108,7 +109,7 @@ static int64_t zero_in_slice(Qcow2State *s, int64_t offset, int64_t bytes,
                 done += n;
                 index++;
                 continue;
-            } else if (s->backing || allocated) {
+            } else if (bd_node_get_backing(s->node) || allocated) {
                 if (s->extended_l2) {
                     new_entry = 0;
                     new_bitmap = L2_BITMAP_ALL_ZEROES;

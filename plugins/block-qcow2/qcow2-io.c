@@ -333,11 +333,14 @@ static int read_backing(Qcow2State *s, int64_t offset, int64_t bytes,
     BdIOVector sub;
     int ret;
 
-    if (!s->backing) {
+    /* asked each time: block-stream and block-commit change the edge */
+    BdChild *backing = bd_node_get_backing(s->node);
+
+    if (!backing) {
         bd_iovec_memset(qiov, qoff, 0, bytes);
         return 0;
     }
-    blen = bd_child_co_getlength(s->backing);
+    blen = bd_child_co_getlength(backing);
     if (blen < 0) {
         return blen;
     }
@@ -362,7 +365,7 @@ static int read_backing(Qcow2State *s, int64_t offset, int64_t bytes,
             niov++;
         }
         bd_iovec_init_external(&sub, iov, niov);
-        ret = bd_child_co_preadv(s->backing, offset, n, &sub, 0);
+        ret = bd_child_co_preadv(backing, offset, n, &sub, 0);
         g_free(iov);
         if (ret < 0) {
             return ret;

@@ -147,7 +147,7 @@ typedef struct Qcow2State {
     BdNode *node;
     BdChild *file;          /* metadata (and data without a data file) */
     BdChild *data_file;     /* where guest data lives (== file without) */
-    BdChild *backing;
+    BdChild *backing;       /* as opened; bd_node_get_backing() is now */
 
     /* header */
     uint32_t version;
@@ -293,6 +293,12 @@ int qcow2_write_autoclear(Qcow2State *s, uint64_t autoclear);
 int qcow2_update_header(Qcow2State *s);
 /* The names of @bits from the image's feature table (for messages). */
 char *qcow2_feature_names(Qcow2State *s, int type, uint64_t bits);
+
+/* qcow2-backing.c: the backing file name and format in the header */
+int qcow2_co_change_backing_file(BdNode *node, const char *file,
+                                 const char *fmt);
+/* @name as the image refers to it, resolved against @file's name */
+char *qcow2_relative_path(BdNode *node, BdChild *file, const char *name);
 
 /* --- refcounts (qcow2-refcount.c), callers hold meta_lock --- */
 

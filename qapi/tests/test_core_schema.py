@@ -82,6 +82,8 @@ CORE_COMMANDS = {
     'block-job-set-speed', 'block-job-cancel', 'block-job-pause',
     'block-job-resume', 'block-job-complete', 'block-job-dismiss',
     'block-job-finalize',
+    'blockdev-snapshot', 'blockdev-snapshot-sync', 'change-backing-file',
+    'transaction',
 }
 # The events the core emits.
 CORE_EVENTS = {'BLOCK_EXPORT_DELETED', 'BLOCK_IO_ERROR',

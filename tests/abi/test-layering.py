@@ -165,6 +165,18 @@ CORE_WORDS |= {'create'}
 # thread's event-loop parameters) and the core's own main loop
 # (core/aio/main-loop.c), which it runs itself, never through the plugin.
 CORE_WORDS |= {'main-loop'}
+# "stream" is the job type of block-stream (plugin job-stream) and the
+# core's word for a byte stream (the JSON stream parser, a monitor's
+# character stream).
+CORE_WORDS |= {'stream'}
+# "commit" is the job type of block-commit (plugin job-commit) and the
+# job manager's word for a job's successful end (BdJobType.commit, the
+# commit of a transaction, a reopen's commit).
+CORE_WORDS |= {'commit'}
+# "qcow2" is the format blockdev-snapshot-sync defaults to (QAPI's
+# "@format: ... default is 'qcow2'"); core/block passes the name to the
+# registry, which finds whichever plugin provides it, as for any format.
+CORE_WORDS |= {'qcow2'}
 
 
 def whole_word(name):

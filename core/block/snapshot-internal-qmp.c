@@ -160,7 +160,7 @@ static bool qmp_snapshot_delete(JsonObject *args, JsonNode **ret,
     return true;
 }
 
-void bd_snapshot_qmp_init(void)
+void bd_snapshot_internal_qmp_init(void)
 {
     bd_qmp_register_command("blockdev-snapshot-internal-sync",
                             qmp_snapshot_create, 0);
