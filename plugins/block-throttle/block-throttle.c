@@ -1,0 +1,126 @@
+/*
+ * block-throttle: the throttle filter driver.  Every request waits until
+ * the limits of its throttle group (the 'throttle-group' object named by
+ * the node's option) allow it, then goes to the file node unchanged.
+ * Writes, write-zeroes and discards count as writes, as in QEMU.
+ */
+#include <errno.h>
+
+#include <blockd/blockd.h>
+
+#include "block-throttle-schema.h"
+
+typedef struct ThrottleNode {
+    BdChild *file;
+    BdObject *group;
+    const BdThrottleGroupInterface *tg;
+} ThrottleNode;
+
+static bool throttle_open(BdNode *node, JsonObject *opts, unsigned flags,
+                          GError **errp)
+{
+    ThrottleNode *s = bd_node_get_opaque(node);
+    const char *name;
+
+    /* QEMU opens the child before it looks at the group */
+    s->file = bd_node_open_child(node, opts, "file",
+                                 BD_CHILD_FILTERED | BD_CHILD_PRIMARY,
+                                 false, errp);
+    if (!s->file) {
+        return false;
+    }
+    name = json_object_get_string_member(opts, "throttle-group");
+    s->group = bd_object_find(name, "throttle-group");
+    if (!s->group) {
+        bd_error_setg(errp, "Throttle group '%s' does not exist", name);
+        return false;
+    }
+    s->tg = bd_object_get_interface(s->group, BD_THROTTLE_GROUP_INTERFACE);
+    if (!s->tg) {
+        bd_error_setg(errp, "Throttle group '%s' does not exist", name);
+        s->group = NULL;
+        return false;
+    }
+    s->tg->join(s->group);
+    return true;
+}
+
+static void throttle_close(BdNode *node)
+{
+    ThrottleNode *s = bd_node_get_opaque(node);
+
+    if (s->group) {
+        s->tg->leave(s->group);
+        s->group = NULL;
+    }
+}
+
+static int64_t throttle_co_getlength(BdNode *node)
+{
+    ThrottleNode *s = bd_node_get_opaque(node);
+
+    return bd_child_co_getlength(s->file);
+}
+
+static int throttle_co_preadv(BdNode *node, int64_t offset, int64_t bytes,
+                              BdIOVector *qiov, BdRequestFlags flags)
+{
+    ThrottleNode *s = bd_node_get_opaque(node);
+
+    s->tg->co_intercept(s->group, bytes, false);
+    return bd_child_co_preadv(s->file, offset, bytes, qiov, flags);
+}
+
+static int throttle_co_pwritev(BdNode *node, int64_t offset, int64_t bytes,
+                               BdIOVector *qiov, BdRequestFlags flags)
+{
+    ThrottleNode *s = bd_node_get_opaque(node);
+
+    s->tg->co_intercept(s->group, bytes, true);
+    return bd_child_co_pwritev(s->file, offset, bytes, qiov, flags);
+}
+
+static int throttle_co_pwrite_zeroes(BdNode *node, int64_t offset,
+                                     int64_t bytes, BdRequestFlags flags)
+{
+    ThrottleNode *s = bd_node_get_opaque(node);
+
+    s->tg->co_intercept(s->group, bytes, true);
+    return bd_child_co_pwrite_zeroes(s->file, offset, bytes, flags);
+}
+
+static int throttle_co_pdiscard(BdNode *node, int64_t offset, int64_t bytes)
+{
+    ThrottleNode *s = bd_node_get_opaque(node);
+
+    s->tg->co_intercept(s->group, bytes, true);
+    return bd_child_co_pdiscard(s->file, offset, bytes);
+}
+
+static const BdBlockDriver throttle_driver = {
+    .struct_size = sizeof(BdBlockDriver),
+    .name = "throttle",
+    .description = "throttle filter: requests wait for the limits of a "
+                   "throttle group",
+    .instance_size = sizeof(ThrottleNode),
+    .flags = BD_DRIVER_FILTER | BD_DRIVER_THREAD_SAFE,
+    .open = throttle_open,
+    .close = throttle_close,
+    .co_getlength = throttle_co_getlength,
+    .co_preadv = throttle_co_preadv,
+    .co_pwritev = throttle_co_pwritev,
+    .co_pwrite_zeroes = throttle_co_pwrite_zeroes,
+    .co_pdiscard = throttle_co_pdiscard,
+};
+
+static bool block_throttle_init(BdRegistry *reg, GError **errp)
+{
+    return bd_registry_add_block_driver(reg, &throttle_driver, errp);
+}
+
+BD_PLUGIN(.name = "block-throttle",
+          .version = BLOCKD_PLUGIN_VERSION,
+          .description = "the throttle filter driver",
+          .license = "GPL-2.0-or-later",
+          .schema = block_throttle_schema,
+          .init = block_throttle_init);
