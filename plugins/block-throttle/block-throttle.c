@@ -3,6 +3,11 @@
  * the limits of its throttle group (the 'throttle-group' object named by
  * the node's option) allow it, then goes to the file node unchanged.
  * Writes, write-zeroes and discards count as writes, as in QEMU.
+ *
+ * A node hands its requests to the group one at a time per direction
+ * (its own FIFO queue): the group lets its waiting requests pass in
+ * arrival order, so with one request per node the nodes take turns, as
+ * QEMU's round-robin between the members of a group.
  */
 #include <errno.h>
 
@@ -14,7 +19,16 @@ typedef struct ThrottleNode {
     BdChild *file;
     BdObject *group;
     const BdThrottleGroupInterface *tg;
+    BdCoMutex queue[2];         /* [is_write]: this node's turn */
 } ThrottleNode;
+
+bd_coroutine_fn
+static void throttle_intercept(ThrottleNode *s, int64_t bytes, bool is_write)
+{
+    bd_co_mutex_lock(&s->queue[is_write]);
+    s->tg->co_intercept(s->group, bytes, is_write);
+    bd_co_mutex_unlock(&s->queue[is_write]);
+}
 
 static bool throttle_open(BdNode *node, JsonObject *opts, unsigned flags,
                           GError **errp)
@@ -22,6 +36,8 @@ static bool throttle_open(BdNode *node, JsonObject *opts, unsigned flags,
     ThrottleNode *s = bd_node_get_opaque(node);
     const char *name;
 
+    bd_co_mutex_init(&s->queue[0]);
+    bd_co_mutex_init(&s->queue[1]);
     /* QEMU opens the child before it looks at the group */
     s->file = bd_node_open_child(node, opts, "file",
                                  BD_CHILD_FILTERED | BD_CHILD_PRIMARY,
@@ -67,7 +83,7 @@ static int throttle_co_preadv(BdNode *node, int64_t offset, int64_t bytes,
 {
     ThrottleNode *s = bd_node_get_opaque(node);
 
-    s->tg->co_intercept(s->group, bytes, false);
+    throttle_intercept(s, bytes, false);
     return bd_child_co_preadv(s->file, offset, bytes, qiov, flags);
 }
 
@@ -76,7 +92,7 @@ static int throttle_co_pwritev(BdNode *node, int64_t offset, int64_t bytes,
 {
     ThrottleNode *s = bd_node_get_opaque(node);
 
-    s->tg->co_intercept(s->group, bytes, true);
+    throttle_intercept(s, bytes, true);
     return bd_child_co_pwritev(s->file, offset, bytes, qiov, flags);
 }
 
@@ -85,7 +101,7 @@ static int throttle_co_pwrite_zeroes(BdNode *node, int64_t offset,
 {
     ThrottleNode *s = bd_node_get_opaque(node);
 
-    s->tg->co_intercept(s->group, bytes, true);
+    throttle_intercept(s, bytes, true);
     return bd_child_co_pwrite_zeroes(s->file, offset, bytes, flags);
 }
 
@@ -93,7 +109,7 @@ static int throttle_co_pdiscard(BdNode *node, int64_t offset, int64_t bytes)
 {
     ThrottleNode *s = bd_node_get_opaque(node);
 
-    s->tg->co_intercept(s->group, bytes, true);
+    throttle_intercept(s, bytes, true);
     return bd_child_co_pdiscard(s->file, offset, bytes);
 }
 

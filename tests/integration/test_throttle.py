@@ -7,6 +7,7 @@ with a generous bound: not above the limit by more than 10% over a few
 seconds, not far below it), also after qom-set changed it."""
 import json
 import os
+import select
 import time
 
 import nbd
@@ -265,6 +266,74 @@ class ThrottleRateTest(h.TestCase):
                         value={'iops-total': 1000})
         seconds = self.run_ops(3000, 4096, write=False)
         self.assert_rate(3000, seconds, 1000, 100)
+
+
+class ThrottleSharedTest(h.TestCase):
+    """Two throttle nodes in one group, each exported over NBD: together
+    they hold the group's limit, and they take turns: a client with one
+    request in flight gets about as many through as one with sixteen (QEMU's
+    round-robin), not one in seventeen."""
+
+    def test_round_robin(self):
+        limit = 300
+        qmp_sock = os.path.join(self.tmpdir, 'qmp.sock')
+        nbd_sock = os.path.join(self.tmpdir, 'nbd.sock')
+        args = ['--plugin-dir', os.environ['BLOCKD_PLUGIN_DIR'],
+                '--chardev', f'socket,id=mon,path={qmp_sock},server=on,'
+                'wait=off', '--monitor', 'chardev=mon',
+                '--object', f'throttle-group,id=g0,limits.iops-total={limit}',
+                '--nbd-server', f'addr.type=unix,addr.path={nbd_sock}']
+        for i in range(2):
+            img = os.path.join(self.tmpdir, f'img{i}')
+            with open(img, 'wb') as f:
+                f.write(b'\x5a' * MIB)
+            args += ['--blockdev', f'driver=file,node-name=f{i},'
+                     f'filename={img}',
+                     '--blockdev', f'driver=throttle,node-name=t{i},'
+                     f'throttle-group=g0,file=f{i}',
+                     '--export', f'type=nbd,id=e{i},node-name=t{i},'
+                     f'name=t{i}']
+        d = self.start_daemon(args)
+        d.wait_for_socket_file(qmp_sock)
+        d.wait_for_socket_file(nbd_sock)
+        clients = []
+        for i, depth in ((0, 16), (1, 1)):
+            c = nbd.NBD()
+            c.connect_uri(f'nbd+unix:///t{i}?socket={nbd_sock}')
+            clients.append({'h': c, 'depth': depth, 'done': 0,
+                            'started': 0, 'buf': nbd.Buffer(4096)})
+
+        def completed(c):
+            def cb(error):
+                c['done'] += 1
+                return 1
+            return cb
+
+        seconds = 3
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            for c in clients:
+                while c['started'] - c['done'] < c['depth']:
+                    c['h'].aio_pread(c['buf'], 0, completion=completed(c))
+                    c['started'] += 1
+            rl = [c['h'].aio_get_fd() for c in clients
+                  if c['h'].aio_get_direction() & nbd.AIO_DIRECTION_READ]
+            wl = [c['h'].aio_get_fd() for c in clients
+                  if c['h'].aio_get_direction() & nbd.AIO_DIRECTION_WRITE]
+            r, w, _ = select.select(rl, wl, [], 0.05)
+            for c in clients:
+                if c['h'].aio_get_fd() in r:
+                    c['h'].aio_notify_read()
+                if c['h'].aio_get_fd() in w:
+                    c['h'].aio_notify_write()
+        deep, shallow = clients[0]['done'], clients[1]['done']
+        total = deep + shallow
+        msg = f'{deep} + {shallow} in {seconds}s, group limit {limit}/s'
+        # a tenth of a second's worth passes before throttling starts
+        self.assertLessEqual(total - limit // 10, limit * seconds * 1.10,
+                             msg)
+        self.assertGreaterEqual(total, limit * seconds * 0.5, msg)
+        self.assertGreaterEqual(shallow, total * 0.3, msg)
 
 
 if __name__ == '__main__':
