@@ -113,6 +113,19 @@ static int throttle_co_pdiscard(BdNode *node, int64_t offset, int64_t bytes)
     return bd_child_co_pdiscard(s->file, offset, bytes);
 }
 
+/* The group is part of what the node shows (QEMU's strong option). */
+static const char *const throttle_strong_options[] = { "throttle-group",
+                                                       NULL };
+
+/* The file's image information is the node's, as for QEMU's filters. */
+static int throttle_get_info(BdNode *node, bool *is_dirty)
+{
+    BdChild *file = bd_node_get_file(node);
+
+    return file ? bd_node_get_info(bd_child_get_node(file), is_dirty)
+                : -ENOMEDIUM;
+}
+
 static const BdBlockDriver throttle_driver = {
     .struct_size = sizeof(BdBlockDriver),
     .name = "throttle",
@@ -123,6 +136,8 @@ static const BdBlockDriver throttle_driver = {
     .open = throttle_open,
     .close = throttle_close,
     .co_getlength = throttle_co_getlength,
+    .strong_options = throttle_strong_options,
+    .get_info = throttle_get_info,
     .co_preadv = throttle_co_preadv,
     .co_pwritev = throttle_co_pwritev,
     .co_pwrite_zeroes = throttle_co_pwrite_zeroes,

@@ -162,6 +162,10 @@ class ThrottleQmpTest(h.TestCase):
                               'throttle-group': 'g0', 'file': 'nofile'}),
             ('blockdev-add', {'driver': 'throttle', 'node-name': 't0',
                               'throttle-group': 'g0', 'file': 'f0'}),
+            # the group in the json: file name, the file node nested as
+            # the filtered child
+            ('query-named-block-nodes', {}),
+            ('query-named-block-nodes', {'flat': True}),
             ('blockdev-add', {'driver': 'throttle', 'node-name': 't1',
                               'throttle-group': 'g0',
                               'file': {'driver': 'file',
