@@ -30,11 +30,28 @@ static void throttle_intercept(ThrottleNode *s, int64_t bytes, bool is_write)
     bd_co_mutex_unlock(&s->queue[is_write]);
 }
 
+/* The throttle-group object called @name, as QEMU looks it up. */
+static BdObject *find_group(const char *name,
+                            const BdThrottleGroupInterface **tg,
+                            GError **errp)
+{
+    BdObject *group = bd_object_find(name, "throttle-group");
+
+    *tg = group ? bd_object_get_interface(group,
+                                          BD_THROTTLE_GROUP_INTERFACE)
+                : NULL;
+    if (!*tg) {
+        bd_error_setg(errp, "Throttle group '%s' does not exist", name);
+        return NULL;
+    }
+    return group;
+}
+
 static bool throttle_open(BdNode *node, JsonObject *opts, unsigned flags,
                           GError **errp)
 {
     ThrottleNode *s = bd_node_get_opaque(node);
-    const char *name;
+    BdObject *group;
 
     bd_co_mutex_init(&s->queue[0]);
     bd_co_mutex_init(&s->queue[1]);
@@ -45,20 +62,44 @@ static bool throttle_open(BdNode *node, JsonObject *opts, unsigned flags,
     if (!s->file) {
         return false;
     }
-    name = json_object_get_string_member(opts, "throttle-group");
-    s->group = bd_object_find(name, "throttle-group");
-    if (!s->group) {
-        bd_error_setg(errp, "Throttle group '%s' does not exist", name);
+    group = find_group(json_object_get_string_member(opts,
+                                                     "throttle-group"),
+                       &s->tg, errp);
+    if (!group) {
         return false;
     }
-    s->tg = bd_object_get_interface(s->group, BD_THROTTLE_GROUP_INTERFACE);
-    if (!s->tg) {
-        bd_error_setg(errp, "Throttle group '%s' does not exist", name);
-        s->group = NULL;
-        return false;
-    }
+    s->group = group;
     s->tg->join(s->group);
     return true;
+}
+
+/*
+ * blockdev-reopen may move the node to another group (QEMU's
+ * throttle_reopen_prepare); the node is drained from prepare to commit,
+ * so no request is between the two groups.
+ */
+static bool throttle_reopen_prepare(BdNode *node, JsonObject *options,
+                                    void **state, GError **errp)
+{
+    const BdThrottleGroupInterface *tg;
+    BdObject *group = find_group(json_object_get_string_member(
+                                     options, "throttle-group"), &tg, errp);
+
+    *state = group;
+    return group != NULL;
+}
+
+static void throttle_reopen_commit(BdNode *node, void *state)
+{
+    ThrottleNode *s = bd_node_get_opaque(node);
+    BdObject *group = state;
+
+    if (group != s->group) {
+        s->tg->leave(s->group);
+        s->group = group;
+        s->tg = bd_object_get_interface(group, BD_THROTTLE_GROUP_INTERFACE);
+        s->tg->join(s->group);
+    }
 }
 
 static void throttle_close(BdNode *node)
@@ -138,6 +179,8 @@ static const BdBlockDriver throttle_driver = {
     .co_getlength = throttle_co_getlength,
     .strong_options = throttle_strong_options,
     .get_info = throttle_get_info,
+    .reopen_prepare = throttle_reopen_prepare,
+    .reopen_commit = throttle_reopen_commit,
     .co_preadv = throttle_co_preadv,
     .co_pwritev = throttle_co_pwritev,
     .co_pwrite_zeroes = throttle_co_pwrite_zeroes,

@@ -181,6 +181,31 @@ class ThrottleQmpTest(h.TestCase):
         ]
         self.assert_same(steps, ['throttle-group,id=g0,x-iops-total=1000'])
 
+    def test_reopen(self):
+        """blockdev-reopen moves a node to another group (the old one can
+        then be deleted) and refuses a group that does not exist."""
+        node = {'driver': 'throttle', 'node-name': 't0',
+                'throttle-group': 'g0', 'file': 'f0'}
+        steps = [
+            ('blockdev-add', {'driver': 'file', 'node-name': 'f0',
+                              'filename': 'WORKDIR/img'}),
+            ('blockdev-add', node),
+            ('blockdev-reopen', {'options': [dict(node, **{
+                'throttle-group': 'nope'})]}),
+            ('blockdev-reopen', {'options': [dict(node, **{
+                'throttle-group': 'g1'})]}),
+            ('object-del', {'id': 'g1'}),
+            ('object-del', {'id': 'g0'}),
+            ('query-named-block-nodes', {'flat': True}),
+            ('blockdev-reopen', {'options': [dict(node, **{
+                'throttle-group': 'g1', 'read-only': True})]}),
+            ('query-named-block-nodes', {'flat': True}),
+            ('blockdev-del', {'node-name': 't0'}),
+            ('object-del', {'id': 'g1'}),
+        ]
+        self.assert_same(steps, ['throttle-group,id=g0,x-iops-total=1000',
+                                 'throttle-group,id=g1,x-bps-total=1000'])
+
 
 class ThrottleRateTest(h.TestCase):
     """A real NBD client against a throttled export."""
