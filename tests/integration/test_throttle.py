@@ -112,6 +112,7 @@ class ThrottleQmpTest(h.TestCase):
             self.add('g1', **{'x-iops-write': 50, 'x-iops-write-max': 60,
                               'x-bps-total': 1000}),
             ('qom-list', {'path': '/objects/g0'}),
+            ('qom-list-properties', {'typename': 'throttle-group'}),
             ('qom-get', {'path': 'g0', 'property': 'limits'}),
             ('qom-get', {'path': 'g1', 'property': 'limits'}),
             ('qom-get', {'path': 'g0', 'property': 'x-bps-read-max-length'}),
