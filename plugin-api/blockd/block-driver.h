@@ -248,6 +248,14 @@ typedef struct BdBlockLimits {
  *     backing-filename-format, format-specific, ...); the core has set
  *     filename, format, dirty-flag, actual-size and virtual-size, and adds
  *     backing-image itself.  NULL: nothing more.
+ *
+ * @drained_begin: main loop, requests may be in flight.  The node enters
+ *     a drained section (blockdev-del, reopen, a move to another
+ *     IOThread...): the core now waits for its requests, so a driver that
+ *     holds requests back on purpose (throttle) lets them go at once.
+ *     Any thread may still be running the node's requests.  NULL: nothing.
+ * @drained_end: main loop.  The drained section that @drained_begin
+ *     announced is over.  NULL: nothing.
  */
 struct BdBlockDriver {
     uint32_t struct_size;
@@ -313,6 +321,8 @@ struct BdBlockDriver {
     int64_t (*co_pread_to_fd)(BdNode *node, int64_t offset, int64_t bytes,
                               int out_fd, BdRequestFlags flags);
     void (*query_image_info)(BdNode *node, JsonObject *info);
+    void (*drained_begin)(BdNode *node);
+    void (*drained_end)(BdNode *node);
 };
 
 /*

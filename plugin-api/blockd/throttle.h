@@ -32,15 +32,18 @@ extern "C" {
  *        cannot be deleted.  Main thread.
  * @leave: the node that joined stops using the group.  Main thread.
  * @co_intercept: coroutine_fn: wait until the group's limits allow a
- *        request of @bytes bytes (a write when @is_write) and count it.
- *        Any thread; waiting requests of a group pass in turn.
+ *        request of @bytes bytes (a write when @is_write) and count it;
+ *        stop waiting as soon as *@bypass (read atomically) is non-zero
+ *        (the node is being drained).  Any thread; waiting requests of a
+ *        group pass in turn.
  */
 typedef struct BdThrottleGroupInterface {
     uint32_t struct_size;
     void (*join)(BdObject *obj);
     void (*leave)(BdObject *obj);
     bd_coroutine_fn
-    void (*co_intercept)(BdObject *obj, int64_t bytes, bool is_write);
+    void (*co_intercept)(BdObject *obj, int64_t bytes, bool is_write,
+                         const int *bypass);
 } BdThrottleGroupInterface;
 
 #ifdef __cplusplus

@@ -20,13 +20,14 @@ typedef struct ThrottleNode {
     BdObject *group;
     const BdThrottleGroupInterface *tg;
     BdCoMutex queue[2];         /* [is_write]: this node's turn */
+    int io_limits_disabled;     /* drained: requests do not wait (atomic) */
 } ThrottleNode;
 
 bd_coroutine_fn
 static void throttle_intercept(ThrottleNode *s, int64_t bytes, bool is_write)
 {
     bd_co_mutex_lock(&s->queue[is_write]);
-    s->tg->co_intercept(s->group, bytes, is_write);
+    s->tg->co_intercept(s->group, bytes, is_write, &s->io_limits_disabled);
     bd_co_mutex_unlock(&s->queue[is_write]);
 }
 
@@ -100,6 +101,25 @@ static void throttle_reopen_commit(BdNode *node, void *state)
         s->tg = bd_object_get_interface(group, BD_THROTTLE_GROUP_INTERFACE);
         s->tg->join(s->group);
     }
+}
+
+/*
+ * A drain waits for the node's requests: the throttled ones go at once
+ * (a sleeping one within MAX_SLEEP_NS of the group, those queued behind
+ * it in turn) instead of at the group's rate, as QEMU's throttle does.
+ */
+static void throttle_drained_begin(BdNode *node)
+{
+    ThrottleNode *s = bd_node_get_opaque(node);
+
+    g_atomic_int_set(&s->io_limits_disabled, 1);
+}
+
+static void throttle_drained_end(BdNode *node)
+{
+    ThrottleNode *s = bd_node_get_opaque(node);
+
+    g_atomic_int_set(&s->io_limits_disabled, 0);
 }
 
 static void throttle_close(BdNode *node)
@@ -181,6 +201,8 @@ static const BdBlockDriver throttle_driver = {
     .get_info = throttle_get_info,
     .reopen_prepare = throttle_reopen_prepare,
     .reopen_commit = throttle_reopen_commit,
+    .drained_begin = throttle_drained_begin,
+    .drained_end = throttle_drained_end,
     .co_preadv = throttle_co_preadv,
     .co_pwritev = throttle_co_pwritev,
     .co_pwrite_zeroes = throttle_co_pwrite_zeroes,

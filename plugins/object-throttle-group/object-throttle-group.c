@@ -378,7 +378,8 @@ static void tg_leave(BdObject *obj)
 }
 
 bd_coroutine_fn
-static void tg_co_intercept(BdObject *obj, int64_t bytes, bool is_write)
+static void tg_co_intercept(BdObject *obj, int64_t bytes, bool is_write,
+                            const int *bypass)
 {
     ThrottleGroup *tg = bd_object_get_opaque(obj);
 
@@ -389,7 +390,8 @@ static void tg_co_intercept(BdObject *obj, int64_t bytes, bool is_write)
         g_mutex_lock(&tg->lock);
         throttle_leak(&tg->ts, bd_clock_ns());
         wait = throttle_compute_wait_for(&tg->ts, is_write);
-        if (!wait) {
+        /* a drained node's requests go at once but count, as in QEMU */
+        if (!wait || g_atomic_int_get(bypass)) {
             throttle_account(&tg->ts, is_write, bytes);
             g_mutex_unlock(&tg->lock);
             break;

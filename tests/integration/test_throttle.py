@@ -8,6 +8,7 @@ seconds, not far below it), also after qom-set changed it."""
 import json
 import os
 import select
+import subprocess
 import time
 
 import nbd
@@ -318,6 +319,58 @@ class ThrottleRateTest(h.TestCase):
                         value={'iops-total': 1000})
         seconds = self.run_ops(3000, 4096, write=False)
         self.assert_rate(3000, seconds, 1000, 100)
+
+
+class ThrottleDrainTest(h.TestCase):
+    """A drain (here blockdev-reopen's) does not wait for the throttled
+    requests at the group's rate: they go at once, as in
+    qemu-storage-daemon (20 reads at 2 per second would take 10 s)."""
+
+    def test_drain(self):
+        plugins = ['--plugin-dir', os.environ['BLOCKD_PLUGIN_DIR']]
+        for name, start in (('blockd', lambda a: self.start_daemon(
+                plugins + a)), ('qsd', self.start_qsd)):
+            workdir = self.make_tmpdir()
+            img = os.path.join(workdir, 'img')
+            with open(img, 'wb') as f:
+                f.write(b'\x5a' * MIB)
+            qmp_sock = os.path.join(workdir, 'qmp.sock')
+            nbd_sock = os.path.join(workdir, 'nbd.sock')
+            d = start([
+                '--chardev', f'socket,id=mon,path={qmp_sock},server=on,'
+                'wait=off', '--monitor', 'chardev=mon',
+                '--object', 'throttle-group,id=g0,limits.iops-total=2',
+                '--blockdev', f'driver=file,node-name=f0,filename={img}',
+                '--blockdev', 'driver=throttle,node-name=t0,'
+                'throttle-group=g0,file=f0',
+                '--nbd-server', f'addr.type=unix,addr.path={nbd_sock}',
+                '--export', 'type=nbd,id=e0,node-name=t0,name=t0'])
+            d.wait_for_socket_file(qmp_sock)
+            d.wait_for_socket_file(nbd_sock)
+            qmp = self.qmp(qmp_sock)
+            argv = ['qemu-io', '-r', '-f', 'raw']
+            for i in range(20):
+                argv += ['-c', f'aio_read -q {i * 4096} 4k']
+            argv += ['-c', 'aio_flush', f'nbd+unix:///t0?socket={nbd_sock}']
+            client = subprocess.Popen(argv, stdout=subprocess.PIPE,
+                                      stderr=subprocess.PIPE, text=True)
+            try:
+                time.sleep(1)
+                t0 = time.monotonic()
+                reply = qmp.execute('blockdev-reopen', {'options': [
+                    {'driver': 'throttle', 'node-name': 't0',
+                     'throttle-group': 'g0', 'file': 'f0'}]})
+                seconds = time.monotonic() - t0
+                out, err = client.communicate(timeout=60)
+            finally:
+                if client.poll() is None:
+                    client.kill()
+                    client.wait()
+            self.assertEqual(reply, {'return': {}}, name)
+            self.assertEqual(client.returncode, 0, err)
+            # 18 or so reads still waited: 9 s at the group's rate
+            self.assertLess(seconds, 4, f'{name}: the drain took '
+                            f'{seconds:.1f}s')
 
 
 class ThrottleSharedTest(h.TestCase):
