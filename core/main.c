@@ -112,7 +112,7 @@ static void print_help(const char *prog)
 "  --object <type>,help   list the properties of an object type\n"
 "  --object <type>[,<property>=<value>...]\n"
 "                         create an object (secrets, tls-creds-*, authz-*,\n"
-"                         iothread, throttle-group, ...)\n"
+"                         iothread, ...)\n"
 "  --pidfile <path>       write the process id to <path> once ready\n"
 "\n"
 "  --plugin-dir <dir>[:<dir>...]\n"

@@ -601,9 +601,23 @@ static bool subtree_busy(BdNode *node)
     return false;
 }
 
+/*
+ * Count a drained section in @node's subtree; a driver hears when its
+ * node enters its first and leaves its last (BdBlockDriver's
+ * drained_begin/_end), so that a throttle node lets its waiting requests
+ * go instead of making the drain wait for them, as QEMU does.
+ */
 static void quiesce(BdNode *node, int delta)
 {
-    __atomic_add_fetch(&node->quiesce_counter, delta, __ATOMIC_SEQ_CST);
+    int now = __atomic_add_fetch(&node->quiesce_counter, delta,
+                                 __ATOMIC_SEQ_CST);
+
+    if (delta > 0 && now == 1 && node->drv && node->drv->drained_begin) {
+        node->drv->drained_begin(node);
+    } else if (delta < 0 && now == 0 && node->drv &&
+               node->drv->drained_end) {
+        node->drv->drained_end(node);
+    }
     for (guint i = 0; i < node->children->len; i++) {
         quiesce(((BdChild *)node->children->pdata[i])->node, delta);
     }

@@ -157,6 +157,22 @@ static BdNode *backing_node(BdNode *node)
     return c ? c->node : NULL;
 }
 
+/*
+ * The layer image information nests below @node: its backing node, or
+ * for a filter driver the filtered node (QEMU 7.2 nests any filtered
+ * child there, as "backing-image", and counts it in backing_file_depth).
+ */
+static BdNode *filter_or_cow_node(BdNode *node)
+{
+    BdChild *c;
+
+    if (backing_node(node)) {
+        return backing_node(node);
+    }
+    c = node->drv->flags & BD_DRIVER_FILTER ? bd_node_get_file(node) : NULL;
+    return c ? c->node : NULL;
+}
+
 static JsonObject *image_info(BdNode *node, bool flat)
 {
     JsonObject *o = json_object_new();
@@ -176,9 +192,10 @@ static JsonObject *image_info(BdNode *node, bool flat)
     if (node->drv->query_image_info) {
         node->drv->query_image_info(node, o);
     }
-    if (!flat && backing_node(node)) {
+    if (!flat && filter_or_cow_node(node)) {
         json_object_set_object_member(o, "backing-image",
-                                      image_info(backing_node(node), flat));
+                                      image_info(filter_or_cow_node(node),
+                                                 flat));
     }
     return o;
 }
@@ -208,8 +225,8 @@ JsonObject *bd_node_device_info(BdNode *node, bool flat)
     int depth = 0;
 
     /* QEMU counts the chain only for the nested (not flat) answer */
-    for (BdNode *b = flat ? NULL : backing_node(node); b;
-         b = backing_node(b)) {
+    for (BdNode *b = flat ? NULL : filter_or_cow_node(node); b;
+         b = filter_or_cow_node(b)) {
         depth++;
     }
     json_object_set_string_member(o, "file", filename);

@@ -285,6 +285,14 @@ typedef struct BdBlockLimits {
  *     backing file, in the image (what block-stream, block-commit and
  *     change-backing-file finish with); the graph's backing edge is the
  *     core's business.  0 or a negative errno.  NULL: -ENOTSUP.
+ *
+ * @drained_begin: main loop, requests may be in flight.  The node enters
+ *     a drained section (blockdev-del, reopen, a move to another
+ *     IOThread...): the core now waits for its requests, so a driver that
+ *     holds requests back on purpose (throttle) lets them go at once.
+ *     Any thread may still be running the node's requests.  NULL: nothing.
+ * @drained_end: main loop.  The drained section that @drained_begin
+ *     announced is over.  NULL: nothing.
  */
 struct BdBlockDriver {
     uint32_t struct_size;
@@ -367,6 +375,8 @@ struct BdBlockDriver {
     bd_coroutine_fn
     int (*co_change_backing_file)(BdNode *node, const char *file,
                                   const char *fmt);
+    void (*drained_begin)(BdNode *node);
+    void (*drained_end)(BdNode *node);
 };
 
 /*

@@ -21,6 +21,7 @@
 #include <blockd/authz.h>
 #include <blockd/secret.h>
 #include <blockd/tls.h>
+#include <blockd/throttle.h>
 #include <blockd/job.h>
 #include <blockd/qmp.h>
 #include <blockd/socket-activation.h>

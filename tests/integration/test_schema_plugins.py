@@ -143,7 +143,8 @@ class SchemaPluginTests(TestCase):
                                              'object-secret',
                                              'object-authz',
                                              'object-tls-creds',
-                                             'object-thread-context'])
+                                             'object-thread-context',
+                                             'object-throttle-group'])
         client = self.client(plugins)
         self.assertNotIn('testobj', [t['name'] for t in
                                      client.command('qom-list-types')])
