@@ -155,13 +155,22 @@ static bd_coroutine_fn int copy_step(MirrorJob *s, int64_t len, void *buf,
 static bd_coroutine_fn int mirror_run(BdJob *job, GError **errp)
 {
     MirrorJob *s = bd_job_opaque(job);
-    int64_t len, cursor = 0;
+    int64_t len, target_len, cursor = 0;
     void *buf;
     int ret;
 
     len = bd_blk_co_getlength(s->source_blk);
     if (len < 0) {
         return len;
+    }
+    target_len = bd_blk_co_getlength(s->target_blk);
+    if (target_len < 0) {
+        return target_len;
+    }
+    /* QEMU's mirror_run(): neither side is resized */
+    if (target_len != len) {
+        bd_error_setg(errp, "Source and target image have different sizes");
+        return -EINVAL;
     }
     ret = dirty_init(job, s, len);
     if (ret < 0) {

@@ -223,6 +223,27 @@ class BlockdevMirror(cj.ChainCase):
         self.assertEqual(replies[18], {'return': {}})
         self.assertTrue(all('error' in r for r in replies[19:25]), replies)
 
+    def test_shorter_target(self):
+        """A target shorter than the source: the job fails at once, as in
+        qsd (nothing is resized)."""
+        def setup(d):
+            self.setup(d)
+            self.run_command(['qemu-img', 'create', '-q', '-f', 'qcow2',
+                              os.path.join(d, 'tgt.qcow2'), str(4 * MiB)])
+
+        steps = self.blockdev_chain() + [self.target()] + [
+            ('blockdev-mirror', {'device': 'top', 'target': 'tgt',
+                                 'job-id': 'm1', 'sync': 'full'}),
+            done('m1'),
+            ('query-jobs', None),
+        ]
+        ours, _ = self.side_by_side(steps, setup)
+        self.assertIn({'event': 'BLOCK_JOB_COMPLETED', 'data': {
+            'device': 'm1', 'len': 0, 'offset': 0, 'speed': 0,
+            'type': 'mirror',
+            'error': 'Source and target image have different sizes'}},
+            ours[1])
+
     def test_refusals(self):
         """blockd only: what it does not do is refused, never ignored."""
         m = {'device': 'top', 'target': 'tgt', 'sync': 'full',
