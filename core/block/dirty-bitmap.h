@@ -19,6 +19,7 @@
 #include <glib.h>
 #include <json-glib/json-glib.h>
 
+#include <blockd/block-chain.h>
 #include <blockd/dirty-bitmap.h>
 
 #include "block/block-int.h"
@@ -46,8 +47,7 @@ BdDirtyBitmap *bd_dirty_bitmap_create(BdNode *node, uint32_t granularity,
 /* Take @bm off its node and drop the node's reference.  Main loop. */
 void bd_dirty_bitmap_release(BdDirtyBitmap *bm);
 
-/* The granularity block-dirty-bitmap-add uses when none is given. */
-uint32_t bd_node_default_bitmap_granularity(BdNode *node);
+/* bd_node_default_bitmap_granularity(): <blockd/block-chain.h> */
 
 /* ---- the node's side (block-graph.c, block-io.c) ---- */
 

@@ -111,6 +111,14 @@ void bd_block_job_run_co(BdCoroutineEntry *entry, void *opaque);
 bool bd_node_replace(BdNode *from, BdNode *to, GError **errp);
 
 /*
+ * Main loop.  QEMU's bdrv_get_default_bitmap_granularity(): @node's
+ * cluster size clamped to 4 KiB..64 KiB, 64 KiB when its driver reports
+ * none.  What block-dirty-bitmap-add and a mirror take when the user
+ * gives no granularity.
+ */
+uint32_t bd_node_default_bitmap_granularity(BdNode *node);
+
+/*
  * A job's anonymous dirty bitmap on @node with @granularity bytes per
  * bit (a power of two >= 512), recording every write to the node from
  * now on.  Main loop; NULL with @errp set on failure.  Freed with

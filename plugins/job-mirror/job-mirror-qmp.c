@@ -179,7 +179,10 @@ static bool qmp_blockdev_mirror(JsonObject *args, JsonNode **ret,
     if (s->sync == MIRROR_SYNC_TOP && !below(bs)) {
         s->sync = MIRROR_SYNC_FULL;
     }
-    s->granularity = granularity ? granularity : MIRROR_DEFAULT_GRANULARITY;
+    /* QEMU's default: the target's cluster size */
+    s->granularity = granularity ? granularity
+                                 : bd_node_default_bitmap_granularity(
+                                       target_bs);
     if (buf_size == 0) {
         buf_size = MIRROR_DEFAULT_BUF_SIZE;
     }

@@ -32,12 +32,6 @@ typedef struct MirrorJob {
 /* QEMU's DEFAULT_MIRROR_BUF_SIZE */
 #define MIRROR_DEFAULT_BUF_SIZE (1024 * 1024)
 
-/*
- * QEMU's bdrv_get_default_bitmap_granularity() for a target without a
- * cluster size, and for qcow2's default clusters.
- */
-#define MIRROR_DEFAULT_GRANULARITY (64 * 1024)
-
 extern const BdJobType mirror_job_type;
 
 void mirror_job_free(void *opaque);

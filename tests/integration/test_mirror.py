@@ -223,6 +223,30 @@ class BlockdevMirror(cj.ChainCase):
         self.assertEqual(replies[18], {'return': {}})
         self.assertTrue(all('error' in r for r in replies[19:25]), replies)
 
+    def test_default_granularity(self):
+        """Without granularity the job's bitmap takes the target's
+        cluster size (4 KiB here), in blockd as in qsd (where it sits on
+        the mirror's filter node)."""
+        def setup(d):
+            self.setup(d)
+            self.run_command(['qemu-img', 'create', '-q', '-f', 'qcow2',
+                              '-o', 'cluster_size=4096',
+                              os.path.join(d, 'tgt.qcow2'), str(cj.SIZE)])
+
+        steps = self.blockdev_chain() + [self.target()] + [
+            ('blockdev-mirror', {'device': 'top', 'target': 'tgt',
+                                 'job-id': 'm1', 'sync': 'full',
+                                 'speed': 1}),
+            ('query-named-block-nodes', {'flat': True}),
+            ('job-cancel', {'id': 'm1'}),
+            done('m1'),
+        ]
+        for qsd in (False, True):
+            replies, _, _ = self.run_session(qsd, steps, setup)
+            grans = [b['granularity'] for n in replies[5]['return']
+                     for b in n.get('dirty-bitmaps', [])]
+            self.assertEqual(grans, [4096], replies[5])
+
     def test_shorter_target(self):
         """A target shorter than the source: the job fails at once, as in
         qsd (nothing is resized)."""
