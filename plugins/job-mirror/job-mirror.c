@@ -57,50 +57,48 @@ static bd_coroutine_fn int dirty_init(BdJob *job, MirrorJob *s, int64_t len)
     return 0;
 }
 
-static bool buf_is_zero(const void *buf, int64_t n)
-{
-    const unsigned char *p = buf;
-
-    for (int64_t i = 0; i < n; i++) {
-        if (p[i]) {
-            return false;
-        }
-    }
-    return true;
-}
-
 /*
- * Copy @n bytes at @off: a range the source reads as zeroes becomes a
- * zero-write (unmapping), the rest is read and written.  0 or a negative
- * errno with *@is_read telling which side failed.
+ * Copy @n bytes at @off, piece by piece as the source's block status
+ * splits them (QEMU's mirror_iteration()): a piece that reads as zeroes
+ * becomes a zero-write (unmapping), the rest is read and written.  0 or
+ * a negative errno with *@is_read telling which side failed.
  */
 static bd_coroutine_fn int copy_range(MirrorJob *s, int64_t off, int64_t n,
                                       void *buf, bool *is_read)
 {
-    int64_t pnum = 0;
-    int ret;
+    int64_t end = off + n;
 
-    *is_read = true;
-    ret = bd_blk_co_block_status(s->source_blk, true, off, n, &pnum,
-                                 NULL, NULL);
-    if (ret < 0) {
-        return ret;
+    while (off < end) {
+        int64_t pnum = 0;
+        int ret;
+
+        *is_read = true;
+        ret = bd_blk_co_block_status(s->source_blk, true, off, end - off,
+                                     &pnum, NULL, NULL);
+        if (ret < 0) {
+            return ret;
+        }
+        if (pnum <= 0) {
+            return -EIO;
+        }
+        pnum = MIN(pnum, end - off);
+        if (ret & BD_BLOCK_ZERO) {
+            *is_read = false;
+            ret = bd_blk_co_pwrite_zeroes(s->target_blk, off, pnum,
+                                          BD_REQ_MAY_UNMAP);
+        } else {
+            ret = bd_blk_co_pread(s->source_blk, off, pnum, buf, 0);
+            if (ret >= 0) {
+                *is_read = false;
+                ret = bd_blk_co_pwrite(s->target_blk, off, pnum, buf, 0);
+            }
+        }
+        if (ret < 0) {
+            return ret;
+        }
+        off += pnum;
     }
-    if ((ret & BD_BLOCK_ZERO) && pnum >= n) {
-        *is_read = false;
-        return bd_blk_co_pwrite_zeroes(s->target_blk, off, n,
-                                       BD_REQ_MAY_UNMAP);
-    }
-    ret = bd_blk_co_pread(s->source_blk, off, n, buf, 0);
-    if (ret < 0) {
-        return ret;
-    }
-    *is_read = false;
-    if (buf_is_zero(buf, n)) {
-        return bd_blk_co_pwrite_zeroes(s->target_blk, off, n,
-                                       BD_REQ_MAY_UNMAP);
-    }
-    return bd_blk_co_pwrite(s->target_blk, off, n, buf, 0);
+    return 0;
 }
 
 /*

@@ -7,6 +7,7 @@ target holds what the source showed at the pivot (qemu-img compare), an
 export of the source serves the target after it, a soft cancel in READY
 leaves the source in place and the target a consistent copy.
 """
+import json
 import os
 
 import blockd_harness as h
@@ -81,6 +82,24 @@ class BlockdevMirror(cj.ChainCase):
             self.compare(os.path.join(d, 'tgt.qcow2'),
                          os.path.join(d, 'ref.raw'))
             self.check_images(d, 'tgt.qcow2')
+        # what reads as zeroes was not written as data: the target maps
+        # data where qsd's does
+        self.assertEqual(self.data_ranges(ours[2]),
+                         self.data_ranges(theirs[2]))
+
+    def data_ranges(self, d):
+        r = self.run_command(['qemu-img', 'map', '--output=json',
+                              os.path.join(d, 'tgt.qcow2')])
+        self.assertEqual(r.returncode, 0, r.stderr)
+        ranges = []
+        for e in json.loads(r.stdout):
+            if not e['data']:
+                continue
+            if ranges and ranges[-1][1] == e['start']:
+                ranges[-1][1] = e['start'] + e['length']
+            else:
+                ranges.append([e['start'], e['start'] + e['length']])
+        return ranges
 
     def test_top_granularity_buf_size(self):
         """sync top into a target backed by mid: only what the top
