@@ -310,6 +310,15 @@ class BlockdevMirror(cj.ChainCase):
         """An NBD client writes at random into the source while it is
         mirrored (and while READY); at the pivot the target equals the
         source with every write, in blockd as in qsd."""
+        self.nbd_writes('full', None, self.setup)
+
+    def test_nbd_writes_during_sync_top(self):
+        """The same with sync top into a target backed by mid: the
+        client's writes reach the target whether or not the top had
+        defined the range before."""
+        self.nbd_writes('top', 'mid', self.setup_on_mid)
+
+    def nbd_writes(self, sync, backing, setup):
         state = {}
 
         def writer(d, qmp):
@@ -322,10 +331,10 @@ class BlockdevMirror(cj.ChainCase):
             with open(os.path.join(d, 'ref.raw'), 'wb') as f:
                 f.write(ref)
 
-        steps = self.blockdev_chain() + [self.target()] + \
+        steps = self.blockdev_chain() + [self.target(backing)] + \
             self.export_steps(True) + [
                 ('blockdev-mirror', {'device': 'top', 'target': 'tgt',
-                                     'job-id': 'm1', 'sync': 'full',
+                                     'job-id': 'm1', 'sync': sync,
                                      'speed': 8 * MiB}),
                 writer,
                 ('WAIT', 'BLOCK_JOB_READY', {'device': 'm1'}),
@@ -335,7 +344,7 @@ class BlockdevMirror(cj.ChainCase):
                 ('block-export-del', {'id': 'e'}),
             ]
         for qsd in (False, True):
-            replies, events, d = self.run_session(qsd, steps, self.setup)
+            replies, events, d = self.run_session(qsd, steps, setup)
             self.assertTrue(all('return' in r for r in replies), replies)
             self.assertGreater(state[d], 0)
             self.assertEqual(replies[-2]['return'][0]['node-name'], 'tgt')
