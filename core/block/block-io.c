@@ -1249,3 +1249,11 @@ int bd_node_co_copy_on_read(BdNode *node, int64_t offset, int64_t bytes)
     tracked_end(&req, ACCT_NONE, ret, aoff, aend - aoff);
     return ret;
 }
+
+int bd_child_co_copy_on_read(BdChild *child, int64_t offset, int64_t bytes)
+{
+    if (!(child->perm & (BD_PERM_WRITE | BD_PERM_WRITE_UNCHANGED))) {
+        return -EPERM;
+    }
+    return bd_node_co_copy_on_read(child->node, offset, bytes);
+}
