@@ -176,5 +176,62 @@ class CopyOnReadTest(h.TestCase):
                           if m['depth'] == 0 and m['data']],
                          [(0, 128 * KIB)])
 
+    def test_read_only(self):
+        """A copy-on-read node over a read-only top image is refused, as
+        by qsd: its child permission asks for write-unchanged, even when
+        the filter itself is read-only."""
+        steps = self.chain_steps({})[:2] + [
+            ('blockdev-add', {'driver': 'qcow2', 'node-name': 'top',
+                              'backing': 'mid', 'read-only': True,
+                              'file': {'driver': 'file',
+                                       'filename': 'WORKDIR/top.qcow2'}}),
+            ('blockdev-add', {'driver': 'copy-on-read', 'node-name': 'cor',
+                              'file': 'top'}),
+            ('blockdev-add', {'driver': 'copy-on-read', 'node-name': 'cor2',
+                              'file': 'top', 'read-only': True}),
+        ]
+        ours = self.assert_same(steps)
+        refused = {'error': {'class': 'GenericError',
+                             'desc': 'Block node is read-only'}}
+        self.assertEqual(ours[0][3:], [refused, refused])
+
+    def test_writes_pass_through(self):
+        """Writes, zeroes and a flush through the filter reach the top
+        image; reading them back gives what was written."""
+        steps = self.chain_steps({}) + self.export_steps()
+        results = {}
+        for name, start in self.daemons():
+            workdir = self.make_tmpdir()
+            self.make_chain(workdir)
+            sock = os.path.join(workdir, 'qmp.sock')
+            d = start(['--chardev', f'socket,id=mon,path={sock},server=on,'
+                       'wait=off', '--monitor', 'chardev=mon'])
+            d.wait_for_socket_file(sock)
+            qmp = self.qmp(sock)
+            for cmd, arguments in steps:
+                arguments = json.loads(json.dumps(arguments).replace(
+                    'WORKDIR', workdir))
+                self.assertIn('return', qmp.execute(cmd, arguments))
+            c = nbd.NBD()
+            c.set_export_name('cor')
+            c.connect_unix(os.path.join(workdir, 'nbd.sock'))
+            c.pwrite(b'\x33' * 4096, 8192)
+            c.zero(4096, 0)
+            c.flush()
+            data = c.pread(16384, 0)
+            c.shutdown()
+            qmp.execute('quit')
+            d.stop()
+            mapping = json.loads(self.qemu_img(
+                'map', '--output=json', '-f', 'qcow2',
+                os.path.join(workdir, 'top.qcow2')))
+            for m in mapping:
+                m.pop('offset', None)
+            results[name] = (data, mapping)
+        self.assertEqual(results['blockd'], results['qsd'])
+        self.assertEqual(results['blockd'][0],
+                         b'\0' * 4096 + b'\x11' * 4096 + b'\x33' * 4096 +
+                         b'\x11' * 4096)
+
 if __name__ == '__main__':
     h.main()
