@@ -579,10 +579,14 @@ static int check_write(BdNode *node, int64_t offset, int64_t bytes)
     if (node->read_only) {
         return -EPERM;
     }
-    /* growing is for protocols some user may resize (a format's file) */
+    /*
+     * growing is for protocols some user may resize (a format's file),
+     * and for the filters between a format and its file (preallocate,
+     * throttle): their child decides, as in QEMU
+     */
     if (beyond_eof(node, offset, bytes) &&
         !((node->perm & BD_PERM_RESIZE) &&
-          !(node->drv->flags & (BD_DRIVER_FORMAT | BD_DRIVER_FILTER)))) {
+          !(node->drv->flags & BD_DRIVER_FORMAT))) {
         return -EIO;
     }
     return 0;
