@@ -24,7 +24,10 @@
 typedef struct PreallocOpts {
     int64_t prealloc_size;
     int64_t prealloc_align;
+    bool has[2];                /* given: [0] prealloc-align, [1] -size */
 } PreallocOpts;
+
+static const char *const opt_names[] = { "prealloc-align", "prealloc-size" };
 
 typedef struct PreallocNode {
     BdChild *file;
@@ -54,11 +57,12 @@ static bool absorb_opts(PreallocOpts *dest, JsonObject *opts, BdChild *file,
 {
     uint32_t file_align =
         bd_node_get_request_alignment(bd_child_get_node(file));
-    const char *names[] = { "prealloc-align", "prealloc-size" };
+    const char *const *names = opt_names;
     int64_t defaults[] = { 1 << 20, 128 << 20 };
     int64_t values[2];
 
     for (int i = 0; i < 2; i++) {
+        dest->has[i] = json_object_has_member(opts, names[i]);
         values[i] = json_object_get_int_member_with_default(opts, names[i],
                                                             defaults[i]);
         if (values[i] < 0) {
@@ -102,8 +106,18 @@ static bool prealloc_reopen_prepare(BdNode *node, JsonObject *options,
                                     void **state, GError **errp)
 {
     PreallocNode *s = bd_node_get_opaque(node);
-    PreallocOpts *o = g_new0(PreallocOpts, 1);
+    PreallocOpts *o;
 
+    /* both options are mutable: once given, a reopen must give them */
+    for (int i = 0; i < 2; i++) {
+        if (s->opts.has[i] && !json_object_has_member(options,
+                                                      opt_names[i])) {
+            bd_error_setg(errp, "Option '%s' cannot be reset to its "
+                          "default value", opt_names[i]);
+            return false;
+        }
+    }
+    o = g_new0(PreallocOpts, 1);
     if (!absorb_opts(o, options, s->file, errp)) {
         g_free(o);
         return false;

@@ -130,5 +130,70 @@ class PreallocateTest(h.TestCase):
         self.assertGreaterEqual(ours[1][0], 128 * MIB)
 
 
+    def test_cut_back_when_format_goes(self):
+        """blockdev-del of the qcow2 node drops write and resize on the
+        filter: the file is cut back to its data there and then, while
+        the daemon runs (QEMU's check_perm); a block_resize through the
+        filter, and a reopen with new options, as qsd."""
+        results = {}
+        for name, start in self.daemons():
+            workdir = self.make_tmpdir()
+            img = os.path.join(workdir, 'img.qcow2')
+            subprocess.run(['qemu-img', 'create', '-q', '-f', 'qcow2', img,
+                            str(64 * MIB)], check=True)
+            sock = os.path.join(workdir, 'qmp.sock')
+            d = start(['--chardev', f'socket,id=mon,path={sock},server=on,'
+                       'wait=off', '--monitor', 'chardev=mon'])
+            d.wait_for_socket_file(sock)
+            qmp = self.qmp(sock)
+            out = []
+
+            def run(cmd, arguments):
+                arguments = json.loads(json.dumps(arguments).replace(
+                    'WORKDIR', workdir))
+                out.append(qmp.execute(cmd, arguments))
+                out.append(os.path.getsize(img))
+
+            for cmd, arguments in (self.steps({'prealloc-size': 2 * MIB})
+                                   + self.export_steps()):
+                run(cmd, arguments)
+            c = nbd.NBD()
+            c.set_export_name('fmt')
+            c.connect_unix(os.path.join(workdir, 'nbd.sock'))
+            c.pwrite(b'\x5a' * 65536, 3 * MIB)
+            c.flush()
+            out.append(os.path.getsize(img))
+            c.shutdown()
+            run('block-export-del', {'id': 'exp'})
+            run('block_resize', {'node-name': 'fmt', 'size': 128 * MIB})
+            # the format goes: the file is cut back now
+            run('blockdev-del', {'node-name': 'fmt'})
+            run('blockdev-add', {'driver': 'qcow2', 'node-name': 'fmt',
+                                 'file': 'pre'})
+            run('blockdev-reopen', {'options': [{
+                'driver': 'preallocate', 'node-name': 'pre',
+                'file': 'proto', 'prealloc-size': 8 * MIB,
+                'prealloc-align': 4 * MIB}]})
+            run('blockdev-reopen', {'options': [{
+                'driver': 'preallocate', 'node-name': 'pre',
+                'file': 'proto', 'prealloc-align': 4 * MIB}]})
+            run('blockdev-reopen', {'options': [{
+                'driver': 'preallocate', 'node-name': 'pre',
+                'file': 'proto', 'prealloc-size': 0,
+                'prealloc-align': 100}]})
+            run('blockdev-del', {'node-name': 'fmt'})
+            run('blockdev-del', {'node-name': 'pre'})
+            qmp.execute('quit')
+            d.stop()
+            out.append(os.path.getsize(img))
+            results[name] = json.loads(json.dumps(out).replace(
+                workdir, 'WORKDIR'))
+        self.assertEqual(results['blockd'], results['qsd'])
+        sizes = results['blockd']
+        # grown ahead by the write, cut back by the blockdev-del of fmt
+        self.assertGreaterEqual(sizes[10], 2 * MIB)
+        self.assertEqual(sizes[15], {'return': {}})
+        self.assertLess(sizes[16], MIB)
+
 if __name__ == '__main__':
     h.main()
