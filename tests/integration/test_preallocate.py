@@ -104,11 +104,12 @@ class PreallocateTest(h.TestCase):
             ('blockdev-add', {'driver': 'preallocate', 'node-name': 'p5',
                               'file': 'proto', 'prealloc-align': 1536,
                               'prealloc-size': 0}),
+            ('query-named-block-nodes', {'flat': True}),
             ('blockdev-del', {'node-name': 'p5'}),
         ]
         ours = self.assert_same(steps)
         self.assertIn('error', ours[0][1])
-        self.assertEqual(ours[0][5], {'return': {}})
+        self.assertEqual(ours[0][7], {'return': {}})
 
     def test_grows_in_steps_and_truncates_back(self):
         """prealloc-size 4 MiB, prealloc-align 1 MiB: the file grows
