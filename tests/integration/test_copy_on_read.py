@@ -7,6 +7,7 @@ after qsd ran the same sequence), and with 'bottom' only what the layers
 down to the bottom node define."""
 import json
 import os
+import re
 import subprocess
 
 import nbd
@@ -82,8 +83,10 @@ class CopyOnReadTest(h.TestCase):
                 os.path.join(workdir, 'top.qcow2')))
             for m in mapping:
                 m.pop('offset', None)       # host offsets may differ
-            results[name] = (json.loads(json.dumps(replies).replace(
-                workdir, 'WORKDIR')), data, mapping)
+            # implicit node names are numbered differently
+            replies = re.sub(r'#block[0-9]+', '#blockN',
+                             json.dumps(replies).replace(workdir, 'WORKDIR'))
+            results[name] = (json.loads(replies), data, mapping)
         return results['blockd'], results['qsd']
 
     def chain_steps(self, cor_options):
@@ -232,6 +235,22 @@ class CopyOnReadTest(h.TestCase):
         self.assertEqual(results['blockd'][0],
                          b'\0' * 4096 + b'\x11' * 4096 + b'\x33' * 4096 +
                          b'\x11' * 4096)
+
+    def test_query_over_file(self):
+        """query-named-block-nodes and query-block of copy-on-read nodes
+        (with and without bottom) over a plain qcow2 image: as qsd's."""
+        steps = self.chain_steps({})[:1] + [
+            ('blockdev-add', {'driver': 'copy-on-read', 'node-name': 'c1',
+                              'file': 'base'}),
+            ('blockdev-add', {'driver': 'copy-on-read', 'node-name': 'c2',
+                              'file': 'base', 'bottom': 'base'}),
+            ('query-named-block-nodes', {'flat': True}),
+            ('query-named-block-nodes', {}),
+            ('blockdev-del', {'node-name': 'c2'}),
+            ('blockdev-del', {'node-name': 'c1'}),
+            ('blockdev-del', {'node-name': 'base'}),
+        ]
+        self.assert_same(steps)
 
 if __name__ == '__main__':
     h.main()
