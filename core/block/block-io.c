@@ -579,10 +579,14 @@ static int check_write(BdNode *node, int64_t offset, int64_t bytes)
     if (node->read_only) {
         return -EPERM;
     }
-    /* growing is for protocols some user may resize (a format's file) */
+    /*
+     * growing is for protocols some user may resize (a format's file),
+     * and for the filters between a format and its file (preallocate,
+     * throttle): their child decides, as in QEMU
+     */
     if (beyond_eof(node, offset, bytes) &&
         !((node->perm & BD_PERM_RESIZE) &&
-          !(node->drv->flags & (BD_DRIVER_FORMAT | BD_DRIVER_FILTER)))) {
+          !(node->drv->flags & BD_DRIVER_FORMAT))) {
         return -EIO;
     }
     return 0;
@@ -1248,4 +1252,12 @@ int bd_node_co_copy_on_read(BdNode *node, int64_t offset, int64_t bytes)
     free(buf);
     tracked_end(&req, ACCT_NONE, ret, aoff, aend - aoff);
     return ret;
+}
+
+int bd_child_co_copy_on_read(BdChild *child, int64_t offset, int64_t bytes)
+{
+    if (!(child->perm & (BD_PERM_WRITE | BD_PERM_WRITE_UNCHANGED))) {
+        return -EPERM;
+    }
+    return bd_node_co_copy_on_read(child->node, offset, bytes);
 }

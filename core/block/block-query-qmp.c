@@ -173,6 +173,37 @@ static BdNode *filter_or_cow_node(BdNode *node)
     return c ? c->node : NULL;
 }
 
+/*
+ * A filter shows the cluster size of the node it filters (QEMU's
+ * bdrv_get_info() passes through filters that have none of their own).
+ */
+static void filter_cluster_size(BdNode *node, JsonObject *o)
+{
+    BdNode *below = node;
+    JsonObject *tmp;
+
+    while (below->drv && (below->drv->flags & BD_DRIVER_FILTER) &&
+           !below->drv->query_image_info) {
+        BdChild *c = bd_node_get_file(below);
+
+        if (!c) {
+            return;
+        }
+        below = c->node;
+    }
+    if (below == node || !below->drv || !below->drv->query_image_info) {
+        return;
+    }
+    tmp = json_object_new();
+    below->drv->query_image_info(below, tmp);
+    if (json_object_has_member(tmp, "cluster-size")) {
+        json_object_set_int_member(o, "cluster-size",
+                                   json_object_get_int_member(
+                                       tmp, "cluster-size"));
+    }
+    json_object_unref(tmp);
+}
+
 static JsonObject *image_info(BdNode *node, bool flat)
 {
     JsonObject *o = json_object_new();
@@ -191,6 +222,8 @@ static JsonObject *image_info(BdNode *node, bool flat)
     json_object_set_int_member(o, "virtual-size", node->total_bytes);
     if (node->drv->query_image_info) {
         node->drv->query_image_info(node, o);
+    } else {
+        filter_cluster_size(node, o);
     }
     if (!flat && filter_or_cow_node(node)) {
         json_object_set_object_member(o, "backing-image",

@@ -421,6 +421,17 @@ bd_coroutine_fn
 int bd_child_co_truncate(BdChild *child, int64_t offset, bool exact,
                          BdPreallocMode prealloc, BdRequestFlags flags,
                          GError **errp);
+/*
+ * Copy-on-read through the child (QEMU's BDRV_REQ_COPY_ON_READ, for a
+ * copy-on-read filter): what the child node does not define itself in
+ * the @bytes at @offset is read through it (from its backing chain) and
+ * written into it unchanged.  Serialised against overlapping requests on
+ * the node, so a newer write is neither lost nor overwritten.  Needs the
+ * WRITE or WRITE_UNCHANGED permission on the edge (-EPERM otherwise).
+ * 0 or a negative errno.
+ */
+bd_coroutine_fn
+int bd_child_co_copy_on_read(BdChild *child, int64_t offset, int64_t bytes);
 
 #ifdef __cplusplus
 }

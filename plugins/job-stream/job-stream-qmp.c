@@ -126,8 +126,11 @@ static bool qmp_block_stream(JsonObject *args, JsonNode **ret, GError **errp)
         if (!bottom_bs) {
             return false;
         }
-        if (!strcmp(bd_node_get_driver_name(bottom_bs), "copy-on-read") ||
-            !strcmp(bd_node_get_driver_name(bottom_bs), "throttle")) {
+        const BdBlockDriver *bottom_drv =
+            bd_block_driver_find(bd_node_get_driver_name(bottom_bs), NULL);
+
+        /* any filter driver (throttle, copy-on-read, preallocate, ...) */
+        if (bottom_drv && (bottom_drv->flags & BD_DRIVER_FILTER)) {
             bd_error_setg(errp, "Node '%s' is a filter, use a non-filter "
                           "node as 'bottom'", bottom);
             return false;

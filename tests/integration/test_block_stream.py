@@ -130,6 +130,27 @@ class BlockStream(cj.ChainCase):
         steps += [('query-jobs', None), ('query-block-jobs', None)]
         self.side_by_side(steps, self.setup)
 
+    def test_filter_as_bottom(self):
+        """A filter named as 'bottom' is refused by its kind, whatever
+        the filter driver (copy-on-read, preallocate), as in QEMU."""
+        chain = self.blockdev_chain()
+        # the top image's own file under a preallocate filter
+        top = dict(chain[-1][1])
+        top['file'] = 'pref'
+        steps = chain[:-1] + [
+            ('blockdev-add', {'driver': 'file', 'node-name': 'topf',
+                              'filename': chain[-1][1]['file']['filename']}),
+            ('blockdev-add', {'driver': 'preallocate', 'node-name': 'pref',
+                              'file': 'topf'}),
+            ('blockdev-add', top),
+            ('blockdev-add', {'driver': 'copy-on-read', 'node-name': 'corf',
+                              'file': 'top'}),
+            ('block-stream', {'device': 'top', 'bottom': 'corf'}),
+            ('block-stream', {'device': 'top', 'bottom': 'pref'}),
+            ('query-jobs', None),
+        ]
+        self.side_by_side(steps, self.setup)
+
     def test_manual_finalize_and_dismiss(self):
         """auto-finalize=false waits in PENDING (BLOCK_JOB_PENDING), the
         graph unchanged until block-job-finalize; auto-dismiss=false
