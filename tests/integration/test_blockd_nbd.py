@@ -277,7 +277,7 @@ class BlockdNbdTest(h.TestCase):
         img = self.make_qcow2('n.qcow2')
         for args, what in ((['-t', '-c', '/dev/nbd0', img], '-c'),
                            (['-t', '-d', img], '-d'),
-                           (['-t', '-L'], '-L'),
+                           (['-L', '-T', 'nbd_*'], '-T/--trace in list mode'),
                            (['-t', '-l', 's1', img], '-l'),
                            (['-t', '-s', img], '-s'),
                            (['-k', self.sock('n'), img], '-t/--persistent')):
@@ -286,6 +286,42 @@ class BlockdNbdTest(h.TestCase):
             self.assertIn(what, res.stderr)
             self.assertIn('not supported by blockd-nbd yet', res.stderr)
             self.assertFalse(os.path.exists(self.sock('n')))
+
+    def test_list_prints_what_qemu_nbd_prints(self):
+        # -L of each tool against a server of each tool, over UNIX and TCP.
+        img = self.make_qcow2('l.qcow2', bitmap='b0')
+        opts = ['-r', '-e', '3', '-x', 'foo', '-D', 'my disk', '-A', '-B',
+                'b0']
+        uris = self.both(lambda who: img, lambda who: opts, name='foo')
+        port = str(h.free_port())
+        d = self.serve('blockd', ['-t', '-r', '-b', '127.0.0.1', '-p', port,
+                                  '-f', 'qcow2', img])
+        d.wait_until(lambda: self.run_command(
+            ['nbdinfo', '--size', f'nbd://127.0.0.1:{port}']).returncode
+            == 0, 'the TCP port to accept')
+        for where in ([['-k', self.sock(who)] for who in ('qemu', 'blockd')]
+                      + [['-b', '127.0.0.1', '-p', port]]):
+            want = self.run_ok([QEMU_NBD, '-L'] + where)
+            got = self.run_ok([TOOL, '-L'] + where)
+            self.assertEqual(got, want, where)
+            self.assertTrue(want.startswith('exports available: 1\n'))
+            self.assertIn('qemu:dirty-bitmap:b0' if '-k' in where
+                          else 'base:allocation', got)
+
+    def test_list_mode_bad_input_like_qemu_nbd(self):
+        missing = os.path.join(self.tmpdir, 'missing.sock')
+        for args in (['-L', 'file'], ['-L', '-x', 'a'], ['-L', '-f', 'raw'],
+                     ['-L', '-A'], ['-L', '-o', '1'], ['-L', '-n'],
+                     ['-L', '-B', 'b'], ['-L', '--fork'], ['-L', '-k', 'rel'],
+                     ['-L', '-k', missing],
+                     ['-L', '-b', '127.0.0.1', '-p', str(h.free_port())]):
+            want = self.run_command([QEMU_NBD] + args)
+            got = self.run_command([TOOL] + args, env=self.env)
+            self.assertEqual(
+                (got.returncode, got.stderr.replace('blockd-nbd', 'PROG')),
+                (want.returncode, want.stderr.replace('qemu-nbd', 'PROG')),
+                args)
+            self.assertEqual(got.returncode, 1, args)
 
     def test_help_and_version(self):
         res = self.run_command([TOOL, '--help'], env=self.env)
