@@ -253,6 +253,7 @@ class BlockdNbdTest(h.TestCase):
 
     def test_bad_input_like_qemu_nbd(self):
         img = self.make_qcow2('b.qcow2')
+        missing = os.path.join(self.tmpdir, 'missing.img')
         cases = [
             [], [img, img], ['--bogus', img], ['-Z', img], ['--pid-file'],
             ['-k'], ['-o', 'x', img], ['--discard=x', img],
@@ -261,6 +262,9 @@ class BlockdNbdTest(h.TestCase):
             ['--cache=none', '-n', img], ['-n', '-n', img],
             ['--cache=foo', img], ['-e', 'x', img], ['-e', '-1', img],
             ['--detect-zeroes=unmap', img],
+            ['-t', '-k', self.sock('x'), '-f', 'raw', missing],
+            ['-t', '-r', '-k', self.sock('x'), missing],
+            ['-t', '-k', self.sock('x'), self.tmpdir],
         ]
         for args in cases:
             want = self.run_command([QEMU_NBD] + args)
