@@ -283,7 +283,6 @@ class BlockdNbdTest(h.TestCase):
                            (['-t', '-d', img], '-d'),
                            (['-L', '-T', 'nbd_*'], '-T/--trace in list mode'),
                            (['-t', '-l', 's1', img], '-l'),
-                           (['-t', '-s', img], '-s'),
                            (['-k', self.sock('n'), img], '-t/--persistent')):
             res = self.run_command([TOOL] + args, env=self.env)
             self.assertEqual(res.returncode, 1, args)
@@ -326,6 +325,24 @@ class BlockdNbdTest(h.TestCase):
                 (want.returncode, want.stderr.replace('qemu-nbd', 'PROG')),
                 args)
             self.assertEqual(got.returncode, 1, args)
+
+    def test_snapshot_writes_go_to_a_temporary_overlay(self):
+        for fmt, img in (('qcow2', self.make_qcow2('s.qcow2')),
+                         ('raw', self.make_raw('s.img'))):
+            pristine = img + '.orig'
+            shutil.copyfile(img, pristine)
+            uris = self.both(lambda who: img,
+                             lambda who: ['-s', '-f', fmt], tag='-s' + fmt)
+            self.compare_views(uris)
+            for uri in uris:
+                self.run_ok(['qemu-io', '-f', 'raw', '-c',
+                             'write -P 7 1M 64k', '-c', 'write -z 2M 64k',
+                             '-c', 'read -P 7 1M 64k', uri])
+            self.compare_views(uris)
+            # The image itself is untouched.
+            self.assertEqual(self.run_command(
+                ['qemu-img', 'compare', '-U', '-f', fmt, '-F', fmt, img,
+                 pristine]).returncode, 0, fmt)
 
     def test_help_and_version(self):
         res = self.run_command([TOOL, '--help'], env=self.env)
