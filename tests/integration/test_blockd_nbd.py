@@ -11,6 +11,7 @@ import shutil
 import subprocess
 
 import blockd_harness as h
+from test_nbd_tls import TlsMaterial
 
 TOOL = os.environ.get('BLOCKD_NBD') or os.path.join(
     os.environ['BLOCKD_SOURCE_ROOT'], 'tools', 'blockd-nbd')
@@ -343,6 +344,32 @@ class BlockdNbdTest(h.TestCase):
             self.assertEqual(self.run_command(
                 ['qemu-img', 'compare', '-U', '-f', fmt, '-F', fmt, img,
                  pristine]).returncode, 0, fmt)
+
+    def test_tls_creds(self):
+        for tool in ('certtool', 'psktool'):
+            if shutil.which(tool) is None:
+                self.skipTest(f'{tool} is not installed')
+        tls = TlsMaterial()
+        self.addCleanup(tls.remove)
+        img = self.make_qcow2('t.qcow2')
+        uris = self.both(lambda who: img, lambda who: [
+            '-r', '-x', 'disk', '--object',
+            f'tls-creds-x509,id=tls0,dir={tls.server},endpoint=server',
+            '--tls-creds', 'tls0'], tag='-tls')
+        views = []
+        for uri in uris:
+            sock = uri.split('socket=')[1]
+            # Without TLS the export is not served ...
+            res = self.run_command(['nbdinfo', '--size',
+                                    f'nbd+unix:///disk?socket={sock}'])
+            self.assertNotEqual(res.returncode, 0, res.stdout)
+            # ... with the client's certificates it is.
+            tls_uri = (f'nbds+unix:///disk?socket={sock}'
+                       f'&tls-certificates={tls.client}')
+            views.append((self.info_json(tls_uri),
+                          self.nbdinfo(tls_uri, '--map')))
+        self.assertEqual(views[1], views[0])
+        self.assertTrue(views[0][0]['TLS'])
 
     def test_help_and_version(self):
         res = self.run_command([TOOL, '--help'], env=self.env)
