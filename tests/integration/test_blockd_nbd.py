@@ -9,6 +9,7 @@ import json
 import os
 import shutil
 import subprocess
+import time
 
 import blockd_harness as h
 from test_nbd_tls import TlsMaterial
@@ -232,6 +233,42 @@ class BlockdNbdTest(h.TestCase):
 
     # -- lifecycles ------------------------------------------------------
 
+    def test_without_t_ends_when_the_last_client_leaves(self):
+        img = self.make_qcow2('e.qcow2')
+        for who in ('qemu', 'blockd'):
+            sock = self.sock(who + '-e')
+            d = self.serve(who, ['-r', '-e', '2', '-k', sock, img])
+            d.wait_for_socket_file(sock)
+            # A client that fails to negotiate does not end the server ...
+            res = self.run_command(['nbdinfo', '--size',
+                                    f'nbd+unix:///nope?socket={sock}'])
+            self.assertNotEqual(res.returncode, 0)
+            self.assertTrue(d.running(), who)
+            # ... one that negotiated does, once no other is connected.
+            self.nbdinfo(f'nbd+unix:///?socket={sock}', '--size')
+            self.assertEqual(d.wait(), 0, who)
+
+    def test_fork_without_t(self):
+        img = self.make_qcow2('g.qcow2')
+        pid_path = os.path.join(self.tmpdir, 'g.pid')
+        res = self.run_command([TOOL, '--fork', '--pid-file', pid_path,
+                                '-k', self.sock('g'), img], env=self.env)
+        self.assertEqual(res.returncode, 0, res.stderr)
+        with open(pid_path) as f:
+            pid = int(f.read().strip())
+        self.addCleanup(h.stop_pid, pid)
+        self.nbdinfo(f'nbd+unix:///?socket={self.sock("g")}', '--size')
+        # The server ends on its own after its client.
+        deadline = time.monotonic() + h.STOP_TIMEOUT
+        while time.monotonic() < deadline:
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                break
+            time.sleep(0.05)
+        with self.assertRaises(ProcessLookupError):
+            os.kill(pid, 0)
+
     def test_fork_pid_file_and_sigterm(self):
         img = self.make_qcow2('f.qcow2')
         pid_path = os.path.join(self.tmpdir, 'f.pid')
@@ -283,8 +320,8 @@ class BlockdNbdTest(h.TestCase):
         for args, what in ((['-t', '-c', '/dev/nbd0', img], '-c'),
                            (['-t', '-d', img], '-d'),
                            (['-L', '-T', 'nbd_*'], '-T/--trace in list mode'),
-                           (['-t', '-l', 's1', img], '-l'),
-                           (['-k', self.sock('n'), img], '-t/--persistent')):
+                           (['-t', '-k', self.sock('n'), '-l', 's1', img],
+                            '-l')):
             res = self.run_command([TOOL] + args, env=self.env)
             self.assertEqual(res.returncode, 1, args)
             self.assertIn(what, res.stderr)
