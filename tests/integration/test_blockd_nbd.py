@@ -30,6 +30,7 @@ class BlockdNbdTest(h.TestCase):
             if shutil.which(prog) is None:
                 self.skipTest(f'{prog} is not installed')
         self.env = h.child_env(BLOCKD_NBD_DAEMON=h.BLOCKD)
+        self.served = []    # the servers both() started
 
     # -- helpers ---------------------------------------------------------
 
@@ -95,6 +96,7 @@ class BlockdNbdTest(h.TestCase):
             d = self.serve(who, ['-t', '-k', sock] +
                            args_for(who) + [image_for(who)])
             d.wait_for_socket_file(sock)
+            self.served.append(d)
             uris.append(f'nbd+unix:///{name}?socket={sock}')
         return uris
 
@@ -198,7 +200,9 @@ class BlockdNbdTest(h.TestCase):
         for n, opts in enumerate((['-f', 'qcow2', '-n'],
                      ['-f', 'qcow2', '--cache=writethrough',
                       '--discard=unmap'],
-                     ['--image-opts', '--cache=unsafe'])):
+                     ['--image-opts', '--cache=unsafe'],
+                     # aio=native needs cache.direct: both reach file.*
+                     ['--image-opts', '-n', '--aio=native'])):
             images = self.copies(img, tag=str(n))
 
             def image_for(who):
@@ -212,8 +216,12 @@ class BlockdNbdTest(h.TestCase):
                 self.run_ok(['qemu-io', '-f', 'raw', '-c',
                              'write -P 7 3M 64k', '-c', 'flush', uri])
             self.compare_views(uris)
+            # On disk once both have closed the image (with cache=unsafe
+            # nothing is flushed before).
+            for d in self.served[-2:]:
+                self.assertEqual(d.stop(), 0, d.stderr())
             self.assertEqual(self.run_command(
-                ['qemu-img', 'compare', '-U', images[0], images[1]]).returncode,
+                ['qemu-img', 'compare', images[0], images[1]]).returncode,
                 0, opts)
 
     def test_offset_tcp_port_and_bind(self):
