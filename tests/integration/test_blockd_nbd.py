@@ -239,6 +239,19 @@ class BlockdNbdTest(h.TestCase):
         self.assertEqual(self.nbdinfo(uris[1], '--size').strip(),
                          str(4 * MiB - 256 * 1024))
 
+    def test_offset_on_qcow2_and_json(self):
+        img = self.make_qcow2('o.qcow2')
+        uris = self.both(lambda who: img,
+                         lambda who: ['-r', '-f', 'qcow2', '-o', '65536'])
+        self.compare_views(uris)
+        spec = 'json:' + json.dumps({'driver': 'qcow2', 'file': {
+            'driver': 'file', 'filename': img}})
+        uris = self.both(lambda who: spec,
+                         lambda who: ['-r', '-o', '1048576'], tag='-json')
+        self.compare_views(uris)
+        self.assertEqual(self.nbdinfo(uris[1], '--size').strip(),
+                         str(3 * MiB))
+
     # -- lifecycles ------------------------------------------------------
 
     def test_without_t_ends_when_the_last_client_leaves(self):
