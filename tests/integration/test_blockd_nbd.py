@@ -8,7 +8,6 @@ qemu-nbd's; what is not built yet must be refused, never ignored.
 import json
 import os
 import shutil
-import subprocess
 import time
 
 import blockd_harness as h
@@ -354,7 +353,7 @@ class BlockdNbdTest(h.TestCase):
         img = self.make_qcow2('l.qcow2', bitmap='b0')
         opts = ['-r', '-e', '3', '-x', 'foo', '-D', 'my disk', '-A', '-B',
                 'b0']
-        uris = self.both(lambda who: img, lambda who: opts, name='foo')
+        self.both(lambda who: img, lambda who: opts, name='foo')
         port = str(h.free_port())
         d = self.serve('blockd', ['-t', '-r', '-b', '127.0.0.1', '-p', port,
                                   '-f', 'qcow2', img])
