@@ -259,6 +259,8 @@ static void client_entry(void *opaque)
     if (ret == 0) {
         BdAioContext *ctx = nbd_export_next_context(c->exp);
 
+        c->negotiated = true;
+
         bd_export_ref(c->exp->exp);
         if (ctx != c->ctx) {
             /* no waiters now; drop the read interest kept lazily */
@@ -294,6 +296,11 @@ static void client_shutdown(void *opaque)
 void nbd_client_drop(NbdClient *c)
 {
     client_shutdown(c);
+}
+
+bool nbd_client_negotiated(NbdClient *c)
+{
+    return c->negotiated;
 }
 
 int64_t nbd_client_negotiating_since(NbdClient *c)

@@ -53,6 +53,7 @@ struct NbdClient {
     gint closing;               /* nbd_client_close() was called */
     bool broken;                /* a send failed: the stream is lost */
     int64_t negotiating_since;  /* bd_clock_ns() at accept; -1 after */
+    bool negotiated;            /* reached the transmission phase */
     BdAioTimer *handshake_timer; /* drops a client too slow to negotiate */
     NbdTls *tls;                /* TLS is required (NULL: never offered) */
     bool tls_active;            /* after STARTTLS: all traffic is TLS */

@@ -90,6 +90,9 @@ NbdClient *nbd_client_new(int fd, NbdTlsConfig *tls,
  */
 int64_t nbd_client_negotiating_since(NbdClient *c);
 
+/* Whether @c finished its negotiation (reached the transmission phase). */
+bool nbd_client_negotiated(NbdClient *c);
+
 /*
  * Hang up on @c, which is still negotiating (main loop): its socket is
  * shut down and the connection ends as soon as it runs, as when its

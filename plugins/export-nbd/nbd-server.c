@@ -21,6 +21,7 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -63,6 +64,7 @@ typedef struct NbdServer {
     bool backoff;               /* out of descriptors: wait for retry */
     BdAioTimer *retry_timer;    /* ends a backoff, or an eviction wait */
     NbdTlsConfig *tls;          /* NULL: no TLS */
+    bool exit_after_last_client; /* see nbd_server_client_gone() */
 } NbdServer;
 
 static NbdServer *server;
@@ -258,6 +260,15 @@ void nbd_server_client_gone(NbdClient *c)
     if (g_list_find(server->clients, c)) {
         server->clients = g_list_remove(server->clients, c);
         server->nclients--;
+        /*
+         * blockd-nbd(8) without -t: qemu-nbd ends once a client that
+         * negotiated leaves and no other is connected; the daemon then
+         * shuts down as on SIGTERM (its exports closed, exit status 0).
+         */
+        if (server->exit_after_last_client && server->nclients == 0 &&
+            nbd_client_negotiated(c)) {
+            kill(getpid(), SIGTERM);
+        }
     }
     if (server->backoff) {
         /* its descriptor is closed once this returns: try then */
@@ -362,6 +373,12 @@ bool nbd_qmp_server_start(JsonObject *args, JsonNode **ret, GError **errp)
     server->listen_fds = g_array_new(FALSE, FALSE, sizeof(int));
     g_array_append_val(server->listen_fds, fd);
     server->socket_file = socket_file;
+    /*
+     * Set only by blockd-nbd(8) for qemu-nbd's default (no -t): not a
+     * QMP argument, so that nbd-server-start stays qsd's.
+     */
+    server->exit_after_last_client =
+        g_strcmp0(g_getenv("BLOCKD_NBD_EXIT_AFTER_LAST_CLIENT"), "1") == 0;
     if (socket_file) {
         static bool registered;
 
