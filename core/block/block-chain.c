@@ -5,6 +5,7 @@
  * <blockd/block-chain.h> documents each.
  */
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <blockd/block-chain.h>
@@ -257,4 +258,57 @@ void bd_block_job_bitmap_reset(BdDirtyBitmap *bm, int64_t offset,
 uint64_t bd_block_job_bitmap_count(BdDirtyBitmap *bm)
 {
     return bd_dirty_bitmap_count(bm);
+}
+
+BdNode *bd_node_backing_node(BdNode *node)
+{
+    BdChild *c = bd_node_get_backing(node);
+
+    return c ? bd_child_get_node(c) : NULL;
+}
+
+bool bd_node_file_is(BdNode *node, const char *name)
+{
+    g_autofree char *fn = bd_node_get_filename(node);
+    g_autofree char *a = NULL, *b = NULL;
+
+    if (!strcmp(name, fn)) {
+        return true;
+    }
+    a = realpath(name, NULL);
+    b = realpath(fn, NULL);
+    return a && b && !strcmp(a, b);
+}
+
+BdNode *bd_node_find_backing_image(BdNode *top, const char *filename)
+{
+    for (BdNode *n = bd_node_backing_node(top); n;
+         n = bd_node_backing_node(n)) {
+        if (bd_node_file_is(n, filename)) {
+            return n;
+        }
+    }
+    return NULL;
+}
+
+int bd_node_chain_depth(BdNode *top, BdNode *node)
+{
+    int d = 1;
+
+    for (BdNode *n = top; n; n = bd_node_backing_node(n), d++) {
+        if (n == node) {
+            return d;
+        }
+    }
+    return 0;
+}
+
+BdNode *bd_node_find_overlay(BdNode *active, BdNode *node)
+{
+    for (BdNode *n = active; n; n = bd_node_backing_node(n)) {
+        if (bd_node_backing_node(n) == node) {
+            return n;
+        }
+    }
+    return NULL;
 }

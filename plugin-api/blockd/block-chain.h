@@ -50,6 +50,24 @@ bool bd_block_job_check_node(BdNode *node, GError **errp);
  */
 bool bd_node_is_root(BdNode *node);
 
+/*
+ * Main loop.  Walking a backing chain, as the chain jobs' checks do:
+ * bd_node_backing_node() is the node below @node (its backing child's
+ * node), or NULL; bd_node_file_is() says whether @filename names the
+ * file of @node (as given, or the same file by its real path);
+ * bd_node_find_backing_image() is QEMU's bdrv_find_backing_image(): the
+ * first node below @top whose file @filename names, or NULL;
+ * bd_node_chain_depth() is @node's depth in @top's chain (@top itself 1),
+ * 0 if it is not in it; bd_node_find_overlay() is QEMU's
+ * bdrv_find_overlay(): the node in @active's chain whose backing node is
+ * @node, or NULL.
+ */
+BdNode *bd_node_backing_node(BdNode *node);
+bool bd_node_file_is(BdNode *node, const char *filename);
+BdNode *bd_node_find_backing_image(BdNode *top, const char *filename);
+int bd_node_chain_depth(BdNode *top, BdNode *node);
+BdNode *bd_node_find_overlay(BdNode *active, BdNode *node);
+
 /* Main loop.  Release a handle from bd_block_job_blk_new(); NULL: no-op. */
 void bd_block_job_blk_free(BdBlockBackend *blk);
 

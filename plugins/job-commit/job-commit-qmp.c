@@ -9,62 +9,6 @@
 #include "job-commit.h"
 #include "job-commit-schema.h"
 
-/* The node below @node in its backing chain, or NULL. */
-static BdNode *below(BdNode *node)
-{
-    BdChild *c = bd_node_get_backing(node);
-
-    return c ? bd_child_get_node(c) : NULL;
-}
-
-static bool same_file(const char *name, BdNode *node)
-{
-    g_autofree char *fn = bd_node_get_filename(node);
-    g_autofree char *a = NULL, *b = NULL;
-
-    if (!strcmp(name, fn)) {
-        return true;
-    }
-    a = realpath(name, NULL);
-    b = realpath(fn, NULL);
-    return a && b && !strcmp(a, b);
-}
-
-/* QEMU's bdrv_find_backing_image(), by file name. */
-static BdNode *find_backing_image(BdNode *top, const char *name)
-{
-    for (BdNode *n = below(top); n; n = below(n)) {
-        if (same_file(name, n)) {
-            return n;
-        }
-    }
-    return NULL;
-}
-
-/* Depth of @node in @top's chain (top 1), 0 if it is not in it. */
-static int chain_depth(BdNode *top, BdNode *node)
-{
-    int d = 1;
-
-    for (BdNode *n = top; n; n = below(n), d++) {
-        if (n == node) {
-            return d;
-        }
-    }
-    return 0;
-}
-
-/* QEMU's bdrv_find_overlay(): the node whose backing is @node. */
-static BdNode *find_overlay(BdNode *active, BdNode *node)
-{
-    for (BdNode *n = active; n; n = below(n)) {
-        if (below(n) == node) {
-            return n;
-        }
-    }
-    return NULL;
-}
-
 static BdNode *lookup(const char *name, GError **errp)
 {
     BdNode *node = bd_node_find(name);
@@ -92,7 +36,7 @@ static CommitJob *commit_new(BdNode *overlay, BdNode *top, BdNode *base,
     s->overlay = overlay;
     s->top = top;
     s->base = base;
-    s->base_depth = chain_depth(top, base);
+    s->base_depth = bd_node_chain_depth(top, base);
     s->backing_file = g_strdup(backing_file);
     s->on_error = bd_job_on_error_parse(bd_json_get_str(args, "on-error",
                                                         NULL));
@@ -108,7 +52,7 @@ static bool commit_take_nodes(CommitJob *s, BdNode *bs, GError **errp)
     BdBlockBackend *blk;
 
     /* the device and the overlay: nobody changes their chain meanwhile */
-    for (BdNode *n = bs; n != s->top; n = below(n)) {
+    for (BdNode *n = bs; n != s->top; n = bd_node_backing_node(n)) {
         blk = bd_block_job_blk_new(n, "commit", 0,
                                    SHARED_BASIC | BD_PERM_RESIZE, errp);
         if (!blk) {
@@ -117,7 +61,7 @@ static bool commit_take_nodes(CommitJob *s, BdNode *bs, GError **errp)
         g_ptr_array_add(s->held, blk);
     }
     /* the layers that go away: nobody may write them */
-    for (BdNode *n = below(s->top); n && n != s->base; n = below(n)) {
+    for (BdNode *n = bd_node_backing_node(s->top); n && n != s->base; n = bd_node_backing_node(n)) {
         blk = bd_block_job_blk_new(n, "commit", 0, SHARED_BASIC, errp);
         if (!blk) {
             return false;
@@ -184,13 +128,13 @@ static bool qmp_block_commit(JsonObject *args, JsonNode **ret, GError **errp)
         if (!top_bs) {
             return false;
         }
-        if (!chain_depth(bs, top_bs)) {
+        if (!bd_node_chain_depth(bs, top_bs)) {
             bd_error_setg(errp, "'%s' is not in this backing file chain",
                           top_node);
             return false;
         }
-    } else if (top && !same_file(top, bs)) {
-        top_bs = find_backing_image(bs, top);
+    } else if (top && !bd_node_file_is(bs, top)) {
+        top_bs = bd_node_find_backing_image(bs, top);
     }
     if (!top_bs) {
         bd_error_setg(errp, "Top image file %s not found", top ? top : "NULL");
@@ -204,13 +148,13 @@ static bool qmp_block_commit(JsonObject *args, JsonNode **ret, GError **errp)
         if (!base_bs) {
             return false;
         }
-        if (!chain_depth(top_bs, base_bs)) {
+        if (!bd_node_chain_depth(top_bs, base_bs)) {
             bd_error_setg(errp, "'%s' is not in this backing file chain",
                           base_node);
             return false;
         }
     } else if (base) {
-        base_bs = find_backing_image(top_bs, base);
+        base_bs = bd_node_find_backing_image(top_bs, base);
         if (!base_bs) {
             bd_error_setg(errp, "Can't find '%s' in the backing chain", base);
             return false;
@@ -218,11 +162,11 @@ static bool qmp_block_commit(JsonObject *args, JsonNode **ret, GError **errp)
     } else {
         /* QEMU's bdrv_find_base(): the bottom of the chain */
         base_bs = top_bs;
-        while (below(base_bs)) {
-            base_bs = below(base_bs);
+        while (bd_node_backing_node(base_bs)) {
+            base_bs = bd_node_backing_node(base_bs);
         }
     }
-    for (BdNode *n = top_bs; n && n != below(base_bs); n = below(n)) {
+    for (BdNode *n = top_bs; n && n != bd_node_backing_node(base_bs); n = bd_node_backing_node(n)) {
         if (!bd_block_job_check_node(n, errp)) {
             return false;
         }
@@ -245,7 +189,7 @@ static bool qmp_block_commit(JsonObject *args, JsonNode **ret, GError **errp)
         }
         overlay = NULL;
     } else {
-        overlay = find_overlay(bs, top_bs);
+        overlay = bd_node_find_overlay(bs, top_bs);
         if (!bd_block_job_check_node(overlay, errp)) {
             return false;
         }

@@ -21,13 +21,6 @@ static BdNode *lookup(const char *name, GError **errp)
     return node;
 }
 
-static BdNode *below(BdNode *node)
-{
-    BdChild *c = bd_node_get_backing(node);
-
-    return c ? bd_child_get_node(c) : NULL;
-}
-
 static MirrorSync parse_sync(const char *name)
 {
     if (!strcmp(name, "top")) {
@@ -176,7 +169,7 @@ static bool qmp_blockdev_mirror(JsonObject *args, JsonNode **ret,
     s->source = bs;
     s->target = target_bs;
     s->sync = parse_sync(sync_name);
-    if (s->sync == MIRROR_SYNC_TOP && !below(bs)) {
+    if (s->sync == MIRROR_SYNC_TOP && !bd_node_backing_node(bs)) {
         s->sync = MIRROR_SYNC_FULL;
     }
     /* QEMU's default: the target's cluster size */

@@ -9,52 +9,6 @@
 #include "job-stream.h"
 #include "job-stream-schema.h"
 
-/* The node below @node in its backing chain, or NULL. */
-static BdNode *below(BdNode *node)
-{
-    BdChild *c = bd_node_get_backing(node);
-
-    return c ? bd_child_get_node(c) : NULL;
-}
-
-/* @name names the file of @node (as given, or the same file). */
-static bool same_file(const char *name, BdNode *node)
-{
-    g_autofree char *fn = bd_node_get_filename(node);
-    g_autofree char *a = NULL, *b = NULL;
-
-    if (!strcmp(name, fn)) {
-        return true;
-    }
-    a = realpath(name, NULL);
-    b = realpath(fn, NULL);
-    return a && b && !strcmp(a, b);
-}
-
-/* QEMU's bdrv_find_backing_image(), by file name. */
-static BdNode *find_backing_image(BdNode *top, const char *name)
-{
-    for (BdNode *n = below(top); n; n = below(n)) {
-        if (same_file(name, n)) {
-            return n;
-        }
-    }
-    return NULL;
-}
-
-/* Depth of @node in @top's chain (top 1), 0 if it is not in it. */
-static int chain_depth(BdNode *top, BdNode *node)
-{
-    int d = 1;
-
-    for (BdNode *n = top; n; n = below(n), d++) {
-        if (n == node) {
-            return d;
-        }
-    }
-    return 0;
-}
-
 static BdNode *lookup(const char *name, GError **errp)
 {
     BdNode *node = bd_node_find(name);
@@ -104,7 +58,7 @@ static bool qmp_block_stream(JsonObject *args, JsonNode **ret, GError **errp)
         return false;
     }
     if (base) {
-        base_bs = find_backing_image(bs, base);
+        base_bs = bd_node_find_backing_image(bs, base);
         if (!base_bs) {
             bd_error_setg(errp, "Can't find '%s' in the backing chain", base);
             return false;
@@ -115,7 +69,7 @@ static bool qmp_block_stream(JsonObject *args, JsonNode **ret, GError **errp)
         if (!base_bs) {
             return false;
         }
-        if (bs == base_bs || chain_depth(bs, base_bs) == 0) {
+        if (bs == base_bs || bd_node_chain_depth(bs, base_bs) == 0) {
             bd_error_setg(errp, "Node '%s' is not a backing image of '%s'",
                           base_node, device);
             return false;
@@ -135,15 +89,15 @@ static bool qmp_block_stream(JsonObject *args, JsonNode **ret, GError **errp)
                           "node as 'bottom'", bottom);
             return false;
         }
-        if (chain_depth(bs, bottom_bs) == 0) {
+        if (bd_node_chain_depth(bs, bottom_bs) == 0) {
             bd_error_setg(errp, "Node '%s' is not in a chain starting from "
                           "'%s'", bottom, device);
             return false;
         }
-        base_bs = below(bottom_bs);
+        base_bs = bd_node_backing_node(bottom_bs);
     }
     /* QEMU's op blockers, from the top down to the base (or bottom) */
-    for (BdNode *n = bs; n && n != base_bs; n = below(n)) {
+    for (BdNode *n = bs; n && n != base_bs; n = bd_node_backing_node(n)) {
         if (!bd_block_job_check_node(n, errp)) {
             return false;
         }
@@ -175,7 +129,7 @@ static bool qmp_block_stream(JsonObject *args, JsonNode **ret, GError **errp)
     s = g_new0(StreamJob, 1);
     s->top = bs;
     s->base = base_bs;
-    s->base_depth = base_bs ? chain_depth(bs, base_bs) : INT_MAX;
+    s->base_depth = base_bs ? bd_node_chain_depth(bs, base_bs) : INT_MAX;
     s->backing_file = g_strdup(backing_file);
     s->on_error = bd_job_on_error_parse(bd_json_get_str(args, "on-error",
                                                         NULL));
@@ -207,7 +161,7 @@ static bool qmp_block_stream(JsonObject *args, JsonNode **ret, GError **errp)
         bd_job_early_fail(job);
         return false;
     }
-    for (BdNode *n = below(bs); n && n != base_bs; n = below(n)) {
+    for (BdNode *n = bd_node_backing_node(bs); n && n != base_bs; n = bd_node_backing_node(n)) {
         BdBlockBackend *blk = bd_block_job_blk_new(n, "stream", 0,
                                                    SHARED_BASIC, errp);
 
