@@ -779,6 +779,7 @@ int bd_node_co_pdiscard(BdNode *node, int64_t offset, int64_t bytes)
     int64_t max = node->bl.max_pdiscard ? node->bl.max_pdiscard : INT64_MAX;
     BdTrackedRequest req;
     int64_t start, end;
+    bool mark;
     int ret = check_range(node, offset, bytes);
 
     if (ret < 0) {
@@ -795,15 +796,19 @@ int bd_node_co_pdiscard(BdNode *node, int64_t offset, int64_t bytes)
     }
     /*
      * QEMU marks the whole range of a discard the driver could handle,
-     * whatever part of it the alignment lets through.
+     * whatever part of it the alignment lets through, once the discard
+     * is done (bdrv_co_write_req_finish()): marked before, a copy from
+     * a dirty bitmap (the active commit) could clear the bits and read
+     * the old data before the discard lands, and never copy again.
      */
-    if (drv->co_pdiscard || (!drv->co_pwritev && filtered_child(node))) {
-        bd_node_set_dirty(node, offset, bytes);
-    }
+    mark = drv->co_pdiscard || (!drv->co_pwritev && filtered_child(node));
     /* discard is advisory: drop what is not whole granules */
     start = ALIGN_UP(offset, align);
     end = ALIGN_DOWN(offset + bytes, align);
     if (start >= end) {
+        if (mark) {
+            bd_node_set_dirty(node, offset, bytes);
+        }
         return 0;
     }
     tracked_begin(&req, node, start, end - start, false);
@@ -822,6 +827,9 @@ int bd_node_co_pdiscard(BdNode *node, int64_t offset, int64_t bytes)
         ret = 0;
     }
     tracked_end(&req, ACCT_DISCARD, ret, start, end - start);
+    if (mark) {
+        bd_node_set_dirty(node, offset, bytes);
+    }
     return ret;
 }
 

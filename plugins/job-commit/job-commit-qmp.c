@@ -208,22 +208,6 @@ static bool qmp_block_commit(JsonObject *args, JsonNode **ret, GError **errp)
                                        base_bs : overlay));
         return false;
     }
-    if (!overlay) {
-        uint64_t perm, shared;
-
-        /*
-         * blockd's active commit does not copy safely yet while the top
-         * is written (an export's write during the copy hung the node in
-         * testing): refused while anyone holds the write permission.
-         */
-        bd_node_get_perm(top_bs, &perm, &shared);
-        if (perm & BD_PERM_WRITE) {
-            bd_error_setg(errp, "Committing the active layer '%s' while it "
-                          "is written (e.g. by a writable export) is not "
-                          "supported yet", device);
-            return false;
-        }
-    }
     s = commit_new(overlay, top_bs, base_bs, backing_file, args);
     s->active = overlay == NULL;
     /* without job-id: the device's BlockBackend name, "" in qsd */

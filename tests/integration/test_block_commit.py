@@ -8,10 +8,9 @@ top records.
 
 The active layer too: READY, then the pivot on block-job-complete (an
 NBD export of the top serves the base after it), soft and forced cancels.
-Unlike qsd, blockd refuses to commit the active layer while it is
-written (a writable export): a blockd-only test checks the refusal.
-(An export's write during an active commit hung the node in testing;
-until that is understood the refusal keeps data and daemon safe.)
+An NBD client writing at random into the exported top while the active
+layer is committed: the base ends equal to the top with the writes, in
+blockd as in qsd.
 """
 import os
 
@@ -330,21 +329,67 @@ class BlockCommit(cj.ChainCase):
             for img in ('base.qcow2', 'mid.qcow2', 'top.qcow2'):
                 self.check_image(os.path.join(d, img))
 
-    def test_active_commit_refuses_writers(self):
-        """blockd only: the active layer is not committed while it is
-        written (a writable export); blockd says so instead of risking
-        the copy (qsd mirrors the writes)."""
-        steps = self.blockdev_chain() + self.export_steps(True) + [
-            ('block-commit', {'device': 'top', 'job-id': 'c1'}),
-            ('query-jobs', None),
+    def active_commit_with_writer(self, qsd, export_first=False):
+        """One daemon: a writable export of the top (added after the job
+        started, or before with `export_first`; an export's writes were
+        reported to hang blockd's node, and blockd refused the commit of
+        a written top), and an NBD client writing at random into it while the
+        top is committed into mid (400 writes, while the job runs and
+        once READY: bounded by the job, not by time); after job-complete
+        mid holds what the top showed with the writes, every image is
+        consistent and the export serves mid.  Into mid, not the base:
+        qsd refuses the export then, as mid would be an intermediate node
+        the job does not share for consistent reads."""
+        state = {}
+
+        def writer(d, qmp):
+            with open(os.path.join(d, 'ref.raw'), 'rb') as f:
+                ref = bytearray(f.read())
+            state['during'] = cj.nbd_random_writes(
+                self, d, qmp, ref, 'c1', seed=3,
+                statuses=('created', 'running', 'ready'), limit=400)
+            with open(os.path.join(d, 'ref.raw'), 'wb') as f:
+                f.write(ref)
+
+        commit = [('block-commit', {'device': 'top', 'job-id': 'c1',
+                                    'base-node': 'mid',
+                                    'speed': 4 * cj.MiB})]
+        export = self.export_steps(True)
+        steps = self.blockdev_chain() + (
+            export + commit if export_first else commit + export) + [
+            writer,
+            ('WAIT', 'BLOCK_JOB_READY', {'device': 'c1'}),
+            ('block-job-complete', {'device': 'c1'}),
+            done('c1'),
+            ('query-block-exports', None),
+            ('block-export-del', {'id': 'e'}),
         ]
-        replies, events, d = self.run_session(False, steps, self.setup)
-        self.assertEqual(replies[-2], {'error': {
-            'class': 'GenericError',
-            'desc': "Committing the active layer 'top' while it is written "
-                    "(e.g. by a writable export) is not supported yet"}})
-        self.assertEqual(replies[-1], {'return': []})
-        self.check_untouched(d)
+        replies, events, d = self.run_session(qsd, steps, self.setup)
+        self.assertTrue(all('return' in r for r in replies), replies)
+        self.assertEqual(state['during'], 400)
+        self.assertEqual(replies[-2]['return'][0]['node-name'], 'mid')
+        self.assertEqual([e['data']['status'] for e in events
+                          if e['event'] == 'JOB_STATUS_CHANGE'],
+                         ['created', 'running', 'ready', 'waiting',
+                          'pending', 'concluded', 'null'])
+        self.compare(os.path.join(d, 'mid.qcow2'),
+                     os.path.join(d, 'ref.raw'))
+        for img in ('base.qcow2', 'mid.qcow2', 'top.qcow2'):
+            self.check_image(os.path.join(d, img))
+
+    def test_active_commit_nbd_writer(self):
+        """An exported, written top committed, as qsd 7.2 allows."""
+        self.active_commit_with_writer(False)
+
+    def test_active_commit_nbd_writer_qsd(self):
+        self.active_commit_with_writer(True)
+
+    def test_active_commit_nbd_writer_export_first(self):
+        """The export there before the job (refused by blockd until now)."""
+        self.active_commit_with_writer(False, export_first=True)
+
+    def test_active_commit_nbd_writer_export_first_qsd(self):
+        self.active_commit_with_writer(True, export_first=True)
 
 if __name__ == '__main__':
     h.main()
