@@ -4,8 +4,11 @@
  * A scheduled BH sits in its context's list; bd_aio_bh_poll() moves the
  * whole list into a batch on its own stack and runs that batch, so BHs
  * scheduled by the callbacks run in the next iteration (a BH that
- * reschedules itself cannot starve the loop), and a nested
- * bd_aio_poll() from a callback only runs newer BHs.  The lists are
+ * reschedules itself cannot starve the loop).  A nested bd_aio_poll()
+ * from a callback runs what is left of the outer batches first, then its
+ * own (the context keeps the batches in a list, oldest first), so a
+ * callback that waits in a drain is not waiting for a BH queued behind
+ * it.  The lists are
  * sentinel-headed rings, so cancelling a BH unlinks it from whichever
  * list (context or batch) it is in.
  */
@@ -111,41 +114,57 @@ void bd_aio_wait_kick(BdAioContext *ctx)
     bd_aio_bh_schedule_oneshot(ctx, aio_wait_kick_cb, NULL);
 }
 
+/* One bd_aio_bh_poll() call's batch, on its stack. */
+typedef struct BdAioBHSlice {
+    BdAioLink bhs;
+    struct BdAioBHSlice *next;
+} BdAioBHSlice;
+
 bool bd_aio_bh_pending(BdAioContext *ctx)
 {
     bool pending;
 
     g_mutex_lock(&ctx->lock);
     pending = !bd_aio_link_empty(&ctx->bh_list);
+    for (BdAioBHSlice *s = ctx->bh_slices; s && !pending; s = s->next) {
+        pending = !bd_aio_link_empty(&s->bhs);
+    }
     g_mutex_unlock(&ctx->lock);
     return pending;
 }
 
 bool bd_aio_bh_poll(BdAioContext *ctx)
 {
-    BdAioLink batch;
+    BdAioBHSlice slice;
+    BdAioBHSlice *s;
     bool progress = false;
 
     g_mutex_lock(&ctx->lock);
-    if (bd_aio_link_empty(&ctx->bh_list)) {
-        g_mutex_unlock(&ctx->lock);
-        return false;
+    if (!bd_aio_link_empty(&ctx->bh_list)) {
+        /* Splice the context's list into a new batch, the newest. */
+        slice.bhs.next = ctx->bh_list.next;
+        slice.bhs.prev = ctx->bh_list.prev;
+        slice.bhs.next->prev = &slice.bhs;
+        slice.bhs.prev->next = &slice.bhs;
+        bd_aio_link_init(&ctx->bh_list);
+        slice.next = NULL;
+        *ctx->bh_slices_tail = &slice;
+        ctx->bh_slices_tail = &slice.next;
     }
-    /* Splice the context's list into the batch. */
-    batch.next = ctx->bh_list.next;
-    batch.prev = ctx->bh_list.prev;
-    batch.next->prev = &batch;
-    batch.prev->next = &batch;
-    bd_aio_link_init(&ctx->bh_list);
 
-    for (;;) {
+    /* Oldest batch first: an outer call's leftovers before ours. */
+    while ((s = ctx->bh_slices)) {
         BdAioBH *bh;
         bool oneshot;
 
-        if (bd_aio_link_empty(&batch)) {
-            break;
+        if (bd_aio_link_empty(&s->bhs)) {
+            ctx->bh_slices = s->next;
+            if (!ctx->bh_slices) {
+                ctx->bh_slices_tail = &ctx->bh_slices;
+            }
+            continue;
         }
-        bh = (BdAioBH *)batch.next;
+        bh = (BdAioBH *)s->bhs.next;
         bd_aio_link_unlink(&bh->link);
         bh->scheduled = false;
         oneshot = bh->oneshot;

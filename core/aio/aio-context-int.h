@@ -60,6 +60,15 @@ struct BdAioContext {
     int notified;
 
     BdAioLink bh_list;      /* scheduled BHs, in scheduling order */
+    /*
+     * The batches bd_aio_bh_poll() calls are running, oldest first (home
+     * thread, under @lock).  A BH whose callback polls the context again
+     * (a drain in a job's finalize) runs what is left of the outer
+     * batches too, as QEMU's BH slices do: otherwise it waits for a BH
+     * (a request's completion) that only runs after it returns.
+     */
+    struct BdAioBHSlice *bh_slices;
+    struct BdAioBHSlice **bh_slices_tail;
 
     BdAioTimer *timers;     /* armed timers by deadline */
     int64_t first_deadline; /* atomic copy of timers->expire or INT64_MAX */

@@ -113,6 +113,8 @@ BdAioContext *bd_aio_context_new(GError **errp)
     g_mutex_init(&ctx->lock);
     g_mutex_init(&ctx->thread_pool_lock);
     bd_aio_link_init(&ctx->bh_list);
+    ctx->bh_slices = NULL;
+    ctx->bh_slices_tail = &ctx->bh_slices;
     ctx->first_deadline = INT64_MAX;
     ctx->timerfd_armed = -1;
     ctx->sched_tail = &ctx->sched_head;

@@ -171,6 +171,33 @@ static void test_bh_reschedule(void)
     g_assert_cmpint(s.runs, ==, 3);
 }
 
+/*
+ * A BH callback that polls its context until a later BH of the same
+ * batch has run (what a job's finalize does when it drains a node whose
+ * request completes through a BH queued behind it).  Polls a bounded
+ * number of times so that the old behaviour fails instead of hanging.
+ */
+static void poll_until_count(void *opaque)
+{
+    int *n = opaque;
+
+    for (int i = 0; i < 100 && !__atomic_load_n(n, __ATOMIC_SEQ_CST); i++) {
+        bd_aio_poll(main_ctx, false);
+    }
+    g_assert_cmpint(*n, ==, 1);
+}
+
+static void test_bh_nested_poll(void)
+{
+    int n = 0;
+
+    bd_aio_bh_schedule_oneshot(main_ctx, poll_until_count, &n);
+    bd_aio_bh_schedule_oneshot(main_ctx, count_cb, &n);
+    g_assert_true(bd_aio_poll(main_ctx, false));
+    g_assert_cmpint(n, ==, 1);
+    g_assert_false(bd_aio_poll(main_ctx, false));   /* ran once only */
+}
+
 typedef struct BHThreadState {
     BdAioContext *ctx;
     int per_thread;
@@ -553,6 +580,7 @@ int main(int argc, char **argv)
     g_test_add_func("/aio/fd-remove-in-dispatch", test_fd_remove_in_dispatch);
     g_test_add_func("/aio/bh-reusable", test_bh_reusable);
     g_test_add_func("/aio/bh-reschedule", test_bh_reschedule);
+    g_test_add_func("/aio/bh-nested-poll", test_bh_nested_poll);
     g_test_add_func("/aio/bh-other-threads", test_bh_other_threads);
     g_test_add_func("/aio/timers-order", test_timers_order);
     g_test_add_func("/aio/gsource-main-loop", test_gsource);
