@@ -134,6 +134,17 @@ class RandomIoTest(blockd_harness.TestCase):
                     batch.append(h.aio_trim(length, offset))
             self.complete(h, batch, image)
             self.complete(h, [h.aio_flush()], image)
+            # reads of 1 MiB, spanning clusters mapped all over the file
+            # (the driver reads those side by side), return what was
+            # written
+            ref.flush()
+            size = h.get_size()
+            ref.seek(0)
+            for off in range(0, size, MIB):
+                n = min(MIB, size - off)
+                self.assertEqual(h.pread(n, off), ref.read(n),
+                                 f'seed {SEED}: the read of {n} bytes at '
+                                 f'{off}')
             h.shutdown()
         finally:
             # after a failure, no orderly shutdown: it would wait for
