@@ -6,8 +6,10 @@ character devices; absolute and partial paths; QEMU's errors.  Every
 reply is compared with qsd's; a changed iothread parameter is seen by
 query-iothreads too."""
 import ctypes
+import errno
 import json
 import os
+import time
 
 import blockd_harness as h
 
@@ -278,6 +280,7 @@ class QomTest(h.TestCase):
         for serial in (good, b64, bad64):
             self.addCleanup(unlink_session_key, serial)
         unlink_session_key(gone)
+        wait_key_destroyed(gone)
 
         def add(ident, **props):
             return ('object-add', dict(props, **{'qom-type': 'secret_keyring',
@@ -397,6 +400,7 @@ SYS_ADD_KEY = 248
 SYS_KEYCTL = 250
 KEY_SPEC_SESSION_KEYRING = -3
 KEYCTL_UNLINK = 9
+KEYCTL_DESCRIBE = 6
 
 
 def add_session_key(payload):
@@ -415,6 +419,23 @@ def unlink_session_key(serial):
     """Take the key out of the session keyring (it goes away)."""
     _libc.syscall(SYS_KEYCTL, KEYCTL_UNLINK, ctypes.c_long(serial),
                   ctypes.c_long(KEY_SPEC_SESSION_KEYRING))
+
+
+def wait_key_destroyed(serial, timeout=10.0):
+    """Wait until the kernel's key collector has destroyed an unlinked
+    key: until then reading it fails with EACCES (no longer possessed),
+    afterwards with ENOKEY, and both daemons must meet the same one."""
+    buf = ctypes.create_string_buffer(256)
+    deadline = time.monotonic() + timeout
+    while True:
+        r = _libc.syscall(SYS_KEYCTL, KEYCTL_DESCRIBE, ctypes.c_long(serial),
+                          buf, ctypes.c_long(len(buf)))
+        if r < 0 and ctypes.get_errno() == errno.ENOKEY:
+            return
+        if time.monotonic() > deadline:
+            raise AssertionError(f'key {serial} still exists {timeout} s '
+                                 'after its unlink')
+        time.sleep(0.02)
 
 
 if __name__ == '__main__':
